@@ -1,0 +1,172 @@
+//! The one error type of `bkv-protocol`.
+//!
+//! spec/conventions.md §7 (error-code registry): every verification failure in the
+//! spec has exactly one stable dotted code, and every code has exactly one variant
+//! here. Variants carry no data, so a failure is never an oracle (compare rust-hpke's
+//! `OpenError`); the doc comment of a variant is its human-readable description.
+//!
+//! Sections follow the spec files. Add a variant in the section of the spec file
+//! that defines its code, and add the code to the spec's registry in the same change;
+//! `tests/registry.rs` fails if the two disagree.
+
+macro_rules! define_errors {
+    ($( $(#[doc = $doc:literal])+ $variant:ident => $code:literal, )*) => {
+        /// A protocol failure, identified by its stable spec code ([`Error::code`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum Error {
+            $(
+                $(#[doc = $doc])+
+                #[error("{}: {}", $code, concat!($($doc),+).trim())]
+                $variant,
+            )*
+        }
+
+        impl Error {
+            /// Every error, in registry order.
+            pub const ALL: &'static [Error] = &[$(Error::$variant),*];
+
+            /// The stable spec code, e.g. `bundle.countersignature.missing`.
+            pub const fn code(&self) -> &'static str {
+                match self { $(Error::$variant => $code,)* }
+            }
+
+            /// The one-line description from the registry.
+            pub fn description(&self) -> &'static str {
+                match self { $(Error::$variant => concat!($($doc),+).trim(),)* }
+            }
+
+            /// The error with this spec code, if there is one.
+            pub fn from_code(code: &str) -> Option<Error> {
+                match code { $($code => Some(Error::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+define_errors! {
+    // ---- spec/conventions.md §3: deterministic CBOR -------------------------------
+    /// The input is not well-formed CBOR (truncated, reserved additional information, invalid UTF-8).
+    CborMalformed => "cbor.malformed",
+    /// Bytes follow the single top-level CBOR data item.
+    CborTrailingBytes => "cbor.trailing_bytes",
+    /// An integer, length or tag is not encoded in its shortest form.
+    CborNonMinimal => "cbor.non_minimal",
+    /// An indefinite-length string, array or map was used.
+    CborIndefiniteLength => "cbor.indefinite_length",
+    /// Map keys are not in bytewise lexicographic order of their encodings.
+    CborMapUnsorted => "cbor.map.unsorted",
+    /// A map key appears twice.
+    CborMapDuplicateKey => "cbor.map.duplicate_key",
+    /// A floating-point number was used.
+    CborFloat => "cbor.float",
+    /// A simple value other than false, true or null was used.
+    CborSimpleUnsupported => "cbor.simple.unsupported",
+    /// A tag that the structure does not allow was used.
+    CborTagUnknown => "cbor.tag.unknown",
+    /// Arrays and maps are nested deeper than the limit.
+    CborDepthExceeded => "cbor.depth_exceeded",
+    /// Deterministic CBOR that does not match the structure's CDDL (missing, extra or mistyped field).
+    CborSchema => "cbor.schema",
+
+    // ---- spec/conventions.md §4: COSE algorithms and keys --------------------------
+    /// The algorithm is the deprecated polymorphic EdDSA (-8) or ES256 (-7); bkv requires Ed25519 (-19) or ESP256 (-9).
+    CoseAlgorithmDeprecated => "cose.algorithm.deprecated",
+    /// The algorithm is not one bkv supports.
+    CoseAlgorithmUnsupported => "cose.algorithm.unsupported",
+    /// The public key is not a valid key for its algorithm.
+    CoseKeyInvalid => "cose.key.invalid",
+
+    // ---- spec/validation-bundle.md §5: client verification -------------------------
+    /// The bundle is not a tagged COSE_Sign1 (tag 18) with an attached payload.
+    BundleNotSign1 => "bundle.envelope.not_sign1",
+    /// A required protected header parameter (alg, kid, content type, CWT claims) is missing or malformed.
+    BundleHeaderMissing => "bundle.header.missing",
+    /// A header parameter appears where it is not allowed (unprotected alg/kid/claims, or in both buckets).
+    BundleHeaderMisplaced => "bundle.header.misplaced",
+    /// The content type is not application/bkv-fleet-key-set+cbor.
+    BundleContentType => "bundle.header.content_type",
+    /// The signer's kid names no pinned third-party anchor.
+    BundleSignerUnknown => "bundle.signer.unknown",
+    /// The third-party anchor is outside its not_before/not_after window at verification time.
+    BundleSignerExpired => "bundle.signer.expired",
+    /// The header algorithm differs from the algorithm of the anchor key.
+    BundleAlgorithmMismatch => "bundle.algorithm.mismatch",
+    /// The third-party signature does not verify.
+    BundleSignatureInvalid => "bundle.signature.invalid",
+    /// The CWT claims do not match (iss is not the anchor's name, sub is not the fleet id, iat outside the anchor window).
+    BundleClaimsMismatch => "bundle.claims.mismatch",
+    /// No operator countersignature at unprotected label 11.
+    BundleCountersignatureMissing => "bundle.countersignature.missing",
+    /// Label 11 holds more than one countersignature.
+    BundleCountersignatureMultiple => "bundle.countersignature.multiple",
+    /// A countersignature in a forbidden form is present (label 7, 9 or 12).
+    BundleCountersignatureForbiddenLabel => "bundle.countersignature.forbidden_label",
+    /// The countersignature is not a well-formed COSE_Countersignature.
+    BundleCountersignatureMalformed => "bundle.countersignature.malformed",
+    /// The countersigner's kid names no pinned operator anchor.
+    BundleCountersignerUnknown => "bundle.countersigner.unknown",
+    /// The operator anchor is outside its not_before/not_after window at verification time.
+    BundleCountersignerExpired => "bundle.countersigner.expired",
+    /// The operator countersignature does not verify over the V2 Countersign_structure.
+    BundleCountersignatureInvalid => "bundle.countersignature.invalid",
+    /// The FleetKeySet breaks a structural rule (version, quorum, guess limit, node or key rules).
+    BundleKeySetInvalid => "bundle.keyset.invalid",
+    /// The FleetKeySet is for another fleet than the trust anchors.
+    BundleFleetMismatch => "bundle.fleet.mismatch",
+    /// The verification time is before the FleetKeySet's not_before.
+    BundleNotYetValid => "bundle.validity.not_yet_valid",
+    /// The verification time is after the FleetKeySet's not_after.
+    BundleExpired => "bundle.validity.expired",
+    /// The epoch is lower than the highest epoch the client has accepted.
+    BundleRollback => "bundle.epoch.rollback",
+    /// The epoch equals the highest accepted epoch but the bundle digest differs.
+    BundleEquivocation => "bundle.epoch.equivocation",
+    /// The previous-bundle digest does not chain to the bundle the client holds.
+    BundleChainBroken => "bundle.chain.broken",
+
+    // ---- spec/validation-bundle.md §6: pinned mode ---------------------------------
+    /// The FleetKeySet digest is not the pinned digest.
+    PinnedMismatch => "pinned.digest.mismatch",
+    /// The pinned fleet has been retired; the app must be updated to reach the new fleet.
+    PinnedFleetRetired => "pinned.fleet.retired",
+}
+
+impl Error {
+    /// The spec file that defines the code (for reports and vector files).
+    pub fn spec_area(&self) -> &'static str {
+        self.code().split('.').next().unwrap_or("")
+    }
+}
+
+/// `Result` with the protocol [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for e in Error::ALL {
+            assert!(seen.insert(e.code()), "duplicate code {}", e.code());
+            assert_eq!(Error::from_code(e.code()), Some(*e));
+            assert!(!e.description().is_empty());
+            assert!(e.to_string().starts_with(e.code()));
+        }
+        assert_eq!(Error::from_code("no.such.code"), None);
+    }
+
+    #[test]
+    fn codes_are_lowercase_dotted() {
+        for e in Error::ALL {
+            let c = e.code();
+            assert!(c.split('.').count() >= 2, "{c}");
+            assert!(
+                c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '.' || ch == '_' || ch.is_ascii_digit()),
+                "{c}"
+            );
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `bkv-protocol`: the sans-I/O core of the bkv Backup Key Vault protocol.
+//!
+//! Every module implements one file of `spec/` and is named after it; nothing in
+//! this crate touches a socket, a file or a clock: bytes, keys, random number
+//! generators and the current time come in as parameters.
+#![forbid(unsafe_code)]
+
+pub mod cbor;
+pub mod crypto;
+pub mod error;
+
+pub use error::Error;

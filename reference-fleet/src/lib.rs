@@ -1,0 +1,4 @@
+//! `bkv-fleet`: the reference fleet (HSM nodes, third-party signer and audit log,
+//! witness, client) and the `bkv` CLI. All I/O of bkv lives here; protocol logic
+//! lives in `bkv-protocol`, and this crate only moves bytes in and out of it.
+#![forbid(unsafe_code)]
