@@ -8,5 +8,6 @@
 pub mod cbor;
 pub mod crypto;
 pub mod error;
+pub mod state_machine;
 
 pub use error::Error;

@@ -2,3 +2,5 @@
 //! witness, client) and the `bkv` CLI. All I/O of bkv lives here; protocol logic
 //! lives in `bkv-protocol`, and this crate only moves bytes in and out of it.
 #![forbid(unsafe_code)]
+
+pub mod replication;
