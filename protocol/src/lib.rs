@@ -10,4 +10,4 @@ pub mod crypto;
 pub mod error;
 pub mod state_machine;
 
-pub use error::Error;
+pub use error::{Error, Result};
