@@ -1,0 +1,120 @@
+"""Strict deterministic-CBOR checker, written from spec/conventions.md §3.3.
+
+One pass over the bytes as received; the first violation met wins. Each rule of the
+table raises BkvError with the rule's registry code. Structure is then decoded with cbor2
+(`loads`), which is only ever called on bytes this checker accepted.
+"""
+
+import cbor2
+
+MAX_DEPTH = 32  # rule 9: arrays, maps and tags nested more than 32 deep; top level is depth 0
+
+
+class BkvError(Exception):
+    """A verification failure carrying its spec/conventions.md §7 registry code."""
+
+    def __init__(self, code, msg=""):
+        super().__init__(f"{code}: {msg}" if msg else code)
+        self.code = code
+
+
+class _Checker:
+    def __init__(self, data, allowed_tags):
+        self.data = data
+        self.pos = 0
+        self.allowed_tags = allowed_tags
+
+    def fail(self, code, msg):
+        raise BkvError(code, f"{msg} at offset {self.pos}")
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            self.fail("cbor.malformed", "truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def head(self):
+        """Read an initial byte and its argument; return (major, ai, value)."""
+        ib = self.take(1)[0]
+        major, ai = ib >> 5, ib & 0x1F
+        if 28 <= ai <= 30:
+            self.fail("cbor.malformed", "reserved additional information")
+        if ai == 31:
+            if 2 <= major <= 5:
+                self.fail("cbor.indefinite_length", "indefinite-length item")
+            if major == 7:
+                self.fail("cbor.malformed", "break outside an indefinite-length item")
+            self.fail("cbor.malformed", f"additional information 31 with major type {major}")
+        if ai < 24:
+            return major, ai, ai
+        value = int.from_bytes(self.take(1 << (ai - 24)), "big")
+        return major, ai, value
+
+    def item(self, depth):
+        major, ai, value = self.head()
+        if major == 7:
+            if ai in (20, 21, 22):  # false, true, null
+                return
+            if ai == 24 and value < 32:
+                self.fail("cbor.malformed", "two-byte simple value below 32")
+            if ai in (25, 26, 27):
+                self.fail("cbor.float", "floating-point number")
+            self.fail("cbor.simple.unsupported", f"simple value {value}")
+        if ai >= 24 and value < (24, 0x100, 0x10000, 0x100000000)[ai - 24]:
+            self.fail("cbor.non_minimal", "argument not in shortest form")
+        if major in (0, 1):
+            return
+        if major == 2:
+            self.take(value)
+            return
+        if major == 3:
+            raw = self.take(value)
+            try:
+                raw.decode("utf-8", errors="strict")
+            except UnicodeDecodeError:
+                self.fail("cbor.malformed", "invalid UTF-8 in text string")
+            return
+        # arrays, maps and tags: nesting depth
+        if depth > MAX_DEPTH:
+            self.fail("cbor.depth_exceeded", f"nesting depth {depth}")
+        if major == 4:
+            for _ in range(value):
+                self.item(depth + 1)
+        elif major == 5:
+            prev = None
+            for _ in range(value):
+                start = self.pos
+                self.item(depth + 1)
+                key = self.data[start:self.pos]
+                # compared as soon as the key is read, before its value
+                if prev is not None:
+                    if key == prev:
+                        self.fail("cbor.map.duplicate_key", "duplicate map key")
+                    if key < prev:
+                        self.fail("cbor.map.unsorted", "map keys not in bytewise order")
+                prev = key
+                self.item(depth + 1)
+        else:  # major 6, tag
+            if value not in self.allowed_tags:
+                self.fail("cbor.tag.unknown", f"tag {value} not allowed")
+            self.item(depth + 1)
+
+
+def check(data, allowed_tags=frozenset()):
+    """Rules 1-10 of spec/conventions.md §3.3; raises BkvError on the first violation."""
+    c = _Checker(bytes(data), frozenset(allowed_tags))
+    c.item(0)
+    if c.pos != len(c.data):
+        raise BkvError("cbor.trailing_bytes", f"{len(c.data) - c.pos} bytes after the item")
+
+
+def decode(data, allowed_tags=frozenset()):
+    """check(), then decode the accepted bytes with cbor2."""
+    check(data, allowed_tags)
+    return cbor2.loads(bytes(data))
+
+
+def encode(obj):
+    """Deterministic encoding of the simple structures we build (Sig_structure, kid input)."""
+    return cbor2.dumps(obj, canonical=True)

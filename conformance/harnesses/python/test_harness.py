@@ -1,0 +1,277 @@
+"""Unit tests written from the spec's own examples and RFC 8949 Appendix A.
+
+Run: python3 -m pytest conformance/harnesses/python/test_harness.py
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+import cbor2
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import bundle
+import crypto
+from dcbor import BkvError, check
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def code_of(fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except BkvError as e:
+        return e.code
+    return None
+
+
+class CborCheck(unittest.TestCase):
+    def assertCode(self, hexdata, code):
+        self.assertEqual(code_of(check, bytes.fromhex(hexdata)), code, hexdata)
+
+    def test_rfc8949_appendix_a_deterministic_examples_pass(self):
+        for h in ["00", "17", "1818", "1903e8", "1a000f4240", "1b000000e8d4a51000",
+                  "3bffffffffffffffff", "20", "3903e7", "40", "4401020304", "60", "6161",
+                  "6449455446", "62225c", "63e6b0b4", "64f0908591", "80", "83010203",
+                  "8301820203820405", "a0", "a201020304", "a26161016162820203",
+                  "826161a161626163", "f4", "f5", "f6",
+                  "98190102030405060708090a0b0c0d0e0f101112131415161718181819"]:
+            self.assertCode(h, None)
+
+    def test_rule_1_malformed(self):
+        for h in ["", "18", "1900", "42ff", "830102", "1c", "3d", "5e", "ff", "f800",
+                  "f81f", "62c328", "61ff", "1f", "3f", "df"]:
+            self.assertCode(h, "cbor.malformed")
+
+    def test_rule_2_trailing(self):
+        self.assertCode("0000", "cbor.trailing_bytes")
+        self.assertCode("80ff", "cbor.trailing_bytes")
+
+    def test_rule_3_non_minimal(self):
+        for h in ["1800", "1817", "190017", "1900ff", "1a0000ffff", "1b00000000ffffffff",
+                  "3817", "5800", "7800", "9800", "b800"]:
+            self.assertCode(h, "cbor.non_minimal")
+
+    def test_rule_4_indefinite(self):
+        for h in ["5fff", "7fff", "9fff", "bfff", "9f01ff"]:
+            self.assertCode(h, "cbor.indefinite_length")
+
+    def test_rules_5_6_map_order_and_duplicates(self):
+        # RFC 8949 §4.2.1 bytewise order: 10 (0x0a) < 100 (0x1864) < -1 (0x20) < "z" < "aa"
+        self.assertCode("a50a00186400200061" "7a00626161" "00", None)
+        self.assertCode("a26261610061" "7a00", "cbor.map.unsorted")
+        # RFC 7049 length-first order would accept -1 before 100; bytewise rejects it
+        self.assertCode("a22000186400", "cbor.map.unsorted")
+        self.assertCode("a202000100", "cbor.map.unsorted")
+        self.assertCode("a201000100", "cbor.map.duplicate_key")
+
+    def test_rules_7_8_float_and_simple(self):
+        for h in ["f90000", "fa00000000", "fb0000000000000000"]:
+            self.assertCode(h, "cbor.float")
+        for h in ["f7", "e0", "f3", "f820", "f8ff"]:
+            self.assertCode(h, "cbor.simple.unsupported")
+
+    def test_rule_9_depth(self):
+        # top-level item is depth 0: 33 nested arrays reach depth 32 and pass
+        self.assertCode("81" * 32 + "80", None)
+        self.assertCode("81" * 33 + "80", "cbor.depth_exceeded")
+
+    def test_rule_10_tags(self):
+        self.assertCode("c001", "cbor.tag.unknown")
+        self.assertEqual(code_of(check, bytes.fromhex("d28440a0f640"), {18}), None)
+        self.assertCode("d81200", "cbor.non_minimal")  # head read before tag check
+
+    def test_first_violation_met_wins(self):
+        self.assertCode("82f90000" "1800", "cbor.float")
+        self.assertCode("821800f90000", "cbor.non_minimal")
+        self.assertCode("1800ff", "cbor.non_minimal")  # before trailing bytes
+        self.assertCode("a2616201616101" "ff", "cbor.map.unsorted")
+
+
+class Keys(unittest.TestCase):
+    def test_kid_example_conventions_4_3(self):
+        key = b"\x01" * 32
+        enc = bytes.fromhex("8232" "5820") + key
+        self.assertEqual(cbor2.dumps([-19, key]), enc)
+        self.assertEqual(crypto.kid(-19, key), hashlib.sha256(enc).digest())
+
+    def test_alg_codes(self):
+        self.assertEqual(code_of(crypto.check_alg, -8), "cose.algorithm.deprecated")
+        self.assertEqual(code_of(crypto.check_alg, -7), "cose.algorithm.deprecated")
+        self.assertEqual(code_of(crypto.check_alg, -35), "cose.algorithm.unsupported")
+        self.assertEqual(code_of(crypto.check_alg, -19), None)
+
+    def test_small_order_points(self):
+        identity = (1).to_bytes(32, "little")
+        self.assertTrue(crypto.ed_small_order(crypto.ed_decompress(identity)))
+        pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw,
+                                                                     PublicFormat.Raw)
+        self.assertFalse(crypto.ed_small_order(crypto.ed_decompress(pub)))
+        # y = 2 is not on the curve
+        self.assertEqual(code_of(crypto.check_public_key, -19, (2).to_bytes(32, "little")),
+                         "cose.key.invalid")
+        self.assertEqual(code_of(crypto.check_public_key, -9, b"\x04" + b"\x00" * 64),
+                         "cose.key.invalid")
+
+
+# --- a bundle built by hand from spec/validation-bundle.md §4 ---
+class Signer:
+    def __init__(self, alg):
+        self.alg = alg
+        if alg == -19:
+            self.sk = Ed25519PrivateKey.generate()
+            self.pub = self.sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        else:
+            self.sk = ec.generate_private_key(ec.SECP256R1())
+            self.pub = self.sk.public_key().public_bytes(Encoding.X962,
+                                                         PublicFormat.UncompressedPoint)
+        self.kid = crypto.kid(alg, self.pub)
+
+    def sign(self, msg):
+        if self.alg == -19:
+            return self.sk.sign(msg)
+        r, s = decode_dss_signature(self.sk.sign(msg, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def ed_pub():
+    return Signer(-19).pub
+
+
+def make_keyset(epoch=1, prev=None, nodes=3, fleet_id="fleet-a", nb=1000, na=2000):
+    opaque = os.urandom(32)
+    return cbor2.dumps({
+        "v": 1, "fleet_id": fleet_id, "epoch": epoch, "not_before": nb, "not_after": na,
+        "guess_limit": 10, "quorum": nodes // 2 + 1,
+        "nodes": [{"id": f"n{i}", "datacenter": f"dc{i}", "keys": [
+            {"role": "session", "suite": 32, "key": os.urandom(32)},
+            {"role": "opaque", "suite": 1, "key": opaque},
+            {"role": "signing", "suite": -19, "key": ed_pub()}]} for i in range(nodes)],
+        "prev": prev, "evidence": None}, canonical=True)
+
+
+def make_bundle(tp, op, payload, iss="tp", sub="fleet-a", iat=1500, extra_prot=None,
+                ct="application/bkv-fleet-key-set+cbor"):
+    prot = {1: tp.alg, 3: ct, 4: tp.kid, 15: {1: iss, 2: sub, 6: iat}}
+    prot.update(extra_prot or {})
+    pb = cbor2.dumps(prot, canonical=True)
+    sig = tp.sign(cbor2.dumps(["Signature1", pb, b"", payload]))
+    cpb = cbor2.dumps({1: op.alg, 4: op.kid}, canonical=True)
+    csig = op.sign(cbor2.dumps(["CounterSignatureV2", pb, cpb, b"", payload, [sig]]))
+    return cbor2.dumps(cbor2.CBORTag(18, [pb, {11: [cpb, {}, csig]}, payload, sig]),
+                       canonical=True)
+
+
+def make_anchors(tp, op, pinned=(), fleet_id="fleet-a", window=(0, 10**6)):
+    def anchor(name, s):
+        return {"name": name, "key": {"alg": s.alg, "key": s.pub},
+                "not_before": window[0], "not_after": window[1]}
+    return cbor2.dumps({"v": 1, "fleet_id": fleet_id, "third_party": [anchor("tp", tp)],
+                        "operator": [anchor("op", op)], "pinned": list(pinned)},
+                       canonical=True)
+
+
+class Bundles(unittest.TestCase):
+    def setUp(self):
+        self.tp, self.op = Signer(-19), Signer(-9)
+        self.anchors = make_anchors(self.tp, self.op)
+        self.ks1 = make_keyset()
+        self.b1 = make_bundle(self.tp, self.op, self.ks1)
+
+    def verify(self, b, state=None, now=1500, anchors=None, inter=()):
+        return code_of(bundle.verify_bundle, b, anchors or self.anchors, state, now, inter)
+
+    def test_valid_and_outputs(self):
+        out = bundle.verify_bundle(self.b1, self.anchors, None, 1500)
+        self.assertEqual(out["epoch"], 1)
+        self.assertEqual(out["keyset_sha256"], hashlib.sha256(self.ks1).digest())
+        self.assertEqual(out["bundle_sha256"], hashlib.sha256(self.b1).digest())
+
+    def test_roles_swapped(self):
+        self.assertEqual(self.verify(make_bundle(self.op, self.tp, self.ks1)),
+                         "bundle.signer.unknown")
+
+    def test_signature_and_countersignature_tampered(self):
+        t = cbor2.loads(self.b1)
+        pb, unp, payload, sig = t.value
+        bad = cbor2.dumps(cbor2.CBORTag(18, [pb, dict(unp), payload, bytes(64)]))
+        self.assertEqual(self.verify(bad), "bundle.signature.invalid")
+        cs = list(unp[11])
+        cs[2] = bytes(64)
+        bad = cbor2.dumps(cbor2.CBORTag(18, [pb, {11: cs}, payload, sig]))
+        self.assertEqual(self.verify(bad), "bundle.countersignature.invalid")
+
+    def test_header_rules(self):
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1, ct="text/plain")),
+                         "bundle.header.content_type")
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1,
+                                                 extra_prot={7: b""})),
+                         "bundle.countersignature.forbidden_label")
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1,
+                                                 extra_prot={5: b""})),
+                         "bundle.header.misplaced")
+
+    def test_claims_window_rollback_chain(self):
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1, iss="x")),
+                         "bundle.claims.mismatch")
+        self.assertEqual(self.verify(self.b1, now=999), "bundle.validity.not_yet_valid")
+        self.assertEqual(self.verify(self.b1, now=2001), "bundle.validity.expired")
+        d1 = hashlib.sha256(self.b1).digest()
+        b2 = make_bundle(self.tp, self.op, make_keyset(epoch=2, prev=d1))
+        self.assertEqual(self.verify(b2, state=(1, d1)), None)
+        self.assertEqual(self.verify(self.b1, state=(2, b"\0" * 32)), "bundle.epoch.rollback")
+        self.assertEqual(self.verify(self.b1, state=(1, b"\0" * 32)),
+                         "bundle.epoch.equivocation")
+        self.assertEqual(self.verify(b2, state=(1, b"\0" * 32)), "bundle.chain.broken")
+        d2 = hashlib.sha256(b2).digest()
+        b3 = make_bundle(self.tp, self.op, make_keyset(epoch=3, prev=d2))
+        self.assertEqual(self.verify(b3, state=(1, d1)), "bundle.chain.broken")
+        self.assertEqual(self.verify(b3, state=(1, d1), inter=[b2]), None)
+
+    def test_keyset_rules(self):
+        ks = make_keyset(epoch=1, prev=b"\0" * 32)
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, ks)),
+                         "bundle.keyset.invalid")
+        ks = make_keyset(fleet_id="fleet-b")
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, ks, sub="fleet-b")),
+                         "bundle.fleet.mismatch")
+
+    def test_pinned(self):
+        d = hashlib.sha256(self.ks1).digest()
+        anchors = make_anchors(self.tp, self.op, pinned=[d])
+        self.assertEqual(bundle.verify_pinned(self.ks1, anchors, 1500)["keyset_sha256"], d)
+        self.assertEqual(code_of(bundle.verify_pinned, self.ks1, self.anchors, 1500),
+                         "pinned.digest.mismatch")
+        self.assertEqual(code_of(bundle.verify_pinned, self.ks1, anchors, 999),
+                         "bundle.validity.not_yet_valid")
+        self.assertEqual(code_of(bundle.verify_pinned, self.ks1, anchors, 2001),
+                         "pinned.fleet.retired")
+
+
+class HarnessProcess(unittest.TestCase):
+    def test_contract(self):
+        lines = [{"type": "hello", "version": 1},
+                 {"type": "case", "id": "cbor::1", "operation": "cbor_check",
+                  "input": {"data": "a201000100"}},
+                 {"type": "case", "id": "cbor::2", "operation": "cbor_check",
+                  "input": {"data": "83010203"}}]
+        p = subprocess.run([sys.executable, os.path.join(HERE, "bkv_harness.py")],
+                           input="".join(json.dumps(x) + "\n" for x in lines),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0)
+        out = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual(out[0]["features"], ["cbor", "validation_bundle"])
+        self.assertEqual((out[1]["id"], out[1]["actual_result"], out[1]["error_code"]),
+                         ("cbor::1", "invalid", "cbor.map.duplicate_key"))
+        self.assertEqual((out[2]["actual_result"], out[2]["error_code"]), ("valid", None))
+
+
+if __name__ == "__main__":
+    unittest.main()
