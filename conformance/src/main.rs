@@ -127,5 +127,6 @@ fn real_main(args: &Args) -> Result<bool, String> {
         write(p, &report.html())?;
     }
     println!("{}", if ok { "CONFORMANT" } else { "NOT CONFORMANT" });
+    println!("conformance: {} passed, {} failed, {} skipped", all.passed, all.failed, all.skipped);
     Ok(ok)
 }
