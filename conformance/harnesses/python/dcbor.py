@@ -7,7 +7,11 @@ table raises BkvError with the rule's registry code. Structure is then decoded w
 
 import cbor2
 
-MAX_DEPTH = 32  # rule 9: arrays, maps and tags nested more than 32 deep; top level is depth 0
+# Rule 9: the depth of an item is the number of arrays, maps and tags enclosing it (the
+# top-level item is depth 0). An item of depth 33 or more is a violation, met when the
+# reader reads the item's initial byte, before anything else about the item. (Input that
+# ends before that byte is truncated: cbor.malformed.)
+MAX_DEPTH = 32
 
 
 class BkvError(Exception):
@@ -34,9 +38,8 @@ class _Checker:
         self.pos += n
         return out
 
-    def head(self):
-        """Read an initial byte and its argument; return (major, ai, value)."""
-        ib = self.take(1)[0]
+    def head(self, ib):
+        """Decode an initial byte and read its argument; return (major, ai, value)."""
         major, ai = ib >> 5, ib & 0x1F
         if 28 <= ai <= 30:
             self.fail("cbor.malformed", "reserved additional information")
@@ -52,7 +55,10 @@ class _Checker:
         return major, ai, value
 
     def item(self, depth):
-        major, ai, value = self.head()
+        ib = self.take(1)[0]
+        if depth > MAX_DEPTH:
+            self.fail("cbor.depth_exceeded", f"an item at nesting depth {depth}")
+        major, ai, value = self.head(ib)
         if major == 7:
             if ai in (20, 21, 22):  # false, true, null
                 return
@@ -75,9 +81,6 @@ class _Checker:
             except UnicodeDecodeError:
                 self.fail("cbor.malformed", "invalid UTF-8 in text string")
             return
-        # arrays, maps and tags: nesting depth
-        if depth > MAX_DEPTH:
-            self.fail("cbor.depth_exceeded", f"nesting depth {depth}")
         if major == 4:
             for _ in range(value):
                 self.item(depth + 1)

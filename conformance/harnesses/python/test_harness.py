@@ -79,9 +79,16 @@ class CborCheck(unittest.TestCase):
             self.assertCode(h, "cbor.simple.unsupported")
 
     def test_rule_9_depth(self):
-        # top-level item is depth 0: 33 nested arrays reach depth 32 and pass
+        # top-level item is depth 0; an item of any type at depth 33 is rejected
+        self.assertCode("81" * 32 + "00", None)
         self.assertCode("81" * 32 + "80", None)
+        self.assertCode("81" * 33 + "00", "cbor.depth_exceeded")
         self.assertCode("81" * 33 + "80", "cbor.depth_exceeded")
+        # met before the deeper item's bytes are read
+        self.assertCode("81" * 33 + "f7", "cbor.depth_exceeded")
+        self.assertCode("81" * 33 + "ff", "cbor.depth_exceeded")
+        self.assertCode("81" * 33, "cbor.malformed")  # no item at depth 33: truncated
+        self.assertCode("81" * 32 + "a2000000", "cbor.depth_exceeded")
 
     def test_rule_10_tags(self):
         self.assertCode("c001", "cbor.tag.unknown")
