@@ -81,6 +81,9 @@ class _Checker:
             except UnicodeDecodeError:
                 self.fail("cbor.malformed", "invalid UTF-8 in text string")
             return
+        if major in (4, 5) and value > len(self.data) - self.pos:
+            # truncation is met at the head: each element (map: each pair) takes >= 1 byte
+            self.fail("cbor.malformed", f"truncated: {value} elements announced")
         if major == 4:
             for _ in range(value):
                 self.item(depth + 1)

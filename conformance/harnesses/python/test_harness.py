@@ -95,6 +95,14 @@ class CborCheck(unittest.TestCase):
         self.assertEqual(code_of(check, bytes.fromhex("d28440a0f640"), {18}), None)
         self.assertCode("d81200", "cbor.non_minimal")  # head read before tag check
 
+    def test_truncation_met_at_array_or_map_head(self):
+        # an array of n elements or a map of n pairs with n > bytes left after the head
+        self.assertCode("82f7", "cbor.malformed")
+        self.assertCode("8af900ff", "cbor.malformed")
+        self.assertCode("8200f7", "cbor.simple.unsupported")
+        self.assertCode("a3000001f7", "cbor.simple.unsupported")  # 3 pairs, 4 bytes left
+        self.assertCode("9801", "cbor.non_minimal")  # the head's own rules come first
+
     def test_first_violation_met_wins(self):
         self.assertCode("82f90000" "1800", "cbor.float")
         self.assertCode("821800f90000", "cbor.non_minimal")
