@@ -3,7 +3,7 @@
 import hashlib
 
 import crypto
-from dcbor import BkvError, decode, encode
+from dcbor import BkvError, decode, decode_lenient, encode
 
 CONTENT_TYPE = "application/bkv-fleet-key-set+cbor"
 FORBIDDEN_LABELS = (7, 9, 12)
@@ -55,8 +55,10 @@ def check_fields(m, fields, what):
 # --- trust anchors, §4.4 ---
 def parse_public_key(m):
     check_fields(m, ("alg", "key"), "PublicKey")
-    schema(is_int(m["alg"]) and is_bstr(m["key"]), "PublicKey types")
-    crypto.check_alg(m["alg"])
+    # "alg": -19 / -9 is a CDDL choice of values: anything else is cbor.schema here (the
+    # cose.algorithm.* codes are for the alg of a COSE header, spec/conventions.md §4.1)
+    schema(is_int(m["alg"]) and m["alg"] in (crypto.ED25519, crypto.ESP256), "PublicKey alg")
+    schema(is_bstr(m["key"]), "PublicKey key type")
     crypto.check_public_key(m["alg"], m["key"])
     return m["alg"], m["key"]
 
@@ -75,8 +77,8 @@ def parse_anchors(data):
     check_fields(m, ("v", "fleet_id", "third_party", "operator", "pinned"), "TrustAnchors")
     schema(m["v"] == 1 and is_int(m["v"]), "TrustAnchors v != 1")
     schema(is_tstr(m["fleet_id"]), "fleet_id type")
-    for role in ("third_party", "operator"):
-        schema(is_array(m[role]) and len(m[role]) >= 1, f"{role}: [+ Anchor]")
+    for role in ("third_party", "operator"):  # [* Anchor]: a pinned-only app has none
+        schema(is_array(m[role]), f"{role}: [* Anchor]")
     schema(is_array(m["pinned"]) and all(is_bstr(d, 32) for d in m["pinned"]),
            "pinned: [* Digest]")
     return {"fleet_id": m["fleet_id"],
@@ -104,8 +106,8 @@ def parse_keyset(data):
                "Node types")
         for nk in node["keys"]:
             check_fields(nk, ("role", "suite", "key"), "NodeKey")
-            schema(is_tstr(nk["role"]) and is_int(nk["suite"]) and is_bstr(nk["key"]),
-                   "NodeKey types")
+            schema(nk["role"] in ROLE_SUITES and is_tstr(nk["role"]) and is_int(nk["suite"])
+                   and is_bstr(nk["key"]), "NodeKey types")
 
     def rule(cond, n, what):
         if not cond:
@@ -150,35 +152,67 @@ def parse_protected_alg_kid(m, missing_code):
     return m[1], m[4]
 
 
+def not_sign1(cond, what):
+    if not cond:
+        raise BkvError("bundle.envelope.not_sign1", what)
+
+
+def read_protected(protected_bytes):
+    """Step 1: the protected header bytes hold one well-formed CBOR map, in any encoding
+    (step 2.2 checks the encoding); a zero-length string is the empty map (RFC 9052 §3)."""
+    if protected_bytes == b"":
+        return {}
+    try:
+        m, entries = decode_lenient(protected_bytes)
+    except ValueError as e:
+        raise BkvError("bundle.envelope.not_sign1", f"protected header: {e}") from None
+    not_sign1(is_map(m), "protected header is not a map")
+    not_sign1(entries is None or entries == len(m), "protected header repeats a label")
+    return m
+
+
+def check_header_map(m, where):
+    """Step 1: RFC 9052 §3 header_map: labels int / tstr, and Generic_Headers types."""
+    for label, value in m.items():
+        not_sign1(is_int(label) or is_tstr(label), f"{where}: label {label!r}")
+        ok = {1: lambda x: is_int(x) or is_tstr(x),
+              2: lambda x: is_array(x) and len(x) >= 1 and all(is_int(y) or is_tstr(y)
+                                                               for y in x),
+              3: lambda x: is_int(x) or is_tstr(x),
+              4: is_bstr, 5: is_bstr, 6: is_bstr}.get(label, lambda x: True)(value)
+        not_sign1(ok, f"{where}: label {label} has the wrong type for RFC 9052")
+    not_sign1(not (5 in m and 6 in m), f"{where}: both IV and Partial IV")
+
+
 def verify_one(bundle, anchors, state, now, check_window=True):
     """§5.1 steps 1-11 (12, log inclusion, is not implemented). Returns the new state."""
-    # step 1
+    # step 1: tagged COSE_Sign1, attached payload, RFC 9052 header maps
     top = decode(bundle, allowed_tags={18})
     v = getattr(top, "value", None)
     if not (getattr(top, "tag", None) == 18 and is_array(v) and len(v) == 4
             and is_bstr(v[0]) and is_map(v[1]) and is_bstr(v[2]) and is_bstr(v[3])):
         raise BkvError("bundle.envelope.not_sign1", "not a tagged COSE_Sign1 with payload")
     protected_bytes, unprotected, payload, signature = v
-    # step 2.1 (unprotected), 2.2, 2.1 (protected)
-    def no_forbidden(m, where):
+    lenient_prot = read_protected(protected_bytes)
+    check_header_map(lenient_prot, "protected")
+    check_header_map(unprotected, "unprotected")
+    # step 2.1, on the header maps as read in step 1
+    for m, where in ((lenient_prot, "protected"), (unprotected, "unprotected")):
         for label in FORBIDDEN_LABELS:
             if label in m:
                 raise BkvError("bundle.countersignature.forbidden_label", f"{label} in {where}")
-    no_forbidden(unprotected, "unprotected")
+    # step 2.2
     prot = decode(protected_bytes)
-    if not is_map(prot):
-        raise BkvError("bundle.header.missing", "protected header is not a map")
-    no_forbidden(prot, "protected")
     # step 2.3
     alg, signer_kid = parse_protected_alg_kid(prot, "bundle.header.missing")
     if 3 not in prot:
         raise BkvError("bundle.header.missing", "content type missing")
+    if prot[3] != CONTENT_TYPE or not is_tstr(prot[3]):
+        raise BkvError("bundle.header.content_type", repr(prot[3]))
     claims = prot.get(15)
     if not (is_map(claims) and set(claims.keys()) == {1, 2, 6} and is_tstr(claims[1])
             and is_tstr(claims[2]) and is_uint(claims[6])):
         raise BkvError("bundle.header.missing", "CWT claims missing or malformed")
-    if prot[3] != CONTENT_TYPE or not is_tstr(prot[3]):
-        raise BkvError("bundle.header.content_type", repr(prot[3]))
     # step 2.4
     if set(prot.keys()) != {1, 3, 4, 15}:
         raise BkvError("bundle.header.misplaced", "extra protected header parameter")
@@ -241,15 +275,15 @@ def verify_one(bundle, anchors, state, now, check_window=True):
 
 
 def find_anchor(candidates, kid, alg, now, prefix):
-    matches = [a for a in candidates if a["kid"] == kid]
-    if not matches:
+    """Steps 3, 4: the first anchor of the role, in list order, whose kid matches."""
+    a = next((a for a in candidates if a["kid"] == kid), None)
+    if a is None:
         raise BkvError(f"{prefix}.unknown", kid.hex())
-    if all(a["alg"] != alg for a in matches):
-        raise BkvError("bundle.algorithm.mismatch", f"header alg {alg}")
-    for a in matches:
-        if a["alg"] == alg and a["not_before"] <= now <= a["not_after"]:
-            return a
-    raise BkvError(f"{prefix}.expired", f"now {now} outside the anchor window")
+    if a["alg"] != alg:
+        raise BkvError("bundle.algorithm.mismatch", f"header alg {alg}, anchor {a['alg']}")
+    if not a["not_before"] <= now <= a["not_after"]:
+        raise BkvError(f"{prefix}.expired", f"now {now} outside the anchor window")
+    return a
 
 
 def verify_bundle(bundle, anchors_bytes, state, now, intermediates=()):

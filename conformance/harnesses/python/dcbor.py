@@ -124,3 +124,81 @@ def decode(data, allowed_tags=frozenset()):
 def encode(obj):
     """Deterministic encoding of the simple structures we build (Sig_structure, kid input)."""
     return cbor2.dumps(obj, canonical=True)
+
+
+class _Lenient:
+    """Well-formedness only (RFC 8949 §5.3.1): accepts every encoding choice (non-minimal
+    heads, indefinite lengths, any order, floats, simple values, tags) and rejects only
+    input that is not one well-formed item. Used for §5.1 step 1 of spec/validation-bundle.md,
+    which reads the protected header before step 2.2 checks it strictly."""
+
+    LIMIT = 256  # nesting guard for this non-strict pass only
+
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise ValueError("truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def item(self, depth, allow_break=False):
+        if depth > self.LIMIT:
+            raise ValueError("too deep")
+        ib = self.take(1)[0]
+        major, ai = ib >> 5, ib & 0x1F
+        if ib == 0xFF and allow_break:
+            return "break"
+        if 28 <= ai <= 30 or (ai == 31 and major in (0, 1, 6, 7)):
+            raise ValueError("reserved additional information or stray break")
+        if ai == 31:
+            while True:
+                if major in (2, 3):
+                    chunk = self.item(depth + 1, allow_break=True)
+                    if chunk == "break":
+                        return None
+                    if chunk != major:
+                        raise ValueError("bad chunk")
+                else:
+                    if self.item(depth + 1, allow_break=True) == "break":
+                        return None
+                    if major == 5 and self.item(depth + 1) == "break":
+                        raise ValueError("break after a key")
+        value = ai if ai < 24 else int.from_bytes(self.take(1 << (ai - 24)), "big")
+        if major == 7 and ai == 24 and value < 32:
+            raise ValueError("two-byte simple value below 32")
+        if major in (2, 3):
+            raw = self.take(value)
+            if major == 3:
+                raw.decode("utf-8")
+        elif major in (4, 5):
+            for _ in range(value * (2 if major == 5 else 1)):
+                self.item(depth + 1)
+        elif major == 6:
+            self.item(depth + 1)
+        return major
+
+
+def decode_lenient(data):
+    """Decode one well-formed CBOR item, whatever its encoding; ValueError otherwise.
+    Returns (value, number of entries if the item is a map else None), so that the caller
+    can see map keys that cbor2 merged (duplicates)."""
+    data = bytes(data)
+    p = _Lenient(data)
+    try:
+        p.item(0)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"not well-formed: {e}") from None
+    if p.pos != len(data):
+        raise ValueError("bytes follow the item")
+    ib = data[0]
+    entries = None
+    if ib >> 5 == 5 and ib & 0x1F != 31:
+        entries = ib & 0x1F if ib & 0x1F < 24 else int.from_bytes(
+            data[1:1 + (1 << ((ib & 0x1F) - 24))], "big")
+    try:
+        return cbor2.loads(data), entries
+    except Exception as e:  # well-formed but beyond cbor2 (e.g. an unhashable key)
+        raise ValueError(f"cbor2: {e}") from None
