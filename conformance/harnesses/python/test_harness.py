@@ -13,7 +13,8 @@ import unittest
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
+                                                               Ed25519PublicKey)
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -136,6 +137,55 @@ class Keys(unittest.TestCase):
                          "cose.key.invalid")
 
 
+def _ed_mul(k, point):
+    acc = (0, 1)
+    while k:
+        if k & 1:
+            acc = crypto._ed_add(acc, point)
+        point, k = crypto._ed_add(point, point), k >> 1
+    return acc
+
+
+def small_order_r_signature(seed, msg):
+    """(public key, signature) with R the identity and S = k*a: valid under the cofactorless
+    RFC 8032 equation, which OpenSSL accepts, but not under strict verification."""
+    base = crypto.ed_decompress((4 * pow(5, crypto._P - 2, crypto._P) % crypto._P)
+                                .to_bytes(32, "little"))
+    h = hashlib.sha512(seed).digest()
+    a = (int.from_bytes(h[:32], "little") & ((1 << 254) - 8)) | (1 << 254)
+    x, y = _ed_mul(a, base)
+    pub = (y | ((x & 1) << 255)).to_bytes(32, "little")
+    r = (1).to_bytes(32, "little")
+    k = int.from_bytes(hashlib.sha512(r + pub + msg).digest(), "little") % crypto._L
+    return pub, r + (k * a % crypto._L).to_bytes(32, "little")
+
+
+class Ed25519Strict(unittest.TestCase):
+    def test_small_order_r_rejected(self):
+        pub, sig = small_order_r_signature(b"\x07" * 32, b"msg")
+        # OpenSSL alone accepts this signature (raises if not):
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, b"msg")
+        self.assertFalse(crypto.verify(-19, pub, b"msg", sig))
+
+    def test_small_order_key_rejected(self):
+        ident = (1).to_bytes(32, "little")
+        self.assertIsNone(code_of(crypto.check_public_key, -19, ident))  # a valid point
+        self.assertFalse(crypto.verify(-19, ident, b"any", ident + bytes(32)))
+
+    def test_s_not_reduced_rejected(self):
+        sk = Ed25519PrivateKey.generate()
+        pub = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        sig = sk.sign(b"m")
+        s = int.from_bytes(sig[32:], "little") + crypto._L
+        self.assertTrue(crypto.verify(-19, pub, b"m", sig))
+        self.assertFalse(crypto.verify(-19, pub, b"m", sig[:32] + s.to_bytes(32, "little")))
+
+    def test_non_canonical_encodings_decode_like_dalek(self):
+        p = crypto._P
+        self.assertIsNotNone(crypto.ed_decompress((p + 1).to_bytes(32, "little")))
+        self.assertIsNotNone(crypto.ed_decompress((1 | 1 << 255).to_bytes(32, "little")))
+
+
 # --- a bundle built by hand from spec/validation-bundle.md §4 ---
 class Signer:
     def __init__(self, alg):
@@ -233,6 +283,51 @@ class Bundles(unittest.TestCase):
                                                  extra_prot={5: b""})),
                          "bundle.header.misplaced")
 
+    def test_step1_header_maps(self):
+        # kid as text is not an RFC 9052 header map
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1,
+                                                 extra_prot={4: "k"})),
+                         "bundle.envelope.not_sign1")
+        t = cbor2.loads(self.b1)
+        pb, unp, payload, sig = t.value
+        for bad_pb in (b"\xff", pb + b"\x00", cbor2.dumps([1])):
+            b = cbor2.dumps(cbor2.CBORTag(18, [bad_pb, dict(unp), payload, sig]))
+            self.assertEqual(self.verify(b), "bundle.envelope.not_sign1")
+        # zero-length protected header: the empty map in step 1, then not deterministic CBOR
+        b = cbor2.dumps(cbor2.CBORTag(18, [b"", dict(unp), payload, sig]))
+        self.assertEqual(self.verify(b), "cbor.malformed")
+
+    def test_forbidden_label_before_strict_protected_check(self):
+        prot = cbor2.loads(cbor2.loads(self.b1).value[0])
+        items = sorted(prot.items(), key=lambda kv: -kv[0]) + [(12, b"x")]  # unsorted
+        pb = bytes([0xa0 + len(items)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v)
+                                                   for k, v in items)
+        t = cbor2.loads(self.b1)
+        b = cbor2.dumps(cbor2.CBORTag(18, [pb, dict(t.value[1]), t.value[2], t.value[3]]))
+        self.assertEqual(self.verify(b), "bundle.countersignature.forbidden_label")
+
+    def test_content_type_before_claims(self):
+        b = make_bundle(self.tp, self.op, self.ks1, ct="a/b", extra_prot={15: {1: "tp"}})
+        self.assertEqual(self.verify(b), "bundle.header.content_type")
+
+    def test_anchor_lists(self):
+        def anchors(tps, ops):
+            return cbor2.dumps({"v": 1, "fleet_id": "fleet-a", "third_party": tps,
+                                "operator": ops, "pinned": []}, canonical=True)
+
+        def anc(name, s, nb=0, na=10**6):
+            return {"name": name, "key": {"alg": s.alg, "key": s.pub}, "not_before": nb,
+                    "not_after": na}
+        self.assertEqual(self.verify(self.b1, anchors=anchors([], [anc("op", self.op)])),
+                         "bundle.signer.unknown")
+        # the first anchor with the kid is used, even if a later one would be valid
+        a = anchors([anc("tp", self.tp, 0, 10), anc("tp", self.tp)], [anc("op", self.op)])
+        self.assertEqual(self.verify(self.b1, anchors=a), "bundle.signer.expired")
+        bad = anc("op", self.op)
+        bad["key"]["alg"] = -8
+        self.assertEqual(self.verify(self.b1, anchors=anchors([anc("tp", self.tp)], [bad])),
+                         "cbor.schema")
+
     def test_claims_window_rollback_chain(self):
         self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1, iss="x")),
                          "bundle.claims.mismatch")
@@ -253,6 +348,14 @@ class Bundles(unittest.TestCase):
     def test_keyset_rules(self):
         ks = make_keyset(epoch=1, prev=b"\0" * 32)
         self.assertEqual(self.verify(make_bundle(self.tp, self.op, ks)),
+                         "bundle.keyset.invalid")
+        m = cbor2.loads(make_keyset())
+        m["nodes"][0]["keys"][0]["role"] = "other"
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
+                         "cbor.schema")
+        m = cbor2.loads(make_keyset())
+        m["nodes"], m["quorum"] = [], 1
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
                          "bundle.keyset.invalid")
         ks = make_keyset(fleet_id="fleet-b")
         self.assertEqual(self.verify(make_bundle(self.tp, self.op, ks, sub="fleet-b")),
