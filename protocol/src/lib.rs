@@ -8,6 +8,8 @@
 pub mod cbor;
 pub mod crypto;
 pub mod error;
+pub mod session;
 pub mod state_machine;
+pub mod vault;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Unit tests of the vault (spec/vault.md).
