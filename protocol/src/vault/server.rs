@@ -33,6 +33,9 @@ use super::state::VaultCommand;
 pub const PENDING_LOGIN_TTL_SECS: u64 = REQUEST_WINDOW_SECS;
 /// At most this many pending logins per node; the oldest is dropped first (spec/vault.md §7.3).
 pub const PENDING_LOGIN_MAX: usize = 65_536;
+/// Length of a serialized ServerRegistration of this suite: client public key (32),
+/// masking key (64), envelope nonce (32) and tag (64).
+const DECOY_LEN: usize = 192;
 
 /// The fleet-wide OPAQUE server setup: OPRF seed, server key pair and the fake-record key
 /// (spec/vault.md §2.3). Every node of a fleet MUST hold the same one.
@@ -227,6 +230,14 @@ impl VaultServer {
         }
     }
 
+    /// A well-formed registration that matches no client: the server public key as the
+    /// client key, zero masking key and envelope (spec/vault.md §5.3).
+    fn decoy_registration(&self) -> Vec<u8> {
+        let mut decoy = self.setup.public_key().to_vec();
+        decoy.resize(DECOY_LEN, 0);
+        decoy
+    }
+
     fn registration_from_upload(&self, upload: &[u8]) -> Result<Vec<u8>> {
         let upload = opaque_decode!(RegistrationUpload<OpaqueSuite>, upload)?;
         Ok(ServerRegistration::<OpaqueSuite>::finish(upload).serialize().to_vec())
@@ -271,13 +282,14 @@ impl Proposal {
                 // always builds its fake record before choosing (spec/vault.md §5.3).
                 let mut fake = Zeroizing::new(vec![0u8; WRAPPED_KEY_LEN]);
                 rng.fill_bytes(&mut fake);
-                let password_file = match registration.as_deref() {
-                    Some(bytes) => Some(
-                        ServerRegistration::<OpaqueSuite>::deserialize(bytes)
-                            .map_err(|_| Error::VaultMessageInvalid)?,
-                    ),
-                    None => None,
-                };
+                // Always deserialize a registration: the real one or a decoy of the same
+                // length, so the unknown-record path does the same parsing work.
+                let decoy = server.decoy_registration();
+                let parsed = ServerRegistration::<OpaqueSuite>::deserialize(
+                    registration.as_deref().map(|r| r.as_slice()).unwrap_or(&decoy),
+                )
+                .map_err(|_| Error::VaultMessageInvalid)?;
+                let password_file = registration.is_some().then_some(parsed);
                 let start =
                     ServerLogin::start(rng, &server.setup.0, password_file, *ke1, &record, server.params())
                         .map_err(|_| Error::VaultMessageInvalid)?;
