@@ -145,16 +145,20 @@ fn bkv_seal_with_fixed_ephemeral_is_rfc9180_base_mode() {
     sk.copy_from_slice(&hx(&v, "skRm"));
     let server = SessionServer::new("f", 7, "n", SessionSecretKey::from_bytes(&sk).unwrap());
     let opened = server.open(&request, 1000).unwrap();
-    let response = opened.responder.seal_ok(b"world");
-    let mut rk = [0u8; 44];
+    let response = opened.responder.seal_ok(&mut rand_core::OsRng, b"world");
+    let mut rk = [0u8; 32];
     ctx.export(RESPONSE_EXPORT_LABEL, &mut rk).unwrap();
     let outer: ciborium::Value = ciborium::from_reader(response.as_slice()).unwrap();
-    let sealed_resp =
-        outer.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("sealed")).unwrap().1.clone();
+    let field =
+        |k: &str| outer.as_map().unwrap().iter().find(|(key, _)| key.as_text() == Some(k)).unwrap().1.clone();
+    let (sealed_resp, nonce) = (field("sealed"), field("nonce"));
     use chacha20poly1305::aead::{Aead as _, KeyInit};
-    let inner = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&rk[..32])
+    let inner = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&rk)
         .unwrap()
-        .decrypt(chacha20poly1305::Nonce::from_slice(&rk[32..]), sealed_resp.as_bytes().unwrap().as_slice())
+        .decrypt(
+            chacha20poly1305::Nonce::from_slice(nonce.as_bytes().unwrap()),
+            sealed_resp.as_bytes().unwrap().as_slice(),
+        )
         .unwrap();
     let inner: ciborium::Value = ciborium::from_reader(inner.as_slice()).unwrap();
     let ok = inner.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("ok")).unwrap().1.clone();

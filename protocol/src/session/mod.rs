@@ -35,6 +35,25 @@ pub const RESPONSE_EXPORT_LABEL: &[u8] = b"bkv session v1 response";
 pub const INFO_LABEL: &str = "bkv session";
 /// Length of a request id (spec/session.md §3).
 pub const REQUEST_ID_LEN: usize = 16;
+/// Length of the response nonce (spec/session.md §4.2).
+pub const RESPONSE_NONCE_LEN: usize = 12;
+
+/// The HPKE export interface of both context halves.
+trait ExportCtx {
+    fn export_into(&self, label: &[u8], out: &mut [u8]);
+}
+
+impl ExportCtx for hpke::aead::AeadCtxS<HpkeAead, Kdf, Kem> {
+    fn export_into(&self, label: &[u8], out: &mut [u8]) {
+        self.export(label, out).expect("32 bytes is a valid export length");
+    }
+}
+
+impl ExportCtx for hpke::aead::AeadCtxR<HpkeAead, Kdf, Kem> {
+    fn export_into(&self, label: &[u8], out: &mut [u8]) {
+        self.export(label, out).expect("32 bytes is a valid export length");
+    }
+}
 
 /// The HPKE KEM of the suite.
 pub type Kem = hpke::kem::X25519HkdfSha256;
@@ -82,11 +101,13 @@ struct RequestPlaintext {
     body: Vec<u8>,
 }
 
-/// spec/session.md §4.1, `SessionResponse`: exactly one of `sealed` and `error`.
+/// spec/session.md §4.1, `SessionResponse`: `nonce` and `sealed`, or `error`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SessionResponse {
     v: u64,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    nonce: Option<Vec<u8>>,
     #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
     sealed: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,19 +204,16 @@ impl SessionSecretKey {
     }
 }
 
-/// Key and nonce for the response, exported from the HPKE context (spec/session.md §4.2).
+/// The response key, exported from the HPKE context (spec/session.md §4.2).
 struct ResponseKey {
     key: Zeroizing<[u8; 32]>,
-    nonce: [u8; 12],
 }
 
 impl ResponseKey {
-    fn from_export(export: &[u8; 44]) -> Self {
+    fn export<C: ExportCtx>(ctx: &C) -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&export[..32]);
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&export[32..]);
-        Self { key, nonce }
+        ctx.export_into(RESPONSE_EXPORT_LABEL, &mut key[..]);
+        Self { key }
     }
 
     fn cipher(&self) -> ResponseAead {
@@ -238,8 +256,7 @@ pub fn seal_request_with_id<R: RngCore + CryptoRng>(
         body: body.to_vec(),
     }));
     let ct = ctx.seal(&plaintext, b"").map_err(|_| Error::SessionOpenFailed)?;
-    let mut export = Zeroizing::new([0u8; 44]);
-    ctx.export(RESPONSE_EXPORT_LABEL, &mut export[..]).expect("44 bytes is a valid export length");
+    let key = ResponseKey::export(&ctx);
     let request = SealedRequest {
         v: 1,
         kem: KEM_ID.into(),
@@ -251,7 +268,7 @@ pub fn seal_request_with_id<R: RngCore + CryptoRng>(
         enc: enc.to_bytes().to_vec(),
         ct,
     };
-    Ok((cbor::to_vec(&request), AwaitResponse { id, key: ResponseKey::from_export(&export) }))
+    Ok((cbor::to_vec(&request), AwaitResponse { id, key }))
 }
 
 /// Client state between sending a request and reading its response.
@@ -280,8 +297,8 @@ impl AwaitResponse {
         if resp.v != 1 {
             return Err(Error::SessionResponseInvalid);
         }
-        match (resp.sealed, resp.error) {
-            (None, Some(code)) => {
+        match (resp.nonce, resp.sealed, resp.error) {
+            (None, None, Some(code)) => {
                 // Unsealed errors are unauthenticated: only codes a node can send before it
                 // has opened the request are accepted (spec/session.md §4.3 step 2).
                 match Error::from_code(&code) {
@@ -289,11 +306,11 @@ impl AwaitResponse {
                     _ => Err(Error::SessionResponseInvalid),
                 }
             }
-            (Some(sealed), None) => {
+            (Some(nonce), Some(sealed), None) if nonce.len() == RESPONSE_NONCE_LEN => {
                 let pt = Zeroizing::new(
                     self.key
                         .cipher()
-                        .decrypt(Nonce::from_slice(&self.key.nonce), Payload { msg: &sealed, aad: b"" })
+                        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &sealed, aad: b"" })
                         .map_err(|_| Error::SessionResponseInvalid)?,
                 );
                 let inner: ResponsePlaintext =
@@ -363,48 +380,53 @@ impl core::fmt::Debug for Responder {
 }
 
 impl Responder {
-    /// Seal a successful application response.
-    pub fn seal_ok(self, body: &[u8]) -> Vec<u8> {
-        self.seal_plaintext(ResponsePlaintext {
-            v: 1,
-            id: self.id.to_vec(),
-            ok: Some(body.to_vec()),
-            error: None,
-        })
+    /// Seal a successful application response. `rng` draws the response nonce.
+    pub fn seal_ok<R: RngCore + CryptoRng>(self, rng: &mut R, body: &[u8]) -> Vec<u8> {
+        self.seal_plaintext(
+            rng,
+            ResponsePlaintext { v: 1, id: self.id.to_vec(), ok: Some(body.to_vec()), error: None },
+        )
     }
 
     /// Seal an error (any code: only this client can read it).
-    pub fn seal_error(self, error: Error) -> Vec<u8> {
-        self.seal_plaintext(ResponsePlaintext {
-            v: 1,
-            id: self.id.to_vec(),
-            ok: None,
-            error: Some(error.code().to_owned()),
-        })
+    pub fn seal_error<R: RngCore + CryptoRng>(self, rng: &mut R, error: Error) -> Vec<u8> {
+        self.seal_plaintext(
+            rng,
+            ResponsePlaintext { v: 1, id: self.id.to_vec(), ok: None, error: Some(error.code().to_owned()) },
+        )
     }
 
     /// Seal `Ok(body)` or `Err(code)`.
-    pub fn seal(self, result: Result<Vec<u8>>) -> Vec<u8> {
+    pub fn seal<R: RngCore + CryptoRng>(self, rng: &mut R, result: Result<Vec<u8>>) -> Vec<u8> {
         match result {
-            Ok(body) => self.seal_ok(&body),
-            Err(e) => self.seal_error(e),
+            Ok(body) => self.seal_ok(rng, &body),
+            Err(e) => self.seal_error(rng, e),
         }
     }
 
-    fn seal_plaintext(&self, plaintext: ResponsePlaintext) -> Vec<u8> {
+    fn seal_plaintext<R: RngCore + CryptoRng>(&self, rng: &mut R, plaintext: ResponsePlaintext) -> Vec<u8> {
         let pt = Zeroizing::new(cbor::to_vec(&plaintext));
+        // A random nonce: a replayed request recreates the same HPKE context and hence the
+        // same key, so a node may seal more than one response under it (spec/session.md §4.2).
+        let mut nonce = [0u8; RESPONSE_NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
         let sealed = self
             .key
             .cipher()
-            .encrypt(Nonce::from_slice(&self.key.nonce), Payload { msg: &pt, aad: b"" })
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &pt, aad: b"" })
             .expect("ChaCha20Poly1305 encryption of a bounded message cannot fail");
-        cbor::to_vec(&SessionResponse { v: 1, sealed: Some(sealed), error: None })
+        cbor::to_vec(&SessionResponse {
+            v: 1,
+            nonce: Some(nonce.to_vec()),
+            sealed: Some(sealed),
+            error: None,
+        })
     }
 }
 
 /// spec/session.md §4.1: the unsealed answer to a request the node could not open.
 pub fn reject(error: Error) -> Vec<u8> {
-    cbor::to_vec(&SessionResponse { v: 1, sealed: None, error: Some(error.code().to_owned()) })
+    cbor::to_vec(&SessionResponse { v: 1, nonce: None, sealed: None, error: Some(error.code().to_owned()) })
 }
 
 impl SessionServer {
@@ -465,15 +487,14 @@ impl SessionServer {
             return Err(Error::SessionRequestStale);
         }
         // S7: the response key.
-        let mut export = Zeroizing::new([0u8; 44]);
-        ctx.export(RESPONSE_EXPORT_LABEL, &mut export[..]).expect("44 bytes is a valid export length");
+        let key = ResponseKey::export(&ctx);
         let mut id = [0u8; REQUEST_ID_LEN];
         id.copy_from_slice(&inner.id);
         Ok(OpenedRequest {
             request_id: id,
             time: inner.time,
             body: inner.body.clone(),
-            responder: Responder { id, key: ResponseKey::from_export(&export) },
+            responder: Responder { id, key },
         })
     }
 }

@@ -25,21 +25,31 @@ pub struct Node {
     pub now: u64,
     /// Every command committed, in order.
     pub log: Vec<Vec<u8>>,
+    setup_bytes: Vec<u8>,
 }
 
 impl Node {
     pub fn new(seed: u64, guess_limit: u32) -> Self {
+        let setup = VaultServerSetup::generate(&mut ChaCha20Rng::seed_from_u64(seed ^ 0x5e7));
+        Self::with_setup(seed, guess_limit, setup)
+    }
+
+    pub fn with_setup(seed: u64, guess_limit: u32, setup: VaultServerSetup) -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let key = SessionSecretKey::generate(&mut rng);
-        let setup = VaultServerSetup::generate(&mut rng);
         Self {
             session: SessionServer::new(FLEET, EPOCH, NODE, key),
+            setup_bytes: setup.to_bytes().to_vec(),
             vault: VaultServer::new(setup, FLEET),
             state: VaultStateMachine::new(guess_limit),
             rng,
             now: NOW,
             log: Vec::new(),
         }
+    }
+
+    pub fn vault_setup_bytes(&self) -> Vec<u8> {
+        self.setup_bytes.clone()
     }
 
     pub fn target(&self) -> SessionTarget {
@@ -74,7 +84,7 @@ impl Node {
                 p.committed(&self.vault, &mut self.rng, &output, self.now)
             }
         };
-        opened.responder.seal(result)
+        opened.responder.seal(&mut self.rng, result)
     }
 }
 
