@@ -399,3 +399,42 @@ fn a_copied_setup_serves_the_same_records() {
     }
     let _ = KsfParams::TEST;
 }
+
+/// The sizes the CDDL of spec/vault.md §6 states for the OPAQUE messages of this suite.
+#[test]
+fn message_sizes_match_the_spec() {
+    let mut node = Node::new(170, 10);
+    let mut client = Client::new(171, &node);
+    let key = BackupKey::generate(&mut client.rng);
+    let (body, reg) = RegistrationClient::start(&mut client.rng, RECORD, b"123456").unwrap();
+    let VaultRequest::RegisterStart { request, .. } = bkv_protocol::cbor::from_slice(&body).unwrap() else {
+        panic!()
+    };
+    assert_eq!(request.len(), 32);
+    let resp = client.call(&mut node, &body).unwrap();
+    let VaultResponse::RegisterStart { response } = bkv_protocol::cbor::from_slice(&resp).unwrap() else {
+        panic!()
+    };
+    assert_eq!(response.len(), 64);
+    let ctx = client.ctx.clone();
+    let (body, _) = reg.finish(&mut client.rng, &ctx, &key, &resp).unwrap().into_request();
+    let VaultRequest::RegisterFinish { upload, wrapped_key, .. } =
+        bkv_protocol::cbor::from_slice(&body).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((upload.len(), wrapped_key.len()), (192, 48));
+    client.call(&mut node, &body).unwrap();
+    let (body, rc) = RecoveryClient::start(&mut client.rng, RECORD, b"123456").unwrap();
+    let VaultRequest::RecoverStart { ke1, .. } = bkv_protocol::cbor::from_slice(&body).unwrap() else {
+        panic!()
+    };
+    assert_eq!(ke1.len(), 96);
+    let resp = client.call(&mut node, &body).unwrap();
+    let (body, _) = rc.receive(&resp).unwrap().finish(&mut client.rng, &ctx, ClientAction::Recover).unwrap();
+    let VaultRequest::RecoverFinish { login, ke3, .. } = bkv_protocol::cbor::from_slice(&body).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((login.len(), ke3.len()), (16, 64));
+}

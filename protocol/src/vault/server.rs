@@ -9,6 +9,37 @@
 //! 2. `CommandLog::propose(proposal.command())`: commit durably, get the output;
 //! 3. [`Proposal::committed`]: only now compute KE2 / release the key, and return the
 //!    response body to seal.
+//!
+//! A node's request handler, with the log standing in as a local state machine:
+//!
+//! ```
+//! use bkv_protocol::session::{self, SessionServer};
+//! use bkv_protocol::state_machine::StateMachine;
+//! use bkv_protocol::vault::{Step, VaultServer, VaultStateMachine};
+//!
+//! fn serve(
+//!     session: &SessionServer,
+//!     vault: &VaultServer,
+//!     log: &mut VaultStateMachine, // a node calls `CommandLog::propose` here
+//!     rng: &mut rand_core::OsRng,
+//!     request: &[u8],
+//!     now: u64,
+//! ) -> Vec<u8> {
+//!     let opened = match session.open(request, now) {
+//!         Ok(o) => o,
+//!         Err(e) => return session::reject(e), // unsealed session.*/cbor.* error
+//!     };
+//!     let result = match vault.handle(opened.request_id, opened.time, &opened.body, now) {
+//!         Err(e) => Err(e),
+//!         Ok(Step::Reply(body)) => Ok(body),
+//!         Ok(Step::Propose(p)) => {
+//!             let output = log.apply(p.command()); // committed and applied
+//!             p.committed(vault, rng, &output, now)
+//!         }
+//!     };
+//!     opened.responder.seal(rng, result)
+//! }
+//! ```
 
 use super::state::VaultOutput;
 use super::{

@@ -245,6 +245,10 @@ impl core::fmt::Debug for VaultStateMachine {
 
 impl VaultStateMachine {
     /// An empty vault for a fleet whose FleetKeySet says `guess_limit` (1..=100).
+    ///
+    /// # Panics
+    /// If `guess_limit` is outside 1..=100, which a verified FleetKeySet never has
+    /// (spec/validation-bundle.md §3.2 rule 4).
     pub fn new(guess_limit: u32) -> Self {
         assert!((1..=100).contains(&guess_limit), "guess_limit is 1..=100 (spec/validation-bundle.md §3.2)");
         Self { guess_limit, max_time: 0, records: BTreeMap::new(), seen: BTreeMap::new() }
