@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::session::{REQUEST_ID_LEN, REQUEST_WINDOW_SECS};
 use crate::state_machine::StateMachine;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use zeroize::Zeroizing;
 
 /// spec/vault.md §8.2: request ids are remembered while their time is within this many
@@ -231,6 +231,8 @@ pub struct VaultStateMachine {
     max_time: u64,
     records: BTreeMap<Vec<u8>, Entry>,
     seen: BTreeMap<[u8; REQUEST_ID_LEN], u64>,
+    /// The same ids ordered by time, so pruning costs only what it removes.
+    seen_by_time: BTreeSet<(u64, [u8; REQUEST_ID_LEN])>,
 }
 
 impl core::fmt::Debug for VaultStateMachine {
@@ -251,7 +253,13 @@ impl VaultStateMachine {
     /// (spec/validation-bundle.md §3.2 rule 4).
     pub fn new(guess_limit: u32) -> Self {
         assert!((1..=100).contains(&guess_limit), "guess_limit is 1..=100 (spec/validation-bundle.md §3.2)");
-        Self { guess_limit, max_time: 0, records: BTreeMap::new(), seen: BTreeMap::new() }
+        Self {
+            guess_limit,
+            max_time: 0,
+            records: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            seen_by_time: BTreeSet::new(),
+        }
     }
 
     /// The fleet's guess limit.
@@ -292,11 +300,27 @@ impl VaultStateMachine {
         // A3: the operation; on error nothing has changed.
         let out = self.execute(command)?;
         // A4: remember the id, advance the clock of the log, forget old ids.
-        self.seen.insert(id, time);
+        self.remember(id, time);
         self.max_time = self.max_time.max(time);
-        let horizon = self.max_time.saturating_sub(SEEN_RETENTION_SECS);
-        self.seen.retain(|_, t| *t >= horizon);
+        self.prune();
         Ok(out)
+    }
+
+    fn remember(&mut self, id: [u8; REQUEST_ID_LEN], time: u64) {
+        self.seen.insert(id, time);
+        self.seen_by_time.insert((time, id));
+    }
+
+    /// Forget ids older than the retention horizon (spec/vault.md §8.2 step A4).
+    fn prune(&mut self) {
+        let horizon = self.max_time.saturating_sub(SEEN_RETENTION_SECS);
+        while let Some(&(t, id)) = self.seen_by_time.first() {
+            if t >= horizon {
+                break;
+            }
+            self.seen_by_time.pop_first();
+            self.seen.remove(&id);
+        }
     }
 
     fn execute(&mut self, command: &VaultCommand) -> Result<VaultOutput> {
@@ -510,7 +534,10 @@ impl StateMachine for VaultStateMachine {
         }
         for seen in s.seen {
             let id: [u8; REQUEST_ID_LEN] = seen.id.as_slice().try_into().map_err(|_| Error::CborSchema)?;
-            sm.seen.insert(id, seen.time);
+            if sm.seen.contains_key(&id) {
+                return Err(Error::CborSchema);
+            }
+            sm.remember(id, seen.time);
         }
         Ok(sm)
     }
