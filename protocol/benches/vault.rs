@@ -37,7 +37,8 @@ impl Node {
             Ok(o) => o,
             Err(e) => return session::reject(e),
         };
-        let result = match self.vault.handle(opened.request_id, opened.time, &opened.body, NOW) {
+        let result = match self.vault.handle(&mut self.rng, opened.request_id, opened.time, &opened.body, NOW)
+        {
             Err(e) => Err(e),
             Ok(Step::Reply(body)) => Ok(body),
             Ok(Step::Propose(p)) => {

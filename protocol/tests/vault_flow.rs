@@ -350,13 +350,13 @@ fn wrapped_key_invalid_at_registration() {
     let key = BackupKey::generate(&mut client.rng);
     let new = new_registration(&mut client, &mut node, b"123456", &key);
     let (body, _) = new.into_request();
-    let VaultRequest::RegisterFinish { record, upload, mut wrapped_key } =
+    let VaultRequest::RegisterFinish { record, salt, upload, mut wrapped_key } =
         bkv_protocol::cbor::from_slice(&body).unwrap()
     else {
         panic!()
     };
     wrapped_key.pop();
-    let bad = bkv_protocol::cbor::to_vec(&VaultRequest::RegisterFinish { record, upload, wrapped_key });
+    let bad = bkv_protocol::cbor::to_vec(&VaultRequest::RegisterFinish { record, salt, upload, wrapped_key });
     assert_eq!(client.call(&mut node, &bad), Err(Error::VaultWrappedKeyInvalid));
     assert_eq!(node.state.status(RECORD).state, RecordState::Absent);
 }
@@ -412,10 +412,11 @@ fn message_sizes_match_the_spec() {
     };
     assert_eq!(request.len(), 32);
     let resp = client.call(&mut node, &body).unwrap();
-    let VaultResponse::RegisterStart { response } = bkv_protocol::cbor::from_slice(&resp).unwrap() else {
+    let VaultResponse::RegisterStart { response, salt } = bkv_protocol::cbor::from_slice(&resp).unwrap()
+    else {
         panic!()
     };
-    assert_eq!(response.len(), 64);
+    assert_eq!((response.len(), salt.len()), (64, 32));
     let ctx = client.ctx.clone();
     let (body, _) = reg.finish(&mut client.rng, &ctx, &key, &resp).unwrap().into_request();
     let VaultRequest::RegisterFinish { upload, wrapped_key, .. } =
@@ -437,4 +438,54 @@ fn message_sizes_match_the_spec() {
         panic!()
     };
     assert_eq!((login.len(), ke3.len()), (16, 64));
+}
+
+/// spec/vault.md §2.2, §10: `register_start` is not counted, so it must never evaluate the
+/// OPRF under a stored record's key. An attacker who sends the blinded element of its own
+/// KE1 as a RegistrationRequest for a registered id gets an evaluation under a fresh salt,
+/// unrelated to the one its (counted) KE2 carries; otherwise one KE2 plus unlimited
+/// register_starts would allow unlimited offline guesses.
+#[test]
+fn register_start_gives_no_evaluation_under_a_stored_records_key() {
+    let (mut node, mut client, _) = registered(180, 10);
+    let (body, _) = RecoveryClient::start(&mut client.rng, RECORD, b"guess1").unwrap();
+    let VaultRequest::RecoverStart { ke1, .. } = bkv_protocol::cbor::from_slice(&body).unwrap() else {
+        panic!()
+    };
+    let blinded = ke1[..32].to_vec();
+    let resp = client.call(&mut node, &body).unwrap();
+    let VaultResponse::RecoverStart { ke2, .. } = bkv_protocol::cbor::from_slice(&resp).unwrap() else {
+        panic!()
+    };
+    let mut evaluations = vec![ke2[..32].to_vec()];
+    for _ in 0..2 {
+        let reg = bkv_protocol::cbor::to_vec(&VaultRequest::RegisterStart {
+            record: RECORD.to_vec(),
+            request: blinded.clone(),
+        });
+        let resp = client.call(&mut node, &reg).unwrap();
+        let VaultResponse::RegisterStart { response, .. } = bkv_protocol::cbor::from_slice(&resp).unwrap()
+        else {
+            panic!()
+        };
+        evaluations.push(response[..32].to_vec());
+    }
+    assert_ne!(evaluations[0], evaluations[1]);
+    assert_ne!(evaluations[0], evaluations[2]);
+    assert_ne!(evaluations[1], evaluations[2]);
+    // The same KE1 blinded element in a second login gets the same evaluation as the
+    // first: the login path is deterministic under the record's stored salt.
+    let (body2, _) = RecoveryClient::start(&mut client.rng, RECORD, b"guess1").unwrap();
+    let VaultRequest::RecoverStart { ke1: mut ke1b, record } =
+        bkv_protocol::cbor::from_slice(&body2).unwrap()
+    else {
+        panic!()
+    };
+    ke1b[..32].copy_from_slice(&blinded);
+    let body2 = bkv_protocol::cbor::to_vec(&VaultRequest::RecoverStart { record, ke1: ke1b });
+    let resp = client.call(&mut node, &body2).unwrap();
+    let VaultResponse::RecoverStart { ke2, .. } = bkv_protocol::cbor::from_slice(&resp).unwrap() else {
+        panic!()
+    };
+    assert_eq!(ke2[..32].to_vec(), evaluations[0]);
 }

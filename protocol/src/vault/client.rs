@@ -13,7 +13,7 @@
 
 use super::{
     BackupKey, FinishAction, KsfParams, OpaqueSuite, VaultRequest, VaultResponse, check_record_id,
-    opaque_context, opaque_decode, opaque_err, unwrap_backup_key, wrap_backup_key,
+    check_salt, opaque_context, opaque_decode, opaque_err, unwrap_backup_key, wrap_backup_key,
 };
 use crate::cbor;
 use crate::crypto::ct_eq;
@@ -78,9 +78,10 @@ impl RegistrationClient {
         backup_key: &BackupKey,
         response: &[u8],
     ) -> Result<NewRegistration> {
-        let VaultResponse::RegisterStart { response } = decode_response(response)? else {
+        let VaultResponse::RegisterStart { response, salt } = decode_response(response)? else {
             return Err(Error::CborSchema);
         };
+        check_salt(&salt)?;
         let response = opaque_decode!(RegistrationResponse<OpaqueSuite>, &response)?;
         let ksf = ctx.ksf.argon2()?;
         let finish = self
@@ -96,7 +97,12 @@ impl RegistrationClient {
             return Err(Error::VaultServerKeyMismatch);
         }
         let wrapped_key = wrap_backup_key(&finish.export_key, &ctx.fleet_id, &self.record, backup_key);
-        Ok(NewRegistration { record: self.record, upload: finish.message.serialize().to_vec(), wrapped_key })
+        Ok(NewRegistration {
+            record: self.record,
+            salt,
+            upload: finish.message.serialize().to_vec(),
+            wrapped_key,
+        })
     }
 }
 
@@ -106,6 +112,7 @@ impl RegistrationClient {
 #[derive(Debug, Clone)]
 pub struct NewRegistration {
     record: Vec<u8>,
+    salt: Vec<u8>,
     upload: Vec<u8>,
     wrapped_key: Vec<u8>,
 }
@@ -120,6 +127,7 @@ impl NewRegistration {
     pub fn into_request(self) -> (Vec<u8>, AwaitRegistered) {
         let body = cbor::to_vec(&VaultRequest::RegisterFinish {
             record: self.record,
+            salt: self.salt,
             upload: self.upload,
             wrapped_key: self.wrapped_key,
         });
@@ -240,7 +248,11 @@ impl RecoveryKe2 {
                     return Err(Error::VaultRecordIdInvalid);
                 }
                 (
-                    FinishAction::ChangeCode { upload: new.upload, wrapped_key: new.wrapped_key },
+                    FinishAction::ChangeCode {
+                        salt: new.salt,
+                        upload: new.upload,
+                        wrapped_key: new.wrapped_key,
+                    },
                     Expect::CodeChanged,
                 )
             }

@@ -57,6 +57,19 @@ pub const WRAPPED_KEY_LEN: usize = BACKUP_KEY_LEN + 16;
 pub const WRAP_SALT: &[u8] = b"bkv vault v1 wrap";
 /// First element of the OPAQUE context array (spec/vault.md §2.2).
 pub const CONTEXT_LABEL: &str = "bkv vault v1";
+/// Length of the per-registration OPRF salt (spec/vault.md §2.2).
+pub const OPRF_SALT_LEN: usize = 32;
+
+/// spec/vault.md §2.2: the OPAQUE `credential_identifier` of a registration,
+/// `CBOR [record_id, oprf_salt]`. The salt is drawn by the node at every `register_start`,
+/// so no OPRF evaluation made outside a counted login is ever under a stored record's key.
+pub fn credential_identifier(record: &[u8], salt: &[u8]) -> Vec<u8> {
+    cbor::to_vec(&(serde_bytes::Bytes::new(record), serde_bytes::Bytes::new(salt)))
+}
+
+pub(crate) fn check_salt(salt: &[u8]) -> Result<()> {
+    if salt.len() == OPRF_SALT_LEN { Ok(()) } else { Err(Error::CborSchema) }
+}
 
 /// Argon2id parameters of the OPAQUE key stretching function (spec/vault.md §2.1).
 ///
@@ -190,6 +203,9 @@ pub enum VaultRequest {
         /// Record id.
         #[serde(with = "serde_bytes")]
         record: Vec<u8>,
+        /// The OPRF salt from the RegisterStart answer.
+        #[serde(with = "serde_bytes")]
+        salt: Vec<u8>,
         /// OPAQUE RegistrationUpload.
         #[serde(with = "serde_bytes")]
         upload: Vec<u8>,
@@ -227,6 +243,9 @@ pub enum FinishAction {
     Recover,
     /// Replace the registration (new code) and reset the counter.
     ChangeCode {
+        /// The OPRF salt from the RegisterStart answer for the new code.
+        #[serde(with = "serde_bytes")]
+        salt: Vec<u8>,
         /// OPAQUE RegistrationUpload under the new code.
         #[serde(with = "serde_bytes")]
         upload: Vec<u8>,
@@ -247,6 +266,9 @@ pub enum VaultResponse {
         /// OPAQUE RegistrationResponse.
         #[serde(with = "serde_bytes")]
         response: Vec<u8>,
+        /// The fresh OPRF salt of this registration (32 bytes), echoed in RegisterFinish.
+        #[serde(with = "serde_bytes")]
+        salt: Vec<u8>,
     },
     /// Answer to RegisterFinish.
     Registered {

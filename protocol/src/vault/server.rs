@@ -29,7 +29,7 @@
 //!         Ok(o) => o,
 //!         Err(e) => return session::reject(e), // unsealed session.*/cbor.* error
 //!     };
-//!     let result = match vault.handle(opened.request_id, opened.time, &opened.body, now) {
+//!     let result = match vault.handle(rng, opened.request_id, opened.time, &opened.body, now) {
 //!         Err(e) => Err(e),
 //!         Ok(Step::Reply(body)) => Ok(body),
 //!         Ok(Step::Propose(p)) => {
@@ -43,8 +43,8 @@
 
 use super::state::VaultOutput;
 use super::{
-    FinishAction, OpaqueSuite, VaultRequest, VaultResponse, WRAPPED_KEY_LEN, check_record_id, opaque_context,
-    opaque_decode,
+    FinishAction, OPRF_SALT_LEN, OpaqueSuite, VaultRequest, VaultResponse, WRAPPED_KEY_LEN, check_record_id,
+    check_salt, credential_identifier, opaque_context, opaque_decode,
 };
 use crate::cbor;
 use crate::error::{Error, Result};
@@ -64,9 +64,9 @@ use super::state::VaultCommand;
 pub const PENDING_LOGIN_TTL_SECS: u64 = REQUEST_WINDOW_SECS;
 /// At most this many pending logins per node; the oldest is dropped first (spec/vault.md §7.3).
 pub const PENDING_LOGIN_MAX: usize = 65_536;
-/// Length of a serialized ServerRegistration of this suite: client public key (32),
-/// masking key (64), envelope nonce (32) and tag (64).
-const DECOY_LEN: usize = 192;
+/// Length of a stored registration: OPRF salt (32) and the serialized ServerRegistration of
+/// this suite: client public key (32), masking key (64), envelope nonce (32) and tag (64).
+pub const STORED_REGISTRATION_LEN: usize = OPRF_SALT_LEN + 192;
 
 /// The fleet-wide OPAQUE server setup: OPRF seed, server key pair and the fake-record key
 /// (spec/vault.md §2.3). Every node of a fleet MUST hold the same one.
@@ -187,21 +187,34 @@ impl VaultServer {
     ///
     /// `request_id` and `time` come from the session (spec/session.md §5); `now` is the
     /// node's clock. Errors are sealed to the client with the request's responder.
-    pub fn handle(&self, request_id: RequestId, time: u64, body: &[u8], now: u64) -> Result<Step> {
+    /// `rng` draws the OPRF salt of a `register_start`.
+    pub fn handle<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        request_id: RequestId,
+        time: u64,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Step> {
         let request: VaultRequest = cbor::from_slice(body)?;
         let rid = request_id.to_vec();
         match request {
             VaultRequest::RegisterStart { record, request } => {
                 check_record_id(&record)?;
                 let request = opaque_decode!(RegistrationRequest<OpaqueSuite>, &request)?;
-                let result = ServerRegistration::<OpaqueSuite>::start(&self.setup.0, request, &record)
+                // A fresh salt, so this OPRF evaluation is under a key no stored record
+                // uses (spec/vault.md §2.2, §10).
+                let mut salt = vec![0u8; OPRF_SALT_LEN];
+                rng.fill_bytes(&mut salt);
+                let id = credential_identifier(&record, &salt);
+                let result = ServerRegistration::<OpaqueSuite>::start(&self.setup.0, request, &id)
                     .map_err(|_| Error::VaultMessageInvalid)?;
                 let response = result.message.serialize().to_vec();
-                Ok(Step::Reply(cbor::to_vec(&VaultResponse::RegisterStart { response })))
+                Ok(Step::Reply(cbor::to_vec(&VaultResponse::RegisterStart { response, salt })))
             }
-            VaultRequest::RegisterFinish { record, upload, wrapped_key } => {
+            VaultRequest::RegisterFinish { record, salt, upload, wrapped_key } => {
                 check_record_id(&record)?;
-                let registration = self.registration_from_upload(&upload)?;
+                let registration = self.registration_from_upload(&salt, &upload)?;
                 check_wrapped(&wrapped_key)?;
                 let command =
                     VaultCommand::Register { request_id: rid, time, record, registration, wrapped_key };
@@ -221,9 +234,9 @@ impl VaultServer {
                 let ke3 = opaque_decode!(CredentialFinalization<OpaqueSuite>, &ke3)?;
                 // Validate the action before consuming the pending login.
                 let new_registration = match &action {
-                    FinishAction::ChangeCode { upload, wrapped_key } => {
+                    FinishAction::ChangeCode { salt, upload, wrapped_key } => {
                         check_wrapped(wrapped_key)?;
-                        Some((self.registration_from_upload(upload)?, wrapped_key.clone()))
+                        Some((self.registration_from_upload(salt, upload)?, wrapped_key.clone()))
                     }
                     _ => None,
                 };
@@ -261,17 +274,22 @@ impl VaultServer {
         }
     }
 
-    /// A well-formed registration that matches no client: the server public key as the
-    /// client key, zero masking key and envelope (spec/vault.md §5.3).
+    /// A well-formed stored registration that matches no client: zero salt, the server
+    /// public key as the client key, zero masking key and envelope (spec/vault.md §5.3).
     fn decoy_registration(&self) -> Vec<u8> {
-        let mut decoy = self.setup.public_key().to_vec();
-        decoy.resize(DECOY_LEN, 0);
+        let mut decoy = vec![0u8; OPRF_SALT_LEN];
+        decoy.extend_from_slice(&self.setup.public_key());
+        decoy.resize(STORED_REGISTRATION_LEN, 0);
         decoy
     }
 
-    fn registration_from_upload(&self, upload: &[u8]) -> Result<Vec<u8>> {
+    /// spec/vault.md §5.1: the stored registration, `oprf_salt ‖ ServerRegistration`.
+    fn registration_from_upload(&self, salt: &[u8], upload: &[u8]) -> Result<Vec<u8>> {
+        check_salt(salt)?;
         let upload = opaque_decode!(RegistrationUpload<OpaqueSuite>, upload)?;
-        Ok(ServerRegistration::<OpaqueSuite>::finish(upload).serialize().to_vec())
+        let mut stored = salt.to_vec();
+        stored.extend_from_slice(&ServerRegistration::<OpaqueSuite>::finish(upload).serialize());
+        Ok(stored)
     }
 }
 
@@ -313,16 +331,20 @@ impl Proposal {
                 // always builds its fake record before choosing (spec/vault.md §5.3).
                 let mut fake = Zeroizing::new(vec![0u8; WRAPPED_KEY_LEN]);
                 rng.fill_bytes(&mut fake);
-                // Always deserialize a registration: the real one or a decoy of the same
-                // length, so the unknown-record path does the same parsing work.
+                // Always split and deserialize a stored registration: the real one or a
+                // decoy of the same length, so the unknown-record path does the same work.
                 let decoy = server.decoy_registration();
-                let parsed = ServerRegistration::<OpaqueSuite>::deserialize(
-                    registration.as_deref().map(|r| r.as_slice()).unwrap_or(&decoy),
-                )
-                .map_err(|_| Error::VaultMessageInvalid)?;
+                let stored = registration.as_deref().map(|r| r.as_slice()).unwrap_or(&decoy);
+                if stored.len() != STORED_REGISTRATION_LEN {
+                    return Err(Error::VaultMessageInvalid);
+                }
+                let (salt, record_bytes) = stored.split_at(OPRF_SALT_LEN);
+                let parsed = ServerRegistration::<OpaqueSuite>::deserialize(record_bytes)
+                    .map_err(|_| Error::VaultMessageInvalid)?;
                 let password_file = registration.is_some().then_some(parsed);
+                let id = credential_identifier(&record, salt);
                 let start =
-                    ServerLogin::start(rng, &server.setup.0, password_file, *ke1, &record, server.params())
+                    ServerLogin::start(rng, &server.setup.0, password_file, *ke1, &id, server.params())
                         .map_err(|_| Error::VaultMessageInvalid)?;
                 let pending = PendingLogin {
                     record,

@@ -5,6 +5,7 @@
 //! node that applies the same commands in the same order holds the same state and gives
 //! the same outputs ([`crate::state_machine::StateMachine`]).
 
+use super::server::STORED_REGISTRATION_LEN;
 use super::{RECORD_ID_MAX, WRAPPED_KEY_LEN, check_record_id};
 use crate::cbor;
 use crate::error::{Error, Result};
@@ -328,6 +329,7 @@ impl VaultStateMachine {
         match command {
             VaultCommand::Register { record, registration, wrapped_key, .. } => {
                 check_wrapped(wrapped_key)?;
+                check_registration(registration)?;
                 let generation = match self.records.get(record) {
                     Some(Entry::Active { registration: Some(_), .. }) => {
                         return Err(Error::VaultRecordExists);
@@ -382,6 +384,7 @@ impl VaultStateMachine {
             },
             VaultCommand::Rekey { record, generation, registration, wrapped_key, .. } => {
                 check_wrapped(wrapped_key)?;
+                check_registration(registration)?;
                 match self.records.get(record) {
                     Some(Entry::Active { registration: Some(_), generation: g, .. }) if *g == *generation => {
                     }
@@ -409,6 +412,10 @@ impl VaultStateMachine {
             }
         }
     }
+}
+
+fn check_registration(registration: &[u8]) -> Result<()> {
+    if registration.len() == STORED_REGISTRATION_LEN { Ok(()) } else { Err(Error::VaultMessageInvalid) }
 }
 
 fn check_wrapped(wrapped: &[u8]) -> Result<()> {

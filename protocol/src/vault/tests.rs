@@ -16,7 +16,7 @@ fn register(n: u8, time: u64) -> VaultCommand {
         request_id: rid(n),
         time,
         record: REC.to_vec(),
-        registration: vec![1; 192],
+        registration: vec![1; server::STORED_REGISTRATION_LEN],
         wrapped_key: vec![2; WRAPPED_KEY_LEN],
     }
 }
@@ -46,6 +46,11 @@ fn malformed_and_failing_commands_change_nothing() {
         wrapped_key.push(0);
     }
     assert_eq!(apply(&mut sm, &bad_wrap), Err(Error::VaultWrappedKeyInvalid));
+    let mut bad_reg = register(12, 100);
+    if let VaultCommand::Register { registration, .. } = &mut bad_reg {
+        registration.pop();
+    }
+    assert_eq!(apply(&mut sm, &bad_reg), Err(Error::VaultMessageInvalid));
     assert_eq!(apply(&mut sm, &register(11, 100)), Err(Error::VaultRecordExists));
     assert_eq!(sm.snapshot(), before);
     // A failed command does not use up its request id.

@@ -75,15 +75,16 @@ impl Node {
             Ok(o) => o,
             Err(e) => return session::reject(e),
         };
-        let result = match self.vault.handle(opened.request_id, opened.time, &opened.body, self.now) {
-            Err(e) => Err(e),
-            Ok(Step::Reply(body)) => Ok(body),
-            Ok(Step::Propose(p)) => {
-                let output = self.state.apply(p.command());
-                self.log.push(p.command().to_vec());
-                p.committed(&self.vault, &mut self.rng, &output, self.now)
-            }
-        };
+        let result =
+            match self.vault.handle(&mut self.rng, opened.request_id, opened.time, &opened.body, self.now) {
+                Err(e) => Err(e),
+                Ok(Step::Reply(body)) => Ok(body),
+                Ok(Step::Propose(p)) => {
+                    let output = self.state.apply(p.command());
+                    self.log.push(p.command().to_vec());
+                    p.committed(&self.vault, &mut self.rng, &output, self.now)
+                }
+            };
         opened.responder.seal(&mut self.rng, result)
     }
 }
