@@ -84,7 +84,7 @@ pub struct SealedRequest {
     /// The HPKE encapsulated key (32 bytes).
     #[serde(with = "serde_bytes")]
     pub enc: Vec<u8>,
-    /// HPKE ciphertext of a [`RequestPlaintext`].
+    /// HPKE ciphertext of a `RequestPlaintext` (spec/session.md §3.2).
     #[serde(with = "serde_bytes")]
     pub ct: Vec<u8>,
 }

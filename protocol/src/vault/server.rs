@@ -48,7 +48,7 @@ use super::{
 };
 use crate::cbor;
 use crate::error::{Error, Result};
-use crate::session::{REQUEST_ID_LEN, REQUEST_WINDOW_SECS, RequestId};
+use crate::session::{REQUEST_WINDOW_SECS, RequestId};
 use opaque_ke::{
     CredentialFinalization, CredentialRequest, RegistrationRequest, RegistrationUpload, ServerLogin,
     ServerLoginParameters, ServerRegistration, ServerSetup,
@@ -365,7 +365,6 @@ impl Proposal {
                     }
                     map.insert(request_id, pending);
                 }
-                debug_assert_eq!(request_id.len(), REQUEST_ID_LEN);
                 VaultResponse::RecoverStart {
                     login: request_id.to_vec(),
                     ke2: start.message.serialize().to_vec(),
