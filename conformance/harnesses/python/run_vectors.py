@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Feed vectors/v1/*.json through a harness and compare per spec/conformance.md §4.
 
-Usage: python3 conformance/harnesses/python/run_vectors.py [vector files...]
+Usage: python3 conformance/harnesses/python/run_vectors.py [--harness CMD] [vector files...]
        (default: vectors/v1/cbor.json vectors/v1/validation_bundle.json)
 Prints one line per failing case and pass/fail/skip counts per area; exit 1 on failure.
 Known deviations (deviations.json next to this file) are reported, not failed.
@@ -16,12 +16,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 
-def main(paths):
+def main(argv):
+    harness = [sys.executable, os.path.join(HERE, "bkv_harness.py")]
+    if argv[:1] == ["--harness"]:
+        harness, argv = argv[1].split(), argv[2:]
+    paths = argv
     paths = paths or [os.path.join(ROOT, "vectors", "v1", f)
                       for f in ("cbor.json", "validation_bundle.json")]
     deviations = {d["id"]: d["reason"]
                   for d in json.load(open(os.path.join(HERE, "deviations.json")))}
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "bkv_harness.py")],
+    proc = subprocess.Popen(harness,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def ask(msg):
