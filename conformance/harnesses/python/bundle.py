@@ -53,38 +53,41 @@ def check_fields(m, fields, what):
 
 
 # --- trust anchors, §4.4 ---
-def parse_public_key(m):
-    check_fields(m, ("alg", "key"), "PublicKey")
-    # "alg": -19 / -9 is a CDDL choice of values: anything else is cbor.schema here (the
-    # cose.algorithm.* codes are for the alg of a COSE header, spec/conventions.md §4.1)
-    schema(is_int(m["alg"]) and m["alg"] in (crypto.ED25519, crypto.ESP256), "PublicKey alg")
-    schema(is_bstr(m["key"]), "PublicKey key type")
-    crypto.check_public_key(m["alg"], m["key"])
-    return m["alg"], m["key"]
-
-
-def parse_anchor(m):
+def check_anchor_schema(m):
     check_fields(m, ("name", "key", "not_before", "not_after"), "Anchor")
     schema(is_tstr(m["name"]) and is_uint(m["not_before"]) and is_uint(m["not_after"]),
            "Anchor types")
-    alg, key = parse_public_key(m["key"])
-    return {"name": m["name"], "alg": alg, "key": key, "kid": crypto.kid(alg, key),
-            "not_before": m["not_before"], "not_after": m["not_after"]}
+    check_fields(m["key"], ("alg", "key"), "PublicKey")
+    # "alg": -19 / -9 is a CDDL choice of values: anything else is cbor.schema here (the
+    # cose.algorithm.* codes are for the alg of a COSE header, spec/conventions.md §4.1)
+    schema(is_int(m["key"]["alg"]) and m["key"]["alg"] in (crypto.ED25519, crypto.ESP256),
+           "PublicKey alg")
+    schema(is_bstr(m["key"]["key"]), "PublicKey key type")
 
 
 def parse_anchors(data):
+    """cbor.*, then the whole structure against its CDDL (cbor.schema), then the keys
+    (cose.key.invalid)."""
     m = decode(data)
     check_fields(m, ("v", "fleet_id", "third_party", "operator", "pinned"), "TrustAnchors")
     schema(m["v"] == 1 and is_int(m["v"]), "TrustAnchors v != 1")
     schema(is_tstr(m["fleet_id"]), "fleet_id type")
     for role in ("third_party", "operator"):  # [* Anchor]: a pinned-only app has none
         schema(is_array(m[role]), f"{role}: [* Anchor]")
+        for a in m[role]:
+            check_anchor_schema(a)
     schema(is_array(m["pinned"]) and all(is_bstr(d, 32) for d in m["pinned"]),
            "pinned: [* Digest]")
-    return {"fleet_id": m["fleet_id"],
-            "third_party": [parse_anchor(a) for a in m["third_party"]],
-            "operator": [parse_anchor(a) for a in m["operator"]],
-            "pinned": list(m["pinned"])}
+    out = {"fleet_id": m["fleet_id"], "pinned": list(m["pinned"])}
+    for role in ("third_party", "operator"):
+        out[role] = []
+        for a in m[role]:
+            alg, key = a["key"]["alg"], a["key"]["key"]
+            crypto.check_public_key(alg, key)
+            out[role].append({"name": a["name"], "alg": alg, "key": key,
+                              "kid": crypto.kid(alg, key), "not_before": a["not_before"],
+                              "not_after": a["not_after"]})
+    return out
 
 
 # --- FleetKeySet, §3 ---

@@ -96,6 +96,21 @@ def bundle(payload=None, prot=None, pb=None, unprot=None, signer=TP):
     return enc(CBORTag(18, [pb, u, payload, sig]))
 
 
+def det(x):
+    """Deterministic encoding with bytewise key order (cbor2's canonical mode sorts keys
+    length-first, which differs once keys mix major types)."""
+    if isinstance(x, dict):
+        items = sorted((det(k), det(v)) for k, v in x.items())
+        return head(5, len(items)) + b"".join(k + v for k, v in items)
+    if isinstance(x, (list, tuple)):
+        return head(4, len(x)) + b"".join(det(v) for v in x)
+    return cbor2.dumps(x)
+
+
+def head(major, n):
+    return bytes([major << 5 | n]) if n < 24 else bytes([major << 5 | 24, n])
+
+
 DROP = object()
 GOOD_PROT = {1: -19, 3: CT, 4: TP.kid, 15: {1: "tp", 2: "fleet-a", 6: 1500}}
 
@@ -179,7 +194,30 @@ def bundle_cases():
              "bundle.header.misplaced",
              ["ReferenceDiffers"]),
     ]
+    ks_bkey = det({(b"epoch" if k == "epoch" else k): v for k, v in cbor2.loads(ks).items()})
+    bad_anchor = anchor("op", OP)
+    bad_anchor["key"] = {b"alg": -19, "key": OP.pub}
+    bd += [
+        case("no CWT claims and an extra protected label 33: step 2.3 before 2.4",
+             vb(bundle(prot={15: DROP, 33: b"x"})), "bundle.header.missing",
+             ["ReferenceDiffers"]),
+        case("malformed CWT claims and an extra protected label 13: step 2.3 before 2.4",
+             vb(bundle(prot={15: {1: "tp"}, 13: b"x"})), "bundle.header.missing",
+             ["ReferenceDiffers"]),
+        case("alg -20 (an unassigned integer)", vb(bundle(prot={1: -20})),
+             "cose.algorithm.unsupported", ["ReferenceDiffers"]),
+        case("FleetKeySet with the byte-string key h'65706f6368' instead of \"epoch\"",
+             vb(bundle(ks_bkey)), "cbor.schema", ["ReferenceDiffers"]),
+        case("PublicKey of an anchor with the byte-string key h'616c67' instead of \"alg\"",
+             vb(b1, det({"v": 1, "fleet_id": "fleet-a", "third_party": [anchor("tp", TP)],
+                         "operator": [bad_anchor], "pinned": []})), "cbor.schema",
+             ["ReferenceDiffers"]),
+    ]
     pinned = [
+        case("pinned FleetKeySet with a byte-string key",
+             {"keyset": ks_bkey.hex(), "anchors": anchors(
+                 pinned=[hashlib.sha256(ks_bkey).digest()]).hex(), "now": 1500},
+             "cbor.schema", ["ReferenceDiffers"]),
         case("pinned mode with no over-the-air anchors",
              {"keyset": ks.hex(), "anchors": anchors(tps=[], ops=[],
                                                      pinned=[hashlib.sha256(ks).digest()]).hex(),
