@@ -109,7 +109,7 @@ def parse_keyset(data):
                "Node types")
         for nk in node["keys"]:
             check_fields(nk, ("role", "suite", "key"), "NodeKey")
-            schema(nk["role"] in ROLE_SUITES and is_tstr(nk["role"]) and is_int(nk["suite"])
+            schema(is_tstr(nk["role"]) and nk["role"] in ROLE_SUITES and is_int(nk["suite"])
                    and is_bstr(nk["key"]), "NodeKey types")
 
     def rule(cond, n, what):

@@ -82,14 +82,14 @@ def anchors(tps=None, ops=None, pinned=()):
                 "pinned": list(pinned)})
 
 
-def bundle(payload=None, prot=None, pb=None, unprot=None, signer=TP):
+def bundle(payload=None, prot=None, pb=None, unprot=None, signer=TP, cprot=None):
     payload = payload or keyset()
     if pb is None:
         p = {1: signer.alg, 3: CT, 4: signer.kid, 15: {1: "tp", 2: "fleet-a", 6: 1500}}
         p.update(prot or {})
         pb = enc({k: v for k, v in p.items() if v is not DROP})
     sig = signer.sign(enc(["Signature1", pb, b"", payload]))
-    cpb = enc({1: OP.alg, 4: OP.kid})
+    cpb = enc({1: OP.alg, 4: OP.kid} | (cprot or {}))
     csig = OP.sign(enc(["CounterSignatureV2", pb, cpb, b"", payload, [sig]]))
     u = {11: [cpb, {}, csig]}
     u.update(unprot or {})
@@ -205,6 +205,8 @@ def bundle_cases():
              vb(bundle(prot={15: {1: "tp"}, 13: b"x"})), "bundle.header.missing",
              ["ReferenceDiffers"]),
         case("alg -20 (an unassigned integer)", vb(bundle(prot={1: -20})),
+             "cose.algorithm.unsupported", ["ReferenceDiffers"]),
+        case("countersignature alg -1 (an unassigned integer)", vb(bundle(cprot={1: -1})),
              "cose.algorithm.unsupported", ["ReferenceDiffers"]),
         case("FleetKeySet with the byte-string key h'65706f6368' instead of \"epoch\"",
              vb(bundle(ks_bkey)), "cbor.schema", ["ReferenceDiffers"]),

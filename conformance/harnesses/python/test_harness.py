@@ -354,6 +354,10 @@ class Bundles(unittest.TestCase):
         self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
                          "cbor.schema")
         m = cbor2.loads(make_keyset())
+        m["nodes"][0]["keys"][0]["role"] = ["session"]  # unhashable: no crash, a schema error
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
+                         "cbor.schema")
+        m = cbor2.loads(make_keyset())
         m["nodes"], m["quorum"] = [], 1
         self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
                          "bundle.keyset.invalid")
