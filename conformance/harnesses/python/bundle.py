@@ -150,7 +150,7 @@ def parse_protected_alg_kid(m, missing_code):
     if 1 not in m:
         raise BkvError(missing_code, "alg missing")
     crypto.check_alg(m[1])
-    if not is_bstr(m.get(4), 32):
+    if not (4 in m and is_bstr(m[4], 32)):
         raise BkvError(missing_code, "kid missing or not a 32-byte bstr")
     return m[1], m[4]
 
@@ -225,18 +225,21 @@ def verify_one(bundle, anchors, state, now, check_window=True):
     if 11 not in unprotected:
         raise BkvError("bundle.countersignature.missing", "no label 11")
     cs = unprotected[11]
-    if is_array(cs) and len(cs) >= 1 and is_array(cs[0]):
+
+    def cs_shape(x):
+        return (is_array(x) and len(x) == 3 and is_bstr(x[0]) and is_map(x[1])
+                and is_bstr(x[2]))
+    if is_array(cs) and len(cs) >= 1 and all(cs_shape(x) for x in cs):
         raise BkvError("bundle.countersignature.multiple", "array of countersignatures")
-    if not (is_array(cs) and len(cs) == 3 and is_bstr(cs[0]) and is_map(cs[1])
-            and is_bstr(cs[2])):
+    if not cs_shape(cs):
         raise BkvError("bundle.countersignature.malformed", "not [bstr, map, bstr]")
     cs_protected_bytes, cs_unprotected, cs_signature = cs
     cs_prot = decode(cs_protected_bytes)
-    if not is_map(cs_prot):
-        raise BkvError("bundle.countersignature.malformed", "protected is not a map")
+    if not (is_map(cs_prot) and set(cs_prot.keys()) <= {1, 4}):
+        raise BkvError("bundle.countersignature.malformed", "a label other than alg and kid")
     cs_alg, cs_kid = parse_protected_alg_kid(cs_prot, "bundle.countersignature.malformed")
-    if set(cs_prot.keys()) != {1, 4} or len(cs_unprotected) != 0:
-        raise BkvError("bundle.countersignature.malformed", "extra header parameter")
+    if len(cs_unprotected) != 0:
+        raise BkvError("bundle.countersignature.malformed", "unprotected header not empty")
     # step 3
     signer = find_anchor(anchors["third_party"], signer_kid, alg, now, "bundle.signer")
     # step 4

@@ -89,7 +89,8 @@ def bundle(payload=None, prot=None, pb=None, unprot=None, signer=TP, cprot=None)
         p.update(prot or {})
         pb = enc({k: v for k, v in p.items() if v is not DROP})
     sig = signer.sign(enc(["Signature1", pb, b"", payload]))
-    cpb = enc({1: OP.alg, 4: OP.kid} | (cprot or {}))
+    cpb = enc({k: v for k, v in ({1: OP.alg, 4: OP.kid} | (cprot or {})).items()
+               if v is not DROP})
     csig = OP.sign(enc(["CounterSignatureV2", pb, cpb, b"", payload, [sig]]))
     u = {11: [cpb, {}, csig]}
     u.update(unprot or {})
@@ -157,6 +158,16 @@ def bundle_cases():
             [(1, -19)] + sorted(GOOD_PROT.items())))), "bundle.envelope.not_sign1"),
         case("zero-length protected header: the empty map, then not one CBOR item",
              vb(bundle(pb=b"")), "cbor.malformed"),
+        case("label 11 holds [[1]]: not an array of countersignatures, malformed",
+             vb(bundle(unprot={11: [[1]]})), "bundle.countersignature.malformed"),
+        case("label 11 holds [countersignature, 1]: malformed",
+             vb(bundle(unprot={11: [[b"", {}, b""], 1]})), "bundle.countersignature.malformed"),
+        case("label 11 holds [[h'', {}, h'']]: an array of countersignature shapes",
+             vb(bundle(unprot={11: [[b"", {}, b""]]})), "bundle.countersignature.multiple"),
+        case("countersignature with an extra label and alg -8: labels first",
+             vb(bundle(cprot={1: -8, 3: "x"})), "bundle.countersignature.malformed"),
+        case("countersignature with alg -8 and no kid: alg before kid",
+             vb(bundle(cprot={1: -8, 4: DROP})), "cose.algorithm.deprecated"),
         case("no third-party anchors", vb(b1, anchors(tps=[])), "bundle.signer.unknown"),
         case("two anchors with the signer's kid, the first expired",
              vb(b1, anchors(tps=[anchor("tp", TP, 0, 10), anchor("tp", TP)])),

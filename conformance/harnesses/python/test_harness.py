@@ -377,6 +377,18 @@ class Bundles(unittest.TestCase):
                          "pinned.fleet.retired")
 
 
+class VectorFiles(unittest.TestCase):
+    def test_edge_cases_and_vectors_pass(self):
+        import glob
+
+        import run_vectors
+        files = sorted(glob.glob(os.path.join(HERE, "edge_cases", "*.json")))
+        files += sorted(glob.glob(os.path.join(HERE, "..", "..", "..", "vectors", "v1",
+                                               "*.json")))
+        self.assertTrue(files)
+        self.assertEqual(run_vectors.main(files), 0)
+
+
 class HarnessProcess(unittest.TestCase):
     def test_contract(self):
         lines = [{"type": "hello", "version": 1},
