@@ -423,6 +423,111 @@ pub fn generate() -> VectorFile {
     for (comment, edit, err, flags) in header_cases {
         g.simple(&w, comment, flags, &w.raw(&w.protected(edit), &payload), Some(err));
     }
+    // Edge cases found by the independent Python harness (conformance/harnesses/python).
+    let edge: Vec<(&str, HeaderEdit, Error)> = vec![
+        (
+            "content type text without a slash",
+            Box::new(|m| m[1].1 = Value::Text("cbor".into())),
+            Error::BundleContentType,
+        ),
+        ("empty content type", Box::new(|m| m[1].1 = Value::Text(String::new())), Error::BundleContentType),
+        ("content type integer 70000", Box::new(|m| m[1].1 = int(70000)), Error::BundleContentType),
+        ("empty kid", Box::new(|m| m[2].1 = Value::Bytes(vec![])), Error::BundleHeaderMissing),
+        ("alg -20, an unassigned integer", Box::new(|m| m[0].1 = int(-20)), Error::CoseAlgorithmUnsupported),
+        (
+            "alg as a text string",
+            Box::new(|m| m[0].1 = Value::Text("EdDSA".into())),
+            Error::CoseAlgorithmUnsupported,
+        ),
+        (
+            "protected label -2^64, an integer outside i64",
+            Box::new(|m| {
+                m.push((
+                    Value::Integer(ciborium::value::Integer::try_from(-(1i128 << 64)).expect("int")),
+                    int(0),
+                ))
+            }),
+            Error::BundleHeaderMisplaced,
+        ),
+        (
+            "no CWT claims and an extra label: step 2.3 comes before 2.4",
+            Box::new(|m| {
+                m.retain(|(k, _)| *k != int(15));
+                m.insert(0, (int(-70000), int(0)));
+            }),
+            Error::BundleHeaderMissing,
+        ),
+        (
+            "kid of the wrong type (text) is not an RFC 9052 header map",
+            Box::new(|m| m[2].1 = Value::Text("kid".into())),
+            Error::BundleNotSign1,
+        ),
+        (
+            "crit (label 2) empty is not an RFC 9052 header map",
+            Box::new(|m| m.insert(1, (int(2), Value::Array(vec![])))),
+            Error::BundleNotSign1,
+        ),
+    ];
+    for (comment, edit, err) in edge {
+        g.simple(&w, comment, &["Header"], &w.raw(&w.protected(edit), &payload), Some(err));
+    }
+    let iv = with_unprotected(&b1, |u| u.insert(0, (int(5), Value::Bytes(vec![]))));
+    g.simple(&w, "empty IV in the unprotected header", &["Header"], &iv, Some(Error::BundleHeaderMisplaced));
+    let both = with_unprotected(&b1, |u| {
+        u.insert(0, (int(6), Value::Bytes(vec![1])));
+        u.insert(0, (int(5), Value::Bytes(vec![1])));
+    });
+    g.simple(
+        &w,
+        "IV and Partial IV together are not an RFC 9052 header map",
+        &["Header"],
+        &both,
+        Some(Error::BundleNotSign1),
+    );
+    let seven_bytes = with_unprotected(&b1, |u| u.insert(0, (int(7), Value::Bytes(vec![0; 8]))));
+    g.simple(
+        &w,
+        "label 7 holding a byte string",
+        &["Countersignature"],
+        &seven_bytes,
+        Some(Error::BundleCountersignatureForbiddenLabel),
+    );
+    {
+        // The protected header with simple(99) as an extra value: well-formed, so step 2.2
+        // reports it.
+        let mut simple = w.protected(|_| {});
+        simple[0] += 1; // one more entry
+        simple.extend([0x18, 0x63, 0xf8, 0x63]); // 99: simple(99)
+        g.simple(
+            &w,
+            "simple value 99 in the protected header",
+            &["Header", "Encoding"],
+            &w.raw(&simple, &payload),
+            Some(Error::CborSimpleUnsupported),
+        );
+    }
+    {
+        // Byte-string keys where the CDDL has text: two encodings of one FleetKeySet.
+        let mut ks_bytes = payload.clone();
+        let at = ks_bytes.windows(6).position(|x| x == b"\x65epoch").expect("epoch key");
+        ks_bytes[at] = 0x45; // text(5) -> bytes(5)
+        // Keep the map sorted: rebuild through ciborium's value order.
+        let Ok(Value::Map(mut m)) = ciborium::from_reader::<Value, _>(ks_bytes.as_slice()) else { panic!() };
+        m.sort_by_key(|(k, _)| {
+            let mut b = Vec::new();
+            ciborium::into_writer(k, &mut b).expect("vec");
+            b
+        });
+        let mut sorted = Vec::new();
+        ciborium::into_writer(&Value::Map(m), &mut sorted).expect("vec");
+        g.simple(
+            &w,
+            "FleetKeySet with the byte-string key h'65706f6368' for \"epoch\"",
+            &["KeySet"],
+            &w.raw(&w.protected(|_| {}), &sorted),
+            Some(Error::CborSchema),
+        );
+    }
     let kid = w.third_party.public_key().kid();
     let misplaced = with_unprotected(&b1, |u| u.insert(0, (int(4), Value::Bytes(kid.to_vec()))));
     g.simple(

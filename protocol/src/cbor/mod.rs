@@ -60,10 +60,28 @@ fn canonicalize(v: &mut Value) {
 }
 
 /// spec/conventions.md §3.3: check `bytes` is deterministic CBOR with no tags, then
-/// decode it as `T`. Structural mismatches are `cbor.schema`.
+/// decode it as `T`. Structural mismatches are `cbor.schema`, including a map key that
+/// is not a text string (spec/conventions.md §2: a key matches a field only if it is the
+/// text string of the field's name; serde would also match a byte string or an index).
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     check(bytes, NO_TAGS)?;
-    ciborium::from_reader(bytes).map_err(|_| Error::CborSchema)
+    let value: Value = ciborium::from_reader(bytes).map_err(|_| Error::CborMalformed)?;
+    if !text_keys_only(&value) {
+        return Err(Error::CborSchema);
+    }
+    value.deserialized().map_err(|_| Error::CborSchema)
+}
+
+/// Whether every map in `v` has only text-string keys.
+fn text_keys_only(v: &Value) -> bool {
+    match v {
+        Value::Map(entries) => {
+            entries.iter().all(|(k, val)| matches!(k, Value::Text(_)) && text_keys_only(val))
+        }
+        Value::Array(items) => items.iter().all(text_keys_only),
+        Value::Tag(_, inner) => text_keys_only(inner),
+        _ => true,
+    }
 }
 
 /// Decode already-checked bytes into a `ciborium::Value`, allowing `tags`.

@@ -153,3 +153,17 @@ fn schema_mismatch_is_cbor_schema() {
 fn encoder_refuses_floats() {
     let _ = to_vec(&1.5f64);
 }
+
+#[test]
+fn only_text_keys_match_fields() {
+    // {"a": "x", "opt": null, "list": [], "zeta": 1, "bytes": h''} but with the key "a"
+    // as the byte string h'61', and then as the field index 1: serde would match both.
+    let good = h("a5 6161 6178 636f7074 f6 646c697374 80 647a657461 01 656279746573 40");
+    assert!(from_slice::<Sample>(&good).is_ok());
+    let bytes_key = h("a5 4161 6178 636f7074 f6 646c697374 80 647a657461 01 656279746573 40");
+    assert_eq!(check(&bytes_key, NO_TAGS), Ok(()));
+    assert_eq!(from_slice::<Sample>(&bytes_key), Err(Error::CborSchema));
+    let index_key = h("a5 01 6178 636f7074 f6 646c697374 80 647a657461 01 656279746573 40");
+    assert_eq!(check(&index_key, NO_TAGS), Ok(()));
+    assert_eq!(from_slice::<Sample>(&index_key), Err(Error::CborSchema));
+}

@@ -6,8 +6,6 @@ use crate::cbor;
 use crate::crypto::{Algorithm, Signer};
 use crate::error::{Error, Result};
 use ciborium::Value;
-use coset::iana::EnumI64;
-use coset::{CborSerializable, ContentType, Label, RegisteredLabelWithPrivate, TaggedCborSerializable};
 
 /// spec/validation-bundle.md §4.1: the content type of a FleetKeySet payload.
 pub const CONTENT_TYPE: &str = "application/bkv-fleet-key-set+cbor";
@@ -77,7 +75,7 @@ pub fn sign(keyset_bytes: &[u8], claims: &Claims, signer: &dyn Signer) -> Vec<u8
 /// this (see [`Parsed::payload`]).
 pub fn countersign(bundle: &[u8], operator: &dyn Signer) -> Result<Vec<u8>> {
     let parsed = Parsed::parse(bundle)?;
-    if !parsed.unprotected_is_empty {
+    if parsed.countersignature.is_some() {
         return Err(Error::BundleCountersignatureMultiple);
     }
     let pk = operator.public_key();
@@ -106,14 +104,12 @@ pub fn countersign(bundle: &[u8], operator: &dyn Signer) -> Result<Vec<u8>> {
     ))
 }
 
-/// RFC 9052 §4.4 Sig_structure for a COSE_Sign1 with empty external AAD.
+/// RFC 9052 §4.4 Sig_structure for a COSE_Sign1 with empty external AAD, built by
+/// `coset` over the protected header bytes exactly as given (never re-encoded).
 pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    cbor::value_to_vec(&Value::Array(vec![
-        Value::Text("Signature1".into()),
-        Value::Bytes(protected.to_vec()),
-        Value::Bytes(Vec::new()),
-        Value::Bytes(payload.to_vec()),
-    ]))
+    let header =
+        coset::ProtectedHeader { original_data: Some(protected.to_vec()), header: Default::default() };
+    coset::sig_structure_data(coset::SignatureContext::CoseSign1, header, None, &[], payload)
 }
 
 /// Encode a tagged COSE_Sign1 from its parts (protected bytes used verbatim).
@@ -152,11 +148,9 @@ pub struct Parsed {
     pub claims: Claims,
     /// The operator countersignature (None only for a not-yet-countersigned bundle).
     pub countersignature: Option<ParsedCountersignature>,
-    unprotected_is_empty: bool,
-    coset: coset::CoseSign1,
 }
 
-/// The countersignature of a bundle, parsed by spec/validation-bundle.md §5 step 2.
+/// The countersignature of a bundle, parsed by spec/validation-bundle.md §5 step 2.5.
 #[derive(Debug, Clone)]
 pub struct ParsedCountersignature {
     /// The countersignature's protected header bytes as received.
@@ -169,142 +163,209 @@ pub struct ParsedCountersignature {
     pub signature: Vec<u8>,
 }
 
-fn label_int(l: &Label) -> Option<i64> {
-    match l {
-        Label::Int(i) => Some(*i),
-        Label::Text(_) => None,
+type HeaderMap = [(Value, Value)];
+
+/// The integer value of a label, if it is an integer.
+fn int_label(v: &Value) -> Option<i128> {
+    match v {
+        Value::Integer(i) => Some(i128::from(*i)),
+        _ => None,
     }
 }
 
-fn alg_of(h: &coset::Header) -> Result<Option<Algorithm>> {
-    match &h.alg {
-        None => Ok(None),
-        Some(RegisteredLabelWithPrivate::Assigned(a)) => Algorithm::from_cose_id(a.to_i64()).map(Some),
-        Some(RegisteredLabelWithPrivate::PrivateUse(i)) => Algorithm::from_cose_id(*i).map(Some),
-        Some(RegisteredLabelWithPrivate::Text(_)) => Err(Error::CoseAlgorithmUnsupported),
+/// The value at integer label `label`.
+fn get(m: &HeaderMap, label: i64) -> Option<&Value> {
+    m.iter().find(|(k, _)| int_label(k) == Some(i128::from(label))).map(|(_, v)| v)
+}
+
+fn is_label(v: &Value) -> bool {
+    matches!(v, Value::Integer(_) | Value::Text(_))
+}
+
+/// spec/validation-bundle.md §5.1 step 1: an RFC 9052 §3 `header_map` (label types and
+/// the Generic_Headers value types), else `bundle.envelope.not_sign1`.
+fn check_header_map(m: &HeaderMap) -> Result<()> {
+    for (k, v) in m {
+        let ok = is_label(k)
+            && match int_label(k) {
+                Some(1) | Some(3) => matches!(v, Value::Integer(_) | Value::Text(_)),
+                Some(2) => matches!(v, Value::Array(a) if !a.is_empty() && a.iter().all(is_label)),
+                Some(4..=6) => matches!(v, Value::Bytes(_)),
+                _ => true,
+            };
+        if !ok {
+            return Err(Error::BundleNotSign1);
+        }
+    }
+    if get(m, 5).is_some() && get(m, 6).is_some() {
+        return Err(Error::BundleNotSign1);
+    }
+    Ok(())
+}
+
+/// Step 1: the protected header bytes hold one well-formed CBOR map (any encoding; the
+/// encoding is step 2.2) with no label twice; zero bytes stand for the empty map.
+fn read_protected(bytes: &[u8]) -> Result<Vec<(Value, Value)>> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cursor = std::io::Cursor::new(bytes);
+    let v: Value = match ciborium::from_reader(&mut cursor) {
+        Ok(v) => v,
+        // ciborium cannot represent some well-formed items (unassigned simple values).
+        // If the strict check finds the bytes well-formed, its finding is what step 2.2
+        // reports; only a forbidden label next to such an item would be reported later
+        // than the spec's order says.
+        Err(_) => {
+            return Err(match cbor::check(bytes, cbor::NO_TAGS) {
+                Err(Error::CborMalformed | Error::CborTrailingBytes) | Ok(()) => Error::BundleNotSign1,
+                Err(e) => e,
+            });
+        }
+    };
+    let Value::Map(m) = v else { return Err(Error::BundleNotSign1) };
+    if cursor.position() != bytes.len() as u64 {
+        return Err(Error::BundleNotSign1);
+    }
+    for (i, (k, _)) in m.iter().enumerate() {
+        if m[..i].iter().any(|(k2, _)| k2 == k) {
+            return Err(Error::BundleNotSign1);
+        }
+    }
+    Ok(m)
+}
+
+/// An `alg` value: allowed (spec/conventions.md §4.1) or its `cose.algorithm.*` code.
+fn algorithm(v: &Value) -> Result<Algorithm> {
+    match v {
+        Value::Integer(i) => {
+            Algorithm::from_cose_id(i64::try_from(*i).map_err(|_| Error::CoseAlgorithmUnsupported)?)
+        }
+        _ => Err(Error::CoseAlgorithmUnsupported),
+    }
+}
+
+/// A 32-byte kid.
+fn kid32(v: Option<&Value>) -> Option<Vec<u8>> {
+    match v {
+        Some(Value::Bytes(b)) if b.len() == 32 => Some(b.clone()),
+        _ => None,
     }
 }
 
 fn parse_claims(v: &Value) -> Option<Claims> {
     let Value::Map(entries) = v else { return None };
-    let (mut iss, mut sub, mut iat) = (None, None, None);
-    for (k, val) in entries {
-        let k: i64 = k.as_integer()?.try_into().ok()?;
-        match (k, val) {
-            (CWT_ISS, Value::Text(s)) => iss = Some(s.clone()),
-            (CWT_SUB, Value::Text(s)) => sub = Some(s.clone()),
-            (CWT_IAT, Value::Integer(i)) => iat = Some(u64::try_from(*i).ok()?),
-            _ => return None,
-        }
+    if entries.len() != 3 {
+        return None;
     }
-    Some(Claims { iss: iss?, sub: sub?, iat: iat? })
+    let text = |l| match get(entries, l) {
+        Some(Value::Text(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let iat = match get(entries, CWT_IAT) {
+        Some(Value::Integer(i)) => u64::try_from(*i).ok()?,
+        _ => return None,
+    };
+    Some(Claims { iss: text(CWT_ISS)?, sub: text(CWT_SUB)?, iat })
+}
+
+/// `[bstr, map, bstr]`: the shape of a COSE_Countersignature.
+fn countersignature_shape(v: &Value) -> Option<CoseCountersignature> {
+    match v {
+        Value::Array(items) => CoseCountersignature::parse_label_value(v).and_then(|c| match c {
+            CountersignatureValue::One(cs) if items.len() == 3 => Some(cs),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 impl Parsed {
-    /// spec/validation-bundle.md §5 steps 1 and 2: strict decoding of the envelope and
-    /// its headers. Does not look at keys, signatures or the payload's contents.
+    /// spec/validation-bundle.md §5.1 steps 1 and 2: strict decoding of the envelope and
+    /// its headers, in the order and with the codes the spec gives. Does not look at
+    /// keys, signatures or the payload's contents.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        // Step 1: deterministic CBOR, tag 18 only, then a COSE_Sign1 with a payload.
+        // Step 1: deterministic CBOR with tag 18 only, then the COSE_Sign1 shape.
         cbor::check(bytes, &[COSE_SIGN1_TAG])?;
-        let sign1 = coset::CoseSign1::from_tagged_slice(bytes).map_err(|_| Error::BundleNotSign1)?;
-        let payload = sign1.payload.clone().ok_or(Error::BundleNotSign1)?;
-        let protected = sign1.protected.original_data.clone().unwrap_or_default();
+        let top: Value = ciborium::from_reader(bytes).map_err(|_| Error::CborMalformed)?;
+        let Value::Tag(COSE_SIGN1_TAG, inner) = top else { return Err(Error::BundleNotSign1) };
+        let Value::Array(items) = *inner else { return Err(Error::BundleNotSign1) };
+        let [
+            Value::Bytes(protected),
+            Value::Map(unprotected),
+            Value::Bytes(payload),
+            Value::Bytes(signature),
+        ] = <[Value; 4]>::try_from(items).map_err(|_| Error::BundleNotSign1)?
+        else {
+            return Err(Error::BundleNotSign1);
+        };
+        let prot = read_protected(&protected)?;
+        check_header_map(&prot)?;
+        check_header_map(&unprotected)?;
 
-        // Step 2a: forbidden countersignature forms, in either bucket.
-        for h in [&sign1.protected.header, &sign1.unprotected] {
-            let forbidden = h.rest.iter().filter_map(|(l, _)| label_int(l)).any(|l| {
-                l == LABEL_COUNTERSIGNATURE_V1
-                    || l == LABEL_COUNTERSIGNATURE0_V1
-                    || l == LABEL_COUNTERSIGNATURE0_V2
-            });
-            if forbidden || !h.counter_signatures.is_empty() {
+        // Step 2.1: no countersignature in a forbidden form, in either header.
+        for m in [&prot[..], &unprotected[..]] {
+            if [LABEL_COUNTERSIGNATURE_V1, LABEL_COUNTERSIGNATURE0_V1, LABEL_COUNTERSIGNATURE0_V2]
+                .iter()
+                .any(|l| get(m, *l).is_some())
+            {
                 return Err(Error::BundleCountersignatureForbiddenLabel);
             }
         }
 
-        // Step 2b: protected header = exactly alg, content type, kid, CWT claims.
+        // Step 2.2: the protected header is deterministic CBOR.
         cbor::check(&protected, cbor::NO_TAGS)?;
-        let ph = &sign1.protected.header;
-        let alg = alg_of(ph)?.ok_or(Error::BundleHeaderMissing)?;
-        if ph.key_id.len() != 32 {
-            return Err(Error::BundleHeaderMissing);
-        }
-        match &ph.content_type {
+
+        // Step 2.3: alg, kid, content type, CWT claims, in this order.
+        let alg = algorithm(get(&prot, 1).ok_or(Error::BundleHeaderMissing)?)?;
+        let kid = kid32(get(&prot, 4)).ok_or(Error::BundleHeaderMissing)?;
+        match get(&prot, 3) {
             None => return Err(Error::BundleHeaderMissing),
-            Some(ContentType::Text(t)) if t == CONTENT_TYPE => {}
+            Some(Value::Text(t)) if t == CONTENT_TYPE => {}
             Some(_) => return Err(Error::BundleContentType),
         }
-        let mut claims = None;
-        for (label, value) in &ph.rest {
-            // Anything else, including a countersignature, has no place here.
-            if label_int(label) != Some(LABEL_CWT_CLAIMS) {
-                return Err(Error::BundleHeaderMisplaced);
-            }
-            claims = Some(parse_claims(value).ok_or(Error::BundleHeaderMissing)?);
-        }
-        let claims = claims.ok_or(Error::BundleHeaderMissing)?;
-        if !ph.crit.is_empty() || !ph.iv.is_empty() || !ph.partial_iv.is_empty() {
+        let claims = get(&prot, LABEL_CWT_CLAIMS).and_then(parse_claims).ok_or(Error::BundleHeaderMissing)?;
+
+        // Step 2.4: nothing else in the protected header; only label 11 unprotected.
+        if prot.len() != 4 || unprotected.iter().any(|(k, _)| int_label(k) != Some(11)) {
             return Err(Error::BundleHeaderMisplaced);
         }
 
-        // Step 2c: unprotected header = only label 11, holding exactly one countersignature.
-        let uh = &sign1.unprotected;
-        if uh.alg.is_some()
-            || uh.content_type.is_some()
-            || !uh.key_id.is_empty()
-            || !uh.crit.is_empty()
-            || !uh.iv.is_empty()
-            || !uh.partial_iv.is_empty()
-            || uh.rest.iter().any(|(l, _)| label_int(l) != Some(LABEL_COUNTERSIGNATURE_V2))
-        {
-            return Err(Error::BundleHeaderMisplaced);
-        }
-        let countersignature = match uh.rest.first() {
-            None => None,
-            Some((_, v)) => Some(Self::parse_countersignature(v)?),
-        };
+        // Step 2.5: exactly one well-formed countersignature at label 11 (absent only
+        // before the operator countersigned; verification then stops with `missing`).
+        let countersignature =
+            get(&unprotected, LABEL_COUNTERSIGNATURE_V2).map(Self::parse_countersignature).transpose()?;
 
-        Ok(Parsed {
-            protected,
-            payload,
-            signature: sign1.signature.clone(),
-            alg,
-            kid: ph.key_id.clone(),
-            claims,
-            countersignature,
-            unprotected_is_empty: uh.rest.is_empty(),
-            coset: sign1,
-        })
+        Ok(Parsed { protected, payload, signature, alg, kid, claims, countersignature })
     }
 
     fn parse_countersignature(v: &Value) -> Result<ParsedCountersignature> {
-        let cs = match CoseCountersignature::parse_label_value(v) {
-            Some(CountersignatureValue::One(cs)) => cs,
-            Some(CountersignatureValue::Many(_)) => return Err(Error::BundleCountersignatureMultiple),
-            None => return Err(Error::BundleCountersignatureMalformed),
-        };
-        cbor::check(&cs.protected, cbor::NO_TAGS)?;
-        let h =
-            coset::Header::from_slice(&cs.protected).map_err(|_| Error::BundleCountersignatureMalformed)?;
-        let alg = alg_of(&h)?.ok_or(Error::BundleCountersignatureMalformed)?;
-        if h.key_id.len() != 32
-            || h.content_type.is_some()
-            || !h.crit.is_empty()
-            || !h.iv.is_empty()
-            || !h.partial_iv.is_empty()
-            || !h.counter_signatures.is_empty()
-            || !h.rest.is_empty()
-            || !cs.unprotected.is_empty()
+        if let Value::Array(items) = v
+            && !items.is_empty()
+            && items.iter().all(|x| countersignature_shape(x).is_some())
         {
+            return Err(Error::BundleCountersignatureMultiple);
+        }
+        let cs = countersignature_shape(v).ok_or(Error::BundleCountersignatureMalformed)?;
+        cbor::check(&cs.protected, cbor::NO_TAGS)?;
+        let Ok(Value::Map(m)) = ciborium::from_reader::<Value, _>(cs.protected.as_slice()) else {
+            return Err(Error::BundleCountersignatureMalformed);
+        };
+        if m.iter().any(|(k, _)| !matches!(int_label(k), Some(1) | Some(4))) {
             return Err(Error::BundleCountersignatureMalformed);
         }
-        Ok(ParsedCountersignature { protected: cs.protected, alg, kid: h.key_id, signature: cs.signature })
+        let alg = algorithm(get(&m, 1).ok_or(Error::BundleCountersignatureMalformed)?)?;
+        let kid = kid32(get(&m, 4)).ok_or(Error::BundleCountersignatureMalformed)?;
+        if !cs.unprotected.is_empty() {
+            return Err(Error::BundleCountersignatureMalformed);
+        }
+        Ok(ParsedCountersignature { protected: cs.protected, alg, kid, signature: cs.signature })
     }
 
-    /// The RFC 9052 Sig_structure bytes the third party signed (computed by `coset`
-    /// from the protected bytes as received).
+    /// The RFC 9052 §4.4 Sig_structure bytes the third party signed, built by `coset`
+    /// from the protected bytes as received.
     pub fn to_be_signed(&self) -> Vec<u8> {
-        self.coset.tbs_data(&[])
+        sig_structure(&self.protected, &self.payload)
     }
 
     /// The RFC 9338 V2 Countersign_structure bytes the operator signed.
