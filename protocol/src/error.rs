@@ -172,6 +172,27 @@ define_errors! {
     VaultWrappedKeyInvalid => "vault.wrapped_key.invalid",
     /// The serialized OPAQUE ServerSetup does not decode.
     VaultSetupInvalid => "vault.setup.invalid",
+    // ---- spec/backup-envelope.md §5: reading a backup file -------------------------
+    /// The file does not start with the bkv backup magic.
+    EnvelopeMagic => "envelope.magic",
+    /// The file ends before its last chunk (or inside its header or a chunk).
+    EnvelopeTruncated => "envelope.truncated",
+    /// The header is not version 1, suite 1, 64 KiB chunks, or is too long.
+    EnvelopeHeaderUnsupported => "envelope.header.unsupported",
+    /// The header MAC does not verify: the header was modified, or the key is not this file's.
+    EnvelopeHeaderAuthFailed => "envelope.header.auth_failed",
+    /// The header names another fleet or record than expected.
+    EnvelopeHeaderMismatch => "envelope.header.mismatch",
+    /// A chunk belongs to another file (its file id differs).
+    EnvelopeChunkSpliced => "envelope.chunk.spliced",
+    /// A chunk is out of order (its counter is not its position).
+    EnvelopeChunkReordered => "envelope.chunk.reordered",
+    /// A chunk does not open: modified bytes, or a bad length or flag.
+    EnvelopeChunkCorrupt => "envelope.chunk.corrupt",
+    /// Bytes follow the last chunk.
+    EnvelopeTrailingData => "envelope.trailing_data",
+    /// Reading the input or writing the output failed.
+    EnvelopeIo => "envelope.io",
 }
 
 impl Error {

@@ -5,6 +5,7 @@
 //! generators and the current time come in as parameters.
 #![forbid(unsafe_code)]
 
+pub mod backup_envelope;
 pub mod cbor;
 pub mod crypto;
 pub mod error;
