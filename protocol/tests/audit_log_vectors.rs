@@ -148,7 +148,8 @@ fn transparency_dev_inclusion_cases() {
     for f in &files {
         let c: InclusionCase = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
         let proof = b64s(&c.proof);
-        let got = merkle::verify_inclusion(&b64(&c.leaf_hash), c.leaf_idx, c.tree_size, &proof, &b64(&c.root));
+        let got =
+            merkle::verify_inclusion(&b64(&c.leaf_hash), c.leaf_idx, c.tree_size, &proof, &b64(&c.root));
         if c.want_err {
             assert_eq!(got, Err(Error::LogInclusionInvalid), "{}: {}", f.display(), c.desc);
             fail += 1;
@@ -158,8 +159,12 @@ fn transparency_dev_inclusion_cases() {
             // Our generator produces exactly the published proof when the case is a
             // proof in the reference tree.
             if c.tree_size <= 8 && tree.root_at(c.tree_size).unwrap().to_vec() == b64(&c.root) {
-                let ours: Vec<Vec<u8>> =
-                    tree.inclusion_proof(c.leaf_idx, c.tree_size).unwrap().iter().map(|h| h.to_vec()).collect();
+                let ours: Vec<Vec<u8>> = tree
+                    .inclusion_proof(c.leaf_idx, c.tree_size)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.to_vec())
+                    .collect();
                 assert_eq!(ours, proof, "{}", f.display());
                 regenerated += 1;
             }
@@ -236,7 +241,10 @@ fn c2sp_format_examples_parse() {
     let ex = c2sp();
     let n = Note::parse(&ex.format_example_note).unwrap();
     // The text is separated at the LAST blank line; it keeps its inner blank line.
-    assert_eq!(n.text, "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n");
+    assert_eq!(
+        n.text,
+        "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n"
+    );
     assert_eq!(n.signatures[0].name, "quasimodo.example/salvatore");
     assert_eq!(n.signatures[0].signature.len(), 64);
     let c = Note::parse(&ex.cosignature_example_note).unwrap();

@@ -91,7 +91,7 @@ impl Tree {
     /// `MTH(D[start:end])`, `start < end <= size`.
     fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let k = n.trailing_zeros() as usize;
             return self.levels[k][(start >> k) as usize];
         }

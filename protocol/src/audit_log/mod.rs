@@ -93,7 +93,13 @@ pub struct LogEntry {
 impl LogEntry {
     /// The entry for the exact final bundle bytes `bundle` (spec/audit-log.md §5).
     pub fn bundle(fleet_id: &str, epoch: u64, bundle: &[u8]) -> Self {
-        LogEntry { v: 1, kind: EntryType::Bundle, fleet_id: fleet_id.to_owned(), epoch, digest: sha256(bundle) }
+        LogEntry {
+            v: 1,
+            kind: EntryType::Bundle,
+            fleet_id: fleet_id.to_owned(),
+            epoch,
+            digest: sha256(bundle),
+        }
     }
 
     /// The deterministic CBOR encoding (the bytes that are logged).
@@ -130,8 +136,12 @@ struct InclusionWire(u64, u64, Vec<ByteBuf>);
 
 impl Serialize for InclusionProof {
     fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        InclusionWire(self.tree_size, self.leaf_index, self.path.iter().map(|h| ByteBuf::from(h.to_vec())).collect())
-            .serialize(s)
+        InclusionWire(
+            self.tree_size,
+            self.leaf_index,
+            self.path.iter().map(|h| ByteBuf::from(h.to_vec())).collect(),
+        )
+        .serialize(s)
     }
 }
 
@@ -141,7 +151,9 @@ impl<'de> Deserialize<'de> for InclusionProof {
         let path = w
             .2
             .into_iter()
-            .map(|b| <Hash>::try_from(b.as_slice()).map_err(|_| serde::de::Error::custom("hash is not 32 bytes")))
+            .map(|b| {
+                <Hash>::try_from(b.as_slice()).map_err(|_| serde::de::Error::custom("hash is not 32 bytes"))
+            })
             .collect::<core::result::Result<_, _>>()?;
         Ok(InclusionProof { tree_size: w.0, leaf_index: w.1, path })
     }
@@ -315,7 +327,11 @@ impl LogState {
             return Ok(LogState { largest: Some(new) });
         };
         if old.size == new.size {
-            return if crate::crypto::ct_eq(&old.root, &new.root) { Ok(self.clone()) } else { Err(Error::LogFork) };
+            return if crate::crypto::ct_eq(&old.root, &new.root) {
+                Ok(self.clone())
+            } else {
+                Err(Error::LogFork)
+            };
         }
         let proof = consistency.ok_or(Error::LogConsistencyMissing)?;
         let (small, large) = if old.size < new.size { (old, new) } else { (new, old) };

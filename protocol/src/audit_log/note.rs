@@ -141,9 +141,9 @@ impl VerifierKey {
     /// the key id must match the key. Fails with `log.vkey.malformed`.
     pub fn parse(vkey: &str) -> Result<Self> {
         let bad = Error::LogVkeyMalformed;
-        let mut parts = vkey.split('+');
-        let (Some(name), Some(id), Some(b64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // The base64 part may itself contain '+'; names and hex ids cannot.
+        let mut parts = vkey.splitn(3, '+');
+        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad);
         };
         if id.len() != 8 || id.chars().any(|c| c.is_ascii_uppercase()) {
@@ -173,12 +173,15 @@ impl VerifierKey {
     }
 
     fn verify_raw(&self, message: &[u8], signature: &[u8]) -> bool {
-        crate::crypto::PublicKey { alg: Algorithm::Ed25519, key: self.key.to_vec() }.verify(message, signature)
+        crate::crypto::PublicKey { alg: Algorithm::Ed25519, key: self.key.to_vec() }
+            .verify(message, signature)
     }
 
     /// spec/audit-log.md §4.1: verify a type-0x01 signature line over `text`.
     pub fn verify_note_signature(&self, text: &str, sig: &NoteSignature) -> bool {
-        self.sig_type == SIG_TYPE_ED25519 && self.matches(sig) && self.verify_raw(text.as_bytes(), &sig.signature)
+        self.sig_type == SIG_TYPE_ED25519
+            && self.matches(sig)
+            && self.verify_raw(text.as_bytes(), &sig.signature)
     }
 
     /// spec/audit-log.md §4.3: verify a type-0x04 cosignature line over the
