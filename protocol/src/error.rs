@@ -158,6 +158,8 @@ define_errors! {
     LogWitnessInsufficient => "log.witness.insufficient",
     /// The log trust anchors are inconsistent (key types, log key name, duplicate witness, K above the witness count).
     LogAnchorsInvalid => "log.anchors.invalid",
+    /// The witness holds a larger checkpoint than the one offered; send a newer checkpoint with a consistency proof from the witness's size.
+    LogWitnessConflict => "log.witness.conflict",
 }
 
 impl Error {

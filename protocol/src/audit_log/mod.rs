@@ -394,3 +394,46 @@ pub fn verify_logged_bundle(
 pub fn bundle_digest(bundle: &[u8]) -> Digest32 {
     sha256(bundle)
 }
+
+// ---- §8.3 witness ------------------------------------------------------------------
+
+/// spec/audit-log.md §8.3: what a witness decides about a new checkpoint note for the
+/// log `log_key` (whose name is the origin), given the tree head it last cosigned and a
+/// consistency proof from that head. On success the caller MUST durably store the
+/// returned head before releasing a cosignature ([`note::cosign`] over the returned note
+/// text).
+pub fn witness_check(
+    log_key: &VerifierKey,
+    held: Option<TreeHead>,
+    checkpoint_note: &str,
+    consistency: &[Hash],
+) -> Result<(Note, TreeHead)> {
+    let note = Note::parse(checkpoint_note)?;
+    let cp = Checkpoint::parse_body(&note.text)?;
+    if cp.origin != log_key.name {
+        return Err(Error::LogCheckpointOrigin);
+    }
+    let mut sigs = note.signatures.iter().filter(|s| log_key.matches(s)).peekable();
+    if sigs.peek().is_none() {
+        return Err(Error::LogCheckpointUnsigned);
+    }
+    for s in sigs {
+        if !log_key.verify_note_signature(&note.text, s) {
+            return Err(Error::LogCheckpointSignatureInvalid);
+        }
+    }
+    let new = TreeHead { size: cp.size, root: cp.root };
+    match held {
+        Some(h) if new.size < h.size => return Err(Error::LogWitnessConflict),
+        Some(h) if new.size == h.size => {
+            if !crate::crypto::ct_eq(&h.root, &new.root) {
+                return Err(Error::LogFork);
+            }
+        }
+        Some(h) if h.size > 0 => {
+            merkle::verify_consistency(h.size, new.size, consistency, &h.root, &new.root)?
+        }
+        _ => {}
+    }
+    Ok((note, new))
+}

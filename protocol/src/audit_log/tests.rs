@@ -348,3 +348,34 @@ fn vkey_encoding_round_trips_for_generated_keys() {
     let p256 = crate::crypto::Esp256Signer::from_scalar(&[7; 32]).unwrap();
     assert_eq!(note::sign_note("x\n", "n", &p256), Err(Error::LogVkeyMalformed));
 }
+
+#[test]
+fn witness_checks_consistency_before_cosigning() {
+    let mut f = Fixture::new();
+    let key = f.anchors(0).log_key;
+    let n5 = f.note(5, 0);
+    let (_, h5) = witness_check(&key, None, &n5, &[]).unwrap();
+    assert_eq!(h5.size, 5);
+    // Same checkpoint again: fine. Same size, other root: fork.
+    assert!(witness_check(&key, Some(h5), &n5, &[]).is_ok());
+    let other = f.sign(&Checkpoint { origin: ORIGIN.into(), size: 5, root: [9; 32] }.body(), 0);
+    assert_eq!(witness_check(&key, Some(h5), &other, &[]).map(|x| x.1), Err(Error::LogFork));
+    f.append(b"b5".to_vec(), 5);
+    f.append(b"b6".to_vec(), 6);
+    let n7 = f.note(7, 0);
+    let proof = f.tree.consistency_proof(5, 7).unwrap();
+    let (_, h7) = witness_check(&key, Some(h5), &n7, &proof).unwrap();
+    assert_eq!(h7.size, 7);
+    assert_eq!(witness_check(&key, Some(h5), &n7, &[]).map(|x| x.1), Err(Error::LogConsistencyInvalid));
+    // Older than held: conflict.
+    assert_eq!(witness_check(&key, Some(h7), &n5, &[]).map(|x| x.1), Err(Error::LogWitnessConflict));
+    // Wrong origin, unsigned, bad signature.
+    let wrong = f.sign(&Checkpoint { origin: "x.example/l".into(), size: 7, root: h7.root }.body(), 0);
+    assert_eq!(witness_check(&key, None, &wrong, &[]).map(|x| x.1), Err(Error::LogCheckpointOrigin));
+    let mut n = Note::parse(&n7).unwrap();
+    n.signatures[0].signature[3] ^= 1;
+    assert_eq!(
+        witness_check(&key, None, &n.encode(), &[]).map(|x| x.1),
+        Err(Error::LogCheckpointSignatureInvalid)
+    );
+}
