@@ -3,4 +3,6 @@
 //! lives in `bkv-protocol`, and this crate only moves bytes in and out of it.
 #![forbid(unsafe_code)]
 
+pub mod audit_log;
+pub mod cli;
 pub mod replication;

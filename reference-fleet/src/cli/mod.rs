@@ -1,0 +1,3 @@
+//! The `bkv` command line, one module per area.
+
+pub mod log;
