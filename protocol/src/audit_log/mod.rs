@@ -425,11 +425,10 @@ pub fn witness_check(
     let new = TreeHead { size: cp.size, root: cp.root };
     match held {
         Some(h) if new.size < h.size => return Err(Error::LogWitnessConflict),
-        Some(h) if new.size == h.size => {
-            if !crate::crypto::ct_eq(&h.root, &new.root) {
-                return Err(Error::LogFork);
-            }
+        Some(h) if new.size == h.size && !crate::crypto::ct_eq(&h.root, &new.root) => {
+            return Err(Error::LogFork);
         }
+        Some(h) if new.size == h.size => {}
         Some(h) if h.size > 0 => {
             merkle::verify_consistency(h.size, new.size, consistency, &h.root, &new.root)?
         }
