@@ -71,6 +71,8 @@ pub struct Report {
     pub checkpoint_verified: bool,
     /// Witnesses whose cosignature verified.
     pub cosigners: Vec<String>,
+    /// The anchors require no witness (K = 0): local development only.
+    pub development_only: bool,
     /// Bundles (of `--fleet` if given), in log order.
     pub bundles: Vec<BundleRow>,
     /// Findings; empty when the log is healthy.
@@ -83,12 +85,12 @@ pub struct Report {
 /// Walk the log at `log`. `progress(done, total)` is called after each batch.
 pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -> Result<Report> {
     let note = log.checkpoint().await?;
-    let (cp, verified, cosigners) = match &opts.anchors {
+    let (cp, verified, cosigners, development_only) = match &opts.anchors {
         Some(a) => {
             let v = verify_checkpoint(&note, a)?;
-            (v.checkpoint, true, v.cosigners)
+            (v.checkpoint, true, v.cosigners, v.development_only)
         }
-        None => (Checkpoint::parse_body(&Note::parse(&note)?.text)?, false, Vec::new()),
+        None => (Checkpoint::parse_body(&Note::parse(&note)?.text)?, false, Vec::new(), false),
     };
     let mut findings = Vec::new();
     let mut tree = Tree::new();
@@ -196,6 +198,7 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
         root: hex::encode(cp.root),
         checkpoint_verified: verified,
         cosigners,
+        development_only,
         bundles,
         findings,
         head,

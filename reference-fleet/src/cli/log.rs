@@ -204,6 +204,9 @@ fn print_report(r: &monitor::Report) {
     println!("root     {}", r.root);
     if r.checkpoint_verified {
         println!("checked  log signature and witnesses: {}", r.cosigners.join(", "));
+        if r.development_only {
+            println!("WARNING  the anchors require no witness (K = 0): local development only");
+        }
     } else {
         println!("checked  tree only (no --anchors: signatures not verified)");
     }
