@@ -276,3 +276,17 @@ async fn crash_between_append_and_response_loses_no_acknowledged_entry() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_log_for_the_demo() {
+    use rand_core::SeedableRng;
+    let dir = temp("local");
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([5; 32]);
+    let local = bkv_fleet::audit_log::local::LocalLog::start(&dir, "demo.example/log", 3, 2, &mut rng).await.unwrap();
+    let logged = release(&local.client, &local.anchors, b"bundle".to_vec(), "fleet", 1).await.unwrap();
+    let v = verify_logged_bundle(b"bundle", "fleet", 1, &logged.proof, &local.anchors, &LogState::default(), None)
+        .unwrap();
+    assert_eq!(v.checkpoint.cosigners.len(), 3);
+    drop(local);
+    let _ = std::fs::remove_dir_all(&dir);
+}

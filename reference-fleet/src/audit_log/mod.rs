@@ -5,6 +5,7 @@
 //! `bkv_protocol::audit_log`; this module moves bytes.
 
 pub mod http;
+pub mod local;
 pub mod monitor;
 pub mod server;
 pub mod signer;
