@@ -282,11 +282,62 @@ async fn local_log_for_the_demo() {
     use rand_core::SeedableRng;
     let dir = temp("local");
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([5; 32]);
-    let local = bkv_fleet::audit_log::local::LocalLog::start(&dir, "demo.example/log", 3, 2, &mut rng).await.unwrap();
+    let local =
+        bkv_fleet::audit_log::local::LocalLog::start(&dir, "demo.example/log", 3, 2, &mut rng).await.unwrap();
     let logged = release(&local.client, &local.anchors, b"bundle".to_vec(), "fleet", 1).await.unwrap();
-    let v = verify_logged_bundle(b"bundle", "fleet", 1, &logged.proof, &local.anchors, &LogState::default(), None)
-        .unwrap();
+    let v = verify_logged_bundle(
+        b"bundle",
+        "fleet",
+        1,
+        &logged.proof,
+        &local.anchors,
+        &LogState::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(v.checkpoint.cosigners.len(), 3);
     drop(local);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tlog_tiles_match_the_tree() {
+    use bkv_protocol::audit_log::merkle::Tree;
+    let dir = temp("tiles");
+    let net = start(&dir, 0, 0).await;
+    let mut tree = Tree::new();
+    let mut entries = Vec::new();
+    for e in 0..300u64 {
+        let entry = LogEntry::bundle("f", e, &e.to_be_bytes()).to_cbor();
+        net.log.append(&entry).await.unwrap();
+        tree.push(&entry);
+        entries.push(entry);
+    }
+    let base = &net.log.base;
+    let t00 = http::get(&format!("{base}/tile/0/000")).await.unwrap();
+    assert_eq!(t00.len(), 256 * 32);
+    for j in 0..256 {
+        assert_eq!(&t00[j * 32..(j + 1) * 32], &leaf_hash(&entries[j])[..]);
+    }
+    let t01 = http::get(&format!("{base}/tile/0/001.p/44")).await.unwrap();
+    assert_eq!(&t01[43 * 32..], &leaf_hash(&entries[299])[..]);
+    // Level 1 hash 0 is the root of the first 256 leaves.
+    let t10 = http::get(&format!("{base}/tile/1/000.p/1")).await.unwrap();
+    assert_eq!(t10, tree.root_at(256).unwrap().to_vec());
+    // Entry bundles: u16 length prefixes.
+    let b1 = http::get(&format!("{base}/tile/entries/001.p/44")).await.unwrap();
+    let mut rest = b1.as_slice();
+    let mut got = Vec::new();
+    while !rest.is_empty() {
+        let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        got.push(rest[2..2 + n].to_vec());
+        rest = &rest[2 + n..];
+    }
+    assert_eq!(got, entries[256..300]);
+    // Tiles that do not exist yet are 404.
+    for missing in ["0/001", "0/001.p/45", "1/000", "entries/001", "2/000.p/1", "0/x1/000"] {
+        let (status, _) = http::request("GET", &format!("{base}/tile/{missing}"), &[]).await.unwrap();
+        assert_eq!(status, 404, "{missing}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,6 +88,12 @@ impl Tree {
         self.levels.first()?.get(usize::try_from(index).ok()?).copied()
     }
 
+    /// The hash of the complete subtree of `2^level` leaves starting at leaf
+    /// `index * 2^level`, if all its leaves are present (C2SP tlog-tiles serves these).
+    pub fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        self.levels.get(level as usize)?.get(usize::try_from(index).ok()?).copied()
+    }
+
     /// `MTH(D[start:end])`, `start < end <= size`.
     fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;

@@ -51,7 +51,8 @@ impl LocalLog {
         let running = server::spawn("127.0.0.1:0", server::router(Arc::new(log))).await?;
         let client = LogClient::new(&format!("http://{}", running.addr));
         servers.push(running);
-        let anchors = LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
+        let anchors =
+            LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;
         Ok(LocalLog { client, anchors, _servers: servers })
     }

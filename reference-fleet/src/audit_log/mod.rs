@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod server;
 pub mod signer;
 pub mod storage;
+pub mod tiles;
 pub mod witness;
 
 /// Errors of the audit-log services.

@@ -185,6 +185,7 @@ pub fn router(log: Arc<LogService>) -> axum::Router {
         .route("/entries/{start}/{end}", get(entries))
         .route("/proof/inclusion/{index}/{size}", get(inclusion))
         .route("/proof/consistency/{size1}/{size2}", get(consistency))
+        .route("/tile/{*path}", get(tile))
         .route("/add", post(add))
         .with_state(log)
 }
@@ -239,6 +240,28 @@ async fn consistency(
 ) -> Reply {
     match log.store().tree().consistency_proof(size1, size2) {
         Some(p) => json(&ConsistencyJson { size1, size2, path: p.iter().map(hex::encode).collect() }),
+        None => not_found(),
+    }
+}
+
+async fn tile(State(log): State<Arc<LogService>>, UrlPath(path): UrlPath<String>) -> Reply {
+    let Some(t) = super::tiles::parse(&path) else {
+        return not_found();
+    };
+    let store = log.store();
+    let body = match t.level {
+        Some(level) => super::tiles::hash_tile(store.tree(), level, t.index, t.width),
+        None => {
+            let start = t.index.saturating_mul(super::tiles::WIDTH);
+            match store.entries(start, start.saturating_add(t.width)) {
+                Ok(list) if list.len() as u64 == t.width => super::tiles::entry_bundle(&list),
+                Ok(_) => None,
+                Err(e) => return fail(e),
+            }
+        }
+    };
+    match body {
+        Some(b) => reply(StatusCode::OK, "application/octet-stream", b),
         None => not_found(),
     }
 }
