@@ -1,4 +1,4 @@
-//! spec/audit-log.md §8.2a: the C2SP `tlog-tiles` read API of the log (hash tiles and
+//! spec/audit-log.md §8.1: the C2SP `tlog-tiles` read API of the log (hash tiles and
 //! entry bundles, tile height 8, width 256).
 
 use bkv_protocol::audit_log::merkle::Tree;
