@@ -38,7 +38,7 @@ async fn keygen_serve_and_monitor() {
     // The key file is never overwritten.
     let again =
         bkv().args(["log", "keygen", "--name", origin, "--kind", "log", "--out"]).arg(&key).output().unwrap();
-    assert!(!again.status.success());
+    assert_eq!(again.status.code(), Some(2), "I/O errors exit 2");
     assert!(String::from_utf8_lossy(&again.stderr).contains("io.storage"));
 
     let mut child = bkv()
@@ -95,7 +95,7 @@ async fn keygen_serve_and_monitor() {
         .arg(&announced)
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "findings exit 1");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("bundles  1"), "{text}");
     assert!(text.contains("unannounced at #0"), "{text}");
@@ -129,7 +129,7 @@ async fn keygen_serve_and_monitor() {
     .unwrap();
     let out =
         bkv().args(["log", "monitor", "--url", &server.url, "--anchors"]).arg(&anchors).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "verification failures exit 1");
     assert!(String::from_utf8_lossy(&out.stderr).contains("log.checkpoint.unsigned"));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

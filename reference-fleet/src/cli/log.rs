@@ -102,9 +102,10 @@ enum KeyKind {
     Witness,
 }
 
-fn fail(code: &str, msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {code}: {msg}");
-    ExitCode::FAILURE
+/// Exit status 1 for a verification failure (a protocol code), 2 for usage and I/O errors.
+fn fail(code: &str, msg: impl std::fmt::Display, protocol: bool) -> ExitCode {
+    eprintln!("error [{code}]: {msg}");
+    ExitCode::from(if protocol { 1 } else { 2 })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &PathBuf) -> Result<T, Error> {
@@ -112,19 +113,20 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &PathBuf) -> Result<T, Error> {
     serde_json::from_slice(&bytes).map_err(|e| Error::Storage(format!("{}: {e}", p.display())))
 }
 
-/// Run `bkv log`.
+/// Run `bkv log` on its own runtime (exit 0 ok, 1 verification failure or findings, 2 I/O).
 pub fn run(args: Args) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => return fail("io.runtime", e),
+        Err(e) => return fail("io.runtime", e, false),
     };
     match rt.block_on(run_async(args)) {
         Ok(code) => code,
-        Err(e) => fail(e.code(), e),
+        Err(e) => fail(e.code(), &e, matches!(e, Error::Protocol(_))),
     }
 }
 
-async fn run_async(args: Args) -> Result<ExitCode, Error> {
+/// Run `bkv log` inside an existing runtime; `Ok(1)` when the monitor has findings.
+pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
     match args.cmd {
         Cmd::Keygen { name, kind, out } => {
             let signer = Ed25519Signer::generate(&mut rand_core::OsRng);
