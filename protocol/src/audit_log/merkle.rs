@@ -190,7 +190,8 @@ pub fn verify_inclusion<P: AsRef<[u8]>>(
     root: &[u8],
 ) -> Result<()> {
     let bad = Error::LogInclusionInvalid;
-    if index >= size {
+    // A path never has more than 64 elements (one per level of a 2^64 tree).
+    if index >= size || proof.len() > 64 {
         return Err(bad);
     }
     let mut r = hash32(leaf).ok_or(bad)?;
@@ -237,7 +238,8 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
     if size1 == size2 {
         return if proof.is_empty() && ct_eq(root1, root2) { Ok(()) } else { Err(bad) };
     }
-    if proof.is_empty() {
+    // A consistency proof never has more than 2 * 64 elements.
+    if proof.is_empty() || proof.len() > 128 {
         return Err(bad);
     }
     let first = hash32(root1).ok_or(bad)?;
