@@ -341,3 +341,53 @@ async fn tlog_tiles_match_the_tree() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_http_status_codes_follow_tlog_witness() {
+    use bkv_fleet::audit_log::witness::encode_request;
+    use bkv_protocol::audit_log::Checkpoint;
+    use bkv_protocol::audit_log::merkle::Tree;
+    use bkv_protocol::audit_log::note::{Note, sign_note};
+    let dir = temp("witness-http");
+    let log_key = Ed25519Signer::from_seed(&[1; 32]);
+    let log_vkey = verifier_key(ORIGIN, SIG_TYPE_ED25519, &log_key).unwrap();
+    let w = Witness::open(&dir.join("w.redb"), "w.example/w", Ed25519Signer::from_seed(&[3; 32]), log_vkey)
+        .unwrap();
+    let running = server::spawn("127.0.0.1:0", witness::router(Arc::new(w))).await.unwrap();
+    let url = format!("http://{}/add-checkpoint", running.addr);
+    let mut tree = Tree::new();
+    for i in 0..5u8 {
+        tree.push(&[i]);
+    }
+    let note = |origin: &str, size: u64, key: &Ed25519Signer| {
+        let body = Checkpoint { origin: origin.into(), size, root: tree.root_at(size).unwrap() }.body();
+        let sig = sign_note(&body, origin, key).unwrap();
+        Note { text: body, signatures: vec![sig] }.encode()
+    };
+    let post = |body: String| {
+        let url = url.clone();
+        async move {
+            let (s, b) = http::request("POST", &url, body.as_bytes()).await.unwrap();
+            (s, String::from_utf8(b).unwrap())
+        }
+    };
+    assert_eq!(post("garbage".into()).await.0, 400);
+    let (s, b) = post(encode_request(0, &[], &note(ORIGIN, 3, &log_key))).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b.starts_with("\u{2014} w.example/w "));
+    // Wrong old size: 409 with the held size.
+    assert_eq!(post(encode_request(0, &[], &note(ORIGIN, 5, &log_key))).await, (409, "3\n".to_owned()));
+    // Bad consistency proof: 422. Good one: 200.
+    let mut proof = tree.consistency_proof(3, 5).unwrap();
+    proof[0][0] ^= 1;
+    assert_eq!(post(encode_request(3, &proof, &note(ORIGIN, 5, &log_key))).await.0, 422);
+    let proof = tree.consistency_proof(3, 5).unwrap();
+    assert_eq!(post(encode_request(3, &proof, &note(ORIGIN, 5, &log_key))).await.0, 200);
+    // Unknown origin 404; signed by another key 403; old above the size 400.
+    let other = Ed25519Signer::from_seed(&[9; 32]);
+    assert_eq!(post(encode_request(5, &[], &note("other.example/log", 5, &other))).await.0, 404);
+    assert_eq!(post(encode_request(5, &[], &note(ORIGIN, 5, &other))).await.0, 403);
+    assert_eq!(post(encode_request(5, &[], &note(ORIGIN, 4, &log_key))).await.0, 400);
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}

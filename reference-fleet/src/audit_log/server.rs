@@ -123,26 +123,21 @@ impl LogService {
             } else {
                 Vec::new()
             };
-            let req = super::witness::AddCheckpoint {
-                old_size: old,
-                proof: proof.iter().map(hex::encode).collect(),
-                checkpoint: signed.to_owned(),
-            };
-            let body = serde_json::to_vec(&req).map_err(|e| Error::Http(e.to_string()))?;
-            let (status, resp) = http::request("POST", &format!("{url}/add-checkpoint"), &body).await?;
+            let body = super::witness::encode_request(old, &proof, signed);
+            let (status, resp) =
+                http::request("POST", &format!("{url}/add-checkpoint"), body.as_bytes()).await?;
             match status {
                 200 => {
-                    let line = String::from_utf8(resp).map_err(|_| Error::Http("bad cosignature".into()))?;
-                    let parsed = Note::parse(&format!("x\n\n{line}"))?;
+                    let lines = String::from_utf8(resp).map_err(|_| Error::Http("bad cosignature".into()))?;
+                    let parsed = Note::parse(&format!("x\n\n{lines}"))?;
                     self.witness_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(url.to_owned(), size);
                     return parsed.signatures.into_iter().next().ok_or(Error::Http("no cosignature".into()));
                 }
                 409 => {
-                    #[derive(Deserialize)]
-                    struct Held {
-                        size: u64,
-                    }
-                    old = serde_json::from_slice::<Held>(&resp).map_err(|e| Error::Http(e.to_string()))?.size;
+                    old = std::str::from_utf8(&resp)
+                        .ok()
+                        .and_then(|s| s.trim_end_matches('\n').parse().ok())
+                        .ok_or_else(|| Error::Http("bad 409 body".into()))?;
                 }
                 s => return Err(Error::Http(format!("{s} {}", String::from_utf8_lossy(&resp)))),
             }

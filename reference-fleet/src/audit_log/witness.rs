@@ -6,12 +6,13 @@ use super::{Error, Result};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use bkv_protocol::audit_log::merkle::Hash;
 use bkv_protocol::audit_log::note::{self, SIG_TYPE_COSIGNATURE, VerifierKey};
 use bkv_protocol::audit_log::{Checkpoint, TreeHead, witness_check};
 use bkv_protocol::crypto::Ed25519Signer;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -37,15 +38,40 @@ pub struct Witness {
     lock: Mutex<()>,
 }
 
-/// The body of `POST /add-checkpoint` (a JSON form of C2SP tlog-witness's request).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AddCheckpoint {
-    /// The size the log believes this witness holds.
-    pub old_size: u64,
-    /// Consistency proof from `old_size` to the new checkpoint, hex hashes.
-    pub proof: Vec<String>,
-    /// The checkpoint note signed by the log.
-    pub checkpoint: String,
+/// C2SP tlog-witness `add-checkpoint` request body: `old <size>\n`, up to 63 base64
+/// consistency-proof lines, an empty line, then the checkpoint note.
+pub fn encode_request(old_size: u64, proof: &[Hash], checkpoint: &str) -> String {
+    let mut s = format!("old {old_size}\n");
+    for h in proof {
+        s.push_str(&B64.encode(h));
+        s.push('\n');
+    }
+    s.push('\n');
+    s.push_str(checkpoint);
+    s
+}
+
+/// Parse a C2SP tlog-witness `add-checkpoint` request body.
+pub fn parse_request(body: &str) -> Option<(u64, Vec<Hash>, &str)> {
+    let (first, mut rest) = body.split_once('\n')?;
+    let old = first.strip_prefix("old ")?;
+    if old.is_empty() || !old.bytes().all(|b| b.is_ascii_digit()) || (old.len() > 1 && old.starts_with('0')) {
+        return None;
+    }
+    let old: u64 = old.parse().ok()?;
+    let mut proof = Vec::new();
+    loop {
+        let (line, tail) = rest.split_once('\n')?;
+        rest = tail;
+        if line.is_empty() {
+            break;
+        }
+        if proof.len() == 63 {
+            return None;
+        }
+        proof.push(Hash::try_from(B64.decode(line).ok()?).ok()?);
+    }
+    Some((old, proof, rest))
 }
 
 impl Witness {
@@ -112,30 +138,61 @@ impl Witness {
     }
 }
 
-/// The witness's HTTP API: `POST /add-checkpoint` (JSON [`AddCheckpoint`]) answers 200 with
-/// the cosignature line, 409 with JSON `{"size"}` on a size conflict, 400 with the code.
+/// The witness's HTTP API: C2SP tlog-witness `POST /add-checkpoint`. 200: the
+/// cosignature line; 409 (`text/x.tlog.size`): the held size, when `old` is not it or the
+/// same size has another root; 404: unknown origin; 403: no valid log signature; 422: the
+/// consistency proof fails; 400: malformed, or `old` above the checkpoint size.
 pub fn router(w: Arc<Witness>) -> axum::Router {
     axum::Router::new().route("/add-checkpoint", post(add)).with_state(w)
 }
 
-async fn add(State(w): State<Arc<Witness>>, body: axum::body::Bytes) -> (StatusCode, String) {
-    let Ok(req) = serde_json::from_slice::<AddCheckpoint>(&body) else {
-        return (StatusCode::BAD_REQUEST, "bad request".into());
-    };
-    let Ok(proof) = req
-        .proof
-        .iter()
-        .map(|h| hex::decode(h).ok().and_then(|b| Hash::try_from(b).ok()).ok_or(()))
-        .collect::<Result<Vec<Hash>, ()>>()
-    else {
-        return (StatusCode::BAD_REQUEST, "log.consistency.invalid".into());
+type Reply = (StatusCode, [(axum::http::header::HeaderName, &'static str); 1], String);
+
+async fn add(State(w): State<Arc<Witness>>, body: axum::body::Bytes) -> Reply {
+    let text = |status, body: String| (status, [(axum::http::header::CONTENT_TYPE, "text/plain")], body);
+    let Some((old, proof, checkpoint)) = std::str::from_utf8(&body).ok().and_then(parse_request) else {
+        return text(StatusCode::BAD_REQUEST, "malformed add-checkpoint request".into());
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    match w.add_checkpoint(req.old_size, &proof, &req.checkpoint, now) {
-        Ok(line) => (StatusCode::OK, line),
-        Err(AddError::Conflict(size)) => {
-            (StatusCode::CONFLICT, serde_json::json!({ "size": size }).to_string())
+    let conflict = |size: u64| {
+        (StatusCode::CONFLICT, [(axum::http::header::CONTENT_TYPE, "text/x.tlog.size")], format!("{size}\n"))
+    };
+    match w.add_checkpoint(old, &proof, checkpoint, now) {
+        Ok(line) => text(StatusCode::OK, line),
+        Err(AddError::Conflict(size)) => conflict(size),
+        Err(AddError::Failed(Error::Protocol(e))) => {
+            use bkv_protocol::Error as P;
+            let status = match e {
+                P::LogFork => return conflict(w.held().ok().flatten().map_or(0, |h| h.size)),
+                P::LogCheckpointOrigin => StatusCode::NOT_FOUND,
+                P::LogCheckpointUnsigned | P::LogCheckpointSignatureInvalid => StatusCode::FORBIDDEN,
+                P::LogConsistencyInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            text(status, e.code().to_owned())
         }
-        Err(AddError::Failed(e)) => (StatusCode::BAD_REQUEST, e.code().to_owned()),
+        Err(AddError::Failed(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.code().to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_c2sp_tlog_witness_example_request() {
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../protocol/tests/data/c2sp/signed-note-example.json");
+        let data: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let body = data["witness_request_example"].as_str().unwrap();
+        let (old, proof, checkpoint) = parse_request(body).unwrap();
+        assert_eq!(old, 20852014);
+        assert_eq!(proof.len(), 4);
+        assert_eq!(B64.encode(proof[3]), "/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=");
+        assert!(checkpoint.starts_with("example.com/behind-the-sofa\n20852163\n"));
+        assert_eq!(encode_request(old, &proof, checkpoint), body);
+        for bad in ["old 01\n\nx", "old 1\nnot base64\n\nx", "new 1\n\nx", "old 1\n"] {
+            assert_eq!(parse_request(bad), None, "{bad:?}");
+        }
     }
 }
