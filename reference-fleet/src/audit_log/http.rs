@@ -4,6 +4,9 @@
 use super::{Error, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The largest response accepted (a hostile server cannot exhaust memory).
+pub const MAX_RESPONSE: u64 = 64 << 20;
+
 /// Send a request and return the status and body.
 pub async fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
     let rest =
@@ -21,7 +24,10 @@ pub async fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u
     s.write_all(head.as_bytes()).await.map_err(io)?;
     s.write_all(body).await.map_err(io)?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.map_err(io)?;
+    (&mut s).take(MAX_RESPONSE + 1).read_to_end(&mut buf).await.map_err(io)?;
+    if buf.len() as u64 > MAX_RESPONSE {
+        return Err(Error::Http(format!("{url}: response larger than {MAX_RESPONSE} bytes")));
+    }
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
