@@ -131,6 +131,48 @@ define_errors! {
     /// The pinned fleet has been retired; the app must be updated to reach the new fleet.
     PinnedFleetRetired => "pinned.fleet.retired",
 
+    // ---- spec/session.md: the session envelope -------------------------------------
+    /// The request names an HPKE suite other than DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20Poly1305.
+    SessionSuiteUnsupported => "session.suite.unsupported",
+    /// The request is for another fleet than this node's.
+    SessionFleetMismatch => "session.fleet.mismatch",
+    /// The request is for another epoch than this node's: verify the current bundle and retry.
+    SessionEpochMismatch => "session.epoch.mismatch",
+    /// The request is sealed for another node of the fleet: send it to the node it names.
+    SessionNodeMismatch => "session.node.mismatch",
+    /// The request could not be opened (any HPKE failure; deliberately vague).
+    SessionOpenFailed => "session.open.failed",
+    /// The request time is outside the node's acceptance window: check the clock and send a new request.
+    SessionRequestStale => "session.request.stale",
+    /// The request id has already been used: send a new request with a fresh id.
+    SessionRequestReplayed => "session.request.replayed",
+    /// The response cannot be opened or trusted (client side): retry with a new request.
+    SessionResponseInvalid => "session.response.invalid",
+
+    // ---- spec/vault.md: registration and recovery -------------------------------------
+    /// The record id is not 16 to 64 bytes.
+    VaultRecordIdInvalid => "vault.record.id_invalid",
+    /// A record with this id is registered: recover it (and change the code) or delete it first.
+    VaultRecordExists => "vault.record.exists",
+    /// The record was destroyed after its last allowed guess; its backup key is gone.
+    VaultRecordLocked => "vault.record.locked",
+    /// The record changed (re-registered, deleted or destroyed) since this login started: start again.
+    VaultRecordChanged => "vault.record.changed",
+    /// An OPAQUE message or record does not decode (bad length or group element).
+    VaultMessageInvalid => "vault.message.invalid",
+    /// The recovery code is wrong, or no such record exists (client side; the two look the same).
+    VaultCodeInvalid => "vault.code.invalid",
+    /// The fleet's OPAQUE server key is not the `opaque` key of the verified FleetKeySet.
+    VaultServerKeyMismatch => "vault.server_key.mismatch",
+    /// The login finish names no pending login on this node (expired, consumed or never started).
+    VaultLoginUnknown => "vault.login.unknown",
+    /// The client's OPAQUE KE3 does not verify.
+    VaultLoginFailed => "vault.login.failed",
+    /// The wrapped backup key is not 48 bytes, or does not unwrap under the export key.
+    VaultWrappedKeyInvalid => "vault.wrapped_key.invalid",
+    /// The serialized OPAQUE ServerSetup does not decode.
+    VaultSetupInvalid => "vault.setup.invalid",
+
     // ---- spec/audit-log.md §3, §4, §7: audit log --------------------------------------
     /// The inclusion proof does not verify (wrong root, index, size, length or hash size); the entry is not proven to be in the log.
     LogInclusionInvalid => "log.inclusion.invalid",

@@ -9,6 +9,9 @@ pub mod audit_log;
 pub mod cbor;
 pub mod crypto;
 pub mod error;
+pub mod session;
 pub mod state_machine;
+pub mod validation_bundle;
+pub mod vault;
 
 pub use error::{Error, Result};

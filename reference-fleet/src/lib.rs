@@ -5,4 +5,8 @@
 
 pub mod audit_log;
 pub mod cli;
+pub mod demo;
+pub mod error;
 pub mod replication;
+
+pub use error::{Error, Result};

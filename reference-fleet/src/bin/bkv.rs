@@ -1,22 +1,6 @@
-//! The `bkv` command line.
-use clap::Parser;
-use std::process::ExitCode;
+//! The `bkv` command line (see `bkv --help`).
+#![forbid(unsafe_code)]
 
-#[derive(Debug, Parser)]
-#[command(name = "bkv", about = "bkv: open Backup Key Vault protocol tools")]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Cmd {
-    /// Audit log: serve a log or a witness, monitor a log.
-    Log(bkv_fleet::cli::log::Args),
-}
-
-fn main() -> ExitCode {
-    match Cli::parse().cmd {
-        Cmd::Log(a) => bkv_fleet::cli::log::run(a),
-    }
+fn main() -> std::process::ExitCode {
+    bkv_fleet::cli::main()
 }

@@ -1,0 +1,132 @@
+//! `bkv-conformance`: run the vectors through a harness and report.
+#![forbid(unsafe_code)]
+
+use bkv_conformance::report::{Deviation, Report};
+use bkv_conformance::runner::{RunOptions, run};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Run bkv's test vectors through an implementation's harness (spec/conformance.md).
+#[derive(Debug, Parser)]
+#[command(name = "bkv-conformance", version, about)]
+struct Args {
+    /// The harness command, e.g. `python3 conformance/harnesses/python/bkv_harness.py`.
+    #[arg(long)]
+    harness: String,
+    /// Directory holding `v1/*.json` (default: the committed vectors).
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Only these areas (repeatable).
+    #[arg(long)]
+    area: Vec<String>,
+    /// Per-case time limit in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// A previous JSON report: any case that passed there and not now is a regression.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// The harness's reviewed deviations table (JSON list of {id, reason}).
+    #[arg(long)]
+    deviations: Option<PathBuf>,
+    /// Fail unless exactly this many cases pass.
+    #[arg(long)]
+    expect_passed: Option<usize>,
+    /// Fail unless exactly this many cases are skipped.
+    #[arg(long)]
+    expect_skipped: Option<usize>,
+}
+
+fn load_files(dir: &std::path::Path, areas: &[String]) -> Result<Vec<bkv_vectors::VectorFile>, String> {
+    let mut files = Vec::new();
+    let v1 = dir.join("v1");
+    let mut entries: Vec<_> = std::fs::read_dir(&v1)
+        .map_err(|e| format!("{}: {e}", v1.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let f: bkv_vectors::VectorFile =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        if areas.is_empty() || areas.contains(&f.area) {
+            files.push(f);
+        }
+    }
+    Ok(files)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &std::path::Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn write(p: &std::path::Path, s: &str) -> Result<(), String> {
+    std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match real_main(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(args: &Args) -> Result<bool, String> {
+    let dir = args.vectors.clone().unwrap_or_else(bkv_vectors::root);
+    let files = load_files(&dir, &args.area)?;
+    let opts = RunOptions { harness: args.harness.clone(), timeout: Duration::from_secs(args.timeout) };
+    let mut report: Report = run(&files, &opts).map_err(|e| e.to_string())?;
+    let mut ok = true;
+    if let Some(p) = &args.deviations {
+        let devs: Vec<Deviation> = read_json(p)?;
+        for id in report.apply_deviations(&devs) {
+            println!("STALE DEVIATION {id}: listed in {} but the case does not fail", p.display());
+            ok = false;
+        }
+    }
+    print!("{}", report.table());
+    let all = report.counts().get("all").copied().unwrap_or_default();
+    ok &= all.failed == 0;
+    if let Some(p) = &args.baseline {
+        let base: Report = read_json(p)?;
+        for id in report.regressions(&base) {
+            println!("REGRESSION {id}: passed in {} and does not now", p.display());
+            ok = false;
+        }
+    }
+    if let Some(n) = args.expect_passed
+        && all.passed != n
+    {
+        println!("EXPECTED {n} passed cases, got {}", all.passed);
+        ok = false;
+    }
+    if let Some(n) = args.expect_skipped
+        && all.skipped != n
+    {
+        println!("EXPECTED {n} skipped cases, got {}", all.skipped);
+        ok = false;
+    }
+    if let Some(p) = &args.json {
+        write(p, &serde_json::to_string_pretty(&report).expect("json"))?;
+    }
+    if let Some(p) = &args.html {
+        write(p, &report.html())?;
+    }
+    println!("{}", if ok { "CONFORMANT" } else { "NOT CONFORMANT" });
+    println!("conformance: {} passed, {} failed, {} skipped", all.passed, all.failed, all.skipped);
+    Ok(ok)
+}

@@ -1,0 +1,82 @@
+//! The runner end to end: the reference harness passes every vector (count pinned to
+//! the committed files), a broken harness that accepts everything is caught with named
+//! failures, and a silent harness is stopped by the runner's time limit.
+
+use bkv_conformance::report::{Deviation, Status};
+use bkv_conformance::runner::{RunOptions, run};
+use std::time::Duration;
+
+fn files() -> Vec<bkv_vectors::VectorFile> {
+    ["cbor", "validation_bundle"].iter().map(|a| bkv_vectors::load(a)).collect()
+}
+
+fn data(name: &str) -> String {
+    format!("python3 {}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn opts(harness: String, secs: u64) -> RunOptions {
+    RunOptions { harness, timeout: Duration::from_secs(secs) }
+}
+
+#[test]
+fn reference_harness_passes_every_vector() {
+    let files = files();
+    let total: usize = files.iter().map(|f| f.number_of_tests).sum();
+    let report = run(&files, &opts(env!("CARGO_BIN_EXE_bkv-reference-harness").into(), 30)).unwrap();
+    let all = report.counts()["all"];
+    assert_eq!((all.passed, all.failed, all.skipped), (total, 0, 0), "{}", report.table());
+}
+
+#[test]
+fn accept_all_harness_is_caught_with_named_failures() {
+    let files = files();
+    let invalid: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            f.test_groups.iter().flat_map(move |g| {
+                g.tests
+                    .iter()
+                    .filter(|t| t.result == bkv_vectors::Expected::Invalid)
+                    .map(move |t| format!("{}::{}", f.area, t.tc_id))
+            })
+        })
+        .collect();
+    let report = run(&files, &opts(data("accept_all_harness.py"), 30)).unwrap();
+    let failed: Vec<String> = report.failures().map(|c| c.id.clone()).collect();
+    // Exactly the invalid cases fail (valid ones with expected outputs fail too, as the
+    // broken harness returns none), and they are named in the table.
+    for id in &invalid {
+        assert!(failed.contains(id), "{id} not caught");
+    }
+    let table = report.table();
+    assert!(table.contains("FAIL validation_bundle::"), "{table}");
+    assert!(table.contains("bundle.signer.unknown"), "{table}");
+    assert!(report.html().contains("accept-all (broken)"));
+}
+
+#[test]
+fn silent_harness_times_out() {
+    let files = vec![bkv_vectors::load("cbor")];
+    let report = run(&files, &opts(data("silent_harness.py"), 1)).unwrap();
+    let first = &report.cases[0];
+    assert_eq!(first.status, Status::Fail);
+    assert_eq!(first.context, "timeout");
+    assert!(report.cases[1..].iter().all(|c| c.status == Status::Fail));
+}
+
+#[test]
+fn deviations_and_regressions() {
+    let files = vec![bkv_vectors::load("cbor")];
+    let good = run(&files, &opts(env!("CARGO_BIN_EXE_bkv-reference-harness").into(), 30)).unwrap();
+    let mut bad = run(&files, &opts(data("accept_all_harness.py"), 30)).unwrap();
+    let first_fail = bad.failures().next().unwrap().id.clone();
+    let regressions = bad.regressions(&good);
+    assert!(regressions.contains(&first_fail));
+    // A reviewed deviation turns a failure into a deviation; an entry for a passing case is stale.
+    let stale = bad.apply_deviations(&[
+        Deviation { id: first_fail.clone(), reason: "test".into() },
+        Deviation { id: "cbor::1".into(), reason: "cbor::1 is valid and passes".into() },
+    ]);
+    assert_eq!(stale, vec!["cbor::1".to_string()]);
+    assert_eq!(bad.cases.iter().find(|c| c.id == first_fail).unwrap().status, Status::Deviation);
+}

@@ -1,0 +1,551 @@
+//! The vault's deterministic replicated state.
+//!
+//! spec/vault.md §5 and §8: records, their guess counters, and the request ids applied
+//! recently, changed only by committed [`VaultCommand`]s. No RNG, no clock, no I/O: every
+//! node that applies the same commands in the same order holds the same state and gives
+//! the same outputs ([`crate::state_machine::StateMachine`]).
+
+use super::server::STORED_REGISTRATION_LEN;
+use super::{RECORD_ID_MAX, WRAPPED_KEY_LEN, check_record_id};
+use crate::cbor;
+use crate::error::{Error, Result};
+use crate::session::{REQUEST_ID_LEN, REQUEST_WINDOW_SECS};
+use crate::state_machine::StateMachine;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use zeroize::Zeroizing;
+
+/// spec/vault.md §8.2: request ids are remembered while their time is within this many
+/// seconds of the highest request time applied (twice the session window).
+pub const SEEN_RETENTION_SECS: u64 = 2 * REQUEST_WINDOW_SECS;
+
+/// spec/vault.md §8.1, `VaultCommand`: one entry of the replicated log.
+///
+/// Every command carries the session request id and the client's request time (already
+/// checked by the node against its clock, spec/session.md §5 step S6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum VaultCommand {
+    /// Store a new record with a full counter.
+    Register {
+        /// Session request id (16 bytes).
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Client request time.
+        time: u64,
+        /// Record id.
+        #[serde(with = "serde_bytes")]
+        record: Vec<u8>,
+        /// Serialized OPAQUE ServerRegistration.
+        #[serde(with = "serde_bytes")]
+        registration: Vec<u8>,
+        /// Wrapped backup key (48 bytes).
+        #[serde(with = "serde_bytes")]
+        wrapped_key: Vec<u8>,
+    },
+    /// Count one guess before KE2 is computed (the decrement).
+    AttemptStart {
+        /// Session request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Client request time.
+        time: u64,
+        /// Record id.
+        #[serde(with = "serde_bytes")]
+        record: Vec<u8>,
+    },
+    /// A KE3 verified for the attempt that saw `generation`: reset the counter.
+    AttemptSuccess {
+        /// Session request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Client request time.
+        time: u64,
+        /// Record id.
+        #[serde(with = "serde_bytes")]
+        record: Vec<u8>,
+        /// Generation returned by the AttemptStart.
+        generation: u64,
+    },
+    /// A KE3 verified: replace the registration (code change) and reset the counter.
+    Rekey {
+        /// Session request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Client request time.
+        time: u64,
+        /// Record id.
+        #[serde(with = "serde_bytes")]
+        record: Vec<u8>,
+        /// Generation returned by the AttemptStart.
+        generation: u64,
+        /// New serialized OPAQUE ServerRegistration.
+        #[serde(with = "serde_bytes")]
+        registration: Vec<u8>,
+        /// New wrapped backup key.
+        #[serde(with = "serde_bytes")]
+        wrapped_key: Vec<u8>,
+    },
+    /// A KE3 verified: destroy the record.
+    Delete {
+        /// Session request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Client request time.
+        time: u64,
+        /// Record id.
+        #[serde(with = "serde_bytes")]
+        record: Vec<u8>,
+        /// Generation returned by the AttemptStart.
+        generation: u64,
+    },
+}
+
+impl VaultCommand {
+    fn header(&self) -> (&[u8], u64, &[u8]) {
+        match self {
+            VaultCommand::Register { request_id, time, record, .. }
+            | VaultCommand::AttemptStart { request_id, time, record }
+            | VaultCommand::AttemptSuccess { request_id, time, record, .. }
+            | VaultCommand::Rekey { request_id, time, record, .. }
+            | VaultCommand::Delete { request_id, time, record, .. } => (request_id, *time, record),
+        }
+    }
+}
+
+/// spec/vault.md §8.1, `VaultOutput`: the result of applying one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum VaultOutput {
+    /// Register: stored with `remaining` guesses.
+    Registered {
+        /// The guess limit.
+        remaining: u32,
+    },
+    /// AttemptStart: the guess is counted. `registration`/`wrapped_key` are absent for an id
+    /// that holds no registration (the node then answers with opaque-ke's fake response).
+    Attempt {
+        /// Serialized ServerRegistration, if the record is registered.
+        #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+        registration: Option<Vec<u8>>,
+        /// Wrapped key, if the record is registered.
+        #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+        wrapped_key: Option<Vec<u8>>,
+        /// Guesses left after this one.
+        remaining: u32,
+        /// The record's generation, named by the finish command.
+        generation: u64,
+    },
+    /// AttemptSuccess: the counter is reset to `remaining`; 0 when the record no longer
+    /// exists at that generation (the last guess destroyed it, or it changed).
+    Released {
+        /// Guesses the record now allows.
+        remaining: u32,
+    },
+    /// Rekey: new registration stored with `remaining` guesses.
+    Rekeyed {
+        /// The guess limit.
+        remaining: u32,
+    },
+    /// Delete: the record is gone.
+    Deleted,
+    /// The command failed with this code and changed nothing.
+    Error {
+        /// The spec code.
+        code: String,
+    },
+}
+
+impl VaultOutput {
+    /// Decode an output; an `Error` output becomes `Err(code)`.
+    pub fn decode(bytes: &[u8]) -> Result<VaultOutput> {
+        match cbor::from_slice::<VaultOutput>(bytes)? {
+            VaultOutput::Error { code } => Err(Error::from_code(&code).unwrap_or(Error::CborSchema)),
+            out => Ok(out),
+        }
+    }
+}
+
+/// spec/vault.md §8.3, `VaultQuery`: read-only questions (operator tooling, tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum VaultQuery {
+    /// The state of one record id.
+    Record {
+        /// Record id.
+        #[serde(with = "serde_bytes")]
+        record: Vec<u8>,
+    },
+}
+
+/// What the store holds for one record id (spec/vault.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    /// Nothing stored.
+    Absent,
+    /// Only a counter: guesses were made against an id that holds no registration.
+    Unregistered,
+    /// A registration, wrapped key and counter.
+    Registered,
+    /// Destroyed after its last guess.
+    Locked,
+}
+
+/// Answer to [`VaultQuery::Record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordStatus {
+    /// The state.
+    pub state: RecordState,
+    /// Guesses left (0 when absent or locked).
+    pub remaining: u32,
+}
+
+/// One record id's entry (spec/vault.md §5.1). Secrets are zeroized when dropped, so
+/// replacing or removing an entry destroys them.
+#[derive(Clone)]
+enum Entry {
+    Active {
+        registration: Option<Zeroizing<Vec<u8>>>,
+        wrapped_key: Option<Zeroizing<Vec<u8>>>,
+        remaining: u32,
+        generation: u64,
+    },
+    Locked {
+        generation: u64,
+    },
+}
+
+impl Entry {
+    fn generation(&self) -> u64 {
+        match self {
+            Entry::Active { generation, .. } | Entry::Locked { generation } => *generation,
+        }
+    }
+}
+
+/// The vault state machine (spec/vault.md §8).
+#[derive(Clone)]
+pub struct VaultStateMachine {
+    guess_limit: u32,
+    max_time: u64,
+    records: BTreeMap<Vec<u8>, Entry>,
+    seen: BTreeMap<[u8; REQUEST_ID_LEN], u64>,
+    /// The same ids ordered by time, so pruning costs only what it removes.
+    seen_by_time: BTreeSet<(u64, [u8; REQUEST_ID_LEN])>,
+}
+
+impl core::fmt::Debug for VaultStateMachine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VaultStateMachine")
+            .field("guess_limit", &self.guess_limit)
+            .field("records", &self.records.len())
+            .field("seen", &self.seen.len())
+            .finish()
+    }
+}
+
+impl VaultStateMachine {
+    /// An empty vault for a fleet whose FleetKeySet says `guess_limit` (1..=100).
+    ///
+    /// # Panics
+    /// If `guess_limit` is outside 1..=100, which a verified FleetKeySet never has
+    /// (spec/validation-bundle.md §3.2 rule 4).
+    pub fn new(guess_limit: u32) -> Self {
+        assert!((1..=100).contains(&guess_limit), "guess_limit is 1..=100 (spec/validation-bundle.md §3.2)");
+        Self {
+            guess_limit,
+            max_time: 0,
+            records: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            seen_by_time: BTreeSet::new(),
+        }
+    }
+
+    /// The fleet's guess limit.
+    pub fn guess_limit(&self) -> u32 {
+        self.guess_limit
+    }
+
+    /// The state of one record id.
+    pub fn status(&self, record: &[u8]) -> RecordStatus {
+        match self.records.get(record) {
+            None => RecordStatus { state: RecordState::Absent, remaining: 0 },
+            Some(Entry::Locked { .. }) => RecordStatus { state: RecordState::Locked, remaining: 0 },
+            Some(Entry::Active { registration, remaining, .. }) => RecordStatus {
+                state: if registration.is_some() {
+                    RecordState::Registered
+                } else {
+                    RecordState::Unregistered
+                },
+                remaining: *remaining,
+            },
+        }
+    }
+
+    /// Apply a decoded command (spec/vault.md §8.2 steps A1–A4).
+    pub fn apply_command(&mut self, command: &VaultCommand) -> Result<VaultOutput> {
+        let (request_id, time, record) = command.header();
+        // A1: shape.
+        let id: [u8; REQUEST_ID_LEN] = request_id.try_into().map_err(|_| Error::CborSchema)?;
+        check_record_id(record)?;
+        // A2: replay.
+        let horizon = self.max_time.saturating_sub(SEEN_RETENTION_SECS);
+        if time < horizon {
+            return Err(Error::SessionRequestStale);
+        }
+        if self.seen.contains_key(&id) {
+            return Err(Error::SessionRequestReplayed);
+        }
+        // A3: the operation; on error nothing has changed.
+        let out = self.execute(command)?;
+        // A4: remember the id, advance the clock of the log, forget old ids.
+        self.remember(id, time);
+        self.max_time = self.max_time.max(time);
+        self.prune();
+        Ok(out)
+    }
+
+    fn remember(&mut self, id: [u8; REQUEST_ID_LEN], time: u64) {
+        self.seen.insert(id, time);
+        self.seen_by_time.insert((time, id));
+    }
+
+    /// Forget ids older than the retention horizon (spec/vault.md §8.2 step A4).
+    fn prune(&mut self) {
+        let horizon = self.max_time.saturating_sub(SEEN_RETENTION_SECS);
+        while let Some(&(t, id)) = self.seen_by_time.first() {
+            if t >= horizon {
+                break;
+            }
+            self.seen_by_time.pop_first();
+            self.seen.remove(&id);
+        }
+    }
+
+    fn execute(&mut self, command: &VaultCommand) -> Result<VaultOutput> {
+        let limit = self.guess_limit;
+        match command {
+            VaultCommand::Register { record, registration, wrapped_key, .. } => {
+                check_wrapped(wrapped_key)?;
+                check_registration(registration)?;
+                let generation = match self.records.get(record) {
+                    Some(Entry::Active { registration: Some(_), .. }) => {
+                        return Err(Error::VaultRecordExists);
+                    }
+                    Some(e) => e.generation() + 1,
+                    None => 1,
+                };
+                self.records.insert(
+                    record.clone(),
+                    Entry::Active {
+                        registration: Some(Zeroizing::new(registration.clone())),
+                        wrapped_key: Some(Zeroizing::new(wrapped_key.clone())),
+                        remaining: limit,
+                        generation,
+                    },
+                );
+                Ok(VaultOutput::Registered { remaining: limit })
+            }
+            VaultCommand::AttemptStart { record, .. } => {
+                let entry = self.records.entry(record.clone()).or_insert(Entry::Active {
+                    registration: None,
+                    wrapped_key: None,
+                    remaining: limit,
+                    generation: 0,
+                });
+                let Entry::Active { registration, wrapped_key, remaining, generation } = entry else {
+                    return Err(Error::VaultRecordLocked);
+                };
+                // Invariant: an Active entry has remaining >= 1.
+                *remaining -= 1;
+                let out = VaultOutput::Attempt {
+                    registration: registration.as_ref().map(|r| r.to_vec()),
+                    wrapped_key: wrapped_key.as_ref().map(|w| w.to_vec()),
+                    remaining: *remaining,
+                    generation: *generation,
+                };
+                if *remaining == 0 {
+                    // The last allowed guess: destroy now (dropping zeroizes).
+                    let generation = *generation;
+                    *entry = Entry::Locked { generation };
+                }
+                Ok(out)
+            }
+            VaultCommand::AttemptSuccess { record, generation, .. } => match self.records.get_mut(record) {
+                Some(Entry::Active { registration: Some(_), remaining, generation: g, .. })
+                    if *g == *generation =>
+                {
+                    *remaining = limit;
+                    Ok(VaultOutput::Released { remaining: limit })
+                }
+                _ => Ok(VaultOutput::Released { remaining: 0 }),
+            },
+            VaultCommand::Rekey { record, generation, registration, wrapped_key, .. } => {
+                check_wrapped(wrapped_key)?;
+                check_registration(registration)?;
+                match self.records.get(record) {
+                    Some(Entry::Active { registration: Some(_), generation: g, .. }) if *g == *generation => {
+                    }
+                    _ => return Err(Error::VaultRecordChanged),
+                }
+                self.records.insert(
+                    record.clone(),
+                    Entry::Active {
+                        registration: Some(Zeroizing::new(registration.clone())),
+                        wrapped_key: Some(Zeroizing::new(wrapped_key.clone())),
+                        remaining: limit,
+                        generation: generation + 1,
+                    },
+                );
+                Ok(VaultOutput::Rekeyed { remaining: limit })
+            }
+            VaultCommand::Delete { record, generation, .. } => {
+                match self.records.get(record) {
+                    Some(Entry::Active { registration: Some(_), generation: g, .. }) if *g == *generation => {
+                    }
+                    _ => return Err(Error::VaultRecordChanged),
+                }
+                self.records.remove(record);
+                Ok(VaultOutput::Deleted)
+            }
+        }
+    }
+}
+
+fn check_registration(registration: &[u8]) -> Result<()> {
+    if registration.len() == STORED_REGISTRATION_LEN { Ok(()) } else { Err(Error::VaultMessageInvalid) }
+}
+
+fn check_wrapped(wrapped: &[u8]) -> Result<()> {
+    if wrapped.len() == WRAPPED_KEY_LEN { Ok(()) } else { Err(Error::VaultWrappedKeyInvalid) }
+}
+
+/// spec/vault.md §8.4, `VaultSnapshot`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Snapshot {
+    v: u64,
+    guess_limit: u32,
+    max_time: u64,
+    records: Vec<SnapshotRecord>,
+    seen: Vec<SnapshotSeen>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotRecord {
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    locked: bool,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    registration: Option<Vec<u8>>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    wrapped_key: Option<Vec<u8>>,
+    remaining: u32,
+    generation: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotSeen {
+    #[serde(with = "serde_bytes")]
+    id: Vec<u8>,
+    time: u64,
+}
+
+fn error_output(e: Error) -> Vec<u8> {
+    cbor::to_vec(&VaultOutput::Error { code: e.code().to_owned() })
+}
+
+impl StateMachine for VaultStateMachine {
+    /// spec/vault.md §8.2. A malformed command gives an `Error` output and changes nothing.
+    fn apply(&mut self, command: &[u8]) -> Vec<u8> {
+        let result = cbor::from_slice::<VaultCommand>(command).and_then(|c| self.apply_command(&c));
+        match result {
+            Ok(out) => cbor::to_vec(&out),
+            Err(e) => error_output(e),
+        }
+    }
+
+    /// spec/vault.md §8.3: answers a [`VaultQuery`] with a [`RecordStatus`].
+    fn query(&self, query: &[u8]) -> Vec<u8> {
+        match cbor::from_slice::<VaultQuery>(query) {
+            Ok(VaultQuery::Record { record }) => cbor::to_vec(&self.status(&record)),
+            Err(e) => error_output(e),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let records = self
+            .records
+            .iter()
+            .map(|(id, e)| match e {
+                Entry::Active { registration, wrapped_key, remaining, generation } => SnapshotRecord {
+                    id: id.clone(),
+                    locked: false,
+                    registration: registration.as_ref().map(|r| r.to_vec()),
+                    wrapped_key: wrapped_key.as_ref().map(|w| w.to_vec()),
+                    remaining: *remaining,
+                    generation: *generation,
+                },
+                Entry::Locked { generation } => SnapshotRecord {
+                    id: id.clone(),
+                    locked: true,
+                    registration: None,
+                    wrapped_key: None,
+                    remaining: 0,
+                    generation: *generation,
+                },
+            })
+            .collect();
+        let seen = self.seen.iter().map(|(id, t)| SnapshotSeen { id: id.to_vec(), time: *t }).collect();
+        cbor::to_vec(&Snapshot {
+            v: 1,
+            guess_limit: self.guess_limit,
+            max_time: self.max_time,
+            records,
+            seen,
+        })
+    }
+
+    fn restore(snapshot: &[u8]) -> Result<Self> {
+        let s: Snapshot = cbor::from_slice(snapshot)?;
+        if s.v != 1 || !(1..=100).contains(&s.guess_limit) {
+            return Err(Error::CborSchema);
+        }
+        let mut sm = VaultStateMachine::new(s.guess_limit);
+        sm.max_time = s.max_time;
+        for r in s.records {
+            if r.id.len() > RECORD_ID_MAX || sm.records.contains_key(&r.id) {
+                return Err(Error::CborSchema);
+            }
+            let entry = if r.locked {
+                Entry::Locked { generation: r.generation }
+            } else {
+                if r.remaining == 0
+                    || r.remaining > s.guess_limit
+                    || r.registration.is_some() != r.wrapped_key.is_some()
+                {
+                    return Err(Error::CborSchema);
+                }
+                Entry::Active {
+                    registration: r.registration.map(Zeroizing::new),
+                    wrapped_key: r.wrapped_key.map(Zeroizing::new),
+                    remaining: r.remaining,
+                    generation: r.generation,
+                }
+            };
+            sm.records.insert(r.id, entry);
+        }
+        for seen in s.seen {
+            let id: [u8; REQUEST_ID_LEN] = seen.id.as_slice().try_into().map_err(|_| Error::CborSchema)?;
+            if sm.seen.contains_key(&id) {
+                return Err(Error::CborSchema);
+            }
+            sm.remember(id, seen.time);
+        }
+        Ok(sm)
+    }
+}

@@ -1,0 +1,29 @@
+//! Cross-crate: the files `bkv demo` (bkv-fleet) writes are verified by the protocol
+//! core (bkv-protocol) exactly as a client would, with the fleet size it was asked for.
+
+use bkv_fleet::demo::{DEMO_FLEET, DemoArgs, run};
+use bkv_protocol::validation_bundle::{ClientState, KeyRole, TrustAnchors, verify_bundle};
+
+#[test]
+fn demo_writes_a_bundle_a_client_accepts() {
+    let dir = std::env::temp_dir().join(format!("bkv-tests-demo-{}", std::process::id()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let code = rt.block_on(run(DemoArgs { dir: Some(dir.clone()), nodes: 3 })).unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+
+    let bundle = std::fs::read(dir.join("bundle.cbor")).unwrap();
+    let anchors = TrustAnchors::from_bytes(&std::fs::read(dir.join("anchors.cbor")).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let v = verify_bundle(&bundle, &anchors, &ClientState::default(), now).unwrap();
+    let ks = v.keyset();
+    assert_eq!(ks.fleet_id, DEMO_FLEET);
+    assert_eq!((ks.nodes.len(), ks.quorum, ks.guess_limit), (3, 2, 10));
+    // The demo's nodes share one OPAQUE key and have distinct session keys.
+    let opaque: Vec<_> = ks.nodes.iter().map(|n| n.key(KeyRole::Opaque).unwrap().key.clone()).collect();
+    assert!(opaque.windows(2).all(|w| w[0] == w[1]));
+    let session: std::collections::BTreeSet<_> =
+        ks.nodes.iter().map(|n| n.key(KeyRole::Session).unwrap().key.clone()).collect();
+    assert_eq!(session.len(), 3);
+    // A second verification with the persisted state is the same bundle: accepted.
+    assert!(verify_bundle(&bundle, &anchors, &v.next_state(), now).is_ok());
+}

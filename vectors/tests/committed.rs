@@ -1,0 +1,62 @@
+//! spec/conformance.md §1: the committed vectors are exactly what the generator
+//! produces, and every error code of the areas covered has at least one vector.
+
+use bkv_protocol::Error;
+use std::collections::BTreeSet;
+
+#[test]
+fn committed_vectors_equal_a_fresh_generation() {
+    let root = bkv_vectors::root();
+    for (path, fresh) in bkv_vectors::outputs(&root) {
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `cargo run -p bkv-vectors`)", path.display()));
+        assert!(
+            committed == fresh,
+            "{} differs from the generator's output: run `cargo run -p bkv-vectors` and commit",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn generation_is_deterministic() {
+    assert_eq!(bkv_vectors::to_json(&bkv_vectors::all()), bkv_vectors::to_json(&bkv_vectors::all()));
+}
+
+#[test]
+fn ids_are_sequential_and_invalid_cases_name_a_registry_code() {
+    for f in bkv_vectors::all() {
+        let cases: Vec<_> = f.test_groups.iter().flat_map(|g| &g.tests).collect();
+        assert_eq!(cases.len(), f.number_of_tests);
+        for (i, c) in cases.iter().enumerate() {
+            assert_eq!(c.tc_id, i + 1, "{}", f.area);
+            match (&c.result, &c.error_code) {
+                (bkv_vectors::Expected::Valid, None) => {}
+                (bkv_vectors::Expected::Invalid, Some(code)) => {
+                    assert!(
+                        Error::from_code(code).is_some(),
+                        "{}::{} names unknown code {code}",
+                        f.area,
+                        c.tc_id
+                    )
+                }
+                _ => panic!("{}::{}: result and errorCode disagree", f.area, c.tc_id),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_code_of_the_covered_areas_has_a_vector() {
+    let covered: BTreeSet<&str> = ["cbor", "cose", "bundle", "pinned"].into();
+    let in_vectors: BTreeSet<String> = bkv_vectors::all()
+        .iter()
+        .flat_map(|f| f.test_groups.iter().flat_map(|g| g.tests.iter().filter_map(|t| t.error_code.clone())))
+        .collect();
+    let missing: Vec<_> = Error::ALL
+        .iter()
+        .filter(|e| covered.contains(e.spec_area()) && !in_vectors.contains(e.code()))
+        .map(|e| e.code())
+        .collect();
+    assert!(missing.is_empty(), "codes without a vector: {missing:?}");
+}
