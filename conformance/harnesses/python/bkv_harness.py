@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""bkv conformance harness (spec/conformance.md §2): JSON lines on stdin/stdout."""
+
+import json
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bundle  # noqa: E402
+from dcbor import BkvError, check  # noqa: E402
+
+NAME = "bkv-python"
+FEATURES = ["cbor", "validation_bundle"]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_case(operation, inp):
+    """Returns (output or None). Raises BkvError for an invalid case."""
+    h = bytes.fromhex
+    if operation == "cbor_check":
+        check(h(inp["data"]))  # no tags allowed
+        return None
+    if operation == "verify_bundle":
+        state = inp.get("state")
+        if state is not None:
+            state = (state["epoch"], h(state["bundle_sha256"]))
+        out = bundle.verify_bundle(h(inp["bundle"]), h(inp["anchors"]), state, inp["now"],
+                                   [h(x) for x in inp.get("intermediates") or []])
+    elif operation == "verify_pinned":
+        out = bundle.verify_pinned(h(inp["keyset"]), h(inp["anchors"]), inp["now"])
+    else:
+        raise NotImplementedError(operation)
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in out.items()}
+
+
+def answer(msg):
+    case_id = msg.get("id")
+    try:
+        output = run_case(msg.get("operation"), msg.get("input") or {})
+    except BkvError as e:
+        return {"id": case_id, "actual_result": "invalid", "error_code": e.code,
+                "context": str(e)}
+    except NotImplementedError as e:
+        return {"id": case_id, "actual_result": "skipped", "error_code": None,
+                "context": f"operation not implemented: {e}"}
+    res = {"id": case_id, "actual_result": "valid", "error_code": None, "context": ""}
+    if output is not None:
+        res["output"] = output
+    return res
+
+
+def main():
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        msg = json.loads(line)
+        if msg.get("type") == "hello":
+            reply = {"type": "hello", "version": 1, "harness": NAME, "features": FEATURES}
+        elif msg.get("type") == "case":
+            try:
+                reply = answer(msg)
+            except Exception:  # a harness bug, not a verdict: report it and carry on
+                log(traceback.format_exc())
+                reply = {"id": msg.get("id"), "actual_result": "skipped", "error_code": None,
+                         "context": "harness error: " + traceback.format_exc(limit=1)}
+        else:
+            log(f"ignoring message {msg!r}")
+            continue
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""Unit tests written from the spec's own examples and RFC 8949 Appendix A.
+
+Run: python3 -m pytest conformance/harnesses/python/test_harness.py
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+import cbor2
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
+                                                               Ed25519PublicKey)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import bundle
+import crypto
+from dcbor import BkvError, check
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def code_of(fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except BkvError as e:
+        return e.code
+    return None
+
+
+class CborCheck(unittest.TestCase):
+    def assertCode(self, hexdata, code):
+        self.assertEqual(code_of(check, bytes.fromhex(hexdata)), code, hexdata)
+
+    def test_rfc8949_appendix_a_deterministic_examples_pass(self):
+        for h in ["00", "17", "1818", "1903e8", "1a000f4240", "1b000000e8d4a51000",
+                  "3bffffffffffffffff", "20", "3903e7", "40", "4401020304", "60", "6161",
+                  "6449455446", "62225c", "63e6b0b4", "64f0908591", "80", "83010203",
+                  "8301820203820405", "a0", "a201020304", "a26161016162820203",
+                  "826161a161626163", "f4", "f5", "f6",
+                  "98190102030405060708090a0b0c0d0e0f101112131415161718181819"]:
+            self.assertCode(h, None)
+
+    def test_rule_1_malformed(self):
+        for h in ["", "18", "1900", "42ff", "830102", "1c", "3d", "5e", "ff", "f800",
+                  "f81f", "62c328", "61ff", "1f", "3f", "df"]:
+            self.assertCode(h, "cbor.malformed")
+
+    def test_rule_2_trailing(self):
+        self.assertCode("0000", "cbor.trailing_bytes")
+        self.assertCode("80ff", "cbor.trailing_bytes")
+
+    def test_rule_3_non_minimal(self):
+        for h in ["1800", "1817", "190017", "1900ff", "1a0000ffff", "1b00000000ffffffff",
+                  "3817", "5800", "7800", "9800", "b800"]:
+            self.assertCode(h, "cbor.non_minimal")
+
+    def test_rule_4_indefinite(self):
+        for h in ["5fff", "7fff", "9fff", "bfff", "9f01ff"]:
+            self.assertCode(h, "cbor.indefinite_length")
+
+    def test_rules_5_6_map_order_and_duplicates(self):
+        # RFC 8949 §4.2.1 bytewise order: 10 (0x0a) < 100 (0x1864) < -1 (0x20) < "z" < "aa"
+        self.assertCode("a50a00186400200061" "7a00626161" "00", None)
+        self.assertCode("a26261610061" "7a00", "cbor.map.unsorted")
+        # RFC 7049 length-first order would accept -1 before 100; bytewise rejects it
+        self.assertCode("a22000186400", "cbor.map.unsorted")
+        self.assertCode("a202000100", "cbor.map.unsorted")
+        self.assertCode("a201000100", "cbor.map.duplicate_key")
+
+    def test_rules_7_8_float_and_simple(self):
+        for h in ["f90000", "fa00000000", "fb0000000000000000"]:
+            self.assertCode(h, "cbor.float")
+        for h in ["f7", "e0", "f3", "f820", "f8ff"]:
+            self.assertCode(h, "cbor.simple.unsupported")
+
+    def test_rule_9_depth(self):
+        # top-level item is depth 0; an item of any type at depth 33 is rejected
+        self.assertCode("81" * 32 + "00", None)
+        self.assertCode("81" * 32 + "80", None)
+        self.assertCode("81" * 33 + "00", "cbor.depth_exceeded")
+        self.assertCode("81" * 33 + "80", "cbor.depth_exceeded")
+        # met before the deeper item's bytes are read
+        self.assertCode("81" * 33 + "f7", "cbor.depth_exceeded")
+        self.assertCode("81" * 33 + "ff", "cbor.depth_exceeded")
+        self.assertCode("81" * 33, "cbor.malformed")  # no item at depth 33: truncated
+        self.assertCode("81" * 32 + "a2000000", "cbor.depth_exceeded")
+
+    def test_rule_10_tags(self):
+        self.assertCode("c001", "cbor.tag.unknown")
+        self.assertEqual(code_of(check, bytes.fromhex("d28440a0f640"), {18}), None)
+        self.assertCode("d81200", "cbor.non_minimal")  # head read before tag check
+
+    def test_truncation_met_at_array_or_map_head(self):
+        # an array of n elements or a map of n pairs with n > bytes left after the head
+        self.assertCode("82f7", "cbor.malformed")
+        self.assertCode("8af900ff", "cbor.malformed")
+        self.assertCode("8200f7", "cbor.simple.unsupported")
+        self.assertCode("a3000001f7", "cbor.simple.unsupported")  # 3 pairs, 4 bytes left
+        self.assertCode("9801", "cbor.non_minimal")  # the head's own rules come first
+
+    def test_first_violation_met_wins(self):
+        self.assertCode("82f90000" "1800", "cbor.float")
+        self.assertCode("821800f90000", "cbor.non_minimal")
+        self.assertCode("1800ff", "cbor.non_minimal")  # before trailing bytes
+        self.assertCode("a2616201616101" "ff", "cbor.map.unsorted")
+
+
+class Keys(unittest.TestCase):
+    def test_kid_example_conventions_4_3(self):
+        key = b"\x01" * 32
+        enc = bytes.fromhex("8232" "5820") + key
+        self.assertEqual(cbor2.dumps([-19, key]), enc)
+        self.assertEqual(crypto.kid(-19, key), hashlib.sha256(enc).digest())
+
+    def test_alg_codes(self):
+        self.assertEqual(code_of(crypto.check_alg, -8), "cose.algorithm.deprecated")
+        self.assertEqual(code_of(crypto.check_alg, -7), "cose.algorithm.deprecated")
+        self.assertEqual(code_of(crypto.check_alg, -35), "cose.algorithm.unsupported")
+        self.assertEqual(code_of(crypto.check_alg, -19), None)
+
+    def test_small_order_points(self):
+        identity = (1).to_bytes(32, "little")
+        self.assertTrue(crypto.ed_small_order(crypto.ed_decompress(identity)))
+        pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw,
+                                                                     PublicFormat.Raw)
+        self.assertFalse(crypto.ed_small_order(crypto.ed_decompress(pub)))
+        # y = 2 is not on the curve
+        self.assertEqual(code_of(crypto.check_public_key, -19, (2).to_bytes(32, "little")),
+                         "cose.key.invalid")
+        self.assertEqual(code_of(crypto.check_public_key, -9, b"\x04" + b"\x00" * 64),
+                         "cose.key.invalid")
+
+
+def _ed_mul(k, point):
+    acc = (0, 1)
+    while k:
+        if k & 1:
+            acc = crypto._ed_add(acc, point)
+        point, k = crypto._ed_add(point, point), k >> 1
+    return acc
+
+
+def small_order_r_signature(seed, msg):
+    """(public key, signature) with R the identity and S = k*a: valid under the cofactorless
+    RFC 8032 equation, which OpenSSL accepts, but not under strict verification."""
+    base = crypto.ed_decompress((4 * pow(5, crypto._P - 2, crypto._P) % crypto._P)
+                                .to_bytes(32, "little"))
+    h = hashlib.sha512(seed).digest()
+    a = (int.from_bytes(h[:32], "little") & ((1 << 254) - 8)) | (1 << 254)
+    x, y = _ed_mul(a, base)
+    pub = (y | ((x & 1) << 255)).to_bytes(32, "little")
+    r = (1).to_bytes(32, "little")
+    k = int.from_bytes(hashlib.sha512(r + pub + msg).digest(), "little") % crypto._L
+    return pub, r + (k * a % crypto._L).to_bytes(32, "little")
+
+
+class Ed25519Strict(unittest.TestCase):
+    def test_small_order_r_rejected(self):
+        pub, sig = small_order_r_signature(b"\x07" * 32, b"msg")
+        # OpenSSL alone accepts this signature (raises if not):
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, b"msg")
+        self.assertFalse(crypto.verify(-19, pub, b"msg", sig))
+
+    def test_small_order_key_rejected(self):
+        ident = (1).to_bytes(32, "little")
+        self.assertIsNone(code_of(crypto.check_public_key, -19, ident))  # a valid point
+        self.assertFalse(crypto.verify(-19, ident, b"any", ident + bytes(32)))
+
+    def test_s_not_reduced_rejected(self):
+        sk = Ed25519PrivateKey.generate()
+        pub = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        sig = sk.sign(b"m")
+        s = int.from_bytes(sig[32:], "little") + crypto._L
+        self.assertTrue(crypto.verify(-19, pub, b"m", sig))
+        self.assertFalse(crypto.verify(-19, pub, b"m", sig[:32] + s.to_bytes(32, "little")))
+
+    def test_non_canonical_encodings_decode_like_dalek(self):
+        p = crypto._P
+        self.assertIsNotNone(crypto.ed_decompress((p + 1).to_bytes(32, "little")))
+        self.assertIsNotNone(crypto.ed_decompress((1 | 1 << 255).to_bytes(32, "little")))
+
+
+# --- a bundle built by hand from spec/validation-bundle.md §4 ---
+class Signer:
+    def __init__(self, alg):
+        self.alg = alg
+        if alg == -19:
+            self.sk = Ed25519PrivateKey.generate()
+            self.pub = self.sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        else:
+            self.sk = ec.generate_private_key(ec.SECP256R1())
+            self.pub = self.sk.public_key().public_bytes(Encoding.X962,
+                                                         PublicFormat.UncompressedPoint)
+        self.kid = crypto.kid(alg, self.pub)
+
+    def sign(self, msg):
+        if self.alg == -19:
+            return self.sk.sign(msg)
+        r, s = decode_dss_signature(self.sk.sign(msg, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def ed_pub():
+    return Signer(-19).pub
+
+
+def make_keyset(epoch=1, prev=None, nodes=3, fleet_id="fleet-a", nb=1000, na=2000):
+    opaque = os.urandom(32)
+    return cbor2.dumps({
+        "v": 1, "fleet_id": fleet_id, "epoch": epoch, "not_before": nb, "not_after": na,
+        "guess_limit": 10, "quorum": nodes // 2 + 1,
+        "nodes": [{"id": f"n{i}", "datacenter": f"dc{i}", "keys": [
+            {"role": "session", "suite": 32, "key": os.urandom(32)},
+            {"role": "opaque", "suite": 1, "key": opaque},
+            {"role": "signing", "suite": -19, "key": ed_pub()}]} for i in range(nodes)],
+        "prev": prev, "evidence": None}, canonical=True)
+
+
+def make_bundle(tp, op, payload, iss="tp", sub="fleet-a", iat=1500, extra_prot=None,
+                ct="application/bkv-fleet-key-set+cbor"):
+    prot = {1: tp.alg, 3: ct, 4: tp.kid, 15: {1: iss, 2: sub, 6: iat}}
+    prot.update(extra_prot or {})
+    pb = cbor2.dumps(prot, canonical=True)
+    sig = tp.sign(cbor2.dumps(["Signature1", pb, b"", payload]))
+    cpb = cbor2.dumps({1: op.alg, 4: op.kid}, canonical=True)
+    csig = op.sign(cbor2.dumps(["CounterSignatureV2", pb, cpb, b"", payload, [sig]]))
+    return cbor2.dumps(cbor2.CBORTag(18, [pb, {11: [cpb, {}, csig]}, payload, sig]),
+                       canonical=True)
+
+
+def make_anchors(tp, op, pinned=(), fleet_id="fleet-a", window=(0, 10**6)):
+    def anchor(name, s):
+        return {"name": name, "key": {"alg": s.alg, "key": s.pub},
+                "not_before": window[0], "not_after": window[1]}
+    return cbor2.dumps({"v": 1, "fleet_id": fleet_id, "third_party": [anchor("tp", tp)],
+                        "operator": [anchor("op", op)], "pinned": list(pinned)},
+                       canonical=True)
+
+
+class Bundles(unittest.TestCase):
+    def setUp(self):
+        self.tp, self.op = Signer(-19), Signer(-9)
+        self.anchors = make_anchors(self.tp, self.op)
+        self.ks1 = make_keyset()
+        self.b1 = make_bundle(self.tp, self.op, self.ks1)
+
+    def verify(self, b, state=None, now=1500, anchors=None, inter=()):
+        return code_of(bundle.verify_bundle, b, anchors or self.anchors, state, now, inter)
+
+    def test_valid_and_outputs(self):
+        out = bundle.verify_bundle(self.b1, self.anchors, None, 1500)
+        self.assertEqual(out["epoch"], 1)
+        self.assertEqual(out["keyset_sha256"], hashlib.sha256(self.ks1).digest())
+        self.assertEqual(out["bundle_sha256"], hashlib.sha256(self.b1).digest())
+
+    def test_roles_swapped(self):
+        self.assertEqual(self.verify(make_bundle(self.op, self.tp, self.ks1)),
+                         "bundle.signer.unknown")
+
+    def test_signature_and_countersignature_tampered(self):
+        t = cbor2.loads(self.b1)
+        pb, unp, payload, sig = t.value
+        bad = cbor2.dumps(cbor2.CBORTag(18, [pb, dict(unp), payload, bytes(64)]))
+        self.assertEqual(self.verify(bad), "bundle.signature.invalid")
+        cs = list(unp[11])
+        cs[2] = bytes(64)
+        bad = cbor2.dumps(cbor2.CBORTag(18, [pb, {11: cs}, payload, sig]))
+        self.assertEqual(self.verify(bad), "bundle.countersignature.invalid")
+
+    def test_header_rules(self):
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1, ct="text/plain")),
+                         "bundle.header.content_type")
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1,
+                                                 extra_prot={7: b""})),
+                         "bundle.countersignature.forbidden_label")
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1,
+                                                 extra_prot={5: b""})),
+                         "bundle.header.misplaced")
+
+    def test_step1_header_maps(self):
+        # kid as text is not an RFC 9052 header map
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1,
+                                                 extra_prot={4: "k"})),
+                         "bundle.envelope.not_sign1")
+        t = cbor2.loads(self.b1)
+        pb, unp, payload, sig = t.value
+        for bad_pb in (b"\xff", pb + b"\x00", cbor2.dumps([1])):
+            b = cbor2.dumps(cbor2.CBORTag(18, [bad_pb, dict(unp), payload, sig]))
+            self.assertEqual(self.verify(b), "bundle.envelope.not_sign1")
+        # zero-length protected header: the empty map in step 1, then not deterministic CBOR
+        b = cbor2.dumps(cbor2.CBORTag(18, [b"", dict(unp), payload, sig]))
+        self.assertEqual(self.verify(b), "cbor.malformed")
+
+    def test_forbidden_label_before_strict_protected_check(self):
+        prot = cbor2.loads(cbor2.loads(self.b1).value[0])
+        items = sorted(prot.items(), key=lambda kv: -kv[0]) + [(12, b"x")]  # unsorted
+        pb = bytes([0xa0 + len(items)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v)
+                                                   for k, v in items)
+        t = cbor2.loads(self.b1)
+        b = cbor2.dumps(cbor2.CBORTag(18, [pb, dict(t.value[1]), t.value[2], t.value[3]]))
+        self.assertEqual(self.verify(b), "bundle.countersignature.forbidden_label")
+
+    def test_content_type_before_claims(self):
+        b = make_bundle(self.tp, self.op, self.ks1, ct="a/b", extra_prot={15: {1: "tp"}})
+        self.assertEqual(self.verify(b), "bundle.header.content_type")
+
+    def test_anchor_lists(self):
+        def anchors(tps, ops):
+            return cbor2.dumps({"v": 1, "fleet_id": "fleet-a", "third_party": tps,
+                                "operator": ops, "pinned": []}, canonical=True)
+
+        def anc(name, s, nb=0, na=10**6):
+            return {"name": name, "key": {"alg": s.alg, "key": s.pub}, "not_before": nb,
+                    "not_after": na}
+        self.assertEqual(self.verify(self.b1, anchors=anchors([], [anc("op", self.op)])),
+                         "bundle.signer.unknown")
+        # the first anchor with the kid is used, even if a later one would be valid
+        a = anchors([anc("tp", self.tp, 0, 10), anc("tp", self.tp)], [anc("op", self.op)])
+        self.assertEqual(self.verify(self.b1, anchors=a), "bundle.signer.expired")
+        bad = anc("op", self.op)
+        bad["key"]["alg"] = -8
+        self.assertEqual(self.verify(self.b1, anchors=anchors([anc("tp", self.tp)], [bad])),
+                         "cbor.schema")
+
+    def test_claims_window_rollback_chain(self):
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, self.ks1, iss="x")),
+                         "bundle.claims.mismatch")
+        self.assertEqual(self.verify(self.b1, now=999), "bundle.validity.not_yet_valid")
+        self.assertEqual(self.verify(self.b1, now=2001), "bundle.validity.expired")
+        d1 = hashlib.sha256(self.b1).digest()
+        b2 = make_bundle(self.tp, self.op, make_keyset(epoch=2, prev=d1))
+        self.assertEqual(self.verify(b2, state=(1, d1)), None)
+        self.assertEqual(self.verify(self.b1, state=(2, b"\0" * 32)), "bundle.epoch.rollback")
+        self.assertEqual(self.verify(self.b1, state=(1, b"\0" * 32)),
+                         "bundle.epoch.equivocation")
+        self.assertEqual(self.verify(b2, state=(1, b"\0" * 32)), "bundle.chain.broken")
+        d2 = hashlib.sha256(b2).digest()
+        b3 = make_bundle(self.tp, self.op, make_keyset(epoch=3, prev=d2))
+        self.assertEqual(self.verify(b3, state=(1, d1)), "bundle.chain.broken")
+        self.assertEqual(self.verify(b3, state=(1, d1), inter=[b2]), None)
+
+    def test_keyset_rules(self):
+        ks = make_keyset(epoch=1, prev=b"\0" * 32)
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, ks)),
+                         "bundle.keyset.invalid")
+        m = cbor2.loads(make_keyset())
+        m["nodes"][0]["keys"][0]["role"] = "other"
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
+                         "cbor.schema")
+        m = cbor2.loads(make_keyset())
+        m["nodes"][0]["keys"][0]["role"] = ["session"]  # unhashable: no crash, a schema error
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
+                         "cbor.schema")
+        m = cbor2.loads(make_keyset())
+        m["nodes"], m["quorum"] = [], 1
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, cbor2.dumps(m, canonical=True))),
+                         "bundle.keyset.invalid")
+        ks = make_keyset(fleet_id="fleet-b")
+        self.assertEqual(self.verify(make_bundle(self.tp, self.op, ks, sub="fleet-b")),
+                         "bundle.fleet.mismatch")
+
+    def test_pinned(self):
+        d = hashlib.sha256(self.ks1).digest()
+        anchors = make_anchors(self.tp, self.op, pinned=[d])
+        self.assertEqual(bundle.verify_pinned(self.ks1, anchors, 1500)["keyset_sha256"], d)
+        self.assertEqual(code_of(bundle.verify_pinned, self.ks1, self.anchors, 1500),
+                         "pinned.digest.mismatch")
+        self.assertEqual(code_of(bundle.verify_pinned, self.ks1, anchors, 999),
+                         "bundle.validity.not_yet_valid")
+        self.assertEqual(code_of(bundle.verify_pinned, self.ks1, anchors, 2001),
+                         "pinned.fleet.retired")
+
+
+class VectorFiles(unittest.TestCase):
+    def test_edge_cases_and_vectors_pass(self):
+        import glob
+
+        import run_vectors
+        files = sorted(glob.glob(os.path.join(HERE, "edge_cases", "*.json")))
+        files += sorted(glob.glob(os.path.join(HERE, "..", "..", "..", "vectors", "v1",
+                                               "*.json")))
+        self.assertTrue(files)
+        self.assertEqual(run_vectors.main(files), 0)
+
+
+class HarnessProcess(unittest.TestCase):
+    def test_contract(self):
+        lines = [{"type": "hello", "version": 1},
+                 {"type": "case", "id": "cbor::1", "operation": "cbor_check",
+                  "input": {"data": "a201000100"}},
+                 {"type": "case", "id": "cbor::2", "operation": "cbor_check",
+                  "input": {"data": "83010203"}}]
+        p = subprocess.run([sys.executable, os.path.join(HERE, "bkv_harness.py")],
+                           input="".join(json.dumps(x) + "\n" for x in lines),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0)
+        out = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual(out[0]["features"], ["cbor", "validation_bundle"])
+        self.assertEqual((out[1]["id"], out[1]["actual_result"], out[1]["error_code"]),
+                         ("cbor::1", "invalid", "cbor.map.duplicate_key"))
+        self.assertEqual((out[2]["actual_result"], out[2]["error_code"]), ("valid", None))
+
+
+if __name__ == "__main__":
+    unittest.main()
