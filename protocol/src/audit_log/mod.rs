@@ -119,7 +119,8 @@ impl LogEntry {
 
 // ---- §6 delivery wrapper -----------------------------------------------------------
 
-/// spec/audit-log.md §6.1: an RFC 9162 inclusion proof in the RFC 9942 §5.2 shape
+/// spec/audit-log.md §6.1: an RFC 9162 inclusion proof, as the array of the RFC 9942
+/// `RFC9162_SHA256` inclusion proof
 /// `[tree-size, leaf-index, inclusion-path]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InclusionProof {
