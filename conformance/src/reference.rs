@@ -2,12 +2,16 @@
 
 use crate::contract::{ActualResult, CaseResult};
 use bkv_protocol::Error;
+use bkv_protocol::audit_log::note::VerifierKey;
+use bkv_protocol::audit_log::{
+    LogAnchors, LogState, LoggedBundle, TreeHead, merkle, verify_logged_bundle, witness_check,
+};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{ClientState, TrustAnchors, verify_bundle_update, verify_pinned};
 use serde_json::{Map, Value, json};
 
 /// The features (areas) the reference harness implements.
-pub const FEATURES: &[&str] = &["cbor", "validation_bundle"];
+pub const FEATURES: &[&str] = &["cbor", "validation_bundle", "audit_log"];
 
 /// A malformed case input (a harness fault, not a protocol failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +38,42 @@ fn state_field(input: &Map<String, Value>) -> Result<ClientState, BadInput> {
         }
         Some(_) => Err(BadInput("state".into())),
     }
+}
+
+fn hashes_field(input: &Map<String, Value>, key: &str) -> Result<Option<Vec<[u8; 32]>>, BadInput> {
+    match input.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|s| hex::decode(s).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| BadInput(format!("{key}: hash")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(BadInput(key.into())),
+    }
+}
+
+fn head_field(input: &Map<String, Value>, key: &str) -> Result<Option<TreeHead>, BadInput> {
+    match input.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(s)) => Ok(Some(TreeHead {
+            size: u64_field(s, "size")?,
+            root: hex_field(s, "root")?.try_into().map_err(|_| BadInput("root length".into()))?,
+        })),
+        Some(_) => Err(BadInput(key.into())),
+    }
+}
+
+fn str_field<'a>(input: &'a Map<String, Value>, key: &str) -> Result<&'a str, BadInput> {
+    input.get(key).and_then(Value::as_str).ok_or_else(|| BadInput(format!("missing {key}")))
+}
+
+fn head_json(h: TreeHead) -> Value {
+    json!({ "size": h.size, "root": hex::encode(h.root) })
 }
 
 fn outcome(
@@ -97,6 +137,62 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                         "keyset_sha256": hex::encode(v.keyset_digest()),
                     })))
                 })
+            }))
+        }
+        "merkle_inclusion" => {
+            let path = hashes_field(input, "path")?.unwrap_or_default();
+            outcome(
+                merkle::verify_inclusion(
+                    &hex_field(input, "leaf_hash")?,
+                    u64_field(input, "leaf_index")?,
+                    u64_field(input, "tree_size")?,
+                    &path,
+                    &hex_field(input, "root")?,
+                )
+                .map(|()| None),
+            )
+        }
+        "merkle_consistency" => {
+            let path = hashes_field(input, "path")?.unwrap_or_default();
+            outcome(
+                merkle::verify_consistency(
+                    u64_field(input, "size1")?,
+                    u64_field(input, "size2")?,
+                    &path,
+                    &hex_field(input, "root1")?,
+                    &hex_field(input, "root2")?,
+                )
+                .map(|()| None),
+            )
+        }
+        "parse_vkey" => outcome(VerifierKey::parse(str_field(input, "vkey")?).map(|k| {
+            Some(obj(json!({ "name": k.name, "key_id": hex::encode(k.key_id()), "type": k.sig_type })))
+        })),
+        "verify_logged_bundle" => {
+            let logged = hex_field(input, "logged_bundle")?;
+            let anchors = hex_field(input, "anchors")?;
+            let fleet = str_field(input, "fleet_id")?;
+            let epoch = u64_field(input, "epoch")?;
+            let state = LogState { largest: head_field(input, "state")? };
+            let consistency = hashes_field(input, "consistency")?;
+            outcome(LoggedBundle::from_cbor(&logged).and_then(|w| {
+                let a: LogAnchors = bkv_protocol::cbor::from_slice(&anchors)?;
+                verify_logged_bundle(&w.bundle, fleet, epoch, &w.proof, &a, &state, consistency.as_deref())
+                    .map(|v| {
+                        Some(obj(json!({
+                            "leaf_index": v.leaf_index,
+                            "development_only": v.development_only,
+                            "state": v.state.largest.map(head_json),
+                        })))
+                    })
+            }))
+        }
+        "witness_check" => {
+            let held = head_field(input, "held")?;
+            let proof = hashes_field(input, "consistency")?.unwrap_or_default();
+            let checkpoint = str_field(input, "checkpoint")?;
+            outcome(VerifierKey::parse(str_field(input, "log_vkey")?).and_then(|k| {
+                witness_check(&k, held, checkpoint, &proof).map(|(_, h)| Some(obj(head_json(h))))
             }))
         }
         _ => (ActualResult::Skipped, None, format!("operation {operation} not implemented"), None),

@@ -193,6 +193,36 @@ define_errors! {
     EnvelopeTrailingData => "envelope.trailing_data",
     /// Reading the input or writing the output failed.
     EnvelopeIo => "envelope.io",
+
+    // ---- spec/audit-log.md §3, §4, §7: audit log --------------------------------------
+    /// The inclusion proof does not verify (wrong root, index, size, length or hash size); the entry is not proven to be in the log.
+    LogInclusionInvalid => "log.inclusion.invalid",
+    /// The consistency proof does not verify: the log may have forked; do not switch to the new checkpoint.
+    LogConsistencyInvalid => "log.consistency.invalid",
+    /// A checkpoint of another size than the one held arrived without a consistency proof; fetch one and retry.
+    LogConsistencyMissing => "log.consistency.missing",
+    /// Two verified checkpoints of one size have different roots: the log forked.
+    LogFork => "log.fork",
+    /// The signed note is malformed (framing, control characters, key name, base64, too many signatures).
+    LogNoteMalformed => "log.note.malformed",
+    /// The verifier key string is malformed or its key id does not match the key.
+    LogVkeyMalformed => "log.vkey.malformed",
+    /// The checkpoint body is not origin, size and root hash lines.
+    LogCheckpointMalformed => "log.checkpoint.malformed",
+    /// The checkpoint is for another log origin than the pinned one.
+    LogCheckpointOrigin => "log.checkpoint.origin",
+    /// The checkpoint carries no signature line from the pinned log key.
+    LogCheckpointUnsigned => "log.checkpoint.unsigned",
+    /// The log's signature on the checkpoint does not verify.
+    LogCheckpointSignatureInvalid => "log.checkpoint.signature_invalid",
+    /// A cosignature line from a pinned witness does not verify.
+    LogCosignatureInvalid => "log.cosignature.invalid",
+    /// Fewer than K pinned witnesses cosigned the checkpoint.
+    LogWitnessInsufficient => "log.witness.insufficient",
+    /// The log trust anchors are inconsistent (key types, log key name, duplicate witness, K above the witness count).
+    LogAnchorsInvalid => "log.anchors.invalid",
+    /// The witness holds a larger checkpoint than the one offered; send a newer checkpoint with a consistency proof from the witness's size.
+    LogWitnessConflict => "log.witness.conflict",
 }
 
 impl Error {

@@ -5,6 +5,7 @@
 //! generators and the current time come in as parameters.
 #![forbid(unsafe_code)]
 
+pub mod audit_log;
 pub mod backup_envelope;
 pub mod cbor;
 pub mod crypto;

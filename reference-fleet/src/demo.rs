@@ -4,9 +4,12 @@
 //! third party signs the FleetKeySet, the operator countersigns it, and a client
 //! verifies it, then refuses a bundle only one organisation signed.
 
+use crate::audit_log::local::LocalLog;
+use crate::audit_log::signer::release;
 use crate::cli::bundle::describe;
 use crate::cli::output::{now, rfc3339};
 use crate::error::{Result, write_file};
+use bkv_protocol::audit_log::{LogState, verify_logged_bundle};
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
 use bkv_protocol::validation_bundle::{
     Anchor, Claims, ClientState, FleetKeySet, KeyRole, Node, NodeKey, Parsed, TrustAnchors, countersign,
@@ -146,6 +149,25 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         println!("    {line}");
     }
 
+    let t =
+        step.begin("The third party logs the exact final bundle; witnesses cosign; only then it is released");
+    let log =
+        LocalLog::start(&dir.join("audit-log"), "log.third-party.example/bkv", 3, 2, &mut OsRng).await?;
+    let logged = release(&log.client, &log.anchors, bundle.clone(), DEMO_FLEET, ks.epoch).await?;
+    let logged_path = dir.join("logged-bundle.cbor");
+    write_file(&logged_path, &logged.to_cbor())?;
+    write_file(&dir.join("log-anchors.cbor"), &bkv_protocol::cbor::to_vec(&log.anchors))?;
+    println!(
+        "    entry #{} of a tree of {}, RFC 9162 inclusion path of {} hashes; checkpoint (C2SP signed note):",
+        logged.proof.inclusion.leaf_index,
+        logged.proof.inclusion.tree_size,
+        logged.proof.inclusion.path.len()
+    );
+    for line in logged.proof.checkpoint.lines() {
+        println!("      {line}");
+    }
+    step.done(t, &format!("released with its proof: {}", logged_path.display()));
+
     let t = step.begin("The app ships trust anchors for both organisations");
     let window = |name: &str, key: &bkv_protocol::crypto::PublicKey| Anchor {
         name: name.into(),
@@ -174,7 +196,42 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         verified.keyset().epoch,
         hex::encode(&verified.bundle_digest().unwrap_or_default()[..8])
     );
-    step.done(t, "verified: signature and countersignature by pinned anchors, keys valid, no rollback");
+    let log_state = LogState::default();
+    let included = verify_logged_bundle(
+        &logged.bundle,
+        &verified.keyset().fleet_id,
+        verified.keyset().epoch,
+        &logged.proof,
+        &log.anchors,
+        &log_state,
+        None,
+    )?;
+    println!(
+        "    logged: entry #{} under a checkpoint signed by the log and cosigned by {} of {} pinned witnesses (K = {})",
+        included.leaf_index,
+        included.checkpoint.cosigners.len(),
+        log.anchors.witnesses.len(),
+        log.anchors.threshold
+    );
+    step.done(t, "verified: both signatures by pinned anchors, keys valid, no rollback, provably logged");
+
+    let t = step.begin("A second bundle both organisations signed but nobody logged is refused");
+    let claims2 = Claims { iat: t0 + 1, ..claims.clone() };
+    let unlogged = countersign(&sign(&ks_bytes, &claims2, &third_party), &operator)?;
+    let v2 = verify_bundle(&unlogged, &anchors, &ClientState::default(), now())?;
+    match verify_logged_bundle(
+        &unlogged,
+        &v2.keyset().fleet_id,
+        v2.keyset().epoch,
+        &logged.proof,
+        &log.anchors,
+        &log_state,
+        None,
+    ) {
+        Err(e) => println!("    signatures valid, but refused [{}] {}", e.code(), e.description()),
+        Ok(_) => unreachable!("a bundle that is not in the log must never be accepted"),
+    }
+    step.done(t, "a split view needs the log key and K witnesses too, and every monitor would see it");
 
     let t = step.begin("A rogue fleet signed by the operator alone is refused");
     let rogue = countersign(&sign(&ks_bytes, &claims, &operator), &operator)?;

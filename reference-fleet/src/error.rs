@@ -32,6 +32,18 @@ pub enum Error {
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// An audit-log service failed (storage or HTTP; spec/audit-log.md §8).
+    #[error(transparent)]
+    AuditLog(crate::audit_log::Error),
+}
+
+impl From<crate::audit_log::Error> for Error {
+    fn from(e: crate::audit_log::Error) -> Self {
+        match e {
+            crate::audit_log::Error::Protocol(p) => Error::Protocol(p),
+            other => Error::AuditLog(other),
+        }
+    }
 }
 
 impl Error {
@@ -42,6 +54,7 @@ impl Error {
             Error::Read { .. } => "io.read",
             Error::Write { .. } => "io.write",
             Error::Usage(_) => "cli.usage",
+            Error::AuditLog(e) => e.code(),
         }
     }
 }

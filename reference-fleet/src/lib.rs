@@ -3,6 +3,7 @@
 //! lives in `bkv-protocol`, and this crate only moves bytes in and out of it.
 #![forbid(unsafe_code)]
 
+pub mod audit_log;
 pub mod cli;
 pub mod demo;
 pub mod error;

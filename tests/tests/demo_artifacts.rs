@@ -26,4 +26,24 @@ fn demo_writes_a_bundle_a_client_accepts() {
     assert_eq!(session.len(), 3);
     // A second verification with the persisted state is the same bundle: accepted.
     assert!(verify_bundle(&bundle, &anchors, &v.next_state(), now).is_ok());
+
+    // spec/audit-log.md §7.2: the released wrapper carries exactly this bundle and a proof
+    // that verifies under the log anchors the demo wrote.
+    use bkv_protocol::audit_log::{LogAnchors, LogState, LoggedBundle, verify_logged_bundle};
+    let logged = LoggedBundle::from_cbor(&std::fs::read(dir.join("logged-bundle.cbor")).unwrap()).unwrap();
+    assert_eq!(logged.bundle, bundle);
+    let log_anchors: LogAnchors =
+        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("log-anchors.cbor")).unwrap()).unwrap();
+    assert_eq!(log_anchors.threshold, 2);
+    let included = verify_logged_bundle(
+        &bundle,
+        &ks.fleet_id,
+        ks.epoch,
+        &logged.proof,
+        &log_anchors,
+        &LogState::default(),
+        None,
+    )
+    .unwrap();
+    assert!(!included.development_only);
 }

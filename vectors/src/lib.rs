@@ -6,6 +6,7 @@
 //! differ from a fresh generation.
 #![forbid(unsafe_code)]
 
+pub mod audit_log;
 pub mod cbor;
 pub mod format;
 pub mod validation_bundle;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Every vector file, in a fixed order.
 pub fn all() -> Vec<VectorFile> {
-    vec![cbor::generate(), validation_bundle::generate()]
+    vec![cbor::generate(), validation_bundle::generate(), audit_log::generate()]
 }
 
 /// The directory holding `v1/` and `schema/` (this crate's directory).

@@ -48,7 +48,7 @@ fn ids_are_sequential_and_invalid_cases_name_a_registry_code() {
 
 #[test]
 fn every_code_of_the_covered_areas_has_a_vector() {
-    let covered: BTreeSet<&str> = ["cbor", "cose", "bundle", "pinned"].into();
+    let covered: BTreeSet<&str> = ["cbor", "cose", "bundle", "pinned", "log"].into();
     let in_vectors: BTreeSet<String> = bkv_vectors::all()
         .iter()
         .flat_map(|f| f.test_groups.iter().flat_map(|g| g.tests.iter().filter_map(|t| t.error_code.clone())))

@@ -8,11 +8,12 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import audit_log  # noqa: E402
 import bundle  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
 
 NAME = "bkv-python"
-FEATURES = ["cbor", "validation_bundle"]
+FEATURES = ["cbor", "validation_bundle", "audit_log"]
 
 
 def log(msg):
@@ -33,6 +34,29 @@ def run_case(operation, inp):
                                    [h(x) for x in inp.get("intermediates") or []])
     elif operation == "verify_pinned":
         out = bundle.verify_pinned(h(inp["keyset"]), h(inp["anchors"]), inp["now"])
+    elif operation == "merkle_inclusion":
+        audit_log.verify_inclusion(h(inp["leaf_hash"]), inp["leaf_index"], inp["tree_size"],
+                                   [h(x) for x in inp["path"]], h(inp["root"]))
+        return None
+    elif operation == "merkle_consistency":
+        audit_log.verify_consistency(inp["size1"], inp["size2"], [h(x) for x in inp["path"]],
+                                     h(inp["root1"]), h(inp["root2"]))
+        return None
+    elif operation == "parse_vkey":
+        k = audit_log.parse_vkey(inp["vkey"])
+        out = {"name": k["name"], "key_id": k["key_id"], "type": k["type"]}
+    elif operation == "verify_logged_bundle":
+        st = inp.get("state")
+        held = None if st is None else (st["size"], h(st["root"]))
+        cons = inp.get("consistency")
+        cons = None if cons is None else [h(x) for x in cons]
+        out = audit_log.verify_logged_bundle(h(inp["logged_bundle"]), inp["fleet_id"], inp["epoch"],
+                                             h(inp["anchors"]), held, cons)
+    elif operation == "witness_check":
+        st = inp.get("held")
+        held = None if st is None else (st["size"], h(st["root"]))
+        out = audit_log.witness_check(inp["log_vkey"], held, inp["checkpoint"],
+                                      [h(x) for x in inp.get("consistency") or []])
     else:
         raise NotImplementedError(operation)
     return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in out.items()}

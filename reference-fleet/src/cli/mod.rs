@@ -6,6 +6,7 @@
 //! printed), 2 for usage and I/O errors.
 
 pub mod bundle;
+pub mod log;
 pub mod output;
 
 use crate::error::Error;
@@ -29,6 +30,8 @@ pub enum Command {
     /// Inspect and verify validation bundles (spec/validation-bundle.md).
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Audit log: serve a log or a witness, monitor a log (spec/audit-log.md).
+    Log(log::Args),
 }
 
 /// Parse the command line, run it, and map the outcome to an exit status.
@@ -55,5 +58,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Log(args) => log::run_async(args).await.map_err(Error::from),
     }
 }
