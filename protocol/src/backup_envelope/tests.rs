@@ -142,7 +142,7 @@ impl Read for Source {
 #[derive(Default)]
 struct Sink {
     n: u64,
-    h: sha2::Sha256,
+    h: Sha256,
 }
 
 impl Write for Sink {
