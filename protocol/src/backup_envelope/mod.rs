@@ -271,7 +271,7 @@ pub fn open(
         let ct_len = u32::from_be_bytes(head[21..25].try_into().expect("4 bytes")) as usize;
         let last = flags == LAST;
         let len_ok = if last {
-            ct_len >= TAG_LEN && ct_len <= CHUNK_SIZE + TAG_LEN
+            (TAG_LEN..=CHUNK_SIZE + TAG_LEN).contains(&ct_len)
         } else {
             ct_len == CHUNK_SIZE + TAG_LEN
         };
