@@ -36,7 +36,8 @@ pub(crate) fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String>
     ciborium::from_reader(b).map_err(|e| format!("undecodable RPC body: {e}"))
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// The local clock in unix milliseconds (the `time_ms` of §4).
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
