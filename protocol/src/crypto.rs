@@ -29,6 +29,14 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm's name in the COSE registry.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ed25519 => "Ed25519",
+            Algorithm::Esp256 => "ESP256",
+        }
+    }
+
     /// spec/conventions.md §4.1: map a COSE identifier, refusing deprecated ones.
     pub fn from_cose_id(id: i64) -> Result<Self> {
         match id {

@@ -9,5 +9,6 @@ pub mod cbor;
 pub mod crypto;
 pub mod error;
 pub mod state_machine;
+pub mod validation_bundle;
 
 pub use error::{Error, Result};

@@ -3,4 +3,9 @@
 //! lives in `bkv-protocol`, and this crate only moves bytes in and out of it.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod demo;
+pub mod error;
 pub mod replication;
+
+pub use error::{Error, Result};

@@ -1,0 +1,59 @@
+//! The `bkv` command line. One module per area; each parses its own arguments and
+//! moves bytes in and out of `bkv-protocol`.
+//!
+//! Conventions for every subcommand: readable output by default, `--json` for machines,
+//! exit status 0 on success, 1 when a verification fails (the spec error code is
+//! printed), 2 for usage and I/O errors.
+
+pub mod bundle;
+pub mod output;
+
+use crate::error::Error;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// bkv: an open Backup Key Vault protocol (reference implementation).
+#[derive(Debug, Parser)]
+#[command(name = "bkv", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole story end to end on this machine, printing each step.
+    Demo(crate::demo::DemoArgs),
+    /// Inspect and verify validation bundles (spec/validation-bundle.md).
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
+}
+
+/// Parse the command line, run it, and map the outcome to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.code());
+            ExitCode::from(if matches!(e, Error::Protocol(_)) { 1 } else { 2 })
+        }
+    }
+}
+
+/// Run one parsed command.
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Bundle(cmd) => bundle::run(cmd),
+    }
+}
