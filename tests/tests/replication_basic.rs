@@ -119,3 +119,32 @@ async fn node_rpc_from_outside_the_key_set_is_rejected() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_status_reports_leader_term_and_lag() {
+    let mut c = Cluster::start("basic-status", 5, 10, Timing::fast()).await;
+    c.wait_converged(Duration::from_secs(20)).await.unwrap();
+    let leader = c.wait_leader(Duration::from_secs(20)).await.unwrap();
+    let down = ((leader + 1) % 5) as usize;
+    c.kill(down).await;
+    for r in 0..5 {
+        propose_until_ok(&c, leader as usize, GuessCommand::attempt("s", r), Duration::from_secs(20)).await;
+    }
+    let addrs: Vec<String> = c.members.nodes.iter().map(|n| n.addr.to_string()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = bkv_fleet::cli::fleet_status::collect(&addrs).await;
+        assert_eq!(st.leader, Some(leader));
+        assert!(st.nodes[down].status.is_none() && st.nodes[down].error.is_some());
+        let term = c.nodes[leader as usize].as_ref().unwrap().raft().metrics().borrow().current_term;
+        assert_eq!(st.term, term);
+        let lags: Vec<_> = (0..5).filter(|&i| i != down).map(|i| st.nodes[i].lag).collect();
+        if lags.iter().all(|l| *l == Some(0)) {
+            assert!(st.leader_last_log_index.is_some_and(|i| i >= 5));
+            break;
+        }
+        assert!(Instant::now() < deadline, "followers did not catch up: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.shutdown().await;
+}

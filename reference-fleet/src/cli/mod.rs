@@ -6,7 +6,9 @@
 //! printed), 2 for usage and I/O errors.
 
 pub mod bundle;
+pub mod fleet_status;
 pub mod output;
+pub mod replication_bench;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
@@ -29,6 +31,26 @@ pub enum Command {
     /// Inspect and verify validation bundles (spec/validation-bundle.md).
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Operate a fleet (spec/fleet-replication.md).
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `bkv fleet ...`
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Leader, term, log and applied indexes, and each node's lag.
+    Status(fleet_status::StatusArgs),
+}
+
+/// `bkv bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Replicated fleet vs a single node without replication, in the same run.
+    Replication(replication_bench::ReplicationBenchArgs),
 }
 
 /// Parse the command line, run it, and map the outcome to an exit status.
@@ -55,5 +77,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
+        Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
     }
 }

@@ -86,7 +86,7 @@ impl Cluster {
                 datacenter: format!("dc{}", i % 3),
             })
             .collect();
-        let members = Arc::new(FleetMembers { fleet_id: b"test-fleet".to_vec(), epoch: 1, nodes });
+        let members = Arc::new(FleetMembers { fleet_id: "test-fleet".into(), epoch: 1, nodes });
         let dirs = (0..n).map(|i| root.join(format!("node{i}"))).collect();
         let mut c = Cluster {
             members,
@@ -196,8 +196,11 @@ impl Cluster {
             let first = &states[0].0;
             let same = states.iter().all(|(s, _)| s == first);
             let gates = states.iter().all(|(_, st)| st.gate_open);
-            if same && gates && first.0.is_some() {
-                return Ok((first.0.unwrap(), first.1.clone()));
+            if same
+                && gates
+                && let Some(applied) = first.0
+            {
+                return Ok((applied, first.1.clone()));
             }
             if Instant::now() >= deadline {
                 let summary: Vec<_> = states

@@ -36,8 +36,7 @@ pub struct RpcMessage {
     /// Always [`PURPOSE`].
     pub purpose: String,
     /// Fleet id of the FleetKeySet.
-    #[serde(with = "serde_bytes")]
-    pub fleet: Vec<u8>,
+    pub fleet: String,
     /// Epoch of the FleetKeySet.
     pub epoch: u64,
     /// Sender node id.
@@ -59,7 +58,7 @@ pub struct RpcMessage {
 /// What a receiver knows about its fleet (from the FleetKeySet).
 pub trait KeyDirectory {
     /// The fleet id.
-    fn fleet_id(&self) -> &[u8];
+    fn fleet_id(&self) -> &str;
     /// The epoch.
     fn epoch(&self) -> u64;
     /// The node key of `node`, if it is a node of the FleetKeySet.
@@ -131,8 +130,8 @@ mod tests {
         keys: Vec<PublicKey>,
     }
     impl KeyDirectory for Dir {
-        fn fleet_id(&self) -> &[u8] {
-            b"fleet-a"
+        fn fleet_id(&self) -> &str {
+            "fleet-a"
         }
         fn epoch(&self) -> u64 {
             3
@@ -152,7 +151,7 @@ mod tests {
         RpcMessage {
             v: 1,
             purpose: PURPOSE.into(),
-            fleet: b"fleet-a".to_vec(),
+            fleet: "fleet-a".into(),
             epoch: 3,
             from,
             to,
@@ -174,7 +173,7 @@ mod tests {
     fn fleet_or_epoch_mismatch() {
         let (s, d) = setup();
         let mut m = msg(0, 1);
-        m.fleet = b"fleet-b".to_vec();
+        m.fleet = "fleet-b".into();
         assert_eq!(open(&seal(&m, &s[0]), &d, 1, 1_000_000, 2000), Err(Error::FleetRpcFleetMismatch));
         let mut m = msg(0, 1);
         m.epoch = 2;

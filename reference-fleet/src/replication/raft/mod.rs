@@ -12,6 +12,7 @@
 //! passing its initial value to [`RaftNode::start`].
 
 pub mod auth;
+pub mod bench;
 pub mod guess_counter;
 pub mod net;
 mod store;
@@ -75,7 +76,7 @@ pub struct FleetNode {
 #[derive(Debug, Clone)]
 pub struct FleetMembers {
     /// Fleet id.
-    pub fleet_id: Vec<u8>,
+    pub fleet_id: String,
     /// Epoch.
     pub epoch: u64,
     /// The nodes, ids `0..n`.
@@ -88,6 +89,33 @@ impl FleetMembers {
         self.nodes.len() / 2 + 1
     }
 
+    /// The voters of a FleetKeySet (§2.1): node `i` of `ks.nodes` gets id `i`, its signing
+    /// key and datacenter; `addrs[i]` is where it listens (deployment configuration, not
+    /// part of the bundle).
+    pub fn from_key_set(
+        ks: &bkv_protocol::validation_bundle::FleetKeySet,
+        addrs: &[SocketAddr],
+    ) -> Result<Self, bkv_protocol::Error> {
+        if addrs.len() != ks.nodes.len() {
+            return Err(bkv_protocol::Error::BundleKeySetInvalid);
+        }
+        let nodes = ks
+            .nodes
+            .iter()
+            .zip(addrs)
+            .enumerate()
+            .map(|(i, (n, addr))| {
+                Ok(FleetNode {
+                    id: i as NodeId,
+                    addr: *addr,
+                    key: n.signing_key().ok_or(bkv_protocol::Error::BundleKeySetInvalid)?,
+                    datacenter: n.datacenter.clone(),
+                })
+            })
+            .collect::<Result<_, bkv_protocol::Error>>()?;
+        Ok(Self { fleet_id: ks.fleet_id.clone(), epoch: ks.epoch, nodes })
+    }
+
     /// The node with this id.
     pub fn node(&self, id: NodeId) -> Option<&FleetNode> {
         self.nodes.iter().find(|n| n.id == id)
@@ -95,7 +123,7 @@ impl FleetMembers {
 }
 
 impl auth::KeyDirectory for FleetMembers {
-    fn fleet_id(&self) -> &[u8] {
+    fn fleet_id(&self) -> &str {
         &self.fleet_id
     }
     fn epoch(&self) -> u64 {
@@ -258,7 +286,7 @@ impl<S: StateMachine> RaftNode<S> {
         let applied = sm.applied.clone();
         let t = opts.timing;
         let config = Config {
-            cluster_name: format!("{}-{}", hex::encode(&members.fleet_id), members.epoch),
+            cluster_name: format!("{}-{}", members.fleet_id, members.epoch),
             heartbeat_interval: t.heartbeat_ms,
             election_timeout_min: t.election_min_ms,
             election_timeout_max: t.election_max_ms,
@@ -312,6 +340,7 @@ impl<S: StateMachine> RaftNode<S> {
         };
         let app = axum::Router::new()
             .route(net::RPC_PATH, axum::routing::post(rpc_handler::<S>))
+            .route(net::STATUS_PATH, axum::routing::get(status_handler::<S>))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -375,6 +404,13 @@ impl<S: StateMachine> Shared<S> {
             last_applied: m.last_applied.map(|l| l.index),
             leader: m.current_leader,
             gate_open: self.net.gate.is_open(),
+            state: format!("{:?}", m.state).to_lowercase(),
+            datacenter: self.net.members.node(self.net.id).map(|n| n.datacenter.clone()).unwrap_or_default(),
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(k, v)| (*k, v.map(|l| l.index))).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -446,6 +482,15 @@ impl<S: StateMachine> Shared<S> {
             tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
+}
+
+/// §9: read-only operator status, JSON.
+async fn status_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>) -> Response {
+    if !sh.alive.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONNECTION, "close")], "node stopped")
+            .into_response();
+    }
+    axum::Json(sh.status()).into_response()
 }
 
 async fn rpc_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>, body: Bytes) -> Response {

@@ -25,6 +25,8 @@ use super::{FleetMembers, Link, LinkFilter, NodeId, Timing, TypeConfig};
 
 /// The HTTP path of node-to-node RPCs.
 pub const RPC_PATH: &str = "/bkv/fleet/v1/rpc";
+/// The HTTP path of the read-only operator status (§9), JSON.
+pub const STATUS_PATH: &str = "/bkv/fleet/v1/status";
 
 pub(crate) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = Vec::new();
@@ -75,6 +77,12 @@ pub struct NodeStatus {
     pub leader: Option<NodeId>,
     /// Whether its vote gate is open (§6.3 step 2 done).
     pub gate_open: bool,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub state: String,
+    /// Datacenter label.
+    pub datacenter: String,
+    /// On the leader: the last log index each node is known to have stored.
+    pub matched: BTreeMap<NodeId, Option<u64>>,
 }
 
 /// Why a call failed.
