@@ -304,6 +304,7 @@ impl<S: StateMachine> RaftNode<S> {
             timing: t,
             links: opts.links,
             http: reqwest::Client::builder()
+                .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(2))
                 .build()
                 .map_err(|e| StartError::Raft(e.to_string()))?,
@@ -344,6 +345,10 @@ impl<S: StateMachine> RaftNode<S> {
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
+            // Small RPCs on loopback: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms per hop.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;

@@ -218,7 +218,8 @@ impl Gate {
 pub(crate) async fn run_gate(ctx: Arc<NetCtx>) {
     tokio::time::sleep(Duration::from_millis(ctx.timing.window_ms)).await;
     let n = ctx.members.nodes.len();
-    let need = n - ctx.members.quorum() + 1;
+    // A lone node has nobody to ask (and nothing to protect against).
+    let need = (n - ctx.members.quorum() + 1).min(n - 1);
     let mut answers: BTreeMap<NodeId, NodeStatus> = BTreeMap::new();
     loop {
         let mut set = tokio::task::JoinSet::new();
@@ -285,11 +286,13 @@ impl Conn {
         Resp: serde::de::DeserializeOwned + Serialize,
         E: std::error::Error + serde::de::DeserializeOwned + Serialize,
     {
-        let body =
-            self.ctx.call(self.target, kind, enc(req), option.hard_ttl()).await.map_err(|e| match e {
-                CallError::NotSent(s) => RPCError::Unreachable(RaftUnreachable::new(&io_err(s))),
-                CallError::Unknown(s) => RPCError::Network(NetworkError::new(&io_err(s))),
-            })?;
+        // openraft's TTL is one heartbeat interval; a slow (debug-build, loaded) peer would
+        // then never answer in time. Messages older than W are rejected anyway (§4.2 step 6).
+        let ttl = option.hard_ttl().max(Duration::from_millis(self.ctx.timing.window_ms));
+        let body = self.ctx.call(self.target, kind, enc(req), ttl).await.map_err(|e| match e {
+            CallError::NotSent(s) => RPCError::Unreachable(RaftUnreachable::new(&io_err(s))),
+            CallError::Unknown(s) => RPCError::Network(NetworkError::new(&io_err(s))),
+        })?;
         match dec::<RaftReply<Resp, E>>(&body) {
             Ok(RaftReply::Ok(r)) => Ok(r),
             Ok(RaftReply::Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
