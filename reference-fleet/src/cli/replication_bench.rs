@@ -46,6 +46,14 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
         LogRef(std::sync::Arc::new(LocalLog::open(&root.join("single"), limit).map_err(Error::Usage)?));
     results.push(drive("single node, no replication", vec![local], a.clients, dur).await);
 
+    eprintln!("1-node Raft, no replication ({} clients, {} s)...", a.clients, a.secs);
+    let one = start_fleet(1, &root.join("one"), limit).await.map_err(Error::Usage)?;
+    let logs: Vec<_> = one.iter().map(|n| n.command_log()).collect();
+    results.push(drive("1-node Raft, no replication", logs, a.clients, dur).await);
+    for n in one {
+        n.shutdown().await;
+    }
+
     eprintln!("{}-node replicated fleet ({} clients, {} s)...", a.nodes, a.clients, a.secs);
     let fleet = start_fleet(a.nodes, &root.join("fleet"), limit).await.map_err(Error::Usage)?;
     let logs: Vec<_> = fleet.iter().map(|n| n.command_log()).collect();
@@ -58,7 +66,7 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
     if a.json {
         let v = serde_json::json!({
             "results": results,
-            "ratio_replicated_to_single": if base > 0.0 { results[1].ops_per_sec / base } else { 0.0 },
+            "ratio_replicated_to_single": if base > 0.0 { results[2].ops_per_sec / base } else { 0.0 },
         });
         println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?);
     } else {
