@@ -293,6 +293,8 @@ impl<S: StateMachine> RaftNode<S> {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.snapshot_every / 2,
             install_snapshot_timeout: 1000,
+            // §6.3: no candidacy before the vote gate has polled (enabled by `run_gate`).
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -355,7 +357,7 @@ impl<S: StateMachine> RaftNode<S> {
                 })
                 .await;
         });
-        let gate = tokio::spawn(net::run_gate(net));
+        let gate = tokio::spawn(net::run_gate(net, shared.raft.clone()));
         Ok(Self { shared, server, stop_server: Some(tx), gate })
     }
 

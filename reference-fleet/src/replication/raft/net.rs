@@ -189,16 +189,24 @@ impl NetCtx {
 #[derive(Default)]
 pub(crate) struct Gate {
     state: RwLock<Option<(u64, Option<LogId<NodeId>>)>>,
+    /// §6.3 step 5: the node has applied an entry of a term greater than `T`.
+    lifted: std::sync::atomic::AtomicBool,
 }
 
 impl Gate {
     /// §6.3 step 3: may this node announce a candidacy in `term`?
     pub(crate) fn allow_outgoing_vote(&self, term: u64) -> bool {
+        if self.lifted.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
         matches!(*self.state.read().expect("gate lock"), Some((t, _)) if term > t)
     }
 
     /// §6.3 step 3: may this node consider granting `req`?
     pub(crate) fn allow_incoming_vote(&self, req: &VoteRequest<NodeId>) -> bool {
+        if self.lifted.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
         match *self.state.read().expect("gate lock") {
             Some((t, l)) => req.vote.leader_id.term > t && req.last_log_id >= l,
             None => false,
@@ -215,7 +223,7 @@ impl Gate {
 }
 
 /// §6.3 steps 1-2: wait W, then poll `n - q + 1` other nodes for their status.
-pub(crate) async fn run_gate(ctx: Arc<NetCtx>) {
+pub(crate) async fn run_gate(ctx: Arc<NetCtx>, raft: openraft::Raft<TypeConfig>) {
     tokio::time::sleep(Duration::from_millis(ctx.timing.window_ms)).await;
     let n = ctx.members.nodes.len();
     // A lone node has nobody to ask (and nothing to protect against).
@@ -249,6 +257,21 @@ pub(crate) async fn run_gate(ctx: Arc<NetCtx>) {
     let l = answers.values().map(|s| s.last_log_id).max().flatten();
     tracing::info!(node = ctx.id, term = t, last_log_id = ?l, "vote gate open");
     ctx.gate.open(t, l);
+    raft.runtime_config().elect(true);
+    // §6.3 step 5: once an entry of a term > T is applied, a leader elected without this
+    // node's vote has committed in its term, so every entry committed with an acknowledgement
+    // this node may have forgotten is stored on a majority that remembers it.
+    let mut m = raft.metrics();
+    loop {
+        if m.borrow().last_applied.is_some_and(|a| a.leader_id.term > t) {
+            ctx.gate.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(node = ctx.id, "vote gate lifted");
+            return;
+        }
+        if m.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Creates one [`Conn`] per peer for openraft.
