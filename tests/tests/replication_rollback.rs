@@ -77,3 +77,21 @@ async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
     assert_eq!(state(&bytes).applied(e_id), Some(&acked));
     c.shutdown().await;
 }
+
+/// §6.3 step 0: a restarted leader does not resume its leadership; leading again takes an
+/// election in a higher term (a leader restored from an older disk would otherwise reuse
+/// (term, index) pairs it had given to other entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_leader_does_not_resume_its_term() {
+    let mut c = Cluster::start("rollback-leader", 5, 3, Timing::fast()).await;
+    c.wait_converged(Duration::from_secs(30)).await.unwrap();
+    let l = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
+    let term = c.nodes[l].as_ref().unwrap().raft().metrics().borrow().current_term;
+    c.kill(l).await;
+    let old = c.copy_disk(l, "leader");
+    c.restart_from(l, &old).await;
+    let again = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
+    let new_term = c.nodes[again].as_ref().unwrap().raft().metrics().borrow().current_term;
+    assert!(new_term > term, "leader {again} leads in term {new_term}, not above the old leader's {term}");
+    c.shutdown().await;
+}

@@ -281,7 +281,7 @@ impl<S: StateMachine> RaftNode<S> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let path = opts.dir.join("raft.redb");
         let db = retry_until(deadline, || store::open_db(&path)).await.map_err(StartError::Storage)?;
-        let log = LogStore::new(db.clone());
+        let log = LogStore::new(db.clone(), opts.id);
         let sm = SmStore::open(db, initial).map_err(StartError::Storage)?;
         let applied = sm.applied.clone();
         let t = opts.timing;

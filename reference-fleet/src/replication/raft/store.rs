@@ -61,11 +61,12 @@ pub(crate) fn open_db(path: &Path) -> Result<Arc<Database>, redb::Error> {
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<Database>,
+    id: NodeId,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<Database>, id: NodeId) -> Self {
+        Self { db, id }
     }
 
     fn meta_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SErr> {
@@ -144,8 +145,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta_put(KEY_VOTE, vote)
     }
 
+    /// spec/fleet-replication.md §6.3 step 0: a node never resumes leadership after a
+    /// restart. openraft would restore a committed vote for this node as an established
+    /// leadership; after a restart from an older disk that leader would reuse (term, index)
+    /// pairs it had already given to other entries. The vote is returned uncommitted: it still
+    /// binds this node's vote in that term, and leadership needs a new election.
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SErr> {
-        self.meta_get(KEY_VOTE)
+        let vote: Option<Vote<NodeId>> = self.meta_get(KEY_VOTE)?;
+        Ok(vote.map(|v| {
+            if v.is_committed() && v.leader_id.node_id == self.id {
+                Vote::new(v.leader_id.term, self.id)
+            } else {
+                v
+            }
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
