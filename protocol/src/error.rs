@@ -223,6 +223,22 @@ define_errors! {
     LogAnchorsInvalid => "log.anchors.invalid",
     /// The witness holds a larger checkpoint than the one offered; send a newer checkpoint with a consistency proof from the witness's size.
     LogWitnessConflict => "log.witness.conflict",
+
+    // ---- spec/fleet-replication.md: replication and node-to-node RPCs ----------------
+    /// No majority of the fleet's nodes is reachable within the time bound; retry later with the same request id.
+    FleetUnavailable => "fleet.unavailable",
+    /// A node RPC names another fleet id or epoch than the receiver's FleetKeySet.
+    FleetRpcFleetMismatch => "fleet.rpc.fleet_mismatch",
+    /// The sender of a node RPC is not a node of the FleetKeySet.
+    FleetRpcSenderUnknown => "fleet.rpc.sender_unknown",
+    /// A node RPC is addressed to another node.
+    FleetRpcRecipientMismatch => "fleet.rpc.recipient_mismatch",
+    /// A node RPC signature does not verify with the sender's node key.
+    FleetRpcSignatureInvalid => "fleet.rpc.signature_invalid",
+    /// A node RPC's time is outside the allowed window.
+    FleetRpcStale => "fleet.rpc.stale",
+    /// A node RPC reply does not match the request's kind or nonce.
+    FleetRpcReplyMismatch => "fleet.rpc.reply_mismatch",
 }
 
 impl Error {

@@ -6,8 +6,10 @@
 //! printed), 2 for usage and I/O errors.
 
 pub mod bundle;
+pub mod fleet_status;
 pub mod log;
 pub mod output;
+pub mod replication_bench;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
@@ -32,6 +34,26 @@ pub enum Command {
     Bundle(bundle::BundleCommand),
     /// Audit log: serve a log or a witness, monitor a log (spec/audit-log.md).
     Log(log::Args),
+    /// Operate a fleet (spec/fleet-replication.md).
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `bkv fleet ...`
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Leader, term, log and applied indexes, and each node's lag.
+    Status(fleet_status::StatusArgs),
+}
+
+/// `bkv bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Replicated fleet vs a single node without replication, in the same run.
+    Replication(replication_bench::ReplicationBenchArgs),
 }
 
 /// Parse the command line, run it, and map the outcome to an exit status.
@@ -59,5 +81,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Log(args) => log::run_async(args).await.map_err(Error::from),
+        Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
+        Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
     }
 }

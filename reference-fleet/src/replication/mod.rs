@@ -5,6 +5,8 @@
 //! the node's [`bkv_protocol::state_machine::StateMachine`]. The single-node log and the
 //! Raft log implement the same trait, so the vault code does not know which it runs on.
 
+pub mod raft;
+
 use std::future::Future;
 
 /// The fleet cannot commit or read right now (no majority reachable, shutting down).

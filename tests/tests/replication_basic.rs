@@ -1,0 +1,150 @@
+//! spec/fleet-replication.md: commit through any node, linearizable reads, catch-up from a
+//! snapshot, `fleet.unavailable` without a majority, and node RPC authentication.
+
+mod replication_common;
+
+use std::time::{Duration, Instant};
+
+use bkv_fleet::replication::CommandLog;
+use bkv_fleet::replication::raft::auth::{self, RpcMessage};
+use bkv_fleet::replication::raft::guess_counter::{GuessCommand, GuessOutput, GuessQuery, KeyState};
+use bkv_fleet::replication::raft::{Timing, net};
+use bkv_protocol::crypto::Ed25519Signer;
+use bkv_protocol::{Error, cbor};
+use replication_common::{Cluster, state};
+
+async fn propose_until_ok(c: &Cluster, via: usize, cmd: Vec<u8>, within: Duration) -> GuessOutput {
+    let deadline = Instant::now() + within;
+    loop {
+        match c.log(via).unwrap().propose(cmd.clone()).await {
+            Ok(out) => return GuessOutput::decode(&out).unwrap(),
+            Err(e) if Instant::now() >= deadline => panic!("node {via} did not serve: {e}"),
+            Err(_) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_through_any_node_converge_and_reads_are_linearizable() {
+    let c = Cluster::start("basic-converge", 5, 3, Timing::fast()).await;
+    // Attempts through every node on one key: exactly `limit` are granted, in commit order.
+    let mut results = Vec::new();
+    for i in 0..5 {
+        let out =
+            propose_until_ok(&c, i, GuessCommand::attempt("k", i as u64), Duration::from_secs(20)).await;
+        results.push(out.result);
+    }
+    assert_eq!(results, ["granted", "granted", "granted", "denied", "denied"]);
+    // A duplicate request id through another node returns the first output, applied once.
+    let dup = propose_until_ok(&c, 4, GuessCommand::attempt("k", 0), Duration::from_secs(20)).await;
+    assert_eq!(dup, GuessOutput { result: "granted".into(), remaining: 2 });
+    // A read through each node sees every command committed before it (read index).
+    for i in 0..5 {
+        let q = cbor::to_vec(&GuessQuery::Key("k".into()));
+        let ans = c.log(i).unwrap().read(q).await.expect("read");
+        let st: KeyState = cbor::from_slice(&ans).unwrap();
+        assert_eq!(st, KeyState { remaining: 0, granted: 3 }, "read via node {i}");
+    }
+    let (_, bytes) = c.wait_converged(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(state(&bytes).key("k"), KeyState { remaining: 0, granted: 3 });
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_that_was_down_catches_up_from_a_snapshot() {
+    let timing = Timing { snapshot_every: 20, ..Timing::fast() };
+    let mut c = Cluster::start("basic-snapshot", 5, 1000, timing).await;
+    let leader = c.wait_leader(Duration::from_secs(20)).await.unwrap() as usize;
+    let lagging = (leader + 1) % 5;
+    let via = (leader + 2) % 5;
+    c.kill(lagging).await;
+    for r in 0..100u64 {
+        propose_until_ok(&c, via, GuessCommand::attempt(&format!("k{}", r % 7), r), Duration::from_secs(20))
+            .await;
+    }
+    // The leader has compacted its log past everything the stopped node holds, so the
+    // node can only catch up by installing a snapshot (§6.1).
+    let leader = c.wait_leader(Duration::from_secs(20)).await.unwrap() as usize;
+    let purged = c.nodes[leader].as_ref().unwrap().raft().metrics().borrow().purged.map(|p| p.index);
+    assert!(purged.is_some_and(|p| p > 10), "leader purged {purged:?}");
+    c.restart(lagging).await;
+    let (applied, bytes) = c.wait_converged(Duration::from_secs(30)).await.unwrap();
+    assert!(applied >= 100);
+    let snap = c.nodes[lagging].as_ref().unwrap().raft().metrics().borrow().snapshot;
+    assert!(snap.is_some(), "the restarted node holds a snapshot");
+    let s = state(&bytes);
+    assert_eq!(s.keys().values().map(|k| k.granted).sum::<u64>(), 100);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_five_down_serves_three_down_is_fleet_unavailable() {
+    let mut c = Cluster::start("basic-quorum", 5, 10, Timing::fast()).await;
+    c.wait_converged(Duration::from_secs(20)).await.unwrap();
+    c.kill(0).await;
+    c.kill(1).await;
+    let out = propose_until_ok(&c, 2, GuessCommand::attempt("q", 1), Duration::from_secs(20)).await;
+    assert_eq!(out.result, "granted");
+    c.kill(2).await;
+    let err = c.log(3).unwrap().propose(GuessCommand::attempt("q", 2)).await.unwrap_err();
+    assert!(err.to_string().starts_with(Error::FleetUnavailable.code()), "{err}");
+    let err = c.log(4).unwrap().read(cbor::to_vec(&GuessQuery::Key("q".into()))).await.unwrap_err();
+    assert!(err.to_string().starts_with(Error::FleetUnavailable.code()), "{err}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_rpc_from_outside_the_key_set_is_rejected() {
+    let c = Cluster::start("basic-auth", 3, 10, Timing::fast()).await;
+    let target = &c.members.nodes[0];
+    let url = format!("http://{}{}", target.addr, net::RPC_PATH);
+    let msg = |from| RpcMessage {
+        v: 1,
+        purpose: auth::PURPOSE.into(),
+        fleet: c.members.fleet_id.clone(),
+        epoch: c.members.epoch,
+        from,
+        to: 0,
+        kind: "status".into(),
+        nonce: vec![1; 16],
+        time_ms: net::now_ms(),
+        body: Vec::new(),
+    };
+    let outsider = Ed25519Signer::from_seed(&[99; 32]);
+    let http = reqwest::Client::new();
+    for (from, want) in [(7, Error::FleetRpcSenderUnknown), (1, Error::FleetRpcSignatureInvalid)] {
+        let resp = http.post(&url).body(auth::seal(&msg(from), &outsider)).send().await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.text().await.unwrap(), want.code());
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_status_reports_leader_term_and_lag() {
+    let mut c = Cluster::start("basic-status", 5, 10, Timing::fast()).await;
+    c.wait_converged(Duration::from_secs(20)).await.unwrap();
+    let leader = c.wait_leader(Duration::from_secs(20)).await.unwrap();
+    let down = ((leader + 1) % 5) as usize;
+    c.kill(down).await;
+    for r in 0..5 {
+        propose_until_ok(&c, leader as usize, GuessCommand::attempt("s", r), Duration::from_secs(20)).await;
+    }
+    let addrs: Vec<String> = c.members.nodes.iter().map(|n| n.addr.to_string()).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = bkv_fleet::cli::fleet_status::collect(&addrs).await;
+        assert_eq!(st.leader, Some(leader));
+        assert!(st.nodes[down].status.is_none() && st.nodes[down].error.is_some());
+        let term = c.nodes[leader as usize].as_ref().unwrap().raft().metrics().borrow().current_term;
+        assert_eq!(st.term, term);
+        let lags: Vec<_> = (0..5).filter(|&i| i != down).map(|i| st.nodes[i].lag).collect();
+        if lags.iter().all(|l| *l == Some(0)) {
+            assert!(st.leader_last_log_index.is_some_and(|i| i >= 5));
+            break;
+        }
+        assert!(Instant::now() < deadline, "followers did not catch up: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.shutdown().await;
+}
