@@ -5,8 +5,12 @@
 
 pub mod audit_log;
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod error;
+pub mod fleet;
+pub mod hsm;
+pub mod node;
 pub mod replication;
 
 pub use error::{Error, Result};
