@@ -35,6 +35,18 @@ pub enum Error {
     /// An audit-log service failed (storage or HTTP; spec/audit-log.md §8).
     #[error(transparent)]
     AuditLog(crate::audit_log::Error),
+    /// A fleet could not be reached.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl From<crate::client::ClientError> for Error {
+    fn from(e: crate::client::ClientError) -> Self {
+        match e {
+            crate::client::ClientError::Protocol(p) => Error::Protocol(p),
+            crate::client::ClientError::Transport(t) => Error::Transport(t),
+        }
+    }
 }
 
 impl From<crate::audit_log::Error> for Error {
@@ -55,6 +67,7 @@ impl Error {
             Error::Write { .. } => "io.write",
             Error::Usage(_) => "cli.usage",
             Error::AuditLog(e) => e.code(),
+            Error::Transport(_) => "client.transport",
         }
     }
 }

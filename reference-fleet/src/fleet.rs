@@ -94,6 +94,13 @@ struct NodeLayout {
     http: SocketAddr,
 }
 
+/// The node-to-node addresses of the fleet stored in `dir` (for `bkv fleet status`).
+pub fn raft_addrs(dir: &Path) -> Result<Vec<String>> {
+    let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
+        .map_err(|e| Error::Usage(format!("fleet.json: {e}")))?;
+    Ok(layout.nodes.iter().map(|n| n.raft.to_string()).collect())
+}
+
 /// One running node.
 pub struct RunningNode {
     /// Node id in the FleetKeySet.

@@ -13,8 +13,11 @@ use crate::replication::raft::net::{NodeStatus, STATUS_PATH};
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// A node's address (host:port of its node endpoint); repeat for every node.
-    #[arg(long = "node", required = true)]
+    #[arg(long = "node", required_unless_present = "dir")]
     pub nodes: Vec<String>,
+    /// A fleet directory of `bkv fleet up` (its nodes are read from `fleet.json`).
+    #[arg(long, conflicts_with = "nodes")]
+    pub dir: Option<std::path::PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -88,7 +91,11 @@ pub async fn collect(addrs: &[String]) -> FleetStatus {
 
 /// Run `bkv fleet status`. Exit 1 with `fleet.unavailable` when no leader is reachable.
 pub async fn run(a: StatusArgs) -> Result<ExitCode> {
-    let st = collect(&a.nodes).await;
+    let addrs = match &a.dir {
+        Some(dir) => crate::fleet::raft_addrs(dir)?,
+        None => a.nodes.clone(),
+    };
+    let st = collect(&addrs).await;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&st).map_err(|e| Error::Usage(e.to_string()))?);
     } else {
@@ -100,13 +107,13 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
             None => println!("leader: none reachable   highest term seen: {}", st.term),
         }
         println!(
-            "{:<22} {:>4} {:<6} {:<10} {:>6} {:>10} {:>10} {:>6} {:<5}",
+            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>6} {:<5}",
             "node", "id", "dc", "state", "term", "last log", "applied", "lag", "gate"
         );
         for n in &st.nodes {
             match &n.status {
                 Some(s) => println!(
-                    "{:<22} {:>4} {:<6} {:<10} {:>6} {:>10} {:>10} {:>6} {:<5}",
+                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>6} {:<5}",
                     n.addr,
                     s.id,
                     s.datacenter,

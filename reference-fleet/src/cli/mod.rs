@@ -5,8 +5,10 @@
 //! exit status 0 on success, 1 when a verification fails (the spec error code is
 //! printed), 2 for usage and I/O errors.
 
+pub mod backup;
 pub mod bundle;
 pub mod fleet_status;
+pub mod fleet_up;
 pub mod log;
 pub mod output;
 pub mod replication_bench;
@@ -37,6 +39,9 @@ pub enum Command {
     /// Operate a fleet (spec/fleet-replication.md).
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Back up a file under a recovery code, and restore it (spec/vault.md).
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -45,6 +50,8 @@ pub enum Command {
 /// `bkv fleet ...`
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
+    /// Start a local replicated fleet on loopback (or restart the one in --dir).
+    Up(fleet_up::UpArgs),
     /// Leader, term, log and applied indexes, and each node's lag.
     Status(fleet_status::StatusArgs),
 }
@@ -81,7 +88,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Log(args) => log::run_async(args).await.map_err(Error::from),
+        Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
+        Command::Backup(cmd) => backup::run(cmd).await,
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
     }
 }

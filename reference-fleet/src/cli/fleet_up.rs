@@ -1,0 +1,143 @@
+//! `bkv fleet up`: a local replicated fleet on loopback with embedded storage
+//! (spec/fleet-replication.md), its bundle signed, countersigned and logged
+//! (spec/validation-bundle.md, spec/audit-log.md). Runs until Ctrl-C; run it again on
+//! the same directory to restart the fleet with everything it acknowledged.
+
+use crate::error::Result;
+use crate::fleet::{FleetConfig, LocalFleet};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `bkv fleet up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Number of HSM nodes (a majority of them must be up to serve).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// The fleet directory (created if missing; an existing fleet in it is restarted).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Fleet id of a new fleet.
+    #[arg(long, default_value = "local.bkv.example/vault")]
+    pub fleet_id: String,
+    /// Guess limit of a new fleet (spec/vault.md §5.2).
+    #[arg(long, default_value_t = bkv_protocol::validation_bundle::keyset::DEFAULT_GUESS_LIMIT)]
+    pub guess_limit: u32,
+    /// Print the fleet's description as JSON once it is up.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `fleet up` prints with `--json`.
+#[derive(Debug, serde::Serialize)]
+pub struct UpReport {
+    /// Fleet id.
+    pub fleet_id: String,
+    /// Epoch.
+    pub epoch: u64,
+    /// Guess limit.
+    pub guess_limit: u32,
+    /// Quorum.
+    pub quorum: u32,
+    /// The nodes.
+    pub nodes: Vec<UpNode>,
+    /// The released bundle (with its log proof) the nodes serve.
+    pub bundle: PathBuf,
+    /// The anchors an app pins (`--trust` of `bkv backup`).
+    pub trust: PathBuf,
+    /// The audit log's URL, when this run created the fleet.
+    pub log: Option<String>,
+}
+
+/// One node in [`UpReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct UpNode {
+    /// Node id.
+    pub id: String,
+    /// Datacenter label.
+    pub datacenter: String,
+    /// Client endpoint.
+    pub url: String,
+    /// Node-to-node endpoint.
+    pub raft: String,
+}
+
+/// Describe a running fleet.
+pub fn report(fleet: &LocalFleet) -> UpReport {
+    UpReport {
+        fleet_id: fleet.keyset.fleet_id.clone(),
+        epoch: fleet.keyset.epoch,
+        guess_limit: fleet.keyset.guess_limit,
+        quorum: fleet.keyset.quorum,
+        nodes: fleet
+            .nodes
+            .iter()
+            .map(|n| UpNode {
+                id: n.id.clone(),
+                datacenter: n.datacenter.clone(),
+                url: n.url.clone(),
+                raft: n.raft_addr.to_string(),
+            })
+            .collect(),
+        bundle: fleet.dir.join("released-bundle.cbor"),
+        trust: fleet.dir.join("trust.cbor"),
+        log: fleet.log.as_ref().map(|l| l.client.base.clone()),
+    }
+}
+
+/// Run `bkv fleet up`.
+pub async fn run(args: UpArgs) -> Result<ExitCode> {
+    let mut config = FleetConfig::new(&args.fleet_id, args.nodes);
+    config.guess_limit = args.guess_limit;
+    let json = args.json;
+    let say = |line: &str| {
+        if !json {
+            println!("  · {line}");
+        }
+    };
+    if !json {
+        println!("bkv fleet up — {}", args.dir.display());
+    }
+    let fleet = LocalFleet::up(&args.dir, &config, say).await?;
+    let r = report(&fleet);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
+    } else {
+        if std::env::var_os(crate::hsm::KEK_ENV).is_none() {
+            println!(
+                "  ! the HSM key-encryption key is {}: fine for local development only; set {} in a deployment",
+                args.dir.join("kek.hex").display(),
+                crate::hsm::KEK_ENV
+            );
+        }
+        println!("\nfleet {} epoch {}: {} nodes, quorum {}, guess limit {}", r.fleet_id, r.epoch, r.nodes.len(), r.quorum, r.guess_limit);
+        for n in &r.nodes {
+            println!("  {:<8} {:<9} {}   (raft {})", n.id, n.datacenter, n.url, n.raft);
+        }
+        println!("  bundle  {}", r.bundle.display());
+        println!("  trust   {}", r.trust.display());
+        if let Some(log) = &r.log {
+            println!("  log     {log}");
+        }
+        println!("\nTry, in another terminal:");
+        println!(
+            "  bkv backup create --fleet {} --trust {} chat.db chat.bkv",
+            r.nodes[0].url,
+            r.trust.display()
+        );
+        println!(
+            "  bkv backup restore --fleet {} --trust {} chat.bkv restored.db",
+            r.nodes[r.nodes.len() - 1].url,
+            r.trust.display()
+        );
+        println!("  bkv fleet status --dir {}", args.dir.display());
+        println!("\nServing until Ctrl-C.");
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| crate::error::Error::Usage(format!("signal: {e}")))?;
+    if !json {
+        println!("stopping: every acknowledged request is on a majority's disk; `bkv fleet up --dir {}` restarts it", args.dir.display());
+    }
+    fleet.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
