@@ -1,22 +1,25 @@
 //! `bkv demo`: the whole story on one machine, step by step, with timings.
 //!
-//! Today the story covers spec/validation-bundle.md: a fleet's keys are generated, the
-//! third party signs the FleetKeySet, the operator countersigns it, and a client
-//! verifies it, then refuses a bundle only one organisation signed.
+//! Two organisations create their keys; a replicated fleet of software-HSM nodes is
+//! deployed and its bundle signed, countersigned, logged and witnessed
+//! (spec/validation-bundle.md, spec/audit-log.md, spec/fleet-replication.md); a phone
+//! verifies the bundle, registers a recovery code and backs up a chat history
+//! (spec/vault.md, spec/backup-envelope.md); a new phone makes two wrong guesses, then
+//! restores with the right code; finally bundles that one organisation alone, or nobody's
+//! log, vouches for are refused.
 
-use crate::audit_log::local::LocalLog;
-use crate::audit_log::signer::release;
 use crate::cli::bundle::describe;
-use crate::cli::output::{now, rfc3339};
-use crate::error::{Result, write_file};
-use bkv_protocol::audit_log::{LogState, verify_logged_bundle};
-use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
-use bkv_protocol::validation_bundle::{
-    Anchor, Claims, ClientState, FleetKeySet, KeyRole, Node, NodeKey, Parsed, TrustAnchors, countersign,
-    keyset, sign, verify_bundle,
-};
+use crate::cli::output::{now, rfc3339, short_hex};
+use crate::client::{FleetClient, Persisted, Recovery};
+use crate::error::{Error, Result, write_file};
+use crate::fleet::{FleetConfig, LocalFleet, Organisations};
+use bkv_protocol::audit_log::verify_logged_bundle;
+use bkv_protocol::backup_envelope;
+use bkv_protocol::crypto::{Signer, sha256};
+use bkv_protocol::validation_bundle::{Claims, ClientState, Parsed, countersign, sign, verify_bundle};
+use bkv_protocol::vault::{BackupKey, KsfParams};
 use clap::Args;
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,11 +33,16 @@ pub struct DemoArgs {
     /// Number of HSM nodes in the fleet.
     #[arg(long, default_value_t = 5)]
     pub nodes: u8,
+    /// Use the test KSF profile (spec/vault.md §2.1) instead of production Argon2id; for
+    /// tests of the demo only.
+    #[arg(long, hide = true)]
+    pub insecure_test_ksf: bool,
 }
 
 /// The demo fleet's identifier.
 pub const DEMO_FLEET: &str = "demo.bkv.example/vault";
-const DATACENTERS: [&str; 3] = ["dc-east", "dc-west", "dc-north"];
+/// The demo user's recovery code.
+pub const DEMO_CODE: &str = "482 916";
 
 struct Step {
     n: usize,
@@ -51,181 +59,199 @@ impl Step {
         Instant::now()
     }
     fn done(&self, t: Instant, what: &str) {
-        println!("    ✓ {what} ({:.1} ms)", t.elapsed().as_secs_f64() * 1e3);
+        println!("    ✓ {what} ({})", ms(t));
     }
 }
 
-/// Public node keys for a demo fleet, generated from the OS RNG. The software HSM of
-/// the reference fleet keeps the private halves; here only the public keys matter.
-fn demo_nodes(n: u8) -> Vec<Node> {
-    use hpke::{Kem, Serializable, kem::X25519HkdfSha256};
-    let mut rng = OsRng;
-    let opaque = opaque_ke::ServerSetup::<DemoSuite>::new(&mut rng);
-    let opaque_pk = opaque.keypair().public().serialize().to_vec();
-    (1..=n)
-        .map(|i| {
-            let (_, session_pk) = X25519HkdfSha256::gen_keypair(&mut rng);
-            let signing = Ed25519Signer::generate(&mut rng);
-            Node {
-                id: format!("node-{i}"),
-                datacenter: DATACENTERS[usize::from(i - 1) % DATACENTERS.len()].into(),
-                keys: vec![
-                    NodeKey {
-                        role: KeyRole::Session,
-                        suite: keyset::SESSION_SUITE_X25519,
-                        key: session_pk.to_bytes().to_vec(),
-                    },
-                    NodeKey { role: KeyRole::Opaque, suite: keyset::OPAQUE_SUITE_1, key: opaque_pk.clone() },
-                    NodeKey { role: KeyRole::Signing, suite: -19, key: signing.public_key().key.clone() },
-                ],
-            }
-        })
-        .collect()
+fn ms(t: Instant) -> String {
+    format!("{:.1} ms", t.elapsed().as_secs_f64() * 1e3)
 }
 
-/// bkv OPAQUE suite 1 (spec/vault.md): ristretto255, TripleDH with SHA-512, Argon2id.
-struct DemoSuite;
-impl opaque_ke::CipherSuite for DemoSuite {
-    type OprfCs = opaque_ke::Ristretto255;
-    type KeyExchange = opaque_ke::TripleDh<opaque_ke::Ristretto255, sha2::Sha512>;
-    type Ksf = argon2::Argon2<'static>;
+/// A synthetic chat history: `n` lines of messages between two people.
+fn chat_history(n: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "see", "you", "at", "the", "station", "tomorrow", "did", "get", "photos", "lunch", "great", "ok",
+        "running", "late", "call", "me",
+    ];
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
+    let mut out = String::new();
+    for i in 0..n {
+        let who = if i % 2 == 0 { "alice" } else { "bob" };
+        let len = 3 + (rng.next_u32() % 9) as usize;
+        let words: Vec<&str> = (0..len).map(|_| WORDS[(rng.next_u32() % 16) as usize]).collect();
+        out.push_str(&format!(
+            "2026-11-{:02}T{:02}:{:02} {who}: {}\n",
+            1 + i % 28,
+            i % 24,
+            i % 60,
+            words.join(" ")
+        ));
+    }
+    out.into_bytes()
 }
+
+use rand_core::SeedableRng;
 
 /// Run the demo.
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     if args.nodes == 0 {
-        return Err(crate::error::Error::Usage("--nodes must be at least 1".into()));
+        return Err(Error::Usage("--nodes must be at least 1".into()));
     }
     let dir =
         args.dir.unwrap_or_else(|| std::env::temp_dir().join(format!("bkv-demo-{}", std::process::id())));
-    std::fs::create_dir_all(&dir)
-        .map_err(|source| crate::error::Error::Write { path: dir.clone(), source })?;
-    let t0 = now();
+    if dir.join("fleet.json").exists() {
+        return Err(Error::Usage(format!("{} already holds a demo; pass a new --dir", dir.display())));
+    }
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
+    let ksf = if args.insecure_test_ksf { KsfParams::TEST } else { KsfParams::PRODUCTION };
     let mut step = Step::new();
     println!("bkv demo — files in {}", dir.display());
 
     let t = step.begin("Two independent organisations create their signing keys");
-    let third_party = Ed25519Signer::generate(&mut OsRng);
-    let operator = Esp256Signer::generate(&mut OsRng);
-    println!("    third-party signer  Ed25519  kid {}", hex::encode(&third_party.public_key().kid()[..8]));
-    println!("    operator            ESP256   kid {}", hex::encode(&operator.public_key().kid()[..8]));
+    let orgs = Organisations::generate();
+    println!("    third-party signer  Ed25519  kid {}", short_hex(&orgs.third_party.public_key().kid(), 8));
+    println!("    operator            ESP256   kid {}", short_hex(&orgs.operator.public_key().kid(), 8));
     step.done(t, "keys created");
 
     let t = step.begin(&format!(
-        "The operator deploys a fleet of {} HSM nodes and builds its FleetKeySet",
+        "The operator deploys a fleet of {} HSM nodes; the third party signs, logs and releases its bundle",
         args.nodes
     ));
-    let ks = FleetKeySet {
-        v: 1,
-        fleet_id: DEMO_FLEET.into(),
-        epoch: 1,
-        not_before: t0 - 60,
-        not_after: t0 + 365 * 86_400,
-        guess_limit: keyset::DEFAULT_GUESS_LIMIT,
-        quorum: u32::from(args.nodes) / 2 + 1,
-        nodes: demo_nodes(args.nodes),
-        prev: None,
-        evidence: None,
-    };
-    ks.validate()?;
-    let ks_bytes = ks.to_bytes();
-    println!("    {} bytes of deterministic CBOR, sha256 {}", ks_bytes.len(), hex::encode(sha256(&ks_bytes)));
-    step.done(t, "FleetKeySet built and checked");
-
-    let t = step.begin("The third-party signer signs the FleetKeySet (COSE_Sign1)");
-    let claims = Claims { iss: "third-party.example".into(), sub: DEMO_FLEET.into(), iat: t0 };
-    let signed = sign(&ks_bytes, &claims, &third_party);
-    step.done(t, &format!("signed: {} bytes, handed to the operator only", signed.len()));
-
-    let t = step.begin("The operator checks the payload and countersigns the signature (RFC 9338 V2)");
-    let parsed = Parsed::parse(&signed)?;
-    assert_eq!(parsed.payload, ks_bytes, "the third party signed what the operator submitted");
-    let bundle = countersign(&signed, &operator)?;
-    let bundle_path = dir.join("bundle.cbor");
-    write_file(&bundle_path, &bundle)?;
-    step.done(t, &format!("bundle: {} bytes, written to {}", bundle.len(), bundle_path.display()));
+    let mut config = FleetConfig::new(DEMO_FLEET, usize::from(args.nodes));
+    config.timing = crate::replication::raft::Timing::fast();
+    let mut lap = Instant::now();
+    let fleet = LocalFleet::create_with(&dir.join("fleet"), &config, &orgs, |line| {
+        println!("    · {line} ({})", ms(lap));
+        lap = Instant::now();
+    })
+    .await?;
+    let bundle = fleet.released.bundle.clone();
     let parsed = Parsed::parse(&bundle)?;
-    for line in describe(&bundle, &parsed, &ks).lines() {
+    for line in describe(&bundle, &parsed, &fleet.keyset).lines() {
         println!("    {line}");
     }
-
-    let t =
-        step.begin("The third party logs the exact final bundle; witnesses cosign; only then it is released");
-    let log =
-        LocalLog::start(&dir.join("audit-log"), "log.third-party.example/bkv", 3, 2, &mut OsRng).await?;
-    let logged = release(&log.client, &log.anchors, bundle.clone(), DEMO_FLEET, ks.epoch).await?;
-    let logged_path = dir.join("logged-bundle.cbor");
-    write_file(&logged_path, &logged.to_cbor())?;
-    write_file(&dir.join("log-anchors.cbor"), &bkv_protocol::cbor::to_vec(&log.anchors))?;
-    println!(
-        "    entry #{} of a tree of {}, RFC 9162 inclusion path of {} hashes; checkpoint (C2SP signed note):",
-        logged.proof.inclusion.leaf_index,
-        logged.proof.inclusion.tree_size,
-        logged.proof.inclusion.path.len()
-    );
-    for line in logged.proof.checkpoint.lines() {
+    println!("    checkpoint (C2SP signed note) the proof is checked against:");
+    for line in fleet.released.proof.checkpoint.lines() {
         println!("      {line}");
     }
-    step.done(t, &format!("released with its proof: {}", logged_path.display()));
+    for n in &fleet.nodes {
+        println!("    {:<7} {:<9} {}", n.id, n.datacenter, n.url);
+    }
+    write_file(&dir.join("bundle.cbor"), &bundle)?;
+    write_file(&dir.join("anchors.cbor"), &fleet.trust.anchors.to_bytes())?;
+    write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&fleet.trust))?;
+    step.done(t, "fleet up: a majority of nodes elected a leader; every guess needs that majority");
 
-    let t = step.begin("The app ships trust anchors for both organisations");
-    let window = |name: &str, key: &bkv_protocol::crypto::PublicKey| Anchor {
-        name: name.into(),
-        key: key.clone(),
-        not_before: t0 - 86_400,
-        not_after: t0 + 2 * 365 * 86_400,
-    };
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: DEMO_FLEET.into(),
-        third_party: vec![window("third-party.example", third_party.public_key())],
-        operator: vec![window("operator.example", operator.public_key())],
-        pinned: vec![],
-    };
-    let anchors_path = dir.join("anchors.cbor");
-    write_file(&anchors_path, &anchors.to_bytes())?;
-    step.done(t, &format!("anchors written to {}", anchors_path.display()));
-
-    let t = step.begin("A new phone verifies the bundle over the air (spec/validation-bundle.md §5)");
-    let verified = verify_bundle(&bundle, &anchors, &ClientState::default(), now())?;
+    let t = step.begin("A phone verifies the bundle over the air before it sends anything");
+    let (phone, persisted) =
+        FleetClient::connect(&fleet.nodes[0].url, &fleet.trust, &Persisted::default(), ksf, now()).await?;
     println!(
-        "    fleet {} epoch {} accepted at {}; state to persist: epoch {} bundle {}",
-        verified.keyset().fleet_id,
-        verified.keyset().epoch,
+        "    fleet {} epoch {} accepted at {}: third party + operator signatures by pinned anchors, validity window, \
+         log inclusion under a checkpoint cosigned by {} of {} witnesses",
+        phone.keyset().fleet_id,
+        phone.keyset().epoch,
         rfc3339(now()),
-        verified.keyset().epoch,
-        hex::encode(&verified.bundle_digest().unwrap_or_default()[..8])
+        fleet.trust.log.threshold,
+        fleet.trust.log.witnesses.len()
     );
-    let log_state = LogState::default();
-    let included = verify_logged_bundle(
-        &logged.bundle,
-        &verified.keyset().fleet_id,
-        verified.keyset().epoch,
-        &logged.proof,
-        &log.anchors,
-        &log_state,
-        None,
-    )?;
     println!(
-        "    logged: entry #{} under a checkpoint signed by the log and cosigned by {} of {} pinned witnesses (K = {})",
-        included.leaf_index,
-        included.checkpoint.cosigners.len(),
-        log.anchors.witnesses.len(),
-        log.anchors.threshold
+        "    state the phone persists: epoch {}, bundle {}, log size {}",
+        phone.keyset().epoch,
+        short_hex(&persisted.bundle.highest.map(|h| h.1).unwrap_or_default(), 8),
+        persisted.log.largest.as_ref().map(|h| h.size).unwrap_or(0)
     );
-    step.done(t, "verified: both signatures by pinned anchors, keys valid, no rollback, provably logged");
+    step.done(t, "verified");
+
+    let t = step
+        .begin(&format!("The user picks the recovery code \"{DEMO_CODE}\"; the phone registers it (OPAQUE)"));
+    let mut record = vec![0u8; 32];
+    OsRng.fill_bytes(&mut record);
+    let backup_key = BackupKey::generate(&mut OsRng);
+    let remaining = phone.register(&record, DEMO_CODE.as_bytes(), &backup_key).await?;
+    println!(
+        "    record {} on node {}: {remaining} guesses allowed; the fleet holds the OPAQUE record and the backup \
+         key wrapped under the OPAQUE export key, never the code or the key",
+        short_hex(&record, 8),
+        phone.node_id()
+    );
+    step.done(
+        t,
+        &format!(
+            "registered (Argon2id {} profile on the phone)",
+            if args.insecure_test_ksf { "test" } else { "production" }
+        ),
+    );
+
+    let t = step.begin("The phone backs up its chat history (streaming AEAD, 64 KiB chunks)");
+    let history = chat_history(50_000);
+    let history_path = dir.join("chat-history.txt");
+    write_file(&history_path, &history)?;
+    let backup_path = dir.join("chat.bkv");
+    let mut sealed = Vec::new();
+    backup_envelope::seal(&backup_key, DEMO_FLEET, &record, &mut OsRng, &history[..], &mut sealed, |_| {})?;
+    write_file(&backup_path, &sealed)?;
+    drop(backup_key);
+    step.done(
+        t,
+        &format!("{} bytes of history → {} bytes in {}", history.len(), sealed.len(), backup_path.display()),
+    );
+
+    let t = step.begin("The phone is lost. A new phone, talking to another node, tries two wrong codes");
+    let new_phone = FleetClient::connect(
+        &fleet.nodes[fleet.nodes.len() - 1].url,
+        &fleet.trust,
+        &Persisted::default(),
+        ksf,
+        now(),
+    )
+    .await?
+    .0;
+    for wrong in ["123 456", "482 917"] {
+        let t1 = Instant::now();
+        match new_phone.recover(&record, wrong.as_bytes()).await? {
+            Recovery::WrongCode { remaining } => println!(
+                "    \"{wrong}\" on node {}: wrong code [vault.code.invalid], {remaining} guesses left ({})",
+                new_phone.node_id(),
+                ms(t1)
+            ),
+            Recovery::Recovered { .. } => unreachable!("a wrong code never recovers the key"),
+        }
+    }
+    step.done(t, "each guess was committed by a majority before the fleet answered");
+
+    let t = step.begin("The right code restores the backup");
+    let Recovery::Recovered { backup_key, remaining } =
+        new_phone.recover(&record, DEMO_CODE.as_bytes()).await?
+    else {
+        return Err(Error::Usage("the right code was refused".into()));
+    };
+    let mut restored = Vec::new();
+    backup_envelope::open(&backup_key, Some((DEMO_FLEET, &record)), &sealed[..], &mut restored, |_| {})?;
+    let restored_path = dir.join("chat-history.restored.txt");
+    write_file(&restored_path, &restored)?;
+    let same = restored == history;
+    println!(
+        "    counter reset to {remaining}; sha256 original {} restored {}",
+        short_hex(&sha256(&history), 8),
+        short_hex(&sha256(&restored), 8)
+    );
+    if !same {
+        return Err(Error::Usage("the restored history differs from the original".into()));
+    }
+    step.done(t, &format!("the files match: {}", restored_path.display()));
 
     let t = step.begin("A second bundle both organisations signed but nobody logged is refused");
-    let claims2 = Claims { iat: t0 + 1, ..claims.clone() };
-    let unlogged = countersign(&sign(&ks_bytes, &claims2, &third_party), &operator)?;
-    let v2 = verify_bundle(&unlogged, &anchors, &ClientState::default(), now())?;
+    let ks_bytes = parsed.payload.clone();
+    let claims = Claims { iss: crate::fleet::THIRD_PARTY.into(), sub: DEMO_FLEET.into(), iat: now() + 1 };
+    let unlogged = countersign(&sign(&ks_bytes, &claims, &orgs.third_party), &orgs.operator)?;
+    let v2 = verify_bundle(&unlogged, &fleet.trust.anchors, &ClientState::default(), now())?;
     match verify_logged_bundle(
         &unlogged,
         &v2.keyset().fleet_id,
         v2.keyset().epoch,
-        &logged.proof,
-        &log.anchors,
-        &log_state,
+        &fleet.released.proof,
+        &fleet.trust.log,
+        &Default::default(),
         None,
     ) {
         Err(e) => println!("    signatures valid, but refused [{}] {}", e.code(), e.description()),
@@ -234,20 +260,29 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     step.done(t, "a split view needs the log key and K witnesses too, and every monitor would see it");
 
     let t = step.begin("A rogue fleet signed by the operator alone is refused");
-    let rogue = countersign(&sign(&ks_bytes, &claims, &operator), &operator)?;
-    match verify_bundle(&rogue, &anchors, &ClientState::default(), now()) {
+    let rogue = countersign(&sign(&ks_bytes, &claims, &orgs.operator), &orgs.operator)?;
+    match verify_bundle(&rogue, &fleet.trust.anchors, &ClientState::default(), now()) {
         Err(e) => println!("    refused [{}] {}", e.code(), e.description()),
         Ok(_) => unreachable!("a bundle without the third party's signature must never verify"),
     }
-    let unsigned = signed;
-    match verify_bundle(&unsigned, &anchors, &ClientState::default(), now()) {
+    let unsigned = sign(&ks_bytes, &claims, &orgs.third_party);
+    match verify_bundle(&unsigned, &fleet.trust.anchors, &ClientState::default(), now()) {
         Err(e) => println!("    refused [{}] {}", e.code(), e.description()),
         Ok(_) => unreachable!("a bundle without the operator's countersignature must never verify"),
     }
     step.done(t, "neither organisation alone can introduce a fleet");
 
-    println!("\nDemo finished in {:.1} ms.", step.started.elapsed().as_secs_f64() * 1e3);
-    println!("Try: bkv bundle inspect {}", bundle_path.display());
-    println!("     bkv bundle verify {} --anchors {}", bundle_path.display(), anchors_path.display());
+    fleet.shutdown().await;
+    println!("\nDemo finished in {:.1} s.", step.started.elapsed().as_secs_f64());
+    println!("Try: bkv bundle inspect {}", dir.join("bundle.cbor").display());
+    println!(
+        "     bkv bundle verify {} --anchors {}",
+        dir.join("bundle.cbor").display(),
+        dir.join("anchors.cbor").display()
+    );
+    println!(
+        "     bkv fleet up --dir {}   (restarts this fleet with its records)",
+        dir.join("fleet").display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -77,6 +77,25 @@ impl FleetConfig {
     }
 }
 
+/// The two organisations whose keys make a bundle (spec/validation-bundle.md §2). Their
+/// keys live with them, never in the fleet directory.
+pub struct Organisations {
+    /// The third-party signer (Ed25519).
+    pub third_party: Ed25519Signer,
+    /// The operator (ESP256).
+    pub operator: Esp256Signer,
+}
+
+impl Organisations {
+    /// Fresh keys for both.
+    pub fn generate() -> Self {
+        Self {
+            third_party: Ed25519Signer::generate(&mut OsRng),
+            operator: Esp256Signer::generate(&mut OsRng),
+        }
+    }
+}
+
 /// `fleet.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Layout {
@@ -177,8 +196,19 @@ impl LocalFleet {
         }
     }
 
-    /// Create a new fleet in `dir` (which must not hold one) and start it.
-    pub async fn create(dir: &Path, config: &FleetConfig, mut progress: impl FnMut(&str)) -> Result<Self> {
+    /// Create a new fleet in `dir` (which must not hold one) and start it, with fresh keys
+    /// for both organisations.
+    pub async fn create(dir: &Path, config: &FleetConfig, progress: impl FnMut(&str)) -> Result<Self> {
+        Self::create_with(dir, config, &Organisations::generate(), progress).await
+    }
+
+    /// [`LocalFleet::create`] with the organisations' keys given.
+    pub async fn create_with(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Self> {
         if config.nodes == 0 {
             return Err(Error::Usage("a fleet needs at least one node".into()));
         }
@@ -231,12 +261,13 @@ impl LocalFleet {
         };
         keyset.validate()?;
 
-        // The two organisations (their keys live with them, not in the fleet directory).
-        let third_party = Ed25519Signer::generate(&mut OsRng);
-        let operator = Esp256Signer::generate(&mut OsRng);
+        let (third_party, operator) = (&orgs.third_party, &orgs.operator);
         let claims = Claims { iss: THIRD_PARTY.into(), sub: config.fleet_id.clone(), iat: now };
-        let bundle = countersign(&sign(&keyset.to_bytes(), &claims, &third_party), &operator)?;
-        progress("the third party signed the FleetKeySet and the operator countersigned it");
+        let bundle = countersign(&sign(&keyset.to_bytes(), &claims, third_party), operator)?;
+        progress(&format!(
+            "FleetKeySet of {} bytes signed by the third party (COSE_Sign1) and countersigned by the operator (RFC 9338)",
+            keyset.to_bytes().len()
+        ));
 
         let log = LocalLog::start(
             &dir.join("audit-log"),

@@ -8,7 +8,7 @@ use bkv_protocol::validation_bundle::{ClientState, KeyRole, TrustAnchors, verify
 fn demo_writes_a_bundle_a_client_accepts() {
     let dir = std::env::temp_dir().join(format!("bkv-tests-demo-{}", std::process::id()));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let code = rt.block_on(run(DemoArgs { dir: Some(dir.clone()), nodes: 3 })).unwrap();
+    let code = rt.block_on(run(DemoArgs { dir: Some(dir.clone()), nodes: 3, insecure_test_ksf: true })).unwrap();
     assert_eq!(code, std::process::ExitCode::SUCCESS);
 
     let bundle = std::fs::read(dir.join("bundle.cbor")).unwrap();
@@ -30,10 +30,13 @@ fn demo_writes_a_bundle_a_client_accepts() {
     // spec/audit-log.md §7.2: the released wrapper carries exactly this bundle and a proof
     // that verifies under the log anchors the demo wrote.
     use bkv_protocol::audit_log::{LogAnchors, LogState, LoggedBundle, verify_logged_bundle};
-    let logged = LoggedBundle::from_cbor(&std::fs::read(dir.join("logged-bundle.cbor")).unwrap()).unwrap();
+    let logged =
+        LoggedBundle::from_cbor(&std::fs::read(dir.join("fleet/released-bundle.cbor")).unwrap()).unwrap();
     assert_eq!(logged.bundle, bundle);
-    let log_anchors: LogAnchors =
-        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("log-anchors.cbor")).unwrap()).unwrap();
+    let trust: bkv_fleet::client::Trust =
+        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
+    assert_eq!(trust.anchors, anchors);
+    let log_anchors: LogAnchors = trust.log;
     assert_eq!(log_anchors.threshold, 2);
     let included = verify_logged_bundle(
         &bundle,
@@ -46,4 +49,12 @@ fn demo_writes_a_bundle_a_client_accepts() {
     )
     .unwrap();
     assert!(!included.development_only);
+
+    // The story's backup restored to the same bytes, and the backup file is not plaintext.
+    let history = std::fs::read(dir.join("chat-history.txt")).unwrap();
+    assert!(history.len() > 1_000_000);
+    assert_eq!(std::fs::read(dir.join("chat-history.restored.txt")).unwrap(), history);
+    let sealed = std::fs::read(dir.join("chat.bkv")).unwrap();
+    assert!(!sealed.windows(12).any(|w| w == b"alice: see y" || w == &history[20..32]));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,11 +88,13 @@ fn read_code(common: &Common, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
         Zeroizing::new(line.trim_end_matches(['\r', '\n']).as_bytes().to_vec())
     } else if std::io::stdin().is_terminal() {
         let code = Zeroizing::new(
-            rpassword::prompt_password("Recovery code: ").map_err(|e| Error::Usage(format!("prompt: {e}")))?,
+            rpassword::prompt_password("Recovery code: ")
+                .map_err(|e| Error::Usage(format!("prompt: {e}")))?,
         );
         if confirm {
             let again = Zeroizing::new(
-                rpassword::prompt_password("Repeat it: ").map_err(|e| Error::Usage(format!("prompt: {e}")))?,
+                rpassword::prompt_password("Repeat it: ")
+                    .map_err(|e| Error::Usage(format!("prompt: {e}")))?,
             );
             if *again != *code {
                 return Err(Error::Usage("the two codes differ".into()));
@@ -164,7 +166,8 @@ async fn create(a: CreateArgs) -> Result<ExitCode> {
     if !(RECORD_ID_MIN..=RECORD_ID_MAX).contains(&record.len()) {
         return Err(Error::Usage(format!("--record must be {RECORD_ID_MIN} to {RECORD_ID_MAX} bytes")));
     }
-    let input = std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
+    let input =
+        std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
     let len = input.metadata().map(|m| m.len()).unwrap_or(0);
     let code = read_code(&a.common, true)?;
     let client = connect(&a.common).await?;
@@ -173,7 +176,11 @@ async fn create(a: CreateArgs) -> Result<ExitCode> {
     let remaining = client.register(&record, &code, &key).await?;
     let registered_ms = t.elapsed().as_secs_f64() * 1e3;
     if !a.common.json {
-        println!("registered record {} on node {} ({registered_ms:.0} ms): {remaining} guesses allowed", hex::encode(&record), client.node_id());
+        println!(
+            "registered record {} on node {} ({registered_ms:.0} ms): {remaining} guesses allowed",
+            hex::encode(&record),
+            client.node_id()
+        );
     }
 
     let tmp = temp_path(&a.output);
@@ -190,13 +197,14 @@ async fn create(a: CreateArgs) -> Result<ExitCode> {
         |_| {},
     );
     b.finish_and_clear();
-    let total = match sealed.and_then(|n| out.sync_all().map(|_| n).map_err(|_| bkv_protocol::Error::EnvelopeIo)) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
+    let total =
+        match sealed.and_then(|n| out.sync_all().map(|_| n).map_err(|_| bkv_protocol::Error::EnvelopeIo)) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        };
     std::fs::rename(&tmp, &a.output).map_err(file_io(&a.output))?;
     if a.common.json {
         let v = serde_json::json!({
@@ -211,7 +219,8 @@ async fn create(a: CreateArgs) -> Result<ExitCode> {
 }
 
 async fn restore(a: RestoreArgs) -> Result<ExitCode> {
-    let mut input = std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
+    let mut input =
+        std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
     let len = input.metadata().map(|m| m.len()).unwrap_or(0);
     let (header, _) = backup_envelope::read_header(&mut input)?;
     let code = read_code(&a.common, false)?;
@@ -224,12 +233,14 @@ async fn restore(a: RestoreArgs) -> Result<ExitCode> {
             if a.common.json {
                 println!("{}", serde_json::json!({"error": "vault.code.invalid", "remaining": remaining}));
             }
-            eprintln!("error [vault.code.invalid]: wrong recovery code; {remaining} guesses left for this backup");
+            eprintln!(
+                "error [vault.code.invalid]: wrong recovery code; {remaining} guesses left for this backup"
+            );
             return Ok(ExitCode::from(1));
         }
         Recovery::Recovered { backup_key, remaining } => {
-            let input =
-                std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
+            let input = std::fs::File::open(&a.input)
+                .map_err(|source| Error::Read { path: a.input.clone(), source })?;
             let tmp = temp_path(&a.output);
             let out = std::fs::File::create(&tmp).map_err(file_io(&tmp))?;
             let b = bar(len, a.common.json, "decrypting");
@@ -256,7 +267,11 @@ async fn restore(a: RestoreArgs) -> Result<ExitCode> {
         });
         println!("{v}");
     } else {
-        println!("restored {} (record {}; {remaining} guesses allowed now)", a.output.display(), hex::encode(&header.record_id));
+        println!(
+            "restored {} (record {}; {remaining} guesses allowed now)",
+            a.output.display(),
+            hex::encode(&header.record_id)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

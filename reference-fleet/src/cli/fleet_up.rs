@@ -111,7 +111,14 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
                 crate::hsm::KEK_ENV
             );
         }
-        println!("\nfleet {} epoch {}: {} nodes, quorum {}, guess limit {}", r.fleet_id, r.epoch, r.nodes.len(), r.quorum, r.guess_limit);
+        println!(
+            "\nfleet {} epoch {}: {} nodes, quorum {}, guess limit {}",
+            r.fleet_id,
+            r.epoch,
+            r.nodes.len(),
+            r.quorum,
+            r.guess_limit
+        );
         for n in &r.nodes {
             println!("  {:<8} {:<9} {}   (raft {})", n.id, n.datacenter, n.url, n.raft);
         }
@@ -136,7 +143,10 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     }
     tokio::signal::ctrl_c().await.map_err(|e| crate::error::Error::Usage(format!("signal: {e}")))?;
     if !json {
-        println!("stopping: every acknowledged request is on a majority's disk; `bkv fleet up --dir {}` restarts it", args.dir.display());
+        println!(
+            "stopping: every acknowledged request is on a majority's disk; `bkv fleet up --dir {}` restarts it",
+            args.dir.display()
+        );
     }
     fleet.shutdown().await;
     Ok(ExitCode::SUCCESS)
