@@ -1,10 +1,15 @@
-//! Registrations and recoveries per second through the bkv vault in process (sessions +
-//! vault server + state machine), against the bare opaque-ke + HPKE work of the same
-//! flows measured in the same run (spec/vault.md, spec/session.md).
+//! Registrations and recoveries per second against a single fleet node over HTTP, and
+//! through the bkv vault in process (sessions + vault server + state machine), each
+//! against the bare opaque-ke + HPKE work of the same flows measured in the same run
+//! (spec/vault.md, spec/session.md).
 //!
-//! `cargo bench -p bkv-protocol --bench vault`. Both sides use the TEST Argon2id profile
-//! (spec/vault.md §2.1) so the KSF does not hide the protocol's own cost.
+//! `cargo bench -p bkv-fleet --bench vault`. Every side uses the TEST Argon2id profile
+//! (spec/vault.md §2.1) so the KSF does not hide the protocol's own cost. The single node
+//! is a one-node fleet of `bkv fleet up` on loopback: HTTP, the session, the vault, and a
+//! Raft log on redb that fsyncs every command before the answer.
 
+use bkv_fleet::client::{FleetClient, Persisted, Recovery};
+use bkv_fleet::fleet::{FleetConfig, LocalFleet};
 use bkv_protocol::session::{self, SessionSecretKey, SessionServer, SessionTarget};
 use bkv_protocol::state_machine::StateMachine;
 use bkv_protocol::vault::{
@@ -229,6 +234,43 @@ fn bench(c: &mut Criterion) {
     g.bench_function("recover/bare_opaque_hpke", |b| b.iter(|| bare.recover(&rec)));
     fx.register(&rec);
     g.bench_function("recover/bkv", |b| b.iter(|| fx.recover(&rec)));
+
+    // One node over HTTP.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("bkv-bench-vault-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (fleet, client) = rt.block_on(async {
+        let config = FleetConfig::new(FLEET, 1);
+        let fleet = LocalFleet::create(&dir, &config, |_| {}).await.unwrap();
+        let now = bkv_fleet::cli::output::now();
+        let client = FleetClient::connect(
+            &fleet.nodes[0].url,
+            &fleet.trust,
+            &Persisted::default(),
+            KsfParams::TEST,
+            now,
+        )
+        .await
+        .unwrap()
+        .0;
+        (fleet, client)
+    });
+    let key = BackupKey::generate(&mut ChaCha20Rng::seed_from_u64(9));
+    g.bench_function("register/single_node_http", |b| {
+        b.iter(|| {
+            counter += 1;
+            rt.block_on(client.register(&record_id(counter), b"123456", &key)).unwrap()
+        })
+    });
+    rt.block_on(client.register(&rec, b"123456", &key)).unwrap();
+    g.bench_function("recover/single_node_http", |b| {
+        b.iter(|| match rt.block_on(client.recover(&rec, b"123456")).unwrap() {
+            Recovery::Recovered { .. } => {}
+            Recovery::WrongCode { .. } => panic!("not recovered"),
+        })
+    });
+    rt.block_on(fleet.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
     g.finish();
 }
 
