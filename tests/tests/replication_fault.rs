@@ -19,7 +19,6 @@ mod replication_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use bkv_fleet::replication::raft::{RaftCommandLog, Timing};
 use bkv_protocol::Error;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use replication_common::{Cluster, state};
+use replication_common::{ChaosStats, Cluster, chaos, state};
 
 const NODES: usize = 5;
 const LIMIT: u64 = 6;
@@ -137,7 +136,7 @@ struct Stats {
     partitions: usize,
 }
 
-async fn run(seed: u64, chaos: Duration) -> Result<Stats, String> {
+async fn run(seed: u64, chaos_for: Duration) -> Result<Stats, String> {
     let start = Instant::now();
     let h = Arc::new(History::default());
     let mut c = Cluster::start(&format!("fault-{seed:x}"), NODES, LIMIT, Timing::fast()).await;
@@ -148,149 +147,8 @@ async fn run(seed: u64, chaos: Duration) -> Result<Stats, String> {
         .map(|i| tokio::spawn(client(i, seed, dir.clone(), stop.clone(), h.clone(), start)))
         .collect();
 
-    // The seeded scheduler. It stays inside the fault model of spec §8: at most
-    // n - q = 2 nodes faulty at a time, where faulty = down, cut off by the current
-    // partition, or restarted from an older disk and not yet caught up; and at most one
-    // node restarted from an older disk and not yet caught up.
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // copies[i] = (older disk of node i, the downtime it was taken in).
-    let mut copies: Vec<Option<(PathBuf, u64)>> = vec![None; NODES];
-    // recovering = (node, log index it must apply) after a restart from an older disk.
-    let mut recovering: Option<(usize, u64)>;
-    let mut side: Vec<u64> = Vec::new();
-    let mut downtime = 0u64;
-    let (mut rollbacks, mut kills, mut partitions) = (0, 0, 0);
-    // Every run starts with one scripted restart from an older disk, under load, so that
-    // even the short run covers it; the random schedule may add more.
-    {
-        let i = (rng.next_u64() % NODES as u64) as usize;
-        c.kill(i).await;
-        let old = c.copy_disk(i, "scripted");
-        c.restart(i).await;
-        publish(&c, &dir);
-        h.event(start, format!("kill node {i} (disk copied), restart"));
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        c.kill(i).await;
-        let target = c.nodes.iter().flatten().filter_map(|n| n.status().last_log_id.map(|l| l.index)).max();
-        let target = target.unwrap_or(0);
-        c.restart_from(i, &old).await;
-        publish(&c, &dir);
-        recovering = Some((i, target));
-        rollbacks += 1;
-        kills += 2;
-        h.event(start, format!("restart node {i} from its older disk (scripted), must reach {target}"));
-    }
-    while start.elapsed() < chaos {
-        tokio::time::sleep(Duration::from_millis(150 + rng.next_u64() % 450)).await;
-        if let Some((i, target)) = recovering
-            && let Some(node) = c.nodes[i].as_ref()
-        {
-            let st = node.status();
-            if st.gate_open && st.last_applied.is_some_and(|a| a >= target) {
-                h.event(start, format!("node {i} caught up after its older disk"));
-                recovering = None;
-            }
-        }
-        let down: Vec<usize> = (0..NODES).filter(|&i| !c.is_up(i)).collect();
-        let faulty = |extra: &[usize], side: &[u64]| -> usize {
-            let mut f: BTreeSet<usize> = down.iter().copied().chain(extra.iter().copied()).collect();
-            f.extend(recovering.map(|r| r.0));
-            f.extend(side.iter().map(|&n| n as usize));
-            f.len()
-        };
-        match rng.next_u64() % 5 {
-            0 | 1 => {
-                let up = c.up();
-                let i = up[(rng.next_u64() % up.len() as u64) as usize];
-                if faulty(&[i], &side) > 2 {
-                    continue;
-                }
-                c.kill(i).await;
-                kills += 1;
-                downtime += 1;
-                let mut note = String::new();
-                if copies[i].is_none() && rng.next_u64() % 2 == 0 {
-                    copies[i] = Some((c.copy_disk(i, &downtime.to_string()), downtime));
-                    note = " (disk copied)".into();
-                }
-                h.event(start, format!("kill node {i}{note}"));
-            }
-            2 if !down.is_empty() => {
-                let i = down[(rng.next_u64() % down.len() as u64) as usize];
-                match copies[i].clone() {
-                    Some((path, taken))
-                        if taken < downtime
-                            && recovering.is_none_or(|r| r.0 == i)
-                            && rng.next_u64() % 2 == 0 =>
-                    {
-                        let target = c
-                            .nodes
-                            .iter()
-                            .flatten()
-                            .filter_map(|n| n.status().last_log_id.map(|l| l.index))
-                            .max()
-                            .unwrap_or(0);
-                        h.event(
-                            start,
-                            format!(
-                                "restart node {i} from its older disk (copy {taken}), must reach {target}"
-                            ),
-                        );
-                        c.restart_from(i, &path).await;
-                        copies[i] = None;
-                        recovering = Some((i, target));
-                        rollbacks += 1;
-                    }
-                    _ => {
-                        h.event(start, format!("restart node {i}"));
-                        c.restart(i).await;
-                    }
-                }
-            }
-            3 => {
-                c.faults.heal();
-                side.clear();
-                // Cut off 1 or 2 nodes, within the fault budget: nodes already faulty are free.
-                let budget = 2 - faulty(&[], &[]).min(2);
-                let already: Vec<u64> = (0..NODES)
-                    .filter(|&i| down.contains(&i) || recovering.is_some_and(|r| r.0 == i))
-                    .map(|i| i as u64)
-                    .collect();
-                let size = 1 + (rng.next_u64() % 2) as usize;
-                let mut cut = BTreeSet::new();
-                for _ in 0..20 {
-                    if cut.len() >= size {
-                        break;
-                    }
-                    let n = rng.next_u64() % NODES as u64;
-                    let extra = cut.iter().filter(|x| !already.contains(x)).count();
-                    if already.contains(&n) || extra < budget {
-                        cut.insert(n);
-                    }
-                }
-                let cut: Vec<u64> = cut.into_iter().collect();
-                if cut.is_empty() || faulty(&[], &cut) > 2 {
-                    h.event(start, "heal".into());
-                    continue;
-                }
-                c.faults.partition(&cut, NODES);
-                side = cut;
-                partitions += 1;
-                h.event(start, format!("partition {side:?} from the rest"));
-            }
-            _ => {
-                c.faults.heal();
-                side.clear();
-                for _ in 0..3 {
-                    let (a, b) = (rng.next_u64() % NODES as u64, rng.next_u64() % NODES as u64);
-                    let d = Duration::from_millis(rng.next_u64() % 150);
-                    c.faults.delay(a, b, d);
-                }
-                h.event(start, "heal; delay 3 random links".into());
-            }
-        }
-        publish(&c, &dir);
-    }
+    let ChaosStats { rollbacks, kills, partitions } =
+        chaos(&mut c, seed, chaos_for, |e| h.event(start, e), |c| publish(c, &dir)).await;
     stop.store(true, Ordering::SeqCst);
     for t in clients {
         t.await.map_err(|e| format!("client panicked: {e}"))?;

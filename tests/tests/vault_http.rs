@@ -242,3 +242,29 @@ async fn without_a_majority_no_guess_is_served_and_counters_survive_a_full_resta
     assert!(left == 8 || left == 7, "the refused attempt may or may not have been committed, got {left}");
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transport_errors_are_statuses_and_change_nothing() {
+    let dir = scratch("transport");
+    let fleet = fleet(&dir, 1).await;
+    let c = client(&fleet, 0).await;
+    c.register(&record(9), b"right", &BackupKey::generate(&mut OsRng)).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/session", fleet.nodes[0].url);
+    let (sealed, _) = recover_start(c.target(), &record(9), [1u8; 16]);
+    // spec/node-api.md §1 rule 2: wrong media type, oversized body.
+    let r = http.post(&url).header("content-type", "text/plain").body(sealed).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let r =
+        http.post(&url).header("content-type", "application/cbor").body(vec![0u8; 17 * 1024]).send().await;
+    assert_eq!(r.unwrap().status().as_u16(), 413);
+    // Garbage of an acceptable size is a protocol error inside a 200 (rule 1).
+    let r = http.post(&url).header("content-type", "application/cbor").body(vec![0xffu8; 10]).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, wait) = recover_start(c.target(), &record(9), [2u8; 16]);
+    assert_eq!(wait.open(&r.bytes().await.unwrap()).unwrap_err().code(), "cbor.malformed");
+    // None of it was a guess.
+    assert_eq!(remaining_after_wrong(c.recover(&record(9), b"wrong").await.unwrap()), 9);
+    fleet.shutdown().await;
+}

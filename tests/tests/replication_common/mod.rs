@@ -1,5 +1,6 @@
-//! A loopback fleet of Raft nodes running the guess-counter model, with fault injection.
-//! spec/fleet-replication.md. Shared by the `replication_*` tests.
+//! A loopback fleet of Raft nodes running a state machine (the guess-counter model or the
+//! vault), with fault injection and the seeded fault scheduler. spec/fleet-replication.md.
+//! Shared by the `replication_*` and `vault_fault` tests.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,14 +57,14 @@ impl LinkFilter for Faults {
 }
 
 /// A fleet of `n` nodes on loopback, each with its own redb directory.
-pub struct Cluster {
+pub struct Cluster<S = GuessCounter> {
     pub members: Arc<FleetMembers>,
     pub dirs: Vec<PathBuf>,
     signers: Vec<Arc<Ed25519Signer>>,
-    pub nodes: Vec<Option<RaftNode<GuessCounter>>>,
+    pub nodes: Vec<Option<RaftNode<S>>>,
     pub faults: Arc<Faults>,
     pub timing: Timing,
-    pub limit: u64,
+    initial: S,
     root: PathBuf,
 }
 
@@ -71,9 +72,16 @@ fn free_addr() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-impl Cluster {
-    /// Start a fresh fleet and wait until it has a leader.
+impl Cluster<GuessCounter> {
+    /// Start a fresh fleet of the guess-counter model and wait until it has a leader.
     pub async fn start(name: &str, n: usize, limit: u64, timing: Timing) -> Cluster {
+        Cluster::start_with(name, n, timing, GuessCounter::new(limit)).await
+    }
+}
+
+impl<S: StateMachine + Clone> Cluster<S> {
+    /// Start a fresh fleet whose nodes begin from `initial`, and wait until it has a leader.
+    pub async fn start_with(name: &str, n: usize, timing: Timing, initial: S) -> Cluster<S> {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let signers: Vec<_> =
@@ -95,7 +103,7 @@ impl Cluster {
             nodes: (0..n).map(|_| None).collect(),
             faults: Arc::new(Faults::default()),
             timing,
-            limit,
+            initial,
             root,
         };
         for i in 0..n {
@@ -114,7 +122,7 @@ impl Cluster {
             timing: self.timing,
             links: self.faults.clone(),
         };
-        let node = RaftNode::start(self.members.clone(), opts, GuessCounter::new(self.limit))
+        let node = RaftNode::start(self.members.clone(), opts, self.initial.clone())
             .await
             .unwrap_or_else(|e| panic!("node {i} failed to start: {e}"));
         self.nodes[i] = Some(node);
@@ -132,7 +140,7 @@ impl Cluster {
         (0..self.n()).filter(|&i| self.is_up(i)).collect()
     }
 
-    pub fn log(&self, i: usize) -> Option<RaftCommandLog<GuessCounter>> {
+    pub fn log(&self, i: usize) -> Option<RaftCommandLog<S>> {
         self.nodes[i].as_ref().map(|n| n.command_log())
     }
 
@@ -240,4 +248,169 @@ fn copy_dir(src: &Path, dst: &Path) {
 /// Decode the converged state bytes.
 pub fn state(bytes: &[u8]) -> GuessCounter {
     GuessCounter::restore(bytes).expect("state restores")
+}
+
+/// What the scheduler did.
+pub struct ChaosStats {
+    pub rollbacks: usize,
+    pub kills: usize,
+    pub partitions: usize,
+}
+
+/// The seeded fault scheduler of the fault tests, run for `duration` against `c` while
+/// clients load it. It kills and restarts nodes, restarts nodes from an older copy of their
+/// disk, partitions the network and delays links; `event` receives a line per fault and
+/// `changed` is called whenever the set of running nodes changes.
+pub async fn chaos<S: StateMachine + Clone>(
+    c: &mut Cluster<S>,
+    seed: u64,
+    duration: Duration,
+    mut event: impl FnMut(String),
+    mut changed: impl FnMut(&Cluster<S>),
+) -> ChaosStats {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+    let begin = Instant::now();
+    let nodes = c.n();
+    // The seeded scheduler. It stays inside the fault model of spec §8: at most
+    // n - q = 2 nodes faulty at a time, where faulty = down, cut off by the current
+    // partition, or restarted from an older disk and not yet caught up; and at most one
+    // node restarted from an older disk and not yet caught up.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // copies[i] = (older disk of node i, the downtime it was taken in).
+    let mut copies: Vec<Option<(PathBuf, u64)>> = vec![None; nodes];
+    // recovering = (node, log index it must apply) after a restart from an older disk.
+    let mut recovering: Option<(usize, u64)>;
+    let mut side: Vec<u64> = Vec::new();
+    let mut downtime = 0u64;
+    let (mut rollbacks, mut kills, mut partitions) = (0, 0, 0);
+    // Every run starts with one scripted restart from an older disk, under load, so that
+    // even the short run covers it; the random schedule may add more.
+    {
+        let i = (rng.next_u64() % nodes as u64) as usize;
+        c.kill(i).await;
+        let old = c.copy_disk(i, "scripted");
+        c.restart(i).await;
+        changed(c);
+        event(format!("kill node {i} (disk copied), restart"));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.kill(i).await;
+        let target = c.nodes.iter().flatten().filter_map(|n| n.status().last_log_id.map(|l| l.index)).max();
+        let target = target.unwrap_or(0);
+        c.restart_from(i, &old).await;
+        changed(c);
+        recovering = Some((i, target));
+        rollbacks += 1;
+        kills += 2;
+        event(format!("restart node {i} from its older disk (scripted), must reach {target}"));
+    }
+    while begin.elapsed() < duration {
+        tokio::time::sleep(Duration::from_millis(150 + rng.next_u64() % 450)).await;
+        if let Some((i, target)) = recovering
+            && let Some(node) = c.nodes[i].as_ref()
+        {
+            let st = node.status();
+            if st.gate_open && st.last_applied.is_some_and(|a| a >= target) {
+                event(format!("node {i} caught up after its older disk"));
+                recovering = None;
+            }
+        }
+        let down: Vec<usize> = (0..nodes).filter(|&i| !c.is_up(i)).collect();
+        let faulty = |extra: &[usize], side: &[u64]| -> usize {
+            let mut f: BTreeSet<usize> = down.iter().copied().chain(extra.iter().copied()).collect();
+            f.extend(recovering.map(|r| r.0));
+            f.extend(side.iter().map(|&n| n as usize));
+            f.len()
+        };
+        match rng.next_u64() % 5 {
+            0 | 1 => {
+                let up = c.up();
+                let i = up[(rng.next_u64() % up.len() as u64) as usize];
+                if faulty(&[i], &side) > 2 {
+                    continue;
+                }
+                c.kill(i).await;
+                kills += 1;
+                downtime += 1;
+                let mut note = String::new();
+                if copies[i].is_none() && rng.next_u64() % 2 == 0 {
+                    copies[i] = Some((c.copy_disk(i, &downtime.to_string()), downtime));
+                    note = " (disk copied)".into();
+                }
+                event(format!("kill node {i}{note}"));
+            }
+            2 if !down.is_empty() => {
+                let i = down[(rng.next_u64() % down.len() as u64) as usize];
+                match copies[i].clone() {
+                    Some((path, taken))
+                        if taken < downtime
+                            && recovering.is_none_or(|r| r.0 == i)
+                            && rng.next_u64() % 2 == 0 =>
+                    {
+                        let target = c
+                            .nodes
+                            .iter()
+                            .flatten()
+                            .filter_map(|n| n.status().last_log_id.map(|l| l.index))
+                            .max()
+                            .unwrap_or(0);
+                        event(format!(
+                            "restart node {i} from its older disk (copy {taken}), must reach {target}"
+                        ));
+                        c.restart_from(i, &path).await;
+                        copies[i] = None;
+                        recovering = Some((i, target));
+                        rollbacks += 1;
+                    }
+                    _ => {
+                        event(format!("restart node {i}"));
+                        c.restart(i).await;
+                    }
+                }
+            }
+            3 => {
+                c.faults.heal();
+                side.clear();
+                // Cut off 1 or 2 nodes, within the fault budget: nodes already faulty are free.
+                let budget = 2 - faulty(&[], &[]).min(2);
+                let already: Vec<u64> = (0..nodes)
+                    .filter(|&i| down.contains(&i) || recovering.is_some_and(|r| r.0 == i))
+                    .map(|i| i as u64)
+                    .collect();
+                let size = 1 + (rng.next_u64() % 2) as usize;
+                let mut cut = BTreeSet::new();
+                for _ in 0..20 {
+                    if cut.len() >= size {
+                        break;
+                    }
+                    let n = rng.next_u64() % nodes as u64;
+                    let extra = cut.iter().filter(|x| !already.contains(x)).count();
+                    if already.contains(&n) || extra < budget {
+                        cut.insert(n);
+                    }
+                }
+                let cut: Vec<u64> = cut.into_iter().collect();
+                if cut.is_empty() || faulty(&[], &cut) > 2 {
+                    event("heal".into());
+                    continue;
+                }
+                c.faults.partition(&cut, nodes);
+                side = cut;
+                partitions += 1;
+                event(format!("partition {side:?} from the rest"));
+            }
+            _ => {
+                c.faults.heal();
+                side.clear();
+                for _ in 0..3 {
+                    let (a, b) = (rng.next_u64() % nodes as u64, rng.next_u64() % nodes as u64);
+                    let d = Duration::from_millis(rng.next_u64() % 150);
+                    c.faults.delay(a, b, d);
+                }
+                event("heal; delay 3 random links".into());
+            }
+        }
+        changed(c);
+    }
+    ChaosStats { rollbacks, kills, partitions }
 }
