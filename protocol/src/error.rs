@@ -239,6 +239,24 @@ define_errors! {
     FleetRpcStale => "fleet.rpc.stale",
     /// A node RPC reply does not match the request's kind or nonce.
     FleetRpcReplyMismatch => "fleet.rpc.reply_mismatch",
+
+    // ---- spec/rotation.md: fleet rotation ----------------------------------------------
+    /// The new bundle is not epoch E + 1 of this fleet chained to this fleet's bundle.
+    RotationSuccessorInvalid => "rotation.successor.invalid",
+    /// The successor's OPAQUE key is not this fleet's, so no registration could move.
+    RotationOpaqueMismatch => "rotation.opaque.mismatch",
+    /// The successor's guess limit differs from this fleet's.
+    RotationPolicyMismatch => "rotation.policy.mismatch",
+    /// The sealed export is for another fleet, epoch, node or bundle, or its records are malformed.
+    RotationExportMismatch => "rotation.export.mismatch",
+    /// The sealed export does not open with this node's session key.
+    RotationOpenFailed => "rotation.open.failed",
+    /// This fleet has been retired: fetch the fleet's current bundle (pinned apps: update the app).
+    RotationFleetRetired => "rotation.fleet.retired",
+    /// The import is not the first event of a new fleet, or destroy came before retire.
+    RotationImportRefused => "rotation.import.refused",
+    /// This fleet has not imported its predecessor's records yet; retry later.
+    RotationImportPending => "rotation.import.pending",
 }
 
 impl Error {

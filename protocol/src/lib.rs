@@ -10,6 +10,7 @@ pub mod backup_envelope;
 pub mod cbor;
 pub mod crypto;
 pub mod error;
+pub mod rotation;
 pub mod session;
 pub mod state_machine;
 pub mod validation_bundle;

@@ -498,3 +498,31 @@ impl SessionServer {
         })
     }
 }
+
+/// Single-shot HPKE base-mode seal with the session suite (spec/session.md §2) to the X25519
+/// public key `pk` under `info`: returns `(enc, ct)`. Used by spec/rotation.md §4.
+pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    pk: &[u8; 32],
+    info: &[u8],
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let pk = <Kem as KemTrait>::PublicKey::from_bytes(pk).map_err(|_| Error::CoseKeyInvalid)?;
+    let (enc, mut ctx) = hpke::setup_sender::<HpkeAead, Kdf, Kem, R>(&OpModeS::Base, &pk, info, rng)
+        .map_err(|_| Error::CoseKeyInvalid)?;
+    let ct = ctx.seal(plaintext, b"").map_err(|_| Error::CoseKeyInvalid)?;
+    Ok((enc.to_bytes().to_vec(), ct))
+}
+
+/// Single-shot HPKE base-mode open with `key`; `None` for every failure (the caller maps
+/// it to one code, so the step is no oracle).
+pub(crate) fn hpke_open(
+    key: &SessionSecretKey,
+    enc: &[u8],
+    info: &[u8],
+    ct: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let enc = <Kem as KemTrait>::EncappedKey::from_bytes(enc).ok()?;
+    let mut ctx = hpke::setup_receiver::<HpkeAead, Kdf, Kem>(&OpModeR::Base, &key.hpke(), &enc, info).ok()?;
+    ctx.open(ct, b"").ok().map(Zeroizing::new)
+}

@@ -9,6 +9,7 @@ use super::server::STORED_REGISTRATION_LEN;
 use super::{RECORD_ID_MAX, WRAPPED_KEY_LEN, check_record_id};
 use crate::cbor;
 use crate::error::{Error, Result};
+use crate::rotation::{ExportedRecord, ExportedState, check_records};
 use crate::session::{REQUEST_ID_LEN, REQUEST_WINDOW_SECS};
 use crate::state_machine::StateMachine;
 use serde::{Deserialize, Serialize};
@@ -99,16 +100,50 @@ pub enum VaultCommand {
         /// Generation returned by the AttemptStart.
         generation: u64,
     },
+    /// spec/rotation.md §3: retire this fleet for a verified successor; output the export.
+    Retire {
+        /// Operator request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Request time.
+        time: u64,
+        /// SHA-256 of the successor's bundle.
+        #[serde(with = "serde_bytes")]
+        successor: Vec<u8>,
+    },
+    /// spec/rotation.md §5: import the predecessor's records (a new fleet's first command).
+    Import {
+        /// Operator request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Request time.
+        time: u64,
+        /// The predecessor's epoch.
+        from_epoch: u64,
+        /// The exported records, sorted by id.
+        records: Vec<ExportedRecord>,
+    },
+    /// spec/rotation.md §6: drop every record of a retired fleet.
+    Destroy {
+        /// Operator request id.
+        #[serde(with = "serde_bytes")]
+        request_id: Vec<u8>,
+        /// Request time.
+        time: u64,
+    },
 }
 
 impl VaultCommand {
-    fn header(&self) -> (&[u8], u64, &[u8]) {
+    fn header(&self) -> (&[u8], u64, Option<&[u8]>) {
         match self {
             VaultCommand::Register { request_id, time, record, .. }
             | VaultCommand::AttemptStart { request_id, time, record }
             | VaultCommand::AttemptSuccess { request_id, time, record, .. }
             | VaultCommand::Rekey { request_id, time, record, .. }
-            | VaultCommand::Delete { request_id, time, record, .. } => (request_id, *time, record),
+            | VaultCommand::Delete { request_id, time, record, .. } => (request_id, *time, Some(record)),
+            VaultCommand::Retire { request_id, time, .. }
+            | VaultCommand::Import { request_id, time, .. }
+            | VaultCommand::Destroy { request_id, time } => (request_id, *time, None),
         }
     }
 }
@@ -149,6 +184,18 @@ pub enum VaultOutput {
     },
     /// Delete: the record is gone.
     Deleted,
+    /// Retire: the fleet is retired; every record, sorted by id (spec/rotation.md §3).
+    Retired {
+        /// The records to export.
+        records: Vec<ExportedRecord>,
+    },
+    /// Import: this many records were imported (spec/rotation.md §5).
+    Imported {
+        /// Number of records.
+        records: u64,
+    },
+    /// Destroy: every record of the retired fleet is gone (spec/rotation.md §6).
+    Destroyed,
     /// The command failed with this code and changed nothing.
     Error {
         /// The spec code.
@@ -225,10 +272,22 @@ impl Entry {
     }
 }
 
+/// Where a fleet's vault is in its life (spec/rotation.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Serving (a first fleet, or a successor after its import).
+    Open,
+    /// A successor before its import: only `import` is accepted.
+    AwaitingImport,
+    /// Retired for the successor bundle with this digest; `destroyed` once records are dropped.
+    Retired { successor: [u8; 32], destroyed: bool },
+}
+
 /// The vault state machine (spec/vault.md §8).
 #[derive(Clone)]
 pub struct VaultStateMachine {
     guess_limit: u32,
+    phase: Phase,
     max_time: u64,
     records: BTreeMap<Vec<u8>, Entry>,
     seen: BTreeMap<[u8; REQUEST_ID_LEN], u64>,
@@ -256,11 +315,23 @@ impl VaultStateMachine {
         assert!((1..=100).contains(&guess_limit), "guess_limit is 1..=100 (spec/validation-bundle.md §3.2)");
         Self {
             guess_limit,
+            phase: Phase::Open,
             max_time: 0,
             records: BTreeMap::new(),
             seen: BTreeMap::new(),
             seen_by_time: BTreeSet::new(),
         }
+    }
+
+    /// The empty vault of a successor fleet: it accepts only the import of its
+    /// predecessor's records (spec/rotation.md §5).
+    pub fn awaiting_import(guess_limit: u32) -> Self {
+        Self { phase: Phase::AwaitingImport, ..Self::new(guess_limit) }
+    }
+
+    /// Whether this fleet has been retired (spec/rotation.md §3).
+    pub fn is_retired(&self) -> bool {
+        matches!(self.phase, Phase::Retired { .. })
     }
 
     /// The fleet's guess limit.
@@ -289,7 +360,11 @@ impl VaultStateMachine {
         let (request_id, time, record) = command.header();
         // A1: shape.
         let id: [u8; REQUEST_ID_LEN] = request_id.try_into().map_err(|_| Error::CborSchema)?;
-        check_record_id(record)?;
+        if let Some(record) = record {
+            check_record_id(record)?;
+        }
+        // spec/rotation.md §3 RT3, §5: the phase admits the command.
+        self.admit(command)?;
         // A2: replay.
         let horizon = self.max_time.saturating_sub(SEEN_RETENTION_SECS);
         if time < horizon {
@@ -305,6 +380,52 @@ impl VaultStateMachine {
         self.max_time = self.max_time.max(time);
         self.prune();
         Ok(out)
+    }
+
+    /// spec/rotation.md: which commands each phase accepts.
+    fn admit(&self, command: &VaultCommand) -> Result<()> {
+        match (&self.phase, command) {
+            (Phase::AwaitingImport, VaultCommand::Import { .. }) => Ok(()),
+            (Phase::AwaitingImport, _) => Err(Error::RotationImportPending),
+            (Phase::Open, VaultCommand::Import { .. } | VaultCommand::Destroy { .. }) => {
+                Err(Error::RotationImportRefused)
+            }
+            (Phase::Open, _) => Ok(()),
+            (Phase::Retired { successor, destroyed: false }, VaultCommand::Retire { successor: s, .. })
+                if successor.as_slice() == s.as_slice() =>
+            {
+                Ok(())
+            }
+            (Phase::Retired { .. }, VaultCommand::Destroy { .. }) => Ok(()),
+            (Phase::Retired { .. }, _) => Err(Error::RotationFleetRetired),
+        }
+    }
+
+    /// spec/rotation.md §3 RT2: every record, sorted by id.
+    fn export(&self) -> Vec<ExportedRecord> {
+        self.records
+            .iter()
+            .map(|(id, e)| match e {
+                Entry::Active { registration, wrapped_key, remaining, .. } => ExportedRecord {
+                    id: id.clone(),
+                    state: if registration.is_some() {
+                        ExportedState::Registered
+                    } else {
+                        ExportedState::Unregistered
+                    },
+                    registration: registration.as_ref().map(|r| r.to_vec()),
+                    wrapped_key: wrapped_key.as_ref().map(|w| w.to_vec()),
+                    remaining: *remaining,
+                },
+                Entry::Locked { .. } => ExportedRecord {
+                    id: id.clone(),
+                    state: ExportedState::Locked,
+                    registration: None,
+                    wrapped_key: None,
+                    remaining: 0,
+                },
+            })
+            .collect()
     }
 
     fn remember(&mut self, id: [u8; REQUEST_ID_LEN], time: u64) {
@@ -410,6 +531,36 @@ impl VaultStateMachine {
                 self.records.remove(record);
                 Ok(VaultOutput::Deleted)
             }
+            VaultCommand::Retire { successor, .. } => {
+                let successor: [u8; 32] = successor.as_slice().try_into().map_err(|_| Error::CborSchema)?;
+                self.phase = Phase::Retired { successor, destroyed: false };
+                Ok(VaultOutput::Retired { records: self.export() })
+            }
+            VaultCommand::Import { records, .. } => {
+                check_records(records, limit)?;
+                for r in records {
+                    let entry = match r.state {
+                        ExportedState::Locked => Entry::Locked { generation: 0 },
+                        state => Entry::Active {
+                            registration: r.registration.clone().map(Zeroizing::new),
+                            wrapped_key: r.wrapped_key.clone().map(Zeroizing::new),
+                            remaining: r.remaining,
+                            generation: u64::from(state == ExportedState::Registered),
+                        },
+                    };
+                    self.records.insert(r.id.clone(), entry);
+                }
+                self.phase = Phase::Open;
+                Ok(VaultOutput::Imported { records: records.len() as u64 })
+            }
+            VaultCommand::Destroy { .. } => {
+                // Dropping the entries zeroizes their secrets.
+                self.records.clear();
+                if let Phase::Retired { destroyed, .. } = &mut self.phase {
+                    *destroyed = true;
+                }
+                Ok(VaultOutput::Destroyed)
+            }
         }
     }
 }
@@ -428,6 +579,8 @@ fn check_wrapped(wrapped: &[u8]) -> Result<()> {
 struct Snapshot {
     v: u64,
     guess_limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phase: Option<SnapshotPhase>,
     max_time: u64,
     records: Vec<SnapshotRecord>,
     seen: Vec<SnapshotSeen>,
@@ -445,6 +598,18 @@ struct SnapshotRecord {
     wrapped_key: Option<Vec<u8>>,
     remaining: u32,
     generation: u64,
+}
+
+/// spec/vault.md §8.4 `phase` (absent: open).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum SnapshotPhase {
+    AwaitingImport,
+    Retired {
+        #[serde(with = "serde_bytes")]
+        successor: Vec<u8>,
+        destroyed: bool,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -501,9 +666,17 @@ impl StateMachine for VaultStateMachine {
             })
             .collect();
         let seen = self.seen.iter().map(|(id, t)| SnapshotSeen { id: id.to_vec(), time: *t }).collect();
+        let phase = match &self.phase {
+            Phase::Open => None,
+            Phase::AwaitingImport => Some(SnapshotPhase::AwaitingImport),
+            Phase::Retired { successor, destroyed } => {
+                Some(SnapshotPhase::Retired { successor: successor.to_vec(), destroyed: *destroyed })
+            }
+        };
         cbor::to_vec(&Snapshot {
             v: 1,
             guess_limit: self.guess_limit,
+            phase,
             max_time: self.max_time,
             records,
             seen,
@@ -516,6 +689,14 @@ impl StateMachine for VaultStateMachine {
             return Err(Error::CborSchema);
         }
         let mut sm = VaultStateMachine::new(s.guess_limit);
+        sm.phase = match s.phase {
+            None => Phase::Open,
+            Some(SnapshotPhase::AwaitingImport) => Phase::AwaitingImport,
+            Some(SnapshotPhase::Retired { successor, destroyed }) => Phase::Retired {
+                successor: successor.as_slice().try_into().map_err(|_| Error::CborSchema)?,
+                destroyed,
+            },
+        };
         sm.max_time = s.max_time;
         for r in s.records {
             if r.id.len() > RECORD_ID_MAX || sm.records.contains_key(&r.id) {
