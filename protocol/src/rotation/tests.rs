@@ -259,19 +259,19 @@ fn successor_rules_each_have_their_code() {
     let mut p = pair();
     let prev = Some(sha256(&p.old_bundle));
     let (opaque, sessions) = (p.opaque, p.sessions.clone());
-    let good = keyset(&mut p.rng, 2, prev.clone(), opaque, &sessions);
+    let good = keyset(&mut p.rng, 2, prev, opaque, &sessions);
     let v = verified(&mut p, &good);
     check_successor(&p.old, &p.old_bundle, &v).unwrap();
 
     for bad in [
-        keyset(&mut p.rng, 3, prev.clone(), opaque, &sessions),
+        keyset(&mut p.rng, 3, prev, opaque, &sessions),
         keyset(&mut p.rng, 2, Some([0; 32]), opaque, &sessions),
     ] {
         let v = verified(&mut p, &bad);
         assert_eq!(check_successor(&p.old, &p.old_bundle, &v).unwrap_err(), Error::RotationSuccessorInvalid);
     }
     let other_opaque = VaultServerSetup::generate(&mut p.rng).public_key();
-    let bad = keyset(&mut p.rng, 2, prev.clone(), other_opaque, &sessions);
+    let bad = keyset(&mut p.rng, 2, prev, other_opaque, &sessions);
     let v = verified(&mut p, &bad);
     assert_eq!(check_successor(&p.old, &p.old_bundle, &v).unwrap_err(), Error::RotationOpaqueMismatch);
     let mut bad = keyset(&mut p.rng, 2, prev, opaque, &sessions);
