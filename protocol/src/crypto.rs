@@ -212,6 +212,11 @@ impl Esp256Signer {
         Ok(Esp256Signer { key, public })
     }
 
+    /// The 32-byte big-endian scalar (to store the key; zeroized on drop).
+    pub fn scalar(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.key.to_bytes().into())
+    }
+
     /// A fresh key from `rng`.
     pub fn generate(rng: &mut (impl rand_core::CryptoRng + rand_core::RngCore)) -> Self {
         let key = p256::ecdsa::SigningKey::random(rng);

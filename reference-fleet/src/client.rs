@@ -86,6 +86,7 @@ pub struct FleetClient {
     target: SessionTarget,
     ctx: VaultContext,
     keyset: FleetKeySet,
+    pinned: bool,
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
@@ -114,15 +115,58 @@ impl FleetClient {
         let released = LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle")).await?)?;
         let verified = verify_bundle(&released.bundle, &trust.anchors, &held.bundle, now)?;
         let ks = verified.keyset().clone();
-        let logged = verify_logged_bundle(
-            &released.bundle,
-            &ks.fleet_id,
-            ks.epoch,
-            &released.proof,
-            &trust.log,
-            &held.log,
-            None,
-        )?;
+        let verify = |consistency: Option<&[bkv_protocol::audit_log::merkle::Hash]>| {
+            verify_logged_bundle(
+                &released.bundle,
+                &ks.fleet_id,
+                ks.epoch,
+                &released.proof,
+                &trust.log,
+                &held.log,
+                consistency,
+            )
+        };
+        let logged = match verify(None) {
+            // spec/audit-log.md §7.3 step 3: fetch the proof from the held checkpoint and retry.
+            Err(ProtocolError::LogConsistencyMissing) => {
+                let old = held.log.largest.as_ref().map(|h| h.size).unwrap_or(0);
+                let new = released.proof.inclusion.tree_size;
+                let (a, b) = (old.min(new), old.max(new));
+                let raw = get(&http, &format!("{url}/v1/log/consistency/{a}/{b}")).await?;
+                let path: Vec<serde_bytes::ByteBuf> = cbor::from_slice(&raw)?;
+                let path: Vec<bkv_protocol::audit_log::merkle::Hash> = path
+                    .iter()
+                    .map(|h| h.as_slice().try_into().map_err(|_| ProtocolError::LogConsistencyInvalid))
+                    .collect::<Result<_, _>>()?;
+                verify(Some(&path))?
+            }
+            other => other?,
+        };
+        let persisted = Persisted { bundle: verified.next_state(), log: logged.state };
+        let client = Self::bind(http, url, ks, ksf, false).await?;
+        Ok((client, persisted))
+    }
+
+    /// A pinned-mode client (spec/validation-bundle.md §6): the app ships the digest of the
+    /// FleetKeySet in `trust.anchors.pinned`; the FleetKeySet bytes are taken from the
+    /// fleet's bundle and checked against the pin alone. When the fleet answers that it is
+    /// retired, the client reports `pinned.fleet.retired`: the app must be updated.
+    pub async fn connect_pinned(url: &str, trust: &Trust, ksf: KsfParams, now: u64) -> Result<Self> {
+        let url = url.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::new();
+        let released = LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle")).await?)?;
+        let payload = bkv_protocol::validation_bundle::Parsed::parse(&released.bundle)?.payload;
+        let verified = bkv_protocol::validation_bundle::verify_pinned(&payload, &trust.anchors, now)?;
+        Self::bind(http, url, verified.keyset().clone(), ksf, true).await
+    }
+
+    async fn bind(
+        http: reqwest::Client,
+        url: String,
+        ks: FleetKeySet,
+        ksf: KsfParams,
+        pinned: bool,
+    ) -> Result<Self> {
         let info: NodeInfo = cbor::from_slice(&get(&http, &format!("{url}/v1/node")).await?)?;
         // The node's claim only selects a key of the verified set: a node that lies about
         // its id cannot open a request sealed to another node's key.
@@ -139,8 +183,7 @@ impl FleetClient {
             session_key,
         };
         let ctx = VaultContext { fleet_id: ks.fleet_id.clone(), opaque_server_key, ksf };
-        let persisted = Persisted { bundle: verified.next_state(), log: logged.state };
-        Ok((Self { http, url, target, ctx, keyset: ks }, persisted))
+        Ok(Self { http, url, target, ctx, keyset: ks, pinned })
     }
 
     /// The verified FleetKeySet.
@@ -158,7 +201,13 @@ impl FleetClient {
         let (sealed, awaiting) =
             session::seal_request(&mut OsRng, &self.target, crate::cli::output::now(), body)?;
         let raw = self.post(sealed).await?;
-        Ok(awaiting.open(&raw)?)
+        match awaiting.open(&raw) {
+            // spec/rotation.md §3 RT3: a pinned app cannot follow the fleet; it must be updated.
+            Err(ProtocolError::RotationFleetRetired) if self.pinned => {
+                Err(ProtocolError::PinnedFleetRetired.into())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// POST raw bytes to the session endpoint (tests use it to replay requests).

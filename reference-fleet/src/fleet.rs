@@ -15,7 +15,13 @@
 //! - `node-N/hsm.sealed`, `node-N/raft/`: a node's sealed HSM and its Raft storage;
 //! - `released-bundle.cbor` (bundle + log proof, what nodes serve), `bundle.cbor`,
 //!   `trust.cbor` (the anchors an app pins: both organisations and the log);
-//! - `audit-log/`: the third party's log and witnesses (first start only).
+//! - `audit-log/`: the third party's log and witnesses (a rotated fleet names its
+//!   predecessor's log in `fleet.json`);
+//! - `orgs/`: both organisations' signing keys. A single-machine development fleet keeps them
+//!   here so that `bkv fleet rotate` can sign a successor; in a deployment each organisation
+//!   holds its own key and nothing here would exist;
+//! - `RETIRED`: written when the fleet is decommissioned after a rotation
+//!   (spec/rotation.md §6); such a directory no longer starts.
 
 use crate::audit_log::local::LocalLog;
 use crate::audit_log::server::{self, Running};
@@ -26,9 +32,13 @@ use crate::hsm::{Kek, SoftHsm};
 use crate::node::{NodeInfo, NodeService};
 use crate::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
 use bkv_protocol::audit_log::LoggedBundle;
+use bkv_protocol::audit_log::{LogEntry, LogState, verify_logged_bundle};
+use bkv_protocol::crypto::sha256;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
+use bkv_protocol::session::SessionTarget;
 use bkv_protocol::validation_bundle::{Anchor, Claims, FleetKeySet, TrustAnchors, countersign, sign};
-use bkv_protocol::vault::{VaultServerSetup, VaultStateMachine};
+use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
+use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup, VaultStateMachine};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -94,6 +104,32 @@ impl Organisations {
             operator: Esp256Signer::generate(&mut OsRng),
         }
     }
+
+    /// Keep both keys in `dir/orgs/` (development fleets only; see the module docs).
+    pub fn store(&self, dir: &Path) -> Result<()> {
+        let orgs = dir.join("orgs");
+        std::fs::create_dir_all(&orgs).map_err(|source| Error::Write { path: orgs.clone(), source })?;
+        let write = |name: &str, secret: &[u8]| {
+            Kek::from_hex(&hex::encode(secret))
+                .and_then(|k| k.write_file(&orgs.join(name)))
+                .map_err(|e| Error::Usage(e.to_string()))
+        };
+        write("third-party.seed", &self.third_party.seed()[..])?;
+        write("operator.scalar", &self.operator.scalar()[..])
+    }
+
+    /// Load the keys [`Organisations::store`] kept.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let read = |name: &str| -> Result<zeroize::Zeroizing<[u8; 32]>> {
+            let path = dir.join("orgs").join(name);
+            let kek = Kek::from_file(&path).map_err(|e| Error::Usage(e.to_string()))?;
+            Ok(kek.expose())
+        };
+        Ok(Self {
+            third_party: Ed25519Signer::from_seed(&*read("third-party.seed")?),
+            operator: Esp256Signer::from_scalar(&*read("operator.scalar")?)?,
+        })
+    }
 }
 
 /// `fleet.json`.
@@ -103,7 +139,20 @@ struct Layout {
     epoch: u64,
     guess_limit: u32,
     nodes: Vec<NodeLayout>,
+    log: LogLayout,
 }
+
+/// Where the fleet's audit log lives and how it is witnessed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LogLayout {
+    dir: PathBuf,
+    origin: String,
+    witnesses: usize,
+    threshold: u64,
+}
+
+/// The log origin of local fleets.
+pub const LOG_ORIGIN: &str = "log.third-party.example/bkv";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct NodeLayout {
@@ -118,6 +167,34 @@ pub fn raft_addrs(dir: &Path) -> Result<Vec<String>> {
     let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
         .map_err(|e| Error::Usage(format!("fleet.json: {e}")))?;
     Ok(layout.nodes.iter().map(|n| n.raft.to_string()).collect())
+}
+
+/// What a new fleet starts from: fresh for a first fleet, the predecessor's OPAQUE setup,
+/// chain and log for a successor.
+struct Genesis {
+    opaque: VaultServerSetup,
+    epoch: u64,
+    prev: Option<[u8; 32]>,
+    log: Arc<LocalLog>,
+    log_layout: LogLayout,
+    trust: Trust,
+}
+
+/// What a rotation moved (spec/rotation.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    /// The retired epoch.
+    pub from_epoch: u64,
+    /// The successor's epoch.
+    pub to_epoch: u64,
+    /// Records moved with a registration.
+    pub registered: usize,
+    /// Ids moved with only a counter.
+    pub unregistered: usize,
+    /// Locked ids moved (they stay locked).
+    pub locked: usize,
+    /// SHA-256 of the successor's bundle, hex.
+    pub successor: String,
 }
 
 /// One running node.
@@ -153,12 +230,13 @@ pub struct LocalFleet {
     pub trust: Trust,
     /// The nodes.
     pub nodes: Vec<RunningNode>,
-    /// The audit log and witnesses (running only when this process created the fleet).
-    pub log: Option<LocalLog>,
+    /// The audit log and witnesses, shared with the fleet's successor.
+    pub log: Option<Arc<LocalLog>>,
     members: Arc<FleetMembers>,
     timing: Timing,
     kek: Kek,
     guess_limit: u32,
+    log_layout: LogLayout,
 }
 
 fn free_addr() -> Result<SocketAddr> {
@@ -207,7 +285,7 @@ impl LocalFleet {
         dir: &Path,
         config: &FleetConfig,
         orgs: &Organisations,
-        mut progress: impl FnMut(&str),
+        progress: impl FnMut(&str),
     ) -> Result<Self> {
         if config.nodes == 0 {
             return Err(Error::Usage("a fleet needs at least one node".into()));
@@ -216,12 +294,67 @@ impl LocalFleet {
             return Err(Error::Usage(format!("{} already holds a fleet", dir.display())));
         }
         std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.into(), source })?;
+        let log_layout = LogLayout {
+            dir: std::path::absolute(dir.join("audit-log"))
+                .map_err(|source| Error::Write { path: dir.into(), source })?,
+            origin: LOG_ORIGIN.into(),
+            witnesses: config.witnesses,
+            threshold: config.witness_threshold,
+        };
+        let log = Arc::new(
+            LocalLog::start(
+                &log_layout.dir,
+                LOG_ORIGIN,
+                config.witnesses,
+                config.witness_threshold,
+                &mut OsRng,
+            )
+            .await?,
+        );
+        let now = crate::cli::output::now();
+        let window = |name: &str, key: &bkv_protocol::crypto::PublicKey| Anchor {
+            name: name.into(),
+            key: key.clone(),
+            not_before: now - 86_400,
+            not_after: now + 2 * 365 * 86_400,
+        };
+        let trust = Trust {
+            anchors: TrustAnchors {
+                v: 1,
+                fleet_id: config.fleet_id.clone(),
+                third_party: vec![window(THIRD_PARTY, orgs.third_party.public_key())],
+                operator: vec![window(OPERATOR, orgs.operator.public_key())],
+                pinned: vec![],
+            },
+            log: log.anchors.clone(),
+        };
+        let genesis = Genesis {
+            opaque: VaultServerSetup::generate(&mut OsRng),
+            epoch: config.epoch,
+            prev: None,
+            log,
+            log_layout,
+            trust,
+        };
+        Self::deploy(dir, config, orgs, genesis, progress).await
+    }
+
+    /// Deploy a fleet: HSMs, FleetKeySet, both signatures, logging, nodes.
+    async fn deploy(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        genesis: Genesis,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.into(), source })?;
         let kek = load_kek(dir, true)?;
+        orgs.store(dir)?;
         let now = crate::cli::output::now();
 
-        // Key generation inside the HSMs; the OPAQUE setup is generated in the first and
-        // transferred to the others (crate::hsm, spec/vault.md §2.3).
-        let first = SoftHsm::generate(&mut OsRng, VaultServerSetup::generate(&mut OsRng));
+        // Key generation inside the HSMs; the OPAQUE setup comes from the ceremony (or the
+        // predecessor's HSMs) and is transferred to each (crate::hsm, spec/vault.md §2.3).
+        let first = SoftHsm::generate(&mut OsRng, genesis.opaque);
         let mut hsms = vec![first];
         for _ in 1..config.nodes {
             let setup = hsms[0].transfer_opaque_setup();
@@ -229,9 +362,10 @@ impl LocalFleet {
         }
         let mut layout = Layout {
             fleet_id: config.fleet_id.clone(),
-            epoch: config.epoch,
+            epoch: genesis.epoch,
             guess_limit: config.guess_limit,
             nodes: Vec::new(),
+            log: genesis.log_layout.clone(),
         };
         let mut entries = Vec::new();
         for (i, hsm) in hsms.iter().enumerate() {
@@ -250,62 +384,37 @@ impl LocalFleet {
         let keyset = FleetKeySet {
             v: 1,
             fleet_id: config.fleet_id.clone(),
-            epoch: config.epoch,
+            epoch: genesis.epoch,
             not_before: now - 60,
             not_after: now + 365 * 86_400,
             guess_limit: config.guess_limit,
             quorum: (config.nodes / 2 + 1) as u32,
             nodes: entries,
-            prev: None,
+            prev: genesis.prev,
             evidence: None,
         };
         keyset.validate()?;
 
-        let (third_party, operator) = (&orgs.third_party, &orgs.operator);
         let claims = Claims { iss: THIRD_PARTY.into(), sub: config.fleet_id.clone(), iat: now };
-        let bundle = countersign(&sign(&keyset.to_bytes(), &claims, third_party), operator)?;
+        let bundle = countersign(&sign(&keyset.to_bytes(), &claims, &orgs.third_party), &orgs.operator)?;
         progress(&format!(
-            "FleetKeySet of {} bytes signed by the third party (COSE_Sign1) and countersigned by the operator (RFC 9338)",
-            keyset.to_bytes().len()
+            "FleetKeySet of {} bytes (epoch {}) signed by the third party (COSE_Sign1) and countersigned by the operator (RFC 9338)",
+            keyset.to_bytes().len(),
+            keyset.epoch
         ));
-
-        let log = LocalLog::start(
-            &dir.join("audit-log"),
-            "log.third-party.example/bkv",
-            config.witnesses,
-            config.witness_threshold,
-            &mut OsRng,
-        )
-        .await?;
+        let log = genesis.log;
         let released =
-            release(&log.client, &log.anchors, bundle.clone(), &config.fleet_id, config.epoch).await?;
+            release(&log.client, &log.anchors, bundle.clone(), &config.fleet_id, keyset.epoch).await?;
         progress(&format!(
             "the bundle is entry #{} of the audit log, cosigned by {} witnesses",
-            released.proof.inclusion.leaf_index, config.witness_threshold
+            released.proof.inclusion.leaf_index, log.anchors.threshold
         ));
-
-        let window = |name: &str, key: &bkv_protocol::crypto::PublicKey| Anchor {
-            name: name.into(),
-            key: key.clone(),
-            not_before: now - 86_400,
-            not_after: now + 2 * 365 * 86_400,
-        };
-        let trust = Trust {
-            anchors: TrustAnchors {
-                v: 1,
-                fleet_id: config.fleet_id.clone(),
-                third_party: vec![window(THIRD_PARTY, third_party.public_key())],
-                operator: vec![window(OPERATOR, operator.public_key())],
-                pinned: vec![],
-            },
-            log: log.anchors.clone(),
-        };
         write_file(&dir.join("bundle.cbor"), &bundle)?;
         write_file(&dir.join("released-bundle.cbor"), &released.to_cbor())?;
-        write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&trust))?;
+        write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&genesis.trust))?;
         json_write(&dir.join("fleet.json"), &layout)?;
 
-        let mut fleet = Self::assemble(dir, layout, keyset, released, trust, kek, config.timing)?;
+        let mut fleet = Self::assemble(dir, layout, keyset, released, genesis.trust, kek, config.timing)?;
         fleet.log = Some(log);
         for (i, hsm) in hsms.iter().enumerate() {
             fleet.start_node_inner(i, true, hsm).await?;
@@ -318,14 +427,26 @@ impl LocalFleet {
 
     /// Restart the fleet stored in `dir`.
     pub async fn open(dir: &Path, timing: Timing, mut progress: impl FnMut(&str)) -> Result<Self> {
+        if dir.join("RETIRED").exists() {
+            return Err(Error::Protocol(bkv_protocol::Error::RotationFleetRetired));
+        }
         let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
             .map_err(|e| Error::Usage(format!("fleet.json: {e}")))?;
+        let log = LocalLog::start(
+            &layout.log.dir,
+            &layout.log.origin,
+            layout.log.witnesses,
+            layout.log.threshold,
+            &mut OsRng,
+        )
+        .await?;
         let kek = load_kek(dir, false)?;
         let released = LoggedBundle::from_cbor(&read_file(&dir.join("released-bundle.cbor"))?)?;
         let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&dir.join("trust.cbor"))?)?;
         let parsed = bkv_protocol::validation_bundle::Parsed::parse(&released.bundle)?;
         let keyset = FleetKeySet::from_bytes(&parsed.payload)?;
         let mut fleet = Self::assemble(dir, layout, keyset, released, trust, kek, timing)?;
+        fleet.log = Some(Arc::new(log));
         for i in 0..fleet.nodes.len() {
             fleet.start_node(i).await?;
         }
@@ -368,6 +489,7 @@ impl LocalFleet {
             timing,
             kek,
             guess_limit: layout.guess_limit,
+            log_layout: layout.log,
         })
     }
 
@@ -389,7 +511,13 @@ impl LocalFleet {
             timing: self.timing,
             links: Arc::new(AllUp),
         };
-        let raft = RaftNode::start(self.members.clone(), opts, VaultStateMachine::new(self.guess_limit))
+        // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
+        let initial = if self.keyset.prev.is_some() {
+            VaultStateMachine::awaiting_import(self.guess_limit)
+        } else {
+            VaultStateMachine::new(self.guess_limit)
+        };
+        let raft = RaftNode::start(self.members.clone(), opts, initial)
             .await
             .map_err(|e| Error::Usage(format!("{}: {e}", node.id)))?;
         let info = NodeInfo {
@@ -406,11 +534,196 @@ impl LocalFleet {
             info,
             self.released.to_cbor(),
         ));
+        let svc = match &self.log {
+            Some(log) => {
+                Arc::new(Arc::into_inner(svc).expect("not shared yet").with_audit_log(log.client.clone()))
+            }
+            None => svc,
+        };
         let addr = node.url.trim_start_matches("http://").to_owned();
         let http = server::spawn(&addr, svc.router()).await?;
         let node = &mut self.nodes[i];
         node.raft = Some(raft);
         node.http = Some(http);
+        Ok(())
+    }
+
+    /// Commit `command` through the first running node and return the decoded output.
+    async fn propose(&self, command: &VaultCommand) -> Result<VaultOutput> {
+        use crate::replication::CommandLog;
+        let node =
+            self.nodes.iter().find_map(|n| n.raft.as_ref()).ok_or(bkv_protocol::Error::FleetUnavailable)?;
+        let out = node
+            .command_log()
+            .propose(bkv_protocol::cbor::to_vec(command))
+            .await
+            .map_err(|_| bkv_protocol::Error::FleetUnavailable)?;
+        Ok(VaultOutput::decode(&out)?)
+    }
+
+    /// spec/rotation.md §2: verify `successor` as this fleet's successor, as a client holding
+    /// this fleet's bundle would (every step of spec/validation-bundle.md §5.1, including the
+    /// chain and log inclusion), then RS1–RS3. Nothing changes on failure.
+    pub fn verify_successor(&self, successor: &LoggedBundle, now: u64) -> Result<()> {
+        let old_bundle = &self.released.bundle;
+        let held = ClientState { highest: Some((self.keyset.epoch, sha256(old_bundle))) };
+        let verified = verify_bundle(&successor.bundle, &self.trust.anchors, &held, now)?;
+        let ks = verified.keyset();
+        verify_logged_bundle(
+            &successor.bundle,
+            &ks.fleet_id,
+            ks.epoch,
+            &successor.proof,
+            &self.trust.log,
+            &LogState::default(),
+            None,
+        )?;
+        bkv_protocol::rotation::check_successor(&self.keyset, old_bundle, &verified)?;
+        Ok(())
+    }
+
+    /// spec/rotation.md: deploy a successor fleet (epoch + 1) in `new_dir` with the
+    /// organisations' keys, verify it from this fleet as a client would, retire this fleet,
+    /// move every record with its counter, and drop this fleet's records. This fleet keeps
+    /// answering `rotation.fleet.retired` until [`LocalFleet::decommission`].
+    pub async fn rotate(
+        &mut self,
+        new_dir: &Path,
+        orgs: &Organisations,
+        mut progress: impl FnMut(&str),
+    ) -> Result<(LocalFleet, RotationReport)> {
+        use bkv_protocol::rotation::{ExportedState, Importer, RecordExport, seal_export};
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let now = crate::cli::output::now();
+        let old_bundle = self.released.bundle.clone();
+        let (fleet_id, epoch) = (self.keyset.fleet_id.clone(), self.keyset.epoch);
+
+        // The new HSMs receive the OPAQUE setup from an old HSM (spec/rotation.md §1).
+        let old_hsm = SoftHsm::unseal_file(&self.dir.join(&self.nodes[0].id).join("hsm.sealed"), &self.kek)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let genesis = Genesis {
+            opaque: old_hsm.transfer_opaque_setup(),
+            epoch: epoch + 1,
+            prev: Some(sha256(&old_bundle)),
+            log: log.clone(),
+            log_layout: self.log_layout.clone(),
+            trust: self.trust.clone(),
+        };
+        drop(old_hsm);
+        let config = FleetConfig {
+            fleet_id: fleet_id.clone(),
+            epoch: epoch + 1,
+            nodes: self.nodes.len(),
+            guess_limit: self.guess_limit,
+            witnesses: self.log_layout.witnesses,
+            witness_threshold: self.log_layout.threshold,
+            timing: self.timing,
+        };
+        let new = Self::deploy(new_dir, &config, orgs, genesis, &mut progress).await?;
+
+        // §2: this fleet verifies its successor itself, as a client holding its own bundle.
+        let successor = &new.released;
+        self.verify_successor(successor, now)?;
+        progress(&format!(
+            "the epoch {epoch} fleet verified its successor: both signatures, chained to its own bundle, logged, same OPAQUE key and guess limit"
+        ));
+
+        // §3: retire; the output is the export.
+        let successor_digest = sha256(&successor.bundle);
+        let retire =
+            VaultCommand::Retire { request_id: random_id(), time: now, successor: successor_digest.to_vec() };
+        let VaultOutput::Retired { records } = self.propose(&retire).await? else {
+            return Err(bkv_protocol::Error::CborSchema.into());
+        };
+        let count = |st: ExportedState| records.iter().filter(|r| r.state == st).count();
+        let report = RotationReport {
+            from_epoch: epoch,
+            to_epoch: epoch + 1,
+            registered: count(ExportedState::Registered),
+            unregistered: count(ExportedState::Unregistered),
+            locked: count(ExportedState::Locked),
+            successor: hex::encode(successor_digest),
+        };
+        let export = RecordExport {
+            v: 1,
+            fleet_id: fleet_id.clone(),
+            from_epoch: epoch,
+            to_epoch: epoch + 1,
+            successor: successor_digest.to_vec(),
+            guess_limit: self.guess_limit,
+            records,
+        };
+        // §4: sealed to the successor's first node, opened inside its HSM.
+        let node = &new.keyset.nodes[0];
+        let session_key: [u8; 32] = node
+            .key(bkv_protocol::validation_bundle::KeyRole::Session)
+            .and_then(|k| k.key.clone().try_into().ok())
+            .ok_or(bkv_protocol::Error::BundleKeySetInvalid)?;
+        let target = SessionTarget {
+            fleet_id: fleet_id.clone(),
+            epoch: epoch + 1,
+            node_id: node.id.clone(),
+            session_key,
+        };
+        let sealed = seal_export(&mut OsRng, &export, &target)?;
+        drop(export);
+        progress(&format!(
+            "epoch {epoch} retired: {} registered, {} unregistered and {} locked ids exported, sealed to {} of epoch {}",
+            report.registered,
+            report.unregistered,
+            report.locked,
+            node.id,
+            epoch + 1
+        ));
+        let new_hsm = SoftHsm::unseal_file(&new.dir.join(&node.id).join("hsm.sealed"), &new.kek)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let me = Importer {
+            fleet_id: &fleet_id,
+            epoch: epoch + 1,
+            node_id: &node.id,
+            bundle_digest: successor_digest,
+            guess_limit: self.guess_limit,
+        };
+        let opened = new_hsm.open_export(&sealed, &me)?;
+        drop(new_hsm);
+        // §5: one import, before anything else on the new fleet.
+        let import = VaultCommand::Import {
+            request_id: random_id(),
+            time: now,
+            from_epoch: epoch,
+            records: opened.records.clone(),
+        };
+        let VaultOutput::Imported { records } = new.propose(&import).await? else {
+            return Err(bkv_protocol::Error::CborSchema.into());
+        };
+        progress(&format!("epoch {} imported {records} ids with their counters", epoch + 1));
+        // §6: drop the records here (the keys go at decommission).
+        self.propose(&VaultCommand::Destroy { request_id: random_id(), time: now }).await?;
+        progress(&format!("epoch {epoch} dropped its records; it answers rotation.fleet.retired"));
+        Ok((new, report))
+    }
+
+    /// spec/rotation.md §6: stop this retired fleet, destroy its HSMs' keys and sealed
+    /// state, and log its retirement for the successor bundle `successor`.
+    pub async fn decommission(mut self, successor: &[u8]) -> Result<()> {
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let entry = LogEntry::retirement(&self.keyset.fleet_id, self.keyset.epoch, successor);
+        log.client.append(&entry.to_cbor()).await?;
+        log.client.publish_checkpoint().await?;
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+            let path = self.dir.join(&self.nodes[i].id).join("hsm.sealed");
+            if let Ok(hsm) = SoftHsm::unseal_file(&path, &self.kek) {
+                hsm.destroy();
+            }
+            std::fs::remove_file(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
+        write_file(
+            &self.dir.join("RETIRED"),
+            format!("successor {}\n", hex::encode(sha256(successor))).as_bytes(),
+        )?;
         Ok(())
     }
 
@@ -451,4 +764,11 @@ impl LocalFleet {
         }
         self.log.take();
     }
+}
+
+fn random_id() -> Vec<u8> {
+    use rand_core::RngCore;
+    let mut id = vec![0u8; 16];
+    OsRng.fill_bytes(&mut id);
+    id
 }

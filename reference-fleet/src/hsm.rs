@@ -101,6 +101,11 @@ impl Kek {
         Self::from_hex(&text)
     }
 
+    /// The 32 bytes (for key files that share the KEK's format).
+    pub fn expose(&self) -> Zeroizing<[u8; 32]> {
+        self.0.clone()
+    }
+
     /// Write this KEK to `path` as hex, readable by the owner only.
     pub fn write_file(&self, path: &Path) -> Result<(), HsmError> {
         let text = Zeroizing::new(hex::encode(&self.0[..]));
@@ -238,6 +243,16 @@ impl SoftHsm {
     /// The OPAQUE engine of fleet `fleet_id`.
     pub fn vault_server(&self, fleet_id: &str) -> VaultServer {
         VaultServer::new(self.transfer_opaque_setup(), fleet_id)
+    }
+
+    /// spec/rotation.md §4: open a sealed record export addressed to this node (the HPKE
+    /// open uses the session key inside the HSM).
+    pub fn open_export(
+        &self,
+        sealed: &[u8],
+        me: &bkv_protocol::rotation::Importer<'_>,
+    ) -> bkv_protocol::Result<bkv_protocol::rotation::RecordExport> {
+        bkv_protocol::rotation::open_export(sealed, &self.session, me)
     }
 
     /// Seal the HSM state under `kek`.

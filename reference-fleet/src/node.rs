@@ -12,11 +12,14 @@
 //! - `GET /v1/bundle`: the released bundle with its log proof (spec/audit-log.md §6).
 //! - `GET /v1/node`: [`NodeInfo`], which node this is, so a client picks the right
 //!   `session` key of the verified FleetKeySet.
+//! - `GET /v1/log/consistency/{size1}/{size2}`: a consistency proof of the audit log,
+//!   relayed from the log (spec/node-api.md §1; the client verifies it).
 
+use crate::audit_log::signer::LogClient;
 use crate::replication::CommandLog;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,6 +58,7 @@ pub struct NodeService<L> {
     log: L,
     info: NodeInfo,
     released_bundle: Vec<u8>,
+    audit_log: Option<LogClient>,
 }
 
 impl<L: CommandLog> NodeService<L> {
@@ -67,7 +71,13 @@ impl<L: CommandLog> NodeService<L> {
         info: NodeInfo,
         released_bundle: Vec<u8>,
     ) -> Self {
-        Self { session, vault, log, info, released_bundle }
+        Self { session, vault, log, info, released_bundle, audit_log: None }
+    }
+
+    /// Relay consistency proofs from the audit log at `log` (spec/node-api.md §1).
+    pub fn with_audit_log(mut self, log: LogClient) -> Self {
+        self.audit_log = Some(log);
+        self
     }
 
     /// spec/vault.md §7.1 steps N1–N5 for one request at node time `now`.
@@ -97,6 +107,7 @@ impl<L: CommandLog> NodeService<L> {
             .route("/v1/session", post(session_endpoint::<L>))
             .route("/v1/bundle", get(bundle_endpoint::<L>))
             .route("/v1/node", get(node_endpoint::<L>))
+            .route("/v1/log/consistency/{size1}/{size2}", get(consistency_endpoint::<L>))
             .layer(DefaultBodyLimit::max(MAX_REQUEST))
             .with_state(self)
     }
@@ -124,4 +135,21 @@ async fn bundle_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) 
 
 async fn node_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) -> Response {
     cbor_response(cbor::to_vec(&svc.info))
+}
+
+async fn consistency_endpoint<L: CommandLog>(
+    State(svc): State<Arc<NodeService<L>>>,
+    Path((size1, size2)): Path<(u64, u64)>,
+) -> Response {
+    let Some(log) = &svc.audit_log else {
+        return (StatusCode::NOT_FOUND, "this node relays no audit log").into_response();
+    };
+    match log.consistency_proof(size1, size2).await {
+        Ok(path) => {
+            let path: Vec<serde_bytes::ByteBuf> =
+                path.iter().map(|h| serde_bytes::ByteBuf::from(h.to_vec())).collect();
+            cbor_response(cbor::to_vec(&path))
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
 }

@@ -70,6 +70,8 @@ pub enum EntryType {
     Bundle,
     /// Deployment evidence (defined by a later part of the spec).
     Evidence,
+    /// A retired epoch and its successor bundle (spec/rotation.md §6).
+    Retirement,
 }
 
 /// spec/audit-log.md §5: a log entry, deterministic CBOR.
@@ -99,6 +101,18 @@ impl LogEntry {
             fleet_id: fleet_id.to_owned(),
             epoch,
             digest: sha256(bundle),
+        }
+    }
+
+    /// spec/rotation.md §6: epoch `epoch` of `fleet_id` was retired for the successor
+    /// bundle `successor_bundle`.
+    pub fn retirement(fleet_id: &str, epoch: u64, successor_bundle: &[u8]) -> Self {
+        LogEntry {
+            v: 1,
+            kind: EntryType::Retirement,
+            fleet_id: fleet_id.to_owned(),
+            epoch,
+            digest: sha256(successor_bundle),
         }
     }
 
