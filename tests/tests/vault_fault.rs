@@ -174,6 +174,10 @@ impl History {
     }
 }
 
+/// An acknowledged registration: code, backup key, and the owner's lost logins since its
+/// last success.
+type Owned = (Vec<u8>, BackupKey, u32);
+
 struct Shared {
     fleet: Fleet,
     dir: Directory,
@@ -182,7 +186,7 @@ struct Shared {
     start: Instant,
     /// Acknowledged registrations: record -> (code, backup key, owner's lost logins since
     /// its last success).
-    owned: Mutex<BTreeMap<String, (Vec<u8>, BackupKey, u32)>>,
+    owned: Mutex<BTreeMap<String, Owned>>,
 }
 
 impl Shared {
