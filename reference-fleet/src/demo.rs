@@ -5,8 +5,9 @@
 //! (spec/validation-bundle.md, spec/audit-log.md, spec/fleet-replication.md); a phone
 //! verifies the bundle, registers a recovery code and backs up a chat history
 //! (spec/vault.md, spec/backup-envelope.md); a new phone makes two wrong guesses, then
-//! restores with the right code; finally bundles that one organisation alone, or nobody's
-//! log, vouches for are refused.
+//! restores with the right code; bundles that one organisation alone, or nobody's log,
+//! vouches for are refused; finally the fleet is rotated to epoch 2 (spec/rotation.md) with
+//! every counter, the phone follows the chain, and a pinned app is told to update.
 
 use crate::cli::bundle::describe;
 use crate::cli::output::{now, rfc3339, short_hex};
@@ -120,7 +121,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut config = FleetConfig::new(DEMO_FLEET, usize::from(args.nodes));
     config.timing = crate::replication::raft::Timing::fast();
     let mut lap = Instant::now();
-    let fleet = LocalFleet::create_with(&dir.join("fleet"), &config, &orgs, |line| {
+    let mut fleet = LocalFleet::create_with(&dir.join("fleet"), &config, &orgs, |line| {
         println!("    · {line} ({})", ms(lap));
         lap = Instant::now();
     })
@@ -272,7 +273,78 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     step.done(t, "neither organisation alone can introduce a fleet");
 
-    fleet.shutdown().await;
+    let t = step.begin("An attacker who learned the record id guesses three codes");
+    for wrong in ["000 000", "111 111", "222 222"] {
+        if let Recovery::WrongCode { remaining } = new_phone.recover(&record, wrong.as_bytes()).await? {
+            println!("    \"{wrong}\": wrong code, {remaining} guesses left");
+        }
+    }
+    step.done(t, "the counter stands at 7");
+
+    let t =
+        step.begin("The operator replaces the fleet: epoch 2, new HSMs, the same records (spec/rotation.md)");
+    let mut pinned_trust = fleet.trust.clone();
+    pinned_trust.anchors.pinned = vec![serde_bytes::ByteBuf::from(sha256(&parsed.payload).to_vec())];
+    let pinned_app = FleetClient::connect_pinned(&fleet.nodes[0].url, &pinned_trust, ksf, now()).await?;
+    let mut lap = Instant::now();
+    let (epoch2, report) = fleet
+        .rotate(&dir.join("fleet-epoch-2"), &orgs, |line| {
+            println!("    · {line} ({})", ms(lap));
+            lap = Instant::now();
+        })
+        .await?;
+    step.done(
+        t,
+        &format!(
+            "epoch {} → {}: successor sha256 {}…",
+            report.from_epoch,
+            report.to_epoch,
+            &report.successor[..16]
+        ),
+    );
+
+    let t =
+        step.begin("The phone's next request reaches the retired fleet; it follows the chain over the air");
+    match new_phone.recover(&record, DEMO_CODE.as_bytes()).await {
+        Err(e) => println!("    epoch 1 answers [{}]", e.code()),
+        Ok(_) => unreachable!("a retired fleet serves no guess"),
+    }
+    let (phone2, state2) =
+        FleetClient::connect(&epoch2.nodes[1].url, &epoch2.trust, &persisted, ksf, now()).await?;
+    println!(
+        "    epoch {} verified against the persisted state: prev = sha256 of the epoch 1 bundle, both signatures, logged",
+        state2.bundle.highest.map(|h| h.0).unwrap_or(0)
+    );
+    if let Recovery::WrongCode { remaining } = phone2.recover(&record, b"333 333").await? {
+        println!("    one more wrong guess on epoch 2: {remaining} left (the counter moved with the record)");
+    }
+    let Recovery::Recovered { backup_key, remaining } = phone2.recover(&record, DEMO_CODE.as_bytes()).await?
+    else {
+        return Err(Error::Usage("the right code was refused on the new fleet".into()));
+    };
+    let mut again = Vec::new();
+    backup_envelope::open(&backup_key, Some((DEMO_FLEET, &record)), &sealed[..], &mut again, |_| {})?;
+    if again != history {
+        return Err(Error::Usage("the history restored on epoch 2 differs".into()));
+    }
+    step.done(t, &format!("restored again on epoch 2, counter reset to {remaining}"));
+
+    let t = step.begin("An app that pinned epoch 1 is told to update; epoch 1 is decommissioned");
+    match pinned_app.recover(&record, DEMO_CODE.as_bytes()).await {
+        Err(e) => println!(
+            "    pinned app: [{}] {}",
+            e.code(),
+            bkv_protocol::Error::PinnedFleetRetired.description()
+        ),
+        Ok(_) => unreachable!("a retired fleet serves no guess"),
+    }
+    fleet.decommission(&epoch2.released.bundle).await?;
+    println!(
+        "    epoch 1 HSM keys destroyed; a retirement entry naming the epoch 2 bundle is in the audit log"
+    );
+    step.done(t, "rotation complete");
+
+    epoch2.shutdown().await;
     println!("\nDemo finished in {:.1} s.", step.started.elapsed().as_secs_f64());
     println!("Try: bkv bundle inspect {}", dir.join("bundle.cbor").display());
     println!(
@@ -281,8 +353,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         dir.join("anchors.cbor").display()
     );
     println!(
-        "     bkv fleet up --dir {}   (restarts this fleet with its records)",
-        dir.join("fleet").display()
+        "     bkv fleet up --dir {}   (restarts the epoch 2 fleet with its records)",
+        dir.join("fleet-epoch-2").display()
     );
     Ok(ExitCode::SUCCESS)
 }

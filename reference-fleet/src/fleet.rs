@@ -420,8 +420,8 @@ impl LocalFleet {
             fleet.start_node_inner(i, true, hsm).await?;
         }
         drop(hsms);
-        progress(&format!("{} nodes started; waiting for a leader", config.nodes));
         fleet.wait_ready(Duration::from_secs(30)).await?;
+        progress(&format!("{} nodes started and elected a leader", config.nodes));
         Ok(fleet)
     }
 

@@ -57,5 +57,14 @@ fn demo_writes_a_bundle_a_client_accepts() {
     assert_eq!(std::fs::read(dir.join("chat-history.restored.txt")).unwrap(), history);
     let sealed = std::fs::read(dir.join("chat.bkv")).unwrap();
     assert!(!sealed.windows(12).any(|w| w == b"alice: see y" || w == &history[20..32]));
+
+    // The demo ended with a rotation: epoch 2 chains from the epoch 1 state, epoch 1 is retired.
+    let epoch2 =
+        LoggedBundle::from_cbor(&std::fs::read(dir.join("fleet-epoch-2/released-bundle.cbor")).unwrap())
+            .unwrap();
+    let v2 = verify_bundle(&epoch2.bundle, &anchors, &v.next_state(), now).unwrap();
+    assert_eq!(v2.keyset().epoch, 2);
+    assert!(dir.join("fleet/RETIRED").exists());
+    assert!(!dir.join("fleet/node-1/hsm.sealed").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

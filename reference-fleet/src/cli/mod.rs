@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod bundle;
+pub mod fleet_rotate;
 pub mod fleet_status;
 pub mod fleet_up;
 pub mod log;
@@ -52,6 +53,8 @@ pub enum Command {
 pub enum FleetCommand {
     /// Start a local replicated fleet on loopback (or restart the one in --dir).
     Up(fleet_up::UpArgs),
+    /// Replace a local fleet by its successor, moving every record with its counter.
+    Rotate(fleet_rotate::RotateArgs),
     /// Leader, term, log and applied indexes, and each node's lag.
     Status(fleet_status::StatusArgs),
 }
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Log(args) => log::run_async(args).await.map_err(Error::from),
         Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,
+        Command::Fleet(FleetCommand::Rotate(a)) => fleet_rotate::run(a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
