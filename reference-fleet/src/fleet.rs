@@ -432,14 +432,20 @@ impl LocalFleet {
         }
         let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
             .map_err(|e| Error::Usage(format!("fleet.json: {e}")))?;
-        let log = LocalLog::start(
-            &layout.log.dir,
-            &layout.log.origin,
-            layout.log.witnesses,
-            layout.log.threshold,
-            &mut OsRng,
-        )
-        .await?;
+        // A previous incarnation in this process may still be letting go of the log's files
+        // (its server tasks end asynchronously): retry for a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let log = loop {
+            let l = &layout.log;
+            match LocalLog::start(&l.dir, &l.origin, l.witnesses, l.threshold, &mut OsRng).await {
+                Ok(log) => break log,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("audit log not yet free: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let kek = load_kek(dir, false)?;
         let released = LoggedBundle::from_cbor(&read_file(&dir.join("released-bundle.cbor"))?)?;
         let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&dir.join("trust.cbor"))?)?;
