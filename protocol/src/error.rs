@@ -257,6 +257,39 @@ define_errors! {
     RotationImportRefused => "rotation.import.refused",
     /// This fleet has not imported its predecessor's records yet; retry later.
     RotationImportPending => "rotation.import.pending",
+    // ---- spec/evidence.md, spec/audit.md: deployment evidence and the Audit procedure ----
+    /// Not an evidence COSE_Sign1 of spec/evidence.md, or a nested object of the wrong shape.
+    EvidenceMalformed => "evidence.malformed",
+    /// The evidence is not signed by a pinned operator anchor.
+    AuditEvidenceSignature => "audit.evidence.signature",
+    /// The FleetKeySet's evidence digest does not name this evidence.
+    AuditEvidenceMismatch => "audit.evidence.mismatch",
+    /// The evidence names another fleet, epoch or FleetKeySet.
+    AuditKeysetMismatch => "audit.keyset.mismatch",
+    /// The evidence is not in the audit log.
+    AuditEvidenceUnlogged => "audit.evidence.unlogged",
+    /// The bundle is not in the audit log.
+    AuditBundleUnlogged => "audit.bundle.unlogged",
+    /// The evidence was logged after the bundle.
+    AuditEvidenceLate => "audit.evidence.late",
+    /// Another bundle or evidence for this fleet and epoch is in the log.
+    AuditLogDuplicate => "audit.log.duplicate",
+    /// An attestation chain does not end at a pinned vendor root.
+    AuditAttestationUntrusted => "audit.attestation.untrusted",
+    /// A certificate or statement signature, or a chain link, does not verify.
+    AuditAttestationInvalid => "audit.attestation.invalid",
+    /// The bundle's keys are not exactly the attested keys.
+    AuditKeysMismatch => "audit.keys.mismatch",
+    /// A firmware or software measurement differs from the published one.
+    AuditMeasurementMismatch => "audit.measurement.mismatch",
+    /// The evidence's policy differs from the FleetKeySet.
+    AuditPolicyMismatch => "audit.policy.mismatch",
+    /// The ceremony transcript's order or hash chain is broken.
+    AuditTranscriptBroken => "audit.transcript.broken",
+    /// A ceremony step is not signed by a listed participant.
+    AuditTranscriptSignature => "audit.transcript.signature",
+    /// A required ceremony step is missing, or a participant signed nothing.
+    AuditTranscriptIncomplete => "audit.transcript.incomplete",
 }
 
 impl Error {

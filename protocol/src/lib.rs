@@ -5,11 +5,13 @@
 //! generators and the current time come in as parameters.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod audit_log;
 pub mod backup_envelope;
 pub mod cbor;
 pub mod crypto;
 pub mod error;
+pub mod evidence;
 pub mod rotation;
 pub mod session;
 pub mod state_machine;
