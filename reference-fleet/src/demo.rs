@@ -7,7 +7,8 @@
 //! (spec/vault.md, spec/backup-envelope.md); a new phone makes two wrong guesses, then
 //! restores with the right code; bundles that one organisation alone, or nobody's log,
 //! vouches for are refused; finally the fleet is rotated to epoch 2 (spec/rotation.md) with
-//! every counter, the phone follows the chain, and a pinned app is told to update.
+//! every counter, the phone follows the chain, a pinned app is told to update, and an
+//! auditor checks the new fleet's deployment evidence (spec/audit.md).
 
 use crate::cli::bundle::describe;
 use crate::cli::output::{now, rfc3339, short_hex};
@@ -343,6 +344,21 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         "    epoch 1 HSM keys destroyed; a retirement entry naming the epoch 2 bundle is in the audit log"
     );
     step.done(t, "rotation complete");
+
+    let t = step.begin("An auditor checks the epoch 2 deployment with the Audit procedure (spec/audit.md)");
+    let report = epoch2.audit().await?;
+    for c in &report.passed {
+        println!("    {:<4} {}", c.step, c.title);
+    }
+    if let Some((s, code)) = &report.failure {
+        return Err(Error::Usage(format!("the epoch 2 deployment does not audit: {s} [{code}]")));
+    }
+    let d = epoch2.dir.display();
+    println!(
+        "    the same from a shell: bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor \\"
+    );
+    println!("      --trust {d}/trust.cbor --vendor-roots {d}/vendor-roots.cbor --log URL --measurement HEX");
+    step.done(t, "evidence signed and logged before the bundle, attestations chain to the vendor root, keys, measurements, policy and ceremony check out");
 
     epoch2.shutdown().await;
     println!("\nDemo finished in {:.1} s.", step.started.elapsed().as_secs_f64());

@@ -52,6 +52,35 @@ pub const DATACENTERS: [&str; 3] = ["dc-east", "dc-west", "dc-north"];
 pub const THIRD_PARTY: &str = "third-party.example";
 /// The operator's name in the anchors.
 pub const OPERATOR: &str = "operator.example";
+/// The ceremony observer's name.
+pub const OBSERVER: &str = "observer.example";
+/// The simulated HSM vendor root's name.
+pub const VENDOR: &str = "bkv soft-hsm vendor";
+/// The software HSM's "firmware" measurement (what a vendor would publish).
+pub const SOFT_HSM_FIRMWARE: [u8; 32] = [
+    0x6b, 0x76, 0x2d, 0x73, 0x6f, 0x66, 0x74, 0x2d, 0x68, 0x73, 0x6d, 0x2d, 0x66, 0x69, 0x72, 0x6d, 0x77,
+    0x61, 0x72, 0x65, 0x2d, 0x76, 0x31, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+];
+
+/// The node software measurement (spec/evidence.md §2): SHA-256 of the running executable,
+/// with the recipe that rebuilds it.
+pub fn software_measurement() -> bkv_protocol::evidence::Software {
+    static MEASUREMENT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let measurement = *MEASUREMENT.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| sha256(&b))
+            .unwrap_or([0; 32])
+    });
+    bkv_protocol::evidence::Software {
+        measurement,
+        recipe: format!(
+            "cargo build --release --locked -p bkv-fleet --bin bkv (bkv-fleet {}, rustc as pinned by rust-toolchain)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+}
 
 /// What fleet to create.
 #[derive(Debug, Clone)]
@@ -94,6 +123,10 @@ pub struct Organisations {
     pub third_party: Ed25519Signer,
     /// The operator (ESP256).
     pub operator: Esp256Signer,
+    /// The HSM vendor's root (simulated; spec/evidence.md §3).
+    pub vendor: Ed25519Signer,
+    /// An independent observer of the key ceremony (spec/evidence.md §4).
+    pub observer: Ed25519Signer,
 }
 
 impl Organisations {
@@ -102,6 +135,8 @@ impl Organisations {
         Self {
             third_party: Ed25519Signer::generate(&mut OsRng),
             operator: Esp256Signer::generate(&mut OsRng),
+            vendor: Ed25519Signer::generate(&mut OsRng),
+            observer: Ed25519Signer::generate(&mut OsRng),
         }
     }
 
@@ -115,7 +150,9 @@ impl Organisations {
                 .map_err(|e| Error::Usage(e.to_string()))
         };
         write("third-party.seed", &self.third_party.seed()[..])?;
-        write("operator.scalar", &self.operator.scalar()[..])
+        write("operator.scalar", &self.operator.scalar()[..])?;
+        write("vendor.seed", &self.vendor.seed()[..])?;
+        write("observer.seed", &self.observer.seed()[..])
     }
 
     /// Load the keys [`Organisations::store`] kept.
@@ -128,6 +165,8 @@ impl Organisations {
         Ok(Self {
             third_party: Ed25519Signer::from_seed(&*read("third-party.seed")?),
             operator: Esp256Signer::from_scalar(&*read("operator.scalar")?)?,
+            vendor: Ed25519Signer::from_seed(&*read("vendor.seed")?),
+            observer: Ed25519Signer::from_seed(&*read("observer.seed")?),
         })
     }
 }
@@ -287,6 +326,27 @@ impl LocalFleet {
         orgs: &Organisations,
         progress: impl FnMut(&str),
     ) -> Result<Self> {
+        Self::first_epoch(dir, config, orgs, true, progress).await
+    }
+
+    /// The key ceremony of a new fleet (spec/evidence.md) without starting its nodes:
+    /// `bkv fleet ceremony`. The fleet starts later with [`LocalFleet::open`].
+    pub async fn ceremony(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        progress: impl FnMut(&str),
+    ) -> Result<Self> {
+        Self::first_epoch(dir, config, orgs, false, progress).await
+    }
+
+    async fn first_epoch(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        start: bool,
+        progress: impl FnMut(&str),
+    ) -> Result<Self> {
         if config.nodes == 0 {
             return Err(Error::Usage("a fleet needs at least one node".into()));
         }
@@ -336,21 +396,35 @@ impl LocalFleet {
             log_layout,
             trust,
         };
-        Self::deploy(dir, config, orgs, genesis, progress).await
+        Self::deploy(dir, config, orgs, genesis, start, progress).await
     }
 
-    /// Deploy a fleet: HSMs, FleetKeySet, both signatures, logging, nodes.
+    /// Deploy a fleet by its key ceremony (spec/evidence.md): HSMs generate keys, the vendor
+    /// certifies the devices, each HSM attests its node keys, the transcript is signed step by
+    /// step, the operator signs the evidence, the third party logs it, signs the FleetKeySet,
+    /// the operator countersigns, the bundle is logged and released; then the deployment is
+    /// audited (spec/audit.md) and, when `start`, the nodes are started.
     async fn deploy(
         dir: &Path,
         config: &FleetConfig,
         orgs: &Organisations,
         genesis: Genesis,
+        start: bool,
         mut progress: impl FnMut(&str),
     ) -> Result<Self> {
+        use bkv_protocol::evidence::{
+            Attestation, AttestationStatement, Evidence, Issuer, Participant, Policy, Transcript,
+        };
         std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.into(), source })?;
         let kek = load_kek(dir, true)?;
         orgs.store(dir)?;
         let now = crate::cli::output::now();
+        let participants = vec![
+            Participant { name: OPERATOR.into(), key: orgs.operator.public_key().clone() },
+            Participant { name: OBSERVER.into(), key: orgs.observer.public_key().clone() },
+        ];
+        let mut transcript = Transcript::new(participants);
+        transcript.step(&orgs.operator, now, "open", &format!("{} epoch {}", config.fleet_id, genesis.epoch));
 
         // Key generation inside the HSMs; the OPAQUE setup comes from the ceremony (or the
         // predecessor's HSMs) and is transferred to each (crate::hsm, spec/vault.md §2.3).
@@ -376,12 +450,13 @@ impl LocalFleet {
                 .map_err(|source| Error::Write { path: node_dir.clone(), source })?;
             hsm.seal_to_file(&mut OsRng, &kek, &node_dir.join("hsm.sealed"))
                 .map_err(|e| Error::Usage(e.to_string()))?;
+            transcript.step(&orgs.operator, now, "keygen", &id);
             entries.push(hsm.node_entry(&id, &datacenter));
             layout.nodes.push(NodeLayout { id, datacenter, raft: free_addr()?, http: free_addr()? });
         }
         progress(&format!("{} software HSMs generated their keys (sealed under the KEK)", config.nodes));
 
-        let keyset = FleetKeySet {
+        let mut keyset = FleetKeySet {
             v: 1,
             fleet_id: config.fleet_id.clone(),
             epoch: genesis.epoch,
@@ -394,7 +469,68 @@ impl LocalFleet {
             evidence: None,
         };
         keyset.validate()?;
+        let core = bkv_protocol::evidence::keyset_core(&keyset);
 
+        // Attestations: the vendor certified each device; each HSM attests its node keys.
+        let software = software_measurement();
+        let vendor = Issuer { name: VENDOR, signer: &orgs.vendor };
+        let mut attestations = Vec::new();
+        for (hsm, node) in hsms.iter().zip(&keyset.nodes) {
+            let device = format!("softhsm-{}", hex::encode(&hsm.device_key().kid()[..6]));
+            let cert = vendor.certify(&device, hsm.device_key(), SOFT_HSM_FIRMWARE, false);
+            let statement = AttestationStatement {
+                v: 1,
+                device,
+                fleet_id: keyset.fleet_id.clone(),
+                epoch: keyset.epoch,
+                node_id: node.id.clone(),
+                keys: node.keys.clone(),
+                firmware: SOFT_HSM_FIRMWARE,
+                software: software.measurement,
+            };
+            attestations.push(Attestation {
+                node_id: node.id.clone(),
+                chain: vec![serde_bytes::ByteBuf::from(cert)],
+                statement: hsm.attest(&statement),
+            });
+            transcript.step(&orgs.observer, now, "attest", &node.id);
+        }
+        transcript.step(&orgs.observer, now, "keyset", &hex::encode(core));
+        transcript.step(&orgs.operator, now, "close", "");
+        let evidence = Evidence {
+            v: 1,
+            fleet_id: keyset.fleet_id.clone(),
+            epoch: keyset.epoch,
+            keyset_core: core,
+            policy: Policy {
+                guess_limit: keyset.guess_limit,
+                quorum: keyset.quorum,
+                datacenters: keyset.nodes.iter().map(|n| n.datacenter.clone()).collect(),
+            },
+            software,
+            attestations,
+            ceremony: transcript.finish(),
+        };
+        let evidence_bytes = bkv_protocol::evidence::sign_evidence(&evidence, &orgs.operator);
+        keyset.evidence = Some(sha256(&evidence_bytes));
+        write_file(&dir.join("evidence.cbor"), &evidence_bytes)?;
+        write_file(
+            &dir.join("vendor-roots.cbor"),
+            &bkv_protocol::cbor::to_vec(&vec![bkv_protocol::audit::VendorRoot {
+                name: VENDOR.into(),
+                key: orgs.vendor.public_key().clone(),
+            }]),
+        )?;
+        progress(&format!(
+            "deployment evidence: {} attestations, {} ceremony steps, signed by the operator",
+            keyset.nodes.len(),
+            evidence.ceremony.steps.len()
+        ));
+
+        // The third party logs the evidence before the bundle (spec/evidence.md §2).
+        let log = genesis.log;
+        let entry = LogEntry::evidence(&keyset.fleet_id, keyset.epoch, &evidence_bytes);
+        let evidence_index = log.client.append(&entry.to_cbor()).await?;
         let claims = Claims { iss: THIRD_PARTY.into(), sub: config.fleet_id.clone(), iat: now };
         let bundle = countersign(&sign(&keyset.to_bytes(), &claims, &orgs.third_party), &orgs.operator)?;
         progress(&format!(
@@ -402,11 +538,10 @@ impl LocalFleet {
             keyset.to_bytes().len(),
             keyset.epoch
         ));
-        let log = genesis.log;
         let released =
             release(&log.client, &log.anchors, bundle.clone(), &config.fleet_id, keyset.epoch).await?;
         progress(&format!(
-            "the bundle is entry #{} of the audit log, cosigned by {} witnesses",
+            "evidence is entry #{evidence_index} and the bundle entry #{} of the audit log, cosigned by {} witnesses",
             released.proof.inclusion.leaf_index, log.anchors.threshold
         ));
         write_file(&dir.join("bundle.cbor"), &bundle)?;
@@ -416,13 +551,43 @@ impl LocalFleet {
 
         let mut fleet = Self::assemble(dir, layout, keyset, released, genesis.trust, kek, config.timing)?;
         fleet.log = Some(log);
-        for (i, hsm) in hsms.iter().enumerate() {
-            fleet.start_node_inner(i, true, hsm).await?;
+        let report = fleet.audit().await?;
+        if let Some((step, code)) = &report.failure {
+            return Err(Error::Usage(format!("the new deployment does not audit: {step} [{code}]")));
+        }
+        progress(&format!("audited: {} steps of spec/audit.md passed", report.passed.len()));
+        if start {
+            for (i, hsm) in hsms.iter().enumerate() {
+                fleet.start_node_inner(i, true, hsm).await?;
+            }
+            fleet.wait_ready(Duration::from_secs(30)).await?;
+            progress(&format!("{} nodes started and elected a leader", config.nodes));
         }
         drop(hsms);
-        fleet.wait_ready(Duration::from_secs(30)).await?;
-        progress(&format!("{} nodes started and elected a leader", config.nodes));
         Ok(fleet)
+    }
+
+    /// Run the Audit procedure (spec/audit.md) on this fleet's deployment, against its log,
+    /// the simulated vendor root and this build's software measurement.
+    pub async fn audit(&self) -> Result<bkv_protocol::audit::AuditReport> {
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let evidence = read_file(&self.dir.join("evidence.cbor"))?;
+        let roots: Vec<bkv_protocol::audit::VendorRoot> =
+            bkv_protocol::cbor::from_slice(&read_file(&self.dir.join("vendor-roots.cbor"))?)?;
+        let fetched = crate::cli::audit::fetch_log(&log.client).await?;
+        Ok(bkv_protocol::audit::audit(&bkv_protocol::audit::AuditInputs {
+            evidence: &evidence,
+            released: &self.released,
+            anchors: &self.trust.anchors,
+            log_anchors: &self.trust.log,
+            checkpoint: &fetched.checkpoint,
+            entries: &fetched.entries,
+            vendor_roots: &roots,
+            software: software_measurement().measurement,
+            firmware: Some(SOFT_HSM_FIRMWARE),
+            now: crate::cli::output::now(),
+        }))
     }
 
     /// Restart the fleet stored in `dir`.
@@ -569,8 +734,10 @@ impl LocalFleet {
 
     /// spec/rotation.md §2: verify `successor` as this fleet's successor, as a client holding
     /// this fleet's bundle would (every step of spec/validation-bundle.md §5.1, including the
-    /// chain and log inclusion), then RS1–RS3. Nothing changes on failure.
-    pub fn verify_successor(&self, successor: &LoggedBundle, now: u64) -> Result<()> {
+    /// chain and log inclusion), then RS1–RS3, then the Audit procedure (spec/audit.md) on
+    /// the successor's deployment `evidence` with this fleet's pinned vendor roots and this
+    /// build's measurement. Nothing changes on failure.
+    pub async fn verify_successor(&self, successor: &LoggedBundle, evidence: &[u8], now: u64) -> Result<()> {
         let old_bundle = &self.released.bundle;
         let held = ClientState { highest: Some((self.keyset.epoch, sha256(old_bundle))) };
         let verified = verify_bundle(&successor.bundle, &self.trust.anchors, &held, now)?;
@@ -585,7 +752,27 @@ impl LocalFleet {
             None,
         )?;
         bkv_protocol::rotation::check_successor(&self.keyset, old_bundle, &verified)?;
-        Ok(())
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let roots: Vec<bkv_protocol::audit::VendorRoot> =
+            bkv_protocol::cbor::from_slice(&read_file(&self.dir.join("vendor-roots.cbor"))?)?;
+        let fetched = crate::cli::audit::fetch_log(&log.client).await?;
+        let report = bkv_protocol::audit::audit(&bkv_protocol::audit::AuditInputs {
+            evidence,
+            released: successor,
+            anchors: &self.trust.anchors,
+            log_anchors: &self.trust.log,
+            checkpoint: &fetched.checkpoint,
+            entries: &fetched.entries,
+            vendor_roots: &roots,
+            software: software_measurement().measurement,
+            firmware: Some(SOFT_HSM_FIRMWARE),
+            now,
+        });
+        match report.error() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// spec/rotation.md: deploy a successor fleet (epoch + 1) in `new_dir` with the
@@ -626,13 +813,13 @@ impl LocalFleet {
             witness_threshold: self.log_layout.threshold,
             timing: self.timing,
         };
-        let new = Self::deploy(new_dir, &config, orgs, genesis, &mut progress).await?;
+        let new = Self::deploy(new_dir, &config, orgs, genesis, true, &mut progress).await?;
 
         // §2: this fleet verifies its successor itself, as a client holding its own bundle.
         let successor = &new.released;
-        self.verify_successor(successor, now)?;
+        self.verify_successor(successor, &read_file(&new.dir.join("evidence.cbor"))?, now).await?;
         progress(&format!(
-            "the epoch {epoch} fleet verified its successor: both signatures, chained to its own bundle, logged, same OPAQUE key and guess limit"
+            "the epoch {epoch} fleet verified its successor: both signatures, chained to its own bundle, logged, same OPAQUE key and guess limit, deployment audited"
         ));
 
         // §3: retire; the output is the export.

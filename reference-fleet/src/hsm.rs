@@ -205,6 +205,11 @@ impl SoftHsm {
         self.device.sign(message)
     }
 
+    /// spec/evidence.md §3: sign an attestation statement with the device identity key.
+    pub fn attest(&self, statement: &bkv_protocol::evidence::AttestationStatement) -> Vec<u8> {
+        bkv_protocol::evidence::attest(&self.device, statement)
+    }
+
     /// The node signing key as a signing handle (node-to-node authentication).
     pub fn node_signer(&self) -> Arc<Ed25519Signer> {
         self.signing.clone()

@@ -126,6 +126,7 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
             .0;
     phone.register(&[3u8; 32], b"code", &BackupKey::generate(&mut OsRng)).await.unwrap();
 
+    let evidence = std::fs::read(old.dir.join("evidence.cbor")).unwrap();
     // A candidate successor: the old keyset advanced one epoch and chained.
     let mut ks = old.keyset.clone();
     ks.epoch = 2;
@@ -144,27 +145,39 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     // Signed by the operator alone: bundle.signer.unknown.
     let rogue = countersign(&sign(&ks.to_bytes(), &claims, &orgs.operator), &orgs.operator).unwrap();
     let rogue = logged(rogue, 2).await;
-    assert_eq!(old.verify_successor(&rogue, now()).unwrap_err().code(), "bundle.signer.unknown");
+    assert_eq!(
+        old.verify_successor(&rogue, &evidence, now()).await.unwrap_err().code(),
+        "bundle.signer.unknown"
+    );
     // Properly signed but not in the log: the proof is another bundle's.
     let good = countersign(&sign(&ks.to_bytes(), &claims, &orgs.third_party), &orgs.operator).unwrap();
     let mut unlogged = rogue.clone();
     unlogged.bundle = good.clone();
-    assert_eq!(old.verify_successor(&unlogged, now()).unwrap_err().code(), "log.inclusion.invalid");
+    assert_eq!(
+        old.verify_successor(&unlogged, &evidence, now()).await.unwrap_err().code(),
+        "log.inclusion.invalid"
+    );
     // Not chained to this fleet's bundle.
     let mut unchained = ks.clone();
     unchained.prev = Some([0; 32]);
     let b = countersign(&sign(&unchained.to_bytes(), &claims, &orgs.third_party), &orgs.operator).unwrap();
-    assert_eq!(old.verify_successor(&logged(b, 2).await, now()).unwrap_err().code(), "bundle.chain.broken");
+    assert_eq!(
+        old.verify_successor(&logged(b, 2).await, &evidence, now()).await.unwrap_err().code(),
+        "bundle.chain.broken"
+    );
     // Another guess limit.
     let mut policy = ks.clone();
     policy.guess_limit = 3;
     let b = countersign(&sign(&policy.to_bytes(), &claims, &orgs.third_party), &orgs.operator).unwrap();
     assert_eq!(
-        old.verify_successor(&logged(b, 2).await, now()).unwrap_err().code(),
+        old.verify_successor(&logged(b, 2).await, &evidence, now()).await.unwrap_err().code(),
         "rotation.policy.mismatch"
     );
-    // A well-formed successor passes, and none of the above changed the old fleet.
-    old.verify_successor(&logged(good, 2).await, now()).unwrap();
+    // Correctly signed, chained and logged, but its deployment evidence is epoch 1's:
+    // the Audit procedure refuses it (spec/audit.md AU4).
+    let err = old.verify_successor(&logged(good, 2).await, &evidence, now()).await.unwrap_err();
+    assert_eq!(err.code(), "audit.keyset.mismatch");
+    // None of the above changed the old fleet.
     assert_eq!(wrong(phone.recover(&[3u8; 32], b"wrong").await.unwrap()), 9);
     old.shutdown().await;
 }

@@ -68,7 +68,7 @@ impl Checkpoint {
 pub enum EntryType {
     /// A validation bundle (spec/validation-bundle.md).
     Bundle,
-    /// Deployment evidence (defined by a later part of the spec).
+    /// Deployment evidence (spec/evidence.md).
     Evidence,
     /// A retired epoch and its successor bundle (spec/rotation.md §6).
     Retirement,
@@ -101,6 +101,17 @@ impl LogEntry {
             fleet_id: fleet_id.to_owned(),
             epoch,
             digest: sha256(bundle),
+        }
+    }
+
+    /// spec/evidence.md §2: the entry for the deployment evidence bytes `evidence`.
+    pub fn evidence(fleet_id: &str, epoch: u64, evidence: &[u8]) -> Self {
+        LogEntry {
+            v: 1,
+            kind: EntryType::Evidence,
+            fleet_id: fleet_id.to_owned(),
+            epoch,
+            digest: sha256(evidence),
         }
     }
 

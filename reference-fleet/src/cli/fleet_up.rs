@@ -139,6 +139,13 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
             r.trust.display()
         );
         println!("  bkv fleet status --dir {}", args.dir.display());
+        if let Some(log) = &r.log {
+            let d = args.dir.display();
+            println!(
+                "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measurement {}",
+                hex::encode(crate::fleet::software_measurement().measurement)
+            );
+        }
         println!("\nServing until Ctrl-C.");
     }
     tokio::signal::ctrl_c().await.map_err(|e| crate::error::Error::Usage(format!("signal: {e}")))?;

@@ -5,8 +5,10 @@
 //! exit status 0 on success, 1 when a verification fails (the spec error code is
 //! printed), 2 for usage and I/O errors.
 
+pub mod audit;
 pub mod backup;
 pub mod bundle;
+pub mod fleet_ceremony;
 pub mod fleet_rotate;
 pub mod fleet_status;
 pub mod fleet_up;
@@ -40,6 +42,8 @@ pub enum Command {
     /// Operate a fleet (spec/fleet-replication.md).
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Audit a fleet's deployment: evidence, attestations, ceremony, log (spec/audit.md).
+    Audit(audit::AuditArgs),
     /// Back up a file under a recovery code, and restore it (spec/vault.md).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -51,6 +55,8 @@ pub enum Command {
 /// `bkv fleet ...`
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
+    /// Run the key ceremony of a new local fleet: keys in HSMs, attestations, evidence, bundle.
+    Ceremony(fleet_ceremony::CeremonyArgs),
     /// Start a local replicated fleet on loopback (or restart the one in --dir).
     Up(fleet_up::UpArgs),
     /// Replace a local fleet by its successor, moving every record with its counter.
@@ -91,10 +97,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Log(args) => log::run_async(args).await.map_err(Error::from),
+        Command::Fleet(FleetCommand::Ceremony(a)) => fleet_ceremony::run(a).await,
         Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,
         Command::Fleet(FleetCommand::Rotate(a)) => fleet_rotate::run(a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
         Command::Backup(cmd) => backup::run(cmd).await,
+        Command::Audit(a) => audit::run(a).await,
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
     }
 }
