@@ -11,7 +11,8 @@ use bkv_protocol::validation_bundle::{ClientState, TrustAnchors, verify_bundle_u
 use serde_json::{Map, Value, json};
 
 /// The features (areas) the reference harness implements.
-pub const FEATURES: &[&str] = &["cbor", "validation_bundle", "audit_log"];
+pub const FEATURES: &[&str] =
+    &["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "vault", "rotation", "audit"];
 
 /// A malformed case input (a harness fault, not a protocol failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,6 +194,150 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
             let checkpoint = str_field(input, "checkpoint")?;
             outcome(VerifierKey::parse(str_field(input, "log_vkey")?).and_then(|k| {
                 witness_check(&k, held, checkpoint, &proof).map(|(_, h)| Some(obj(head_json(h))))
+            }))
+        }
+        "session_open_request" => {
+            let key: [u8; 32] =
+                hex_field(input, "node_key")?.try_into().map_err(|_| BadInput("node_key".into()))?;
+            let request = hex_field(input, "request")?;
+            let (fleet, epoch, node_id, now) = (
+                str_field(input, "fleet_id")?,
+                u64_field(input, "epoch")?,
+                str_field(input, "node_id")?,
+                u64_field(input, "now")?,
+            );
+            outcome(bkv_protocol::session::SessionSecretKey::from_bytes(&key).and_then(|k| {
+                let node = bkv_protocol::session::SessionServer::new(fleet, epoch, node_id, k);
+                node.open(&request, now).map(|o| {
+                    Some(obj(json!({
+                        "request_id": hex::encode(o.request_id),
+                        "time": o.time,
+                        "body": hex::encode(&o.body),
+                    })))
+                })
+            }))
+        }
+        "envelope_open" => {
+            let key: [u8; 32] =
+                hex_field(input, "backup_key")?.try_into().map_err(|_| BadInput("backup_key".into()))?;
+            let record = hex_field(input, "record_id")?;
+            let file = hex_field(input, "file")?;
+            let mut out = Vec::new();
+            outcome(
+                bkv_protocol::backup_envelope::open(
+                    &bkv_protocol::vault::BackupKey::from_bytes(key),
+                    Some((str_field(input, "fleet_id")?, &record)),
+                    &file[..],
+                    &mut out,
+                    |_| {},
+                )
+                .map(|_| {
+                    Some(obj(json!({ "length": out.len(), "plaintext_sha256": hex::encode(sha256(&out)) })))
+                }),
+            )
+        }
+        "vault_apply" => {
+            use bkv_protocol::state_machine::StateMachine;
+            use bkv_protocol::vault::{VaultOutput, VaultStateMachine};
+            let limit = u64_field(input, "guess_limit")? as u32;
+            let awaiting = input.get("awaiting_import").and_then(Value::as_bool).unwrap_or(false);
+            let mut sm = if awaiting {
+                VaultStateMachine::awaiting_import(limit)
+            } else {
+                VaultStateMachine::new(limit)
+            };
+            for c in input.get("setup").and_then(Value::as_array).ok_or_else(|| BadInput("setup".into()))? {
+                let c =
+                    c.as_str().and_then(|h| hex::decode(h).ok()).ok_or_else(|| BadInput("setup".into()))?;
+                VaultOutput::decode(&sm.apply(&c))
+                    .map_err(|e| BadInput(format!("setup command failed: {e}")))?;
+            }
+            let out = sm.apply(&hex_field(input, "command")?);
+            outcome(VaultOutput::decode(&out).map(|_| Some(obj(json!({ "output": hex::encode(&out) })))))
+        }
+        "vault_setup_decode" => outcome(
+            bkv_protocol::vault::VaultServerSetup::from_bytes(&hex_field(input, "setup")?)
+                .map(|s| Some(obj(json!({ "public_key": hex::encode(s.public_key()) })))),
+        ),
+        "audit" => {
+            let evidence = hex_field(input, "evidence")?;
+            let entries: Vec<Vec<u8>> = input
+                .get("entries")
+                .and_then(Value::as_array)
+                .ok_or_else(|| BadInput("entries".into()))?
+                .iter()
+                .map(|v| v.as_str().and_then(|h| hex::decode(h).ok()).ok_or_else(|| BadInput("entry".into())))
+                .collect::<Result<_, _>>()?;
+            let hex32 = |k: &str| -> Result<[u8; 32], BadInput> {
+                hex_field(input, k)?.try_into().map_err(|_| BadInput(k.into()))
+            };
+            let (software, firmware, now) =
+                (hex32("software")?, hex32("firmware")?, u64_field(input, "now")?);
+            let checkpoint = str_field(input, "checkpoint")?;
+            let (released, anchors, log_anchors, roots) = (
+                hex_field(input, "released")?,
+                hex_field(input, "anchors")?,
+                hex_field(input, "log_anchors")?,
+                hex_field(input, "vendor_roots")?,
+            );
+            outcome((|| {
+                let released = LoggedBundle::from_cbor(&released)?;
+                let anchors = TrustAnchors::from_bytes(&anchors)?;
+                let log_anchors: LogAnchors = bkv_protocol::cbor::from_slice(&log_anchors)?;
+                let roots: Vec<bkv_protocol::audit::VendorRoot> = bkv_protocol::cbor::from_slice(&roots)?;
+                let r = bkv_protocol::audit::audit_result(&bkv_protocol::audit::AuditInputs {
+                    evidence: &evidence,
+                    released: &released,
+                    anchors: &anchors,
+                    log_anchors: &log_anchors,
+                    checkpoint,
+                    entries: &entries,
+                    vendor_roots: &roots,
+                    software,
+                    firmware: Some(firmware),
+                    now,
+                })?;
+                Ok(Some(obj(json!({ "steps": r.passed.len() }))))
+            })())
+        }
+        "rotation_check_successor" => {
+            let (old_keyset, old_bundle, new_bundle, anchors) = (
+                hex_field(input, "old_keyset")?,
+                hex_field(input, "old_bundle")?,
+                hex_field(input, "new_bundle")?,
+                hex_field(input, "anchors")?,
+            );
+            let now = u64_field(input, "now")?;
+            outcome((|| {
+                let old = bkv_protocol::validation_bundle::FleetKeySet::from_bytes(&old_keyset)?;
+                let anchors = TrustAnchors::from_bytes(&anchors)?;
+                let verified = bkv_protocol::validation_bundle::verify_bundle(
+                    &new_bundle,
+                    &anchors,
+                    &ClientState::default(),
+                    now,
+                )?;
+                bkv_protocol::rotation::check_successor(&old, &old_bundle, &verified)?;
+                Ok(None)
+            })())
+        }
+        "rotation_open_export" => {
+            let key: [u8; 32] =
+                hex_field(input, "node_key")?.try_into().map_err(|_| BadInput("node_key".into()))?;
+            let digest: [u8; 32] = hex_field(input, "bundle_sha256")?
+                .try_into()
+                .map_err(|_| BadInput("bundle_sha256".into()))?;
+            let me = bkv_protocol::rotation::Importer {
+                fleet_id: str_field(input, "fleet_id")?,
+                epoch: u64_field(input, "epoch")?,
+                node_id: str_field(input, "node_id")?,
+                bundle_digest: digest,
+                guess_limit: u64_field(input, "guess_limit")? as u32,
+            };
+            let sealed = hex_field(input, "sealed")?;
+            outcome(bkv_protocol::session::SessionSecretKey::from_bytes(&key).and_then(|k| {
+                bkv_protocol::rotation::open_export(&sealed, &k, &me)
+                    .map(|e| Some(obj(json!({ "records": e.records.len() }))))
             }))
         }
         _ => (ActualResult::Skipped, None, format!("operation {operation} not implemented"), None),

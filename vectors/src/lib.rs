@@ -6,17 +6,31 @@
 //! differ from a fresh generation.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod audit_log;
+pub mod backup_envelope;
 pub mod cbor;
 pub mod format;
+pub mod rotation;
+pub mod session;
 pub mod validation_bundle;
+pub mod vault;
 
 pub use format::{Expected, TestCase, TestGroup, VectorFile};
 use std::path::{Path, PathBuf};
 
 /// Every vector file, in a fixed order.
 pub fn all() -> Vec<VectorFile> {
-    vec![cbor::generate(), validation_bundle::generate(), audit_log::generate()]
+    vec![
+        cbor::generate(),
+        validation_bundle::generate(),
+        audit_log::generate(),
+        session::generate(),
+        backup_envelope::generate(),
+        vault::generate(),
+        rotation::generate(),
+        audit::generate(),
+    ]
 }
 
 /// The directory holding `v1/` and `schema/` (this crate's directory).

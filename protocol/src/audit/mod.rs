@@ -15,6 +15,8 @@ use crate::evidence::{
 use crate::validation_bundle::{ClientState, FleetKeySet, TrustAnchors, verify_bundle};
 use serde::{Deserialize, Serialize};
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixture;
 #[cfg(test)]
 mod tests;
 
