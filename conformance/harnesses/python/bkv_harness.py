@@ -10,10 +10,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import audit_log  # noqa: E402
 import bundle  # noqa: E402
+import envelope  # noqa: E402
+import session  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
 
 NAME = "bkv-python"
-FEATURES = ["cbor", "validation_bundle", "audit_log"]
+FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope"]
 
 
 def log(msg):
@@ -57,6 +59,11 @@ def run_case(operation, inp):
         held = None if st is None else (st["size"], h(st["root"]))
         out = audit_log.witness_check(inp["log_vkey"], held, inp["checkpoint"],
                                       [h(x) for x in inp.get("consistency") or []])
+    elif operation == "session_open_request":
+        out = session.open_request(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
+                                   inp["now"], h(inp["request"]))
+    elif operation == "envelope_open":
+        out = envelope.open_file(h(inp["backup_key"]), inp["fleet_id"], h(inp["record_id"]), h(inp["file"]))
     else:
         raise NotImplementedError(operation)
     return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in out.items()}
