@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod live;
 pub mod reference;
 pub mod report;
 pub mod runner;

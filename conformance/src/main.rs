@@ -42,6 +42,10 @@ struct Args {
     /// Fail unless exactly this many cases are skipped.
     #[arg(long)]
     expect_skipped: Option<usize>,
+    /// Live mode: also start a reference fleet on loopback and run the `live` cases
+    /// (register, back up, guess, restore) against it (spec/conformance.md §6).
+    #[arg(long)]
+    live: bool,
 }
 
 fn load_files(dir: &std::path::Path, areas: &[String]) -> Result<Vec<bkv_vectors::VectorFile>, String> {
@@ -87,9 +91,25 @@ fn main() -> ExitCode {
 
 fn real_main(args: &Args) -> Result<bool, String> {
     let dir = args.vectors.clone().unwrap_or_else(bkv_vectors::root);
-    let files = load_files(&dir, &args.area)?;
+    let mut files = load_files(&dir, &args.area)?;
     let opts = RunOptions { harness: args.harness.clone(), timeout: Duration::from_secs(args.timeout) };
-    let mut report: Report = run(&files, &opts).map_err(|e| e.to_string())?;
+    // Live mode: the fleet runs on this runtime's threads while the harness is driven.
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let live_dir = std::env::temp_dir().join(format!("bkv-conformance-live-{}", std::process::id()));
+    let fleet = if args.live {
+        println!("live mode: starting a 3-node reference fleet in {}", live_dir.display());
+        let (fleet, cases) = runtime.block_on(bkv_conformance::live::start(&live_dir))?;
+        files.push(cases);
+        Some(fleet)
+    } else {
+        None
+    };
+    let result = run(&files, &opts).map_err(|e| e.to_string());
+    if let Some(fleet) = fleet {
+        runtime.block_on(fleet.shutdown());
+        let _ = std::fs::remove_dir_all(&live_dir);
+    }
+    let mut report: Report = result?;
     let mut ok = true;
     if let Some(p) = &args.deviations {
         let devs: Vec<Deviation> = read_json(p)?;

@@ -11,8 +11,17 @@ use bkv_protocol::validation_bundle::{ClientState, TrustAnchors, verify_bundle_u
 use serde_json::{Map, Value, json};
 
 /// The features (areas) the reference harness implements.
-pub const FEATURES: &[&str] =
-    &["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "vault", "rotation", "audit"];
+pub const FEATURES: &[&str] = &[
+    "cbor",
+    "validation_bundle",
+    "audit_log",
+    "session",
+    "backup_envelope",
+    "vault",
+    "rotation",
+    "audit",
+    "live",
+];
 
 /// A malformed case input (a harness fault, not a protocol failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -338,6 +347,18 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
             outcome(bkv_protocol::session::SessionSecretKey::from_bytes(&key).and_then(|k| {
                 bkv_protocol::rotation::open_export(&sealed, &k, &me)
                     .map(|e| Some(obj(json!({ "records": e.records.len() }))))
+            }))
+        }
+        "live_backup_roundtrip" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| BadInput(format!("runtime: {e}")))?;
+            outcome(rt.block_on(crate::live::roundtrip(input)).map(|(remaining, digest)| {
+                Some(obj(json!({
+                    "remaining_after_wrong": remaining,
+                    "restored_sha256": hex::encode(digest),
+                })))
             }))
         }
         _ => (ActualResult::Skipped, None, format!("operation {operation} not implemented"), None),

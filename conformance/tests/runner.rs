@@ -7,7 +7,10 @@ use bkv_conformance::runner::{RunOptions, run};
 use std::time::Duration;
 
 fn files() -> Vec<bkv_vectors::VectorFile> {
-    ["cbor", "validation_bundle"].iter().map(|a| bkv_vectors::load(a)).collect()
+    ["cbor", "validation_bundle", "session", "backup_envelope", "vault", "rotation", "audit"]
+        .iter()
+        .map(|a| bkv_vectors::load(a))
+        .collect()
 }
 
 fn data(name: &str) -> String {
@@ -79,4 +82,16 @@ fn deviations_and_regressions() {
     ]);
     assert_eq!(stale, vec!["cbor::1".to_string()]);
     assert_eq!(bad.cases.iter().find(|c| c.id == first_fail).unwrap().status, Status::Deviation);
+}
+
+#[test]
+fn live_mode_runs_backup_and_restore_against_a_reference_fleet() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("bkv-conformance-live-test-{}", std::process::id()));
+    let (fleet, cases) = rt.block_on(bkv_conformance::live::start(&dir)).unwrap();
+    let report = run(&[cases], &opts(env!("CARGO_BIN_EXE_bkv-reference-harness").into(), 60)).unwrap();
+    rt.block_on(fleet.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+    let all = report.counts()["all"];
+    assert_eq!((all.passed, all.failed, all.skipped), (3, 0, 0), "{}", report.table());
 }
