@@ -51,3 +51,31 @@ fn keyset_and_anchors_corpus() {
         }
     }
 }
+
+#[test]
+fn session_envelope_and_evidence_corpora() {
+    use bkv_protocol::session::{SessionSecretKey, SessionServer};
+    let node = SessionServer::new("fuzz.example/vault", 1, "node-1", SessionSecretKey::derive(b"fuzz"));
+    let sessions = corpus("session_open");
+    assert!(!sessions.is_empty());
+    for data in sessions {
+        // A fuzzer cannot seal to the node's key: nothing it found may open.
+        assert!(node.open(&data, 1_800_000_000).is_err());
+    }
+    for data in corpus("envelope_open") {
+        let mut out = Vec::new();
+        let key = bkv_protocol::vault::BackupKey::from_bytes([7; 32]);
+        assert!(bkv_protocol::backup_envelope::open(&key, None, &data[..], &mut out, |_| {}).is_err());
+    }
+    let me = bkv_protocol::rotation::Importer {
+        fleet_id: "f",
+        epoch: 2,
+        node_id: "n",
+        bundle_digest: [0; 32],
+        guess_limit: 10,
+    };
+    for data in corpus("evidence_parse") {
+        let _ = bkv_protocol::evidence::Sign1::parse(&data, bkv_protocol::evidence::CT_EVIDENCE);
+        assert!(bkv_protocol::rotation::open_export(&data, &SessionSecretKey::derive(b"fuzz"), &me).is_err());
+    }
+}
