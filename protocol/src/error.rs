@@ -290,6 +290,8 @@ define_errors! {
     AuditTranscriptSignature => "audit.transcript.signature",
     /// A required ceremony step is missing, or a participant signed nothing.
     AuditTranscriptIncomplete => "audit.transcript.incomplete",
+    /// Two attestations name the same device (identity or key): one HSM would hold several nodes' keys.
+    AuditDeviceReused => "audit.device.reused",
 }
 
 impl Error {

@@ -50,6 +50,20 @@ pub struct Knobs {
     pub break_chain: bool,
     pub step_by_stranger: bool,
     pub skip_close: bool,
+    /// Device certs issued by a vendor intermediate (a valid two-link chain).
+    pub intermediate_ca: bool,
+    /// Like `intermediate_ca`, but the intermediate's cert has `ca = false`.
+    pub intermediate_not_ca: bool,
+    /// Node 1 is attested by node 0's device.
+    pub shared_device: bool,
+    /// A second evidence entry for the same fleet and epoch.
+    pub duplicate_evidence: bool,
+    /// The close step is timed before the step it follows.
+    pub time_backwards: bool,
+    /// Node 1's keygen step is missing.
+    pub skip_keygen: bool,
+    /// The observer is listed but signs no step.
+    pub silent_observer: bool,
 }
 
 /// A built deployment and what an auditor would fetch.
@@ -113,14 +127,27 @@ pub fn build(k: Knobs) -> Built {
     };
     let core = keyset_core(&ks);
 
-    // Attestations.
+    // Attestations. Keys the knobs add come from their own seed, so the clean deployment
+    // (and every committed vector) stays the same.
+    let mut extra_rng = ChaCha20Rng::seed_from_u64(43);
+    let intermediate = Ed25519Signer::generate(&mut extra_rng);
     let root_name = "vendor root";
     let signer_root: &dyn Signer = if k.foreign_root { &stranger } else { &vendor };
-    let issuer = Issuer { name: root_name, signer: signer_root };
+    let root_issuer = Issuer { name: root_name, signer: signer_root };
+    let via_intermediate = k.intermediate_ca || k.intermediate_not_ca;
+    let inter_name = "vendor intermediate";
+    let inter_cert =
+        root_issuer.certify(inter_name, intermediate.public_key(), [0; 32], !k.intermediate_not_ca);
+    let issuer = if via_intermediate { Issuer { name: inter_name, signer: &intermediate } } else { root_issuer };
     let mut attestations = Vec::new();
     for (i, (node, dev)) in nodes.iter().zip(&devices).enumerate() {
+        let (i, dev) = if k.shared_device && i == 1 { (0, &devices[0]) } else { (i, dev) };
         let subject = format!("hsm-{i}");
         let cert = issuer.certify(&subject, dev.public_key(), FIRMWARE, false);
+        let mut chain = vec![serde_bytes::ByteBuf::from(cert)];
+        if via_intermediate {
+            chain.push(serde_bytes::ByteBuf::from(inter_cert.clone()));
+        }
         let mut keys = node.keys.clone();
         if k.attest_other_session_key && i == 1 {
             keys[0].key = SessionSecretKey::generate(&mut rng).public_key().to_vec();
@@ -138,7 +165,7 @@ pub fn build(k: Knobs) -> Built {
         let by: &dyn Signer = if k.statement_by_other_key && i == 0 { &stranger } else { dev };
         attestations.push(Attestation {
             node_id: node.id.clone(),
-            chain: vec![serde_bytes::ByteBuf::from(cert)],
+            chain,
             statement: attest(by, &statement),
         });
     }
@@ -150,16 +177,19 @@ pub fn build(k: Knobs) -> Built {
     ];
     let mut t = Transcript::new(participants);
     t.step(&op, NOW, "open", "");
-    for n in &nodes {
-        t.step(&op, NOW + 1, "keygen", &n.id);
+    for (i, n) in nodes.iter().enumerate() {
+        if !(k.skip_keygen && i == 1) {
+            t.step(&op, NOW + 1, "keygen", &n.id);
+        }
     }
+    let witness: &dyn Signer = if k.silent_observer { &op } else { &observer };
     for n in &nodes {
-        let who: &dyn Signer = if k.step_by_stranger { &stranger } else { &observer };
+        let who: &dyn Signer = if k.step_by_stranger { &stranger } else { witness };
         t.step(who, NOW + 2, "attest", &n.id);
     }
-    t.step(&observer, NOW + 3, "keyset", &hex::encode(core));
+    t.step(witness, NOW + 3, "keyset", &hex::encode(core));
     if !k.skip_close {
-        t.step(&op, NOW + 4, "close", "");
+        t.step(&op, if k.time_backwards { NOW + 2 } else { NOW + 4 }, "close", "");
     }
     let mut ceremony = t.finish();
     if k.break_chain {
@@ -227,6 +257,10 @@ pub fn build(k: Knobs) -> Built {
     }
     if k.duplicate_bundle {
         entries.push(LogEntry::bundle(FLEET, 1, b"another bundle").to_cbor());
+    }
+    if k.duplicate_evidence {
+        let other = LogEntry { digest: sha256(b"other evidence"), ..ev_entry.clone() };
+        entries.push(other.to_cbor());
     }
     let mut tree = Tree::new();
     for e in &entries {

@@ -6,7 +6,7 @@
 
 use crate::audit_log::merkle::Tree;
 use crate::audit_log::{EntryType, LogAnchors, LogEntry, LoggedBundle, verify_checkpoint};
-use crate::crypto::{PublicKey, sha256};
+use crate::crypto::{PublicKey, ct_eq, sha256};
 use crate::error::{Error, Result};
 use crate::evidence::{
     AttestationStatement, CT_ATTESTATION, CT_DEVICE_CERT, CT_EVIDENCE, CT_STEP, CeremonyStep, DeviceCert,
@@ -150,7 +150,7 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
             for e in i.entries {
                 tree.push(e);
             }
-            if tree.size() != cp.checkpoint.size || tree.root() != cp.checkpoint.root {
+            if tree.size() != cp.checkpoint.size || !ct_eq(&tree.root(), &cp.checkpoint.root) {
                 return Err(Error::LogInclusionInvalid);
             }
             d.push(format!(
@@ -187,14 +187,14 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
     // AU4
     run.step("AU4", "FleetKeySet and evidence name each other", |d| {
         let digest = sha256(i.evidence);
-        if keyset.evidence != Some(digest) {
+        if !keyset.evidence.is_some_and(|e| ct_eq(&e, &digest)) {
             return Err(Error::AuditEvidenceMismatch);
         }
         let core = keyset_core(&keyset);
         if evidence.v != 1
             || evidence.fleet_id != keyset.fleet_id
             || evidence.epoch != keyset.epoch
-            || evidence.keyset_core != core
+            || !ct_eq(&evidence.keyset_core, &core)
         {
             return Err(Error::AuditKeysetMismatch);
         }
@@ -206,7 +206,10 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
     // AU5, AU6
     let find = |kind: EntryType, digest: &[u8; 32]| {
         entries.iter().position(|e| {
-            e.kind == kind && e.fleet_id == keyset.fleet_id && e.epoch == keyset.epoch && &e.digest == digest
+            e.kind == kind
+                && e.fleet_id == keyset.fleet_id
+                && e.epoch == keyset.epoch
+                && ct_eq(&e.digest, digest)
         })
     };
     run.step("AU5", "evidence and bundle logged, evidence first", |d| {
@@ -218,6 +221,7 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
         d.push(format!("evidence entry #{ev}, bundle entry #{bu}"));
         Ok(())
     })?;
+    let (bundle_digest, evidence_digest) = (sha256(bundle), sha256(i.evidence));
     run.step("AU6", "no other bundle or evidence for this fleet and epoch", |d| {
         let others: Vec<usize> = entries
             .iter()
@@ -226,8 +230,8 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
                 matches!(e.kind, EntryType::Bundle | EntryType::Evidence)
                     && e.fleet_id == keyset.fleet_id
                     && e.epoch == keyset.epoch
-                    && e.digest != sha256(bundle)
-                    && e.digest != sha256(i.evidence)
+                    && !ct_eq(&e.digest, &bundle_digest)
+                    && !ct_eq(&e.digest, &evidence_digest)
             })
             .map(|(n, _)| n)
             .collect();
@@ -256,7 +260,8 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
                     ));
                     Ok((statement, device))
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()
+                .and_then(|all| distinct_devices(&all).map(|()| all))
         })?;
 
     // AU8
@@ -280,13 +285,13 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
 
     // AU9
     run.step("AU9", "firmware and software measurements are the published ones", |d| {
-        if evidence.software.measurement != i.software {
+        if !ct_eq(&evidence.software.measurement, &i.software) {
             return Err(Error::AuditMeasurementMismatch);
         }
         for (s, cert) in &statements {
-            if s.firmware != cert.firmware
-                || i.firmware.is_some_and(|f| f != s.firmware)
-                || s.software != evidence.software.measurement
+            if !ct_eq(&s.firmware, &cert.firmware)
+                || i.firmware.is_some_and(|f| !ct_eq(&f, &s.firmware))
+                || !ct_eq(&s.software, &evidence.software.measurement)
             {
                 return Err(Error::AuditMeasurementMismatch);
             }
@@ -324,7 +329,7 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
             for (n, bytes) in evidence.ceremony.steps.iter().enumerate() {
                 let s = Sign1::parse(bytes, CT_STEP)?;
                 let step: CeremonyStep = s.decode()?;
-                if step.seq != n as u64 || step.prev != prev || step.time < last_time {
+                if step.seq != n as u64 || !ct_eq(&step.prev, &prev) || step.time < last_time {
                     return Err(Error::AuditTranscriptBroken);
                 }
                 let who = evidence
@@ -417,6 +422,19 @@ fn check_chain(
         return Err(invalid);
     }
     Ok((statement, first.1.clone(), root.name.clone()))
+}
+
+/// spec/audit.md AU7: no two attestations name the same device, by identity (issuer and
+/// subject) or by key.
+fn distinct_devices(all: &[(AttestationStatement, DeviceCert)]) -> Result<()> {
+    for (n, (_, a)) in all.iter().enumerate() {
+        for (_, b) in &all[..n] {
+            if (a.issuer == b.issuer && a.subject == b.subject) || a.key == b.key {
+                return Err(Error::AuditDeviceReused);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Convenience for callers that want the error: `Ok` if the audit passed.

@@ -88,3 +88,103 @@ fn an_entry_list_that_does_not_match_the_checkpoint_fails_au2() {
     });
     assert_eq!(r.failure, Some(("AU2".into(), "log.inclusion.invalid".into())));
 }
+
+// One test per rule the table above does not reach: each builds a deployment that breaks
+// exactly that rule (or, for the intermediate chain, none) and checks the step and code.
+
+fn failure(k: Knobs) -> Option<(String, String)> {
+    run(k, SOFTWARE).failure
+}
+
+fn fails(step: &str, code: &str) -> Option<(String, String)> {
+    Some((step.into(), code.into()))
+}
+
+#[test]
+fn a_vendor_chain_through_an_intermediate_audits_green() {
+    let r = run(Knobs { intermediate_ca: true, ..Knobs::default() }, SOFTWARE);
+    assert!(r.ok(), "{:?}", r.failure);
+    let au7 = r.passed.iter().find(|c| c.step == "AU7").unwrap();
+    assert!(au7.details.iter().all(|d| d.contains("\"vendor root\"")), "{:?}", au7.details);
+}
+
+#[test]
+fn an_intermediate_that_is_not_a_ca_is_attestation_invalid() {
+    assert_eq!(
+        failure(Knobs { intermediate_not_ca: true, ..Knobs::default() }),
+        fails("AU7", "audit.attestation.invalid")
+    );
+}
+
+#[test]
+fn two_nodes_attested_by_one_device_is_device_reused() {
+    assert_eq!(
+        failure(Knobs { shared_device: true, ..Knobs::default() }),
+        fails("AU7", "audit.device.reused")
+    );
+}
+
+#[test]
+fn a_second_evidence_for_the_same_fleet_and_epoch_is_a_log_duplicate() {
+    assert_eq!(
+        failure(Knobs { duplicate_evidence: true, ..Knobs::default() }),
+        fails("AU6", "audit.log.duplicate")
+    );
+}
+
+#[test]
+fn a_second_bundle_for_the_same_fleet_and_epoch_is_a_log_duplicate() {
+    assert_eq!(
+        failure(Knobs { duplicate_bundle: true, ..Knobs::default() }),
+        fails("AU6", "audit.log.duplicate")
+    );
+}
+
+#[test]
+fn a_step_timed_before_its_predecessor_breaks_the_transcript() {
+    assert_eq!(
+        failure(Knobs { time_backwards: true, ..Knobs::default() }),
+        fails("AU11", "audit.transcript.broken")
+    );
+}
+
+#[test]
+fn a_missing_keygen_step_makes_the_transcript_incomplete() {
+    assert_eq!(
+        failure(Knobs { skip_keygen: true, ..Knobs::default() }),
+        fails("AU12", "audit.transcript.incomplete")
+    );
+}
+
+#[test]
+fn a_participant_who_signed_nothing_makes_the_transcript_incomplete() {
+    assert_eq!(
+        failure(Knobs { silent_observer: true, ..Knobs::default() }),
+        fails("AU12", "audit.transcript.incomplete")
+    );
+}
+
+#[test]
+fn a_firmware_other_than_the_vendors_published_one_fails() {
+    let b = build(Knobs::default());
+    let r = audit(&AuditInputs {
+        evidence: &b.evidence,
+        released: &b.released,
+        anchors: &b.anchors,
+        log_anchors: &b.log_anchors,
+        checkpoint: &b.checkpoint,
+        entries: &b.entries,
+        vendor_roots: &b.roots,
+        software: SOFTWARE,
+        firmware: Some([0xf2; 32]),
+        now: NOW,
+    });
+    assert_eq!(r.failure, fails("AU9", "audit.measurement.mismatch"));
+}
+
+#[test]
+fn the_reports_error_is_the_failing_code() {
+    let r = run(Knobs { shared_device: true, ..Knobs::default() }, SOFTWARE);
+    assert_eq!(r.error(), Some(Error::AuditDeviceReused));
+    assert_eq!(r.passed.len(), 6, "AU1..AU6 passed before AU7 failed");
+}
