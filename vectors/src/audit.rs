@@ -164,5 +164,63 @@ pub fn generate() -> VectorFile {
         Some(Error::LogInclusionInvalid),
         None,
     );
+    // Appended after the first nineteen so their ids stay stable.
+    f.case(
+        "AU7: a vendor chain through an intermediate CA: all twelve steps pass",
+        &["Attestation"],
+        input(Knobs { intermediate_ca: true, ..k() }, SOFTWARE, false),
+        None,
+        Some(map([("steps", json!(12))])),
+    );
+    let more: Vec<(Knobs, &str, &str, Error)> = vec![
+        (
+            Knobs { intermediate_not_ca: true, ..k() },
+            "Attestation",
+            "AU7: the intermediate's certificate is not a CA certificate",
+            Error::AuditAttestationInvalid,
+        ),
+        (
+            Knobs { shared_device: true, ..k() },
+            "Attestation",
+            "AU7: two nodes attested by the same device",
+            Error::AuditDeviceReused,
+        ),
+        (
+            Knobs { duplicate_evidence: true, ..k() },
+            "Log",
+            "AU6: a second evidence for the same fleet and epoch",
+            Error::AuditLogDuplicate,
+        ),
+        (
+            Knobs { time_backwards: true, ..k() },
+            "Ceremony",
+            "AU11: a step timed before the step it follows",
+            Error::AuditTranscriptBroken,
+        ),
+        (
+            Knobs { skip_keygen: true, ..k() },
+            "Ceremony",
+            "AU12: a node's keygen step is missing",
+            Error::AuditTranscriptIncomplete,
+        ),
+        (
+            Knobs { silent_observer: true, ..k() },
+            "Ceremony",
+            "AU12: a listed participant signed no step",
+            Error::AuditTranscriptIncomplete,
+        ),
+    ];
+    for (knobs, flag, comment, err) in more {
+        f.case(comment, &[flag], input(knobs, SOFTWARE, false), Some(err), None);
+    }
+    let mut other_firmware = input(k(), SOFTWARE, false);
+    other_firmware.insert("firmware".into(), json!(hex::encode([0xf2; 32])));
+    f.case(
+        "AU9: the vendor's published firmware measurement differs",
+        &["Attestation"],
+        other_firmware,
+        Some(Error::AuditMeasurementMismatch),
+        None,
+    );
     f.finish()
 }
