@@ -8,6 +8,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import audit  # noqa: E402
 import audit_log  # noqa: E402
 import bundle  # noqa: E402
 import envelope  # noqa: E402
@@ -15,7 +16,7 @@ import session  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
 
 NAME = "bkv-python"
-FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope"]
+FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit"]
 
 
 def log(msg):
@@ -62,6 +63,10 @@ def run_case(operation, inp):
     elif operation == "session_open_request":
         out = session.open_request(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
                                    inp["now"], h(inp["request"]))
+    elif operation == "audit":
+        out = audit.audit(h(inp["evidence"]), h(inp["released"]), h(inp["anchors"]), h(inp["log_anchors"]),
+                          inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),
+                          h(inp["software"]), h(inp["firmware"]), inp["now"])
     elif operation == "envelope_open":
         out = envelope.open_file(h(inp["backup_key"]), inp["fleet_id"], h(inp["record_id"]), h(inp["file"]))
     else:
