@@ -209,6 +209,18 @@ pub fn generate() -> VectorFile {
             "AU12: a listed participant signed no step",
             Error::AuditTranscriptIncomplete,
         ),
+        (
+            Knobs { signed_non_evidence: true, ..k() },
+            "Evidence",
+            "AU3: the operator signed a payload that is not an Evidence",
+            Error::EvidenceMalformed,
+        ),
+        (
+            Knobs { unsigned_non_evidence: true, ..k() },
+            "Evidence",
+            "AU3: a payload that is not an Evidence, not signed by the operator: the signature is checked first",
+            Error::AuditEvidenceSignature,
+        ),
     ];
     for (knobs, flag, comment, err) in more {
         f.case(comment, &[flag], input(knobs, SOFTWARE, false), Some(err), None);

@@ -203,12 +203,12 @@ def audit(evidence, logged_bundle, anchors_bytes, log_anchors_bytes, checkpoint,
     log = [decode(e) for e in entries]
     # AU3
     signed = Signed(evidence, CT_EVIDENCE)
-    ev = check_evidence(signed.decode())
     operators = bundle.parse_anchors(anchors_bytes)["operator"]
     op = next((a for a in operators if same(a["kid"], signed.kid) and a["not_before"] <= now <= a["not_after"]),
               None)
     if op is None or not signed.verified_by({"alg": op["alg"], "key": op["key"]}):
         raise BkvError("audit.evidence.signature")
+    ev = check_evidence(signed.decode())
     # AU4
     ev_digest, bundle_digest = sha256(evidence), sha256(bundle_bytes)
     if not same(keyset["evidence"], ev_digest):

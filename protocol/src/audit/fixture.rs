@@ -64,6 +64,10 @@ pub struct Knobs {
     pub skip_keygen: bool,
     /// The observer is listed but signs no step.
     pub silent_observer: bool,
+    /// The operator signs a payload that is not an `Evidence` (right content type).
+    pub signed_non_evidence: bool,
+    /// Like `signed_non_evidence`, but signed by a key that is not an operator anchor.
+    pub unsigned_non_evidence: bool,
 }
 
 /// A built deployment and what an auditor would fetch.
@@ -231,6 +235,11 @@ pub fn build(k: Knobs) -> Built {
     }
     if k.garbage_evidence {
         evidence_bytes = sign1(b"\xa0", "text/plain", &op);
+    }
+    if k.signed_non_evidence || k.unsigned_non_evidence {
+        let by: &dyn Signer = if k.unsigned_non_evidence { &stranger } else { &op };
+        evidence_bytes = sign1(&cbor::to_vec(&evidence.policy), CT_EVIDENCE, by);
+        ks.evidence = Some(sha256(&evidence_bytes));
     }
 
     let claims = Claims { iss: "tp".into(), sub: FLEET.into(), iat: NOW };

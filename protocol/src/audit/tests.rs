@@ -188,3 +188,20 @@ fn the_reports_error_is_the_failing_code() {
     assert_eq!(r.error(), Some(Error::AuditDeviceReused));
     assert_eq!(r.passed.len(), 6, "AU1..AU6 passed before AU7 failed");
 }
+
+#[test]
+fn a_signed_payload_that_is_not_evidence_is_malformed() {
+    assert_eq!(
+        failure(Knobs { signed_non_evidence: true, ..Knobs::default() }),
+        fails("AU3", "evidence.malformed")
+    );
+}
+
+#[test]
+fn an_unsigned_payload_is_refused_before_it_is_parsed() {
+    // spec/audit.md AU3: the signature is checked before the payload is decoded.
+    assert_eq!(
+        failure(Knobs { unsigned_non_evidence: true, ..Knobs::default() }),
+        fails("AU3", "audit.evidence.signature")
+    );
+}
