@@ -142,7 +142,8 @@ pub fn build(k: Knobs) -> Built {
     let inter_name = "vendor intermediate";
     let inter_cert =
         root_issuer.certify(inter_name, intermediate.public_key(), [0; 32], !k.intermediate_not_ca);
-    let issuer = if via_intermediate { Issuer { name: inter_name, signer: &intermediate } } else { root_issuer };
+    let issuer =
+        if via_intermediate { Issuer { name: inter_name, signer: &intermediate } } else { root_issuer };
     let mut attestations = Vec::new();
     for (i, (node, dev)) in nodes.iter().zip(&devices).enumerate() {
         let (i, dev) = if k.shared_device && i == 1 { (0, &devices[0]) } else { (i, dev) };
@@ -167,11 +168,7 @@ pub fn build(k: Knobs) -> Built {
             software: k.statement_software.unwrap_or(SOFTWARE),
         };
         let by: &dyn Signer = if k.statement_by_other_key && i == 0 { &stranger } else { dev };
-        attestations.push(Attestation {
-            node_id: node.id.clone(),
-            chain,
-            statement: attest(by, &statement),
-        });
+        attestations.push(Attestation { node_id: node.id.clone(), chain, statement: attest(by, &statement) });
     }
 
     // Ceremony.
