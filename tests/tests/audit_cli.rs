@@ -64,3 +64,49 @@ async fn audit_command_passes_a_clean_ceremony_and_names_each_failure() {
     fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// spec/audit.md AU6 and AU7 through the CLI, against the fleet's live log: a third party
+/// that logs a second bundle for the same fleet and epoch is caught, and an auditor who
+/// pins another vendor's root does not accept the soft HSMs' attestations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_command_catches_a_second_bundle_and_an_unpinned_vendor() {
+    use bkv_protocol::audit::VendorRoot;
+    use bkv_protocol::audit_log::LogEntry;
+    use bkv_protocol::crypto::{Ed25519Signer, Signer};
+
+    let root =
+        std::env::temp_dir().join(format!("bkv-audit-cli2-{}-{}", std::process::id(), OsRng.next_u64()));
+    let dir = root.join("fleet");
+    let fleet_id = "audit2.bkv.example/vault";
+    let config = FleetConfig::new(fleet_id, 3);
+    let fleet = LocalFleet::ceremony(&dir, &config, &Organisations::generate(), |_| {}).await.unwrap();
+    let log = fleet.log.as_ref().unwrap().client.clone();
+    let good = software_measurement().measurement;
+
+    // Another vendor's root under the same name: the chains do not end at a pinned root.
+    let other = Ed25519Signer::generate(&mut OsRng);
+    let roots = vec![VendorRoot { name: bkv_fleet::fleet::VENDOR.into(), key: other.public_key().clone() }];
+    let roots_file = root.join("other-vendor-roots.cbor");
+    std::fs::write(&roots_file, bkv_protocol::cbor::to_vec(&roots)).unwrap();
+    let out = root.join("vendor");
+    let mut a = args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone());
+    a.vendor_roots = roots_file;
+    assert_eq!(run(a).await.unwrap(), ExitCode::from(1));
+    assert_eq!(failure(&out), serde_json::json!(["AU7", "audit.attestation.untrusted"]));
+
+    // The same deployment audits green until the log holds a second bundle for its epoch.
+    let out = root.join("before");
+    let code = run(args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone())).await.unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    log.append(&LogEntry::bundle(fleet_id, 1, b"a second bundle for epoch 1").to_cbor()).await.unwrap();
+    log.publish_checkpoint().await.unwrap();
+    let out = root.join("duplicate");
+    let code = run(args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone())).await.unwrap();
+    assert_eq!(code, ExitCode::from(1));
+    assert_eq!(failure(&out), serde_json::json!(["AU6", "audit.log.duplicate"]));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("AU6") && md.contains("audit.log.duplicate"), "{md}");
+
+    fleet.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
