@@ -10,6 +10,8 @@ use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{ClientState, TrustAnchors, verify_bundle_update, verify_pinned};
 use serde_json::{Map, Value, json};
 
+mod vault_exchange;
+
 /// The features (areas) the reference harness implements.
 pub const FEATURES: &[&str] = &[
     "cbor",
@@ -99,6 +101,27 @@ fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
+    }
+}
+
+/// The input of an `envelope_open` case: `data`, with an I/O error (not the end of the
+/// input) for any read that would pass byte `fails_at` (spec/conformance.md §3).
+struct FailingReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    fails_at: usize,
+}
+
+impl std::io::Read for FailingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.fails_at {
+            return Err(std::io::Error::other("the case's input fails here"));
+        }
+        let end = self.data.len().min(self.fails_at).min(self.pos + buf.len());
+        let n = end.saturating_sub(self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..end]);
+        self.pos = end;
+        Ok(n)
     }
 }
 
@@ -231,12 +254,16 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                 hex_field(input, "backup_key")?.try_into().map_err(|_| BadInput("backup_key".into()))?;
             let record = hex_field(input, "record_id")?;
             let file = hex_field(input, "file")?;
+            let fails_at = match input.get("read_error_at") {
+                None | Some(Value::Null) => usize::MAX,
+                Some(_) => u64_field(input, "read_error_at")? as usize,
+            };
             let mut out = Vec::new();
             outcome(
                 bkv_protocol::backup_envelope::open(
                     &bkv_protocol::vault::BackupKey::from_bytes(key),
                     Some((str_field(input, "fleet_id")?, &record)),
-                    &file[..],
+                    FailingReader { data: &file, pos: 0, fails_at },
                     &mut out,
                     |_| {},
                 )
@@ -264,6 +291,9 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
             let out = sm.apply(&hex_field(input, "command")?);
             outcome(VaultOutput::decode(&out).map(|_| Some(obj(json!({ "output": hex::encode(&out) })))))
         }
+        "vault_client_register" => outcome(vault_exchange::client_register(input)?),
+        "vault_client_recover" => outcome(vault_exchange::client_recover(input)?),
+        "vault_node_login" => outcome(vault_exchange::node_login(input)?),
         "vault_setup_decode" => outcome(
             bkv_protocol::vault::VaultServerSetup::from_bytes(&hex_field(input, "setup")?)
                 .map(|s| Some(obj(json!({ "public_key": hex::encode(s.public_key()) })))),

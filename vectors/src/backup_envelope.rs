@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 const NOTES: &[(&str, &str)] = &[
     ("Valid", "a file the reader accepts"),
+    ("Io", "the input returns an I/O error after `read_error_at` bytes"),
     ("ChunkBoundary", "the plaintext length is at or next to a multiple of the 64 KiB chunk size"),
     ("Header", "the header is changed or names something else"),
     ("Truncated", "the file ends early"),
@@ -189,6 +190,26 @@ pub fn generate() -> VectorFile {
         &["Chunks"],
         input(&k, &record, &trailing),
         Some(Error::EnvelopeTrailingData),
+        None,
+    );
+    // The input fails (an I/O error, not the end of the input) after `read_error_at` bytes.
+    let io = |at: usize| {
+        let mut i = input(&k, &record, &two);
+        i.insert("read_error_at".into(), json!(at));
+        i
+    };
+    f.case(
+        "the input fails inside the header: an I/O error is not a short file",
+        &["Io"],
+        io(20),
+        Some(Error::EnvelopeIo),
+        None,
+    );
+    f.case(
+        "the input fails where the final chunk starts (a file cut there is envelope.truncated)",
+        &["Io"],
+        io(second),
+        Some(Error::EnvelopeIo),
         None,
     );
     f.finish()

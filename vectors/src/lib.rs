@@ -15,6 +15,7 @@ pub mod rotation;
 pub mod session;
 pub mod validation_bundle;
 pub mod vault;
+mod vault_exchange;
 
 pub use format::{Expected, TestCase, TestGroup, VectorFile};
 use std::path::{Path, PathBuf};

@@ -20,6 +20,11 @@ const NOTES: &[(&str, &str)] = &[
     ("Shape", "lengths and encodings of command fields"),
     ("Rotation", "phases of spec/rotation.md"),
     ("Setup", "the ServerSetup encoding"),
+    (
+        "Exchange",
+        "one OPAQUE exchange with fixed seeds (spec/conformance.md §3.1): the harness plays one side",
+    ),
+    ("ServerKey", "the fleet's OPAQUE key is not the one of the verified FleetKeySet"),
 ];
 
 const T: u64 = 1_800_000_000;
@@ -350,5 +355,6 @@ pub fn generate() -> VectorFile {
         Some(Error::VaultSetupInvalid),
         None,
     );
+    crate::vault_exchange::add(&mut f);
     f.finish()
 }

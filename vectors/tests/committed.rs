@@ -47,20 +47,10 @@ fn ids_are_sequential_and_invalid_cases_name_a_registry_code() {
 }
 
 /// Codes that no vector can produce, each with where a test triggers it instead.
-const NOT_IN_VECTORS: &[(&str, &str)] = &[
-    (
-        "envelope.io",
-        "an I/O failure of the reader or writer, not a property of the bytes: protocol/src/backup_envelope/tests.rs",
-    ),
-    ("session.response.invalid", "needs the client's HPKE context of one request: protocol/tests/session.rs"),
-    (
-        "vault.code.invalid",
-        "needs the client's OPAQUE login state: protocol/tests/vault_flow.rs, tests/tests/vault_http.rs",
-    ),
-    ("vault.server_key.mismatch", "needs the client's OPAQUE state: protocol/tests/vault_flow.rs"),
-    ("vault.login.unknown", "a node's in-memory pending login: protocol/tests/vault_flow.rs"),
-    ("vault.login.failed", "a node's in-memory pending login: protocol/tests/vault_flow.rs"),
-];
+const NOT_IN_VECTORS: &[(&str, &str)] = &[(
+    "session.response.invalid",
+    "needs the client's HPKE context of one request: protocol/tests/session.rs",
+)];
 
 #[test]
 fn every_code_of_the_covered_areas_has_a_vector() {

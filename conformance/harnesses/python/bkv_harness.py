@@ -68,7 +68,8 @@ def run_case(operation, inp):
                           inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),
                           h(inp["software"]), h(inp["firmware"]), inp["now"])
     elif operation == "envelope_open":
-        out = envelope.open_file(h(inp["backup_key"]), inp["fleet_id"], h(inp["record_id"]), h(inp["file"]))
+        out = envelope.open_file(h(inp["backup_key"]), inp["fleet_id"], h(inp["record_id"]), h(inp["file"]),
+                                 inp.get("read_error_at"))
     else:
         raise NotImplementedError(operation)
     return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in out.items()}

@@ -21,18 +21,26 @@ def _hkdf(bk, salt, label, n):
     return HKDF(algorithm=hashes.SHA256(), length=n, salt=salt, info=label).derive(bk)
 
 
-def open_file(backup_key, fleet_id, record_id, data):
+def open_file(backup_key, fleet_id, record_id, data, read_error_at=None):
+    # The input fails with an I/O error (not the end of the input) at byte read_error_at:
+    # a read that needs it is envelope.io, never envelope.truncated.
+    io_error = read_error_at is not None and read_error_at < len(data)
+    if io_error:
+        data = data[:read_error_at]
+    short = "envelope.io" if io_error else "envelope.truncated"
     pos = 0
 
     def take(n):
         nonlocal pos
         if pos + n > len(data):
-            raise BkvError("envelope.truncated")
+            raise BkvError(short)
         out = data[pos:pos + n]
         pos += n
         return out
 
     # 1
+    if io_error and len(data) < 8:
+        raise BkvError(short)
     if data[:8] != MAGIC:
         raise BkvError("envelope.magic")
     pos = 8
@@ -88,6 +96,8 @@ def open_file(backup_key, fleet_id, record_id, data):
             break
         i += 1
     # 6
+    if io_error:
+        raise BkvError(short)
     if pos != len(data):
         raise BkvError("envelope.trailing_data")
     return {"length": length, "plaintext_sha256": plain.hexdigest()}

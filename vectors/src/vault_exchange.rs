@@ -1,0 +1,358 @@
+//! Vectors for the OPAQUE exchanges of spec/vault.md §6.3, §6.4 (client) and §7.1, §7.3
+//! (node): operations `vault_client_register`, `vault_client_recover` and
+//! `vault_node_login` of spec/conformance.md §3.1.
+//!
+//! Each side's randomness is a ChaCha20 stream from a fixed seed, so every message is
+//! reproducible. The generator runs a real client, node and state machine against each
+//! other, checks the outcome each rule of the spec names (the backup key comes back, a
+//! wrong code fails at L3, ...), and writes one side's view: the harness plays that side
+//! and the vector gives the other side's messages.
+
+use crate::format::{FileBuilder, map};
+use bkv_protocol::Error;
+use bkv_protocol::cbor;
+use bkv_protocol::session::RequestId;
+use bkv_protocol::state_machine::StateMachine;
+use bkv_protocol::vault::{
+    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, Step, VaultContext,
+    VaultResponse, VaultServer, VaultServerSetup, VaultStateMachine,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+const FLEET: &str = "vectors.bkv.example/vault";
+const T: u64 = 1_800_000_000;
+const LIMIT: u32 = 10;
+const RECORD: &[u8] = b"vector-record-0123456789abcdef";
+const UNKNOWN_RECORD: &[u8] = b"vector-record-never-registered";
+const CODE: &[u8] = b"482913";
+const WRONG_CODE: &[u8] = b"482914";
+
+fn seed(tag: u8) -> [u8; 32] {
+    [tag; 32]
+}
+
+fn rid(n: u8) -> RequestId {
+    [n; 16]
+}
+
+fn h(b: &[u8]) -> Value {
+    json!(hex::encode(b))
+}
+
+fn ksf() -> Value {
+    let k = KsfParams::TEST;
+    json!({ "m_cost_kib": k.m_cost_kib, "t_cost": k.t_cost, "p_cost": k.p_cost })
+}
+
+/// The fleet of the vectors: its ServerSetup, a node front end and the replicated state.
+struct Fleet {
+    setup: Vec<u8>,
+    server: VaultServer,
+    state: VaultStateMachine,
+}
+
+impl Fleet {
+    fn new() -> Self {
+        let setup = VaultServerSetup::generate(&mut ChaCha20Rng::from_seed(seed(0x51)));
+        let bytes = setup.to_bytes().to_vec();
+        Self { setup: bytes, server: VaultServer::new(setup, FLEET), state: VaultStateMachine::new(LIMIT) }
+    }
+
+    fn context(&self) -> VaultContext {
+        VaultContext {
+            fleet_id: FLEET.into(),
+            opaque_server_key: self.server.public_key(),
+            ksf: KsfParams::TEST,
+        }
+    }
+
+    /// N1–N4 for one request body: (command committed, its output, the answer).
+    fn serve(&mut self, rng: &mut ChaCha20Rng, request_id: RequestId, body: &[u8]) -> Served {
+        match self.server.handle(rng, request_id, T, body, T).expect("the node accepts the request") {
+            Step::Reply(answer) => Served { command: None, output: None, answer },
+            Step::Propose(p) => {
+                let command = p.command().to_vec();
+                let output = self.state.apply(&command);
+                let answer = p.committed(&self.server, rng, &output, T).expect("the node answers");
+                Served { command: Some(command), output: Some(output), answer }
+            }
+        }
+    }
+}
+
+struct Served {
+    command: Option<Vec<u8>>,
+    output: Option<Vec<u8>>,
+    answer: Vec<u8>,
+}
+
+/// One recovery attempt run to its end: what each side sent and what the client got.
+struct Recovery {
+    client_seed: [u8; 32],
+    node_seed: [u8; 32],
+    login: RequestId,
+    start: Vec<u8>,
+    attempt: Served,
+    remaining: u32,
+    /// `None` when the client stopped at L3 or L4.
+    finish: Option<(Vec<u8>, RequestId, Served)>,
+    client_error: Option<Error>,
+    backup_key: Option<BackupKey>,
+}
+
+fn recover(fleet: &mut Fleet, tag: u8, record: &[u8], code: &[u8]) -> Recovery {
+    let (client_seed, node_seed) = (seed(tag), seed(tag.wrapping_add(0x80)));
+    let (mut crng, mut nrng) = (ChaCha20Rng::from_seed(client_seed), ChaCha20Rng::from_seed(node_seed));
+    let ctx = fleet.context();
+    let (start, client) = RecoveryClient::start(&mut crng, record, code).expect("L1");
+    let login = rid(tag);
+    let attempt = fleet.serve(&mut nrng, login, &start);
+    let ke2 = client.receive(&attempt.answer).expect("L2");
+    let remaining = ke2.remaining();
+    let mut out = Recovery {
+        client_seed,
+        node_seed,
+        login,
+        start,
+        attempt,
+        remaining,
+        finish: None,
+        client_error: None,
+        backup_key: None,
+    };
+    match ke2.finish(&mut crng, &ctx, ClientAction::Recover) {
+        Err(e) => out.client_error = Some(e),
+        Ok((body, awaiting)) => {
+            let finish_id = rid(tag.wrapping_add(0x40));
+            let served = fleet.serve(&mut nrng, finish_id, &body);
+            match awaiting.finish(&served.answer).expect("L6") {
+                Outcome::Recovered { backup_key, .. } => out.backup_key = Some(backup_key),
+                other => panic!("a recovery ends with the key, not {other:?}"),
+            }
+            out.finish = Some((body, finish_id, served));
+        }
+    }
+    out
+}
+
+fn client_input(server_key: &[u8], record: &[u8], code: &[u8]) -> BTreeMap<String, Value> {
+    map([
+        ("fleet_id", json!(FLEET)),
+        ("opaque_server_key", h(server_key)),
+        ("ksf", ksf()),
+        ("record", h(record)),
+        ("code", h(code)),
+    ])
+}
+
+fn recover_input(server_key: &[u8], r: &Recovery, code: &[u8]) -> BTreeMap<String, Value> {
+    let mut input = client_input(server_key, &record_of(&r.start), code);
+    input.insert("client_seed".into(), h(&r.client_seed));
+    input.insert("recover_start_response".into(), h(&r.attempt.answer));
+    let finish_answer = r.finish.as_ref().map(|(_, _, s)| s.answer.clone());
+    input.insert("recover_finish_response".into(), finish_answer.map(|a| h(&a)).unwrap_or(Value::Null));
+    input
+}
+
+fn record_of(recover_start: &[u8]) -> Vec<u8> {
+    match cbor::from_slice(recover_start).expect("a VaultRequest") {
+        bkv_protocol::vault::VaultRequest::RecoverStart { record, .. } => record,
+        other => panic!("not a recover_start: {other:?}"),
+    }
+}
+
+/// Replace the `recovered` answer's wrapped key by `f(wrapped_key)`.
+fn with_wrapped_key(answer: &[u8], f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    match cbor::from_slice(answer).expect("a VaultResponse") {
+        VaultResponse::Recovered { mut wrapped_key, remaining } => {
+            f(&mut wrapped_key);
+            cbor::to_vec(&VaultResponse::Recovered { wrapped_key, remaining })
+        }
+        other => panic!("not a recovered answer: {other:?}"),
+    }
+}
+
+/// Replace the `recover_start` answer's KE2 by `f(ke2)`.
+fn with_ke2(answer: &[u8], f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    match cbor::from_slice(answer).expect("a VaultResponse") {
+        VaultResponse::RecoverStart { login, mut ke2, remaining } => {
+            f(&mut ke2);
+            cbor::to_vec(&VaultResponse::RecoverStart { login, ke2, remaining })
+        }
+        other => panic!("not a recover_start answer: {other:?}"),
+    }
+}
+
+/// Replace a `recover_finish` request's login handle or KE3.
+fn with_finish(body: &[u8], f: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) -> Vec<u8> {
+    match cbor::from_slice(body).expect("a VaultRequest") {
+        bkv_protocol::vault::VaultRequest::RecoverFinish { mut login, mut ke3, action } => {
+            f(&mut login, &mut ke3);
+            cbor::to_vec(&bkv_protocol::vault::VaultRequest::RecoverFinish { login, ke3, action })
+        }
+        other => panic!("not a recover_finish: {other:?}"),
+    }
+}
+
+/// Add the exchange groups to the vault file.
+pub(crate) fn add(f: &mut FileBuilder) {
+    let mut fleet = Fleet::new();
+    let fleet_key = fleet.server.public_key();
+    // Another fleet's OPAQUE key: what a client expects if the answers come from a fleet
+    // other than the one its bundle names.
+    let other_key = VaultServerSetup::generate(&mut ChaCha20Rng::from_seed(seed(0x52))).public_key();
+    let backup_key = BackupKey::from_bytes([0x4b; 32]);
+
+    // Registration (§6.3): the client's view.
+    let (client_seed, node_seed) = (seed(0x01), seed(0x81));
+    let (mut crng, mut nrng) = (ChaCha20Rng::from_seed(client_seed), ChaCha20Rng::from_seed(node_seed));
+    let (register_start, client) = RegistrationClient::start(&mut crng, RECORD, CODE).expect("R1");
+    let start_answer = fleet.serve(&mut nrng, rid(0x01), &register_start);
+    let new = client.finish(&mut crng, &fleet.context(), &backup_key, &start_answer.answer).expect("R2–R4");
+    let (register_finish, awaiting) = new.into_request();
+    let registered = fleet.serve(&mut nrng, rid(0x02), &register_finish);
+    assert_eq!(awaiting.finish(&registered.answer).expect("registered"), LIMIT);
+
+    let register_input = |server_key: &[u8]| {
+        let mut input = client_input(server_key, RECORD, CODE);
+        input.insert("backup_key".into(), h(backup_key.as_bytes()));
+        input.insert("client_seed".into(), h(&client_seed));
+        input.insert("register_start_response".into(), h(&start_answer.answer));
+        input
+    };
+    f.group("vault_client_register", "§6.3");
+    f.case(
+        "registration: R1 blinds the code, R2 finishes OPAQUE, R4 wraps the backup key",
+        &["Exchange"],
+        register_input(&fleet_key),
+        None,
+        Some(map([("register_start", h(&register_start)), ("register_finish", h(&register_finish))])),
+    );
+    // The check must fail on exactly this input: the same answer succeeds with the right key.
+    f.case(
+        "R3: the fleet's OPAQUE key is not the one of the verified FleetKeySet",
+        &["Exchange", "ServerKey"],
+        register_input(&other_key),
+        Some(Error::VaultServerKeyMismatch),
+        None,
+    );
+
+    // Recovery (§6.4): the client's view. Each attempt is counted by the state machine.
+    let wrong = recover(&mut fleet, 0x10, RECORD, WRONG_CODE);
+    assert_eq!((wrong.remaining, wrong.client_error), (LIMIT - 1, Some(Error::VaultCodeInvalid)));
+    let unknown = recover(&mut fleet, 0x11, UNKNOWN_RECORD, CODE);
+    assert_eq!(unknown.client_error, Some(Error::VaultCodeInvalid), "§5.3: unknown looks like wrong");
+    let good = recover(&mut fleet, 0x12, RECORD, CODE);
+    assert_eq!(good.remaining, LIMIT - 2, "the wrong guess is still counted");
+    assert_eq!(good.backup_key.as_ref().map(|k| *k.as_bytes()), Some(*backup_key.as_bytes()));
+    let (good_finish, good_finish_id, good_finished) = good.finish.as_ref().expect("finished");
+    let recovered_remaining = match cbor::from_slice(&good_finished.answer).expect("a VaultResponse") {
+        VaultResponse::Recovered { remaining, .. } => remaining,
+        other => panic!("not recovered: {other:?}"),
+    };
+    assert_eq!(recovered_remaining, LIMIT, "§5.2: a success resets the counter");
+
+    f.group("vault_client_recover", "§6.4");
+    f.case(
+        "recovery with the right code after one wrong guess: the key comes back, the counter is reset",
+        &["Exchange"],
+        recover_input(&fleet_key, &good, CODE),
+        None,
+        Some(map([
+            ("recover_start", h(&good.start)),
+            ("remaining", json!(good.remaining)),
+            ("recover_finish", h(good_finish)),
+            ("backup_key", h(backup_key.as_bytes())),
+            ("remaining_after", json!(recovered_remaining)),
+        ])),
+    );
+    f.case(
+        "L3: a wrong code; the guess was counted at L2 and nothing more is sent",
+        &["Exchange"],
+        recover_input(&fleet_key, &wrong, WRONG_CODE),
+        Some(Error::VaultCodeInvalid),
+        None,
+    );
+    f.case(
+        "L3: an id that was never registered answers like a wrong code (§5.3)",
+        &["Exchange"],
+        recover_input(&fleet_key, &unknown, CODE),
+        Some(Error::VaultCodeInvalid),
+        None,
+    );
+    let mut forged = recover_input(&fleet_key, &good, CODE);
+    let last = |b: &mut Vec<u8>| *b.last_mut().expect("non-empty") ^= 0x01;
+    forged.insert("recover_start_response".into(), h(&with_ke2(&good.attempt.answer, last)));
+    f.case(
+        "L3: the KE2 server MAC has a flipped bit; indistinguishable from a wrong code",
+        &["Exchange"],
+        forged,
+        Some(Error::VaultCodeInvalid),
+        None,
+    );
+    f.case(
+        "L4: the right code, but the fleet's OPAQUE key is not the bundle's",
+        &["Exchange", "ServerKey"],
+        recover_input(&other_key, &good, CODE),
+        Some(Error::VaultServerKeyMismatch),
+        None,
+    );
+    let mut tampered = recover_input(&fleet_key, &good, CODE);
+    let first = |b: &mut Vec<u8>| b[20] ^= 0x01;
+    tampered.insert("recover_finish_response".into(), h(&with_wrapped_key(&good_finished.answer, first)));
+    f.case(
+        "L6: the wrapped key in the recovered answer has a flipped bit",
+        &["Exchange"],
+        tampered,
+        Some(Error::VaultWrappedKeyInvalid),
+        None,
+    );
+
+    // The node's view of the good recovery (§7.1, §7.3). The node draws from its own seed.
+    let node_input = |finish: &[u8]| {
+        map([
+            ("fleet_id", json!(FLEET)),
+            ("server_setup", h(&fleet.setup)),
+            ("node_seed", h(&good.node_seed)),
+            ("time", json!(T)),
+            ("login", h(&good.login)),
+            ("recover_start", h(&good.start)),
+            ("attempt_output", h(good.attempt.output.as_deref().expect("attempt_start committed"))),
+            ("finish_request_id", h(good_finish_id)),
+            ("recover_finish", h(finish)),
+            ("finish_output", h(good_finished.output.as_deref().expect("attempt_success committed"))),
+        ])
+    };
+    f.group("vault_node_login", "§7.1");
+    f.case(
+        "a login: attempt_start is committed before KE2, KE3 verifies, attempt_success",
+        &["Exchange"],
+        node_input(good_finish),
+        None,
+        Some(map([
+            ("attempt_command", h(good.attempt.command.as_deref().expect("a command"))),
+            ("recover_start_response", h(&good.attempt.answer)),
+            ("finish_command", h(good_finished.command.as_deref().expect("a command"))),
+            ("recover_finish_response", h(&good_finished.answer)),
+        ])),
+    );
+    let other_login = |l: &mut Vec<u8>, _: &mut Vec<u8>| l[0] ^= 0x01;
+    f.case(
+        "N2: the recover_finish names a login this node does not hold (§7.3)",
+        &["Exchange"],
+        node_input(&with_finish(good_finish, other_login)),
+        Some(Error::VaultLoginUnknown),
+        None,
+    );
+    let bad_mac = |_: &mut Vec<u8>, k: &mut Vec<u8>| *k.last_mut().expect("non-empty") ^= 0x01;
+    f.case(
+        "N2: KE3's client MAC has a flipped bit",
+        &["Exchange"],
+        node_input(&with_finish(good_finish, bad_mac)),
+        Some(Error::VaultLoginFailed),
+        None,
+    );
+}
