@@ -29,7 +29,7 @@ use bkv_fleet::replication::raft::{RaftCommandLog, Timing};
 use bkv_protocol::Error;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use replication_common::{ChaosStats, Cluster, chaos, state};
+use replication_common::{ChaosStats, Cluster, chaos, long_runs, seed_from_env, state};
 
 const NODES: usize = 5;
 const LIMIT: u64 = 6;
@@ -244,13 +244,6 @@ async fn check(c: &mut Cluster, h: &History) -> Result<(), String> {
     }
 }
 
-fn seed_from_env(default: u64) -> u64 {
-    std::env::var("BKV_FAULT_SEED")
-        .ok()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or(default)
-}
-
 fn report(seed: u64, s: &Stats) {
     eprintln!(
         "seed {seed:#x}: {} ops, {} granted, {} unavailable; {} kills, {} rollbacks, {} partitions",
@@ -270,13 +263,8 @@ async fn fault_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long run: several seeds, a minute of faults each"]
 async fn fault_long() {
-    let runs: u64 = std::env::var("BKV_FAULT_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let secs: u64 = std::env::var("BKV_FAULT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let base =
-        seed_from_env(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
-    for r in 0..runs {
-        let seed = base.wrapping_add(r);
-        match run(seed, Duration::from_secs(secs)).await {
+    for (seed, duration) in long_runs() {
+        match run(seed, duration).await {
             Ok(s) => report(seed, &s),
             Err(e) => panic!("{e}"),
         }

@@ -41,7 +41,7 @@ use bkv_protocol::vault::{
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
-use replication_common::{ChaosStats, Cluster, chaos};
+use replication_common::{ChaosStats, Cluster, chaos, long_runs, seed_from_env};
 
 const NODES: usize = 5;
 const LIMIT: u32 = 6;
@@ -478,13 +478,6 @@ async fn check(c: &mut Cluster<VaultStateMachine>, s: &Shared) -> Result<(), Str
     }
 }
 
-fn seed_from_env(default: u64) -> u64 {
-    std::env::var("BKV_FAULT_SEED")
-        .ok()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-        .unwrap_or(default)
-}
-
 fn report(seed: u64, s: &Stats) {
     eprintln!(
         "seed {seed:#x}: {} wrong guesses ({} got a KE2), {} registrations and {} recoveries acknowledged; \
@@ -505,13 +498,8 @@ async fn vault_fault_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long run: several seeds, a minute of faults each"]
 async fn vault_fault_long() {
-    let runs: u64 = std::env::var("BKV_FAULT_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let secs: u64 = std::env::var("BKV_FAULT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let base =
-        seed_from_env(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
-    for r in 0..runs {
-        let seed = base.wrapping_add(r);
-        match run(seed, Duration::from_secs(secs)).await {
+    for (seed, duration) in long_runs() {
+        match run(seed, duration).await {
             Ok(s) => report(seed, &s),
             Err(e) => panic!("{e}"),
         }

@@ -9,7 +9,7 @@ use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
 use bkv_protocol::rotation::{ExportedRecord, ExportedState, RecordExport, seal_export};
 use bkv_protocol::session::{SessionSecretKey, SessionTarget};
 use bkv_protocol::validation_bundle::{
-    Anchor, Claims, FleetKeySet, KeyRole, Node, NodeKey, TrustAnchors, countersign, keyset, sign,
+    Claims, FleetKeySet, KeyRole, Node, NodeKey, TrustAnchors, countersign, keyset, sign,
 };
 use bkv_protocol::vault::server::STORED_REGISTRATION_LEN;
 use bkv_protocol::vault::{VaultServerSetup, WRAPPED_KEY_LEN};
@@ -37,19 +37,7 @@ struct Orgs {
 fn orgs() -> Orgs {
     let tp = Ed25519Signer::from_seed(&[0x71; 32]);
     let op = Esp256Signer::from_scalar(&[0x72; 32]).expect("valid scalar");
-    let anchor = |name: &str, key: &bkv_protocol::crypto::PublicKey| Anchor {
-        name: name.into(),
-        key: key.clone(),
-        not_before: 0,
-        not_after: u64::MAX,
-    };
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: FLEET.into(),
-        third_party: vec![anchor("tp", tp.public_key())],
-        operator: vec![anchor("op", op.public_key())],
-        pinned: vec![],
-    };
+    let anchors = bkv_protocol::audit::fixture::anchors(FLEET, tp.public_key(), op.public_key());
     Orgs { tp, op, anchors }
 }
 

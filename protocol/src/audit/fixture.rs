@@ -282,19 +282,7 @@ pub fn build(k: Knobs) -> Built {
         witnesses: vec![],
         threshold: 0,
     };
-    let anchor = |name: &str, key: &PublicKey| Anchor {
-        name: name.into(),
-        key: key.clone(),
-        not_before: 0,
-        not_after: u64::MAX,
-    };
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: FLEET.into(),
-        third_party: vec![anchor("tp", tp.public_key())],
-        operator: vec![anchor("op", op.public_key())],
-        pinned: vec![],
-    };
+    let anchors = anchors(FLEET, tp.public_key(), op.public_key());
     let released = LoggedBundle {
         v: 1,
         bundle,
@@ -311,5 +299,24 @@ pub fn build(k: Knobs) -> Built {
         checkpoint,
         entries,
         roots: vec![VendorRoot { name: root_name.into(), key: vendor.public_key().clone() }],
+    }
+}
+
+/// Trust anchors for `fleet_id` with one third-party key (`"tp"`) and one operator key
+/// (`"op"`), valid at every time and with nothing pinned: for fixtures only, since a real
+/// anchor carries the validity window of spec/validation-bundle.md §4 (`TrustAnchors`).
+pub fn anchors(fleet_id: &str, third_party: &PublicKey, operator: &PublicKey) -> TrustAnchors {
+    let anchor = |name: &str, key: &PublicKey| Anchor {
+        name: name.into(),
+        key: key.clone(),
+        not_before: 0,
+        not_after: u64::MAX,
+    };
+    TrustAnchors {
+        v: 1,
+        fleet_id: fleet_id.into(),
+        third_party: vec![anchor("tp", third_party)],
+        operator: vec![anchor("op", operator)],
+        pinned: vec![],
     }
 }

@@ -5,7 +5,7 @@ use crate::crypto::{Ed25519Signer, Esp256Signer, Signer};
 use crate::session::SessionSecretKey;
 use crate::state_machine::StateMachine;
 use crate::validation_bundle::{
-    Anchor, Claims, ClientState, Node, NodeKey, TrustAnchors, countersign, keyset, sign, verify_bundle,
+    Claims, ClientState, Node, NodeKey, TrustAnchors, countersign, keyset, sign, verify_bundle,
 };
 use crate::vault::{VaultCommand, VaultOutput, VaultServerSetup, VaultStateMachine};
 use rand_chacha::ChaCha20Rng;
@@ -167,19 +167,7 @@ struct Org {
 fn org(rng: &mut ChaCha20Rng) -> Org {
     let third_party = Ed25519Signer::generate(rng);
     let operator = Esp256Signer::generate(rng);
-    let anchor = |name: &str, key: &crate::crypto::PublicKey| Anchor {
-        name: name.into(),
-        key: key.clone(),
-        not_before: 0,
-        not_after: u64::MAX,
-    };
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: FLEET.into(),
-        third_party: vec![anchor("tp", third_party.public_key())],
-        operator: vec![anchor("op", operator.public_key())],
-        pinned: vec![],
-    };
+    let anchors = crate::audit::fixture::anchors(FLEET, third_party.public_key(), operator.public_key());
     Org { third_party, operator, anchors }
 }
 

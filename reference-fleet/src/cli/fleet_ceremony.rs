@@ -7,8 +7,9 @@
 //! deployment is audited before the command returns. Nodes are not started: `bkv fleet up
 //! --dir DIR` starts them.
 
+use super::fleet_up::NewFleetArgs;
 use crate::error::Result;
-use crate::fleet::{FleetConfig, LocalFleet, Organisations};
+use crate::fleet::{LocalFleet, Organisations};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,18 +17,11 @@ use std::process::ExitCode;
 /// Arguments of `bkv fleet ceremony`.
 #[derive(Debug, Args)]
 pub struct CeremonyArgs {
-    /// Number of HSM nodes.
-    #[arg(long, default_value_t = 5)]
-    pub nodes: usize,
+    #[command(flatten)]
+    pub fleet: NewFleetArgs,
     /// The new fleet's directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Fleet id.
-    #[arg(long, default_value = "local.bkv.example/vault")]
-    pub fleet_id: String,
-    /// Guess limit (spec/vault.md §5.2).
-    #[arg(long, default_value_t = bkv_protocol::validation_bundle::keyset::DEFAULT_GUESS_LIMIT)]
-    pub guess_limit: u32,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -35,8 +29,7 @@ pub struct CeremonyArgs {
 
 /// Run `bkv fleet ceremony`.
 pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
-    let mut config = FleetConfig::new(&a.fleet_id, a.nodes);
-    config.guess_limit = a.guess_limit;
+    let config = a.fleet.config();
     let json = a.json;
     let say = |line: &str| {
         if !json {

@@ -9,21 +9,37 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of `bkv fleet up`.
+/// What a new fleet is made of: shared by `bkv fleet up` and `bkv fleet ceremony`.
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub struct NewFleetArgs {
     /// Number of HSM nodes (a majority of them must be up to serve).
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
-    /// The fleet directory (created if missing; an existing fleet in it is restarted).
-    #[arg(long)]
-    pub dir: PathBuf,
     /// Fleet id of a new fleet.
     #[arg(long, default_value = "local.bkv.example/vault")]
     pub fleet_id: String,
     /// Guess limit of a new fleet (spec/vault.md §5.2).
     #[arg(long, default_value_t = bkv_protocol::validation_bundle::keyset::DEFAULT_GUESS_LIMIT)]
     pub guess_limit: u32,
+}
+
+impl NewFleetArgs {
+    /// The fleet configuration these arguments describe.
+    pub fn config(&self) -> FleetConfig {
+        let mut config = FleetConfig::new(&self.fleet_id, self.nodes);
+        config.guess_limit = self.guess_limit;
+        config
+    }
+}
+
+/// Arguments of `bkv fleet up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub fleet: NewFleetArgs,
+    /// The fleet directory (created if missing; an existing fleet in it is restarted).
+    #[arg(long)]
+    pub dir: PathBuf,
     /// Print the fleet's description as JSON once it is up.
     #[arg(long)]
     pub json: bool,
@@ -88,8 +104,7 @@ pub fn report(fleet: &LocalFleet) -> UpReport {
 
 /// Run `bkv fleet up`.
 pub async fn run(args: UpArgs) -> Result<ExitCode> {
-    let mut config = FleetConfig::new(&args.fleet_id, args.nodes);
-    config.guess_limit = args.guess_limit;
+    let config = args.fleet.config();
     let json = args.json;
     let say = |line: &str| {
         if !json {

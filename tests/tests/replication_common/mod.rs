@@ -414,3 +414,21 @@ pub async fn chaos<S: StateMachine + Clone>(
     }
     ChaosStats { rollbacks, kills, partitions }
 }
+
+/// The seed of a fault run: `BKV_FAULT_SEED` (hex) or `default`. Every report prints it.
+pub fn seed_from_env(default: u64) -> u64 {
+    std::env::var("BKV_FAULT_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(default)
+}
+
+/// The runs of a long fault test: `BKV_FAULT_RUNS` consecutive seeds (default 5) from
+/// `BKV_FAULT_SEED` or the clock, `BKV_FAULT_SECS` seconds of faults each (default 60).
+pub fn long_runs() -> Vec<(u64, Duration)> {
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
+    let (runs, secs) = (env("BKV_FAULT_RUNS", 5), env("BKV_FAULT_SECS", 60));
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let base = seed_from_env(clock);
+    (0..runs).map(|r| (base.wrapping_add(r), Duration::from_secs(secs))).collect()
+}
