@@ -30,6 +30,8 @@ use crate::client::Trust;
 use crate::error::{Error, Result, read_file, write_file};
 use crate::hsm::{Kek, SoftHsm};
 use crate::node::{NodeInfo, NodeService};
+use crate::replication::CommandLog;
+use crate::replication::raft::bench::{LogRef, UnreplicatedLog};
 use crate::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
 use bkv_protocol::audit_log::LoggedBundle;
 use bkv_protocol::audit_log::{LogEntry, LogState, verify_logged_bundle};
@@ -691,6 +693,17 @@ impl LocalFleet {
         let raft = RaftNode::start(self.members.clone(), opts, initial)
             .await
             .map_err(|e| Error::Usage(format!("{}: {e}", node.id)))?;
+        let http = self.serve_node(i, hsm, raft.command_log()).await?;
+        let node = &mut self.nodes[i];
+        node.raft = Some(raft);
+        node.http = Some(http);
+        Ok(())
+    }
+
+    /// Serve node `i`'s HTTP API (spec/node-api.md) with its HSM's engines, committing
+    /// through `log`.
+    async fn serve_node<L: CommandLog>(&self, i: usize, hsm: &SoftHsm, log: L) -> Result<Running> {
+        let node = &self.nodes[i];
         let info = NodeInfo {
             v: 1,
             fleet_id: self.keyset.fleet_id.clone(),
@@ -698,30 +711,43 @@ impl LocalFleet {
             node_id: node.id.clone(),
             datacenter: node.datacenter.clone(),
         };
-        let svc = Arc::new(NodeService::new(
+        let svc = NodeService::new(
             hsm.session_server(&self.keyset.fleet_id, self.keyset.epoch, &node.id),
             hsm.vault_server(&self.keyset.fleet_id),
-            raft.command_log(),
+            log,
             info,
             self.released.to_cbor(),
-        ));
+        );
         let svc = match &self.log {
-            Some(log) => {
-                Arc::new(Arc::into_inner(svc).expect("not shared yet").with_audit_log(log.client.clone()))
-            }
+            Some(log) => svc.with_audit_log(log.client.clone()),
             None => svc,
         };
         let addr = node.url.trim_start_matches("http://").to_owned();
-        let http = server::spawn(&addr, svc.router()).await?;
-        let node = &mut self.nodes[i];
-        node.raft = Some(raft);
-        node.http = Some(http);
+        Ok(server::spawn(&addr, Arc::new(svc).router()).await?)
+    }
+
+    /// The baseline of `bkv bench recovery`: start node `i` with the same HSM, session,
+    /// vault and HTTP path as [`LocalFleet::start_node`], but committing each command to a
+    /// local durable log (one fsync per command) with no consensus and no replication.
+    /// Only for measuring what replication costs: such a node is not a fleet
+    /// (spec/fleet-replication.md), since losing its one disk loses every record.
+    pub async fn start_node_unreplicated(&mut self, i: usize) -> Result<()> {
+        let dir = self.dir.join(&self.nodes[i].id);
+        let hsm = SoftHsm::unseal_file(&dir.join("hsm.sealed"), &self.kek)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let state = if self.keyset.prev.is_some() {
+            VaultStateMachine::awaiting_import(self.guess_limit)
+        } else {
+            VaultStateMachine::new(self.guess_limit)
+        };
+        let log = UnreplicatedLog::open(&dir.join("unreplicated"), state).map_err(Error::Usage)?;
+        let http = self.serve_node(i, &hsm, LogRef(Arc::new(log))).await?;
+        self.nodes[i].http = Some(http);
         Ok(())
     }
 
     /// Commit `command` through the first running node and return the decoded output.
     async fn propose(&self, command: &VaultCommand) -> Result<VaultOutput> {
-        use crate::replication::CommandLog;
         let node =
             self.nodes.iter().find_map(|n| n.raft.as_ref()).ok_or(bkv_protocol::Error::FleetUnavailable)?;
         let out = node

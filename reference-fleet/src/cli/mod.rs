@@ -14,6 +14,7 @@ pub mod fleet_status;
 pub mod fleet_up;
 pub mod log;
 pub mod output;
+pub mod recovery_bench;
 pub mod replication_bench;
 
 use crate::error::Error;
@@ -68,8 +69,11 @@ pub enum FleetCommand {
 /// `bkv bench ...`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Replicated fleet vs a single node without replication, in the same run.
+    /// Commits per second: replicated fleet vs a single node without replication, in the same run.
     Replication(replication_bench::ReplicationBenchArgs),
+    /// Full recoveries per second over HTTP: replicated fleet vs a single node without
+    /// replication, in the same run.
+    Recovery(recovery_bench::RecoveryBenchArgs),
 }
 
 /// Parse the command line, run it, and map the outcome to an exit status.
@@ -104,5 +108,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
+        Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
     }
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::replication::raft::bench::{BenchResult, LocalLog, LogRef, Scratch, drive, start_fleet};
+use crate::replication::raft::bench::{
+    BenchResult, LogRef, Scratch, UnreplicatedLog, drive, print_results, start_fleet,
+};
+use crate::replication::raft::guess_counter::GuessCounter;
 
 /// Arguments of `bkv bench replication`.
 #[derive(Debug, Args)]
@@ -42,8 +45,9 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
     let mut results: Vec<BenchResult> = Vec::new();
 
     eprintln!("single node, no replication ({} clients, {} s)...", a.clients, a.secs);
-    let local =
-        LogRef(std::sync::Arc::new(LocalLog::open(&root.join("single"), limit).map_err(Error::Usage)?));
+    let local = LogRef(std::sync::Arc::new(
+        UnreplicatedLog::open(&root.join("single"), GuessCounter::new(limit)).map_err(Error::Usage)?,
+    ));
     results.push(drive("single node, no replication", vec![local], a.clients, dur).await);
 
     eprintln!("1-node Raft, no replication ({} clients, {} s)...", a.clients, a.secs);
@@ -62,30 +66,6 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
         n.shutdown().await;
     }
 
-    let base = results[0].ops_per_sec;
-    if a.json {
-        let v = serde_json::json!({
-            "results": results,
-            "ratio_replicated_to_single": if base > 0.0 { results[2].ops_per_sec / base } else { 0.0 },
-        });
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?);
-    } else {
-        println!(
-            "{:<32} {:>8} {:>7} {:>10} {:>9} {:>9} {:>7}",
-            "configuration", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "ratio"
-        );
-        for r in &results {
-            println!(
-                "{:<32} {:>8} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>7.3}",
-                r.label,
-                r.ops,
-                r.errors,
-                r.ops_per_sec,
-                r.p50_ms,
-                r.p99_ms,
-                if base > 0.0 { r.ops_per_sec / base } else { 0.0 }
-            );
-        }
-    }
+    print_results(&results, a.json).map_err(Error::Usage)?;
     Ok(ExitCode::SUCCESS)
 }

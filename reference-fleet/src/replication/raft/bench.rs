@@ -38,17 +38,19 @@ pub struct BenchResult {
 
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("commands");
 
-/// The baseline: a durable single-node command log with no replication.
-pub struct LocalLog {
-    inner: Mutex<(Database, u64, GuessCounter)>,
+/// The baseline: a durable single-node command log with no replication. Each command is
+/// written to a redb table with `Durability::Immediate` (one fsync per command,
+/// serialized), then applied to `S`.
+pub struct UnreplicatedLog<S> {
+    inner: Mutex<(Database, u64, S)>,
 }
 
-impl LocalLog {
-    /// Create the log in `dir`.
-    pub fn open(dir: &Path, limit: u64) -> Result<Self, String> {
+impl<S: StateMachine> UnreplicatedLog<S> {
+    /// Create the log in `dir`, applying commands to `state`.
+    pub fn open(dir: &Path, state: S) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let db = Database::create(dir.join("local.redb")).map_err(|e| e.to_string())?;
-        Ok(Self { inner: Mutex::new((db, 0, GuessCounter::new(limit))) })
+        Ok(Self { inner: Mutex::new((db, 0, state)) })
     }
 
     fn commit(&self, command: &[u8]) -> Result<Vec<u8>, String> {
@@ -66,7 +68,7 @@ impl LocalLog {
     }
 }
 
-impl CommandLog for LocalLog {
+impl<S: StateMachine> CommandLog for UnreplicatedLog<S> {
     fn propose(&self, command: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
         let r = self.commit(&command).map_err(Unavailable);
         async move { r }
@@ -114,7 +116,12 @@ pub async fn drive<L: CommandLog + Clone>(
             errors += e;
         }
     }
-    let secs = start.elapsed().as_secs_f64();
+    summarize(label, lat, errors, start.elapsed())
+}
+
+/// The figures of one measurement from the latencies of its acknowledged operations.
+pub fn summarize(label: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -> BenchResult {
+    let secs = elapsed.as_secs_f64();
     lat.sort();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -132,6 +139,43 @@ pub async fn drive<L: CommandLog + Clone>(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
     }
+}
+
+/// Print `results` as a table (or JSON), each with its ratio to the first (the baseline).
+pub fn print_results(results: &[BenchResult], json: bool) -> Result<(), String> {
+    let base = results.first().map(|r| r.ops_per_sec).unwrap_or(0.0);
+    let ratio = |r: &BenchResult| if base > 0.0 { r.ops_per_sec / base } else { 0.0 };
+    if json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).map_err(|e| e.to_string())?;
+                v["ratio_to_baseline"] = serde_json::json!(ratio(r));
+                Ok(v)
+            })
+            .collect::<Result<_, String>>()?;
+        let out =
+            serde_json::json!({ "baseline": results.first().map(|r| r.label.clone()), "results": rows });
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "{:<34} {:>8} {:>7} {:>10} {:>9} {:>9} {:>7}",
+            "configuration", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "ratio"
+        );
+        for r in results {
+            println!(
+                "{:<34} {:>8} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>7.3}",
+                r.label,
+                r.ops,
+                r.errors,
+                r.ops_per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                ratio(r)
+            );
+        }
+    }
+    Ok(())
 }
 
 impl<L> Clone for LogRef<L> {
