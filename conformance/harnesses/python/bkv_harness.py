@@ -63,6 +63,19 @@ def run_case(operation, inp):
     elif operation == "session_open_request":
         out = session.open_request(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
                                    inp["now"], h(inp["request"]))
+    elif operation == "session_seal_response":
+        result = {k: (h(v) if k == "ok" else v) for k, v in inp["result"].items()}
+        out = session.seal_response(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
+                                    inp["now"], h(inp["request"]), h(inp["nonce"]), result)
+    elif operation == "session_open_response":
+        request, rk = session.seal_request(h(inp["session_key"]), inp["fleet_id"], inp["epoch"],
+                                           inp["node_id"], h(inp["ikm_e"]), h(inp["request_id"]),
+                                           inp["time"], h(inp["body"]))
+        out = {"request": request,
+               "body": session.open_response(h(inp["response"]), rk, h(inp["request_id"]))}
+    elif operation == "hpke_kat":
+        session.hpke_kat(inp)
+        return None
     elif operation == "audit":
         out = audit.audit(h(inp["evidence"]), h(inp["released"]), h(inp["anchors"]), h(inp["log_anchors"]),
                           inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),

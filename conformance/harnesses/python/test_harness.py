@@ -377,6 +377,64 @@ class Bundles(unittest.TestCase):
                          "pinned.fleet.retired")
 
 
+class SessionResponses(unittest.TestCase):
+    """spec/session.md §3.3, §4.2, §4.3: a node and a client of this harness agree."""
+
+    def setUp(self):
+        import session
+        self.session = session
+        kp = session.SUITE.kem.derive_key_pair(b"\x07" * 32)
+        self.sk = kp.private_key.to_private_bytes()
+        self.pk = kp.public_key.to_public_bytes()
+        self.rid = bytes(range(16))
+        self.request, self.rk = session.seal_request(self.pk, "f", 3, "n", b"\x11" * 32, self.rid,
+                                                     1000, b"body")
+
+    def respond(self, result, nonce=b"\x33" * 12):
+        return self.session.seal_response(self.sk, "f", 3, "n", 1000, self.request, nonce,
+                                          result)["response"]
+
+    def test_node_opens_and_client_reads_the_answer(self):
+        opened = self.session.open_request(self.sk, "f", 3, "n", 1000, self.request)
+        self.assertEqual((opened["request_id"], opened["body"]), (self.rid, b"body"))
+        self.assertEqual(self.session.open_response(self.respond({"ok": b"answer"}), self.rk, self.rid),
+                         b"answer")
+        self.assertEqual(code_of(self.session.open_response, self.respond({"error": "vault.record.locked"}),
+                                 self.rk, self.rid), "vault.record.locked")
+
+    def test_the_same_ikm_e_gives_the_same_request_and_key(self):
+        again = self.session.seal_request(self.pk, "f", 3, "n", b"\x11" * 32, self.rid, 1000, b"body")
+        self.assertEqual(again, (self.request, self.rk))
+        _, other_rk = self.session.seal_request(self.pk, "f", 3, "n", b"\x12" * 32, self.rid, 1000, b"body")
+        self.assertNotEqual(other_rk, self.rk)
+        self.assertEqual(code_of(self.session.open_response, self.respond({"ok": b"x"}), other_rk, self.rid),
+                         "session.response.invalid")
+
+    def test_untrusted_responses(self):
+        ok = bytearray(self.respond({"ok": b"answer"}))
+        ok[-1] ^= 1
+        import dcbor
+        for response in [bytes(ok), b"\xff", dcbor.encode({"v": 1}),
+                         dcbor.encode({"v": 1, "error": "vault.record.locked"}),
+                         dcbor.encode({"v": 1, "error": "session.nonsense"}),
+                         dcbor.encode({"v": 2, "error": "session.request.stale"})]:
+            self.assertEqual(code_of(self.session.open_response, response, self.rk, self.rid),
+                             "session.response.invalid", response.hex())
+        self.assertEqual(code_of(self.session.open_response,
+                                 dcbor.encode({"v": 1, "error": "session.request.stale"}), self.rk, self.rid),
+                         "session.request.stale")
+        self.assertEqual(code_of(self.session.open_response, self.respond({"ok": b"x"}), self.rk,
+                                 bytes(16)), "session.response.invalid")
+
+    def test_hpke_kat_rejects_a_changed_vector(self):
+        with open(os.path.join(HERE, "..", "..", "..", "protocol", "tests", "data",
+                               "hpke-rfc9180-x25519-sha256-chacha20poly1305-base.json")) as f:
+            v = json.load(f)
+        self.session.hpke_kat(v)
+        v["exports"][0]["exported_value"] = "00" * 32
+        self.assertEqual(code_of(self.session.hpke_kat, v), "session.open.failed")
+
+
 class VectorFiles(unittest.TestCase):
     def test_edge_cases_and_vectors_pass(self):
         import glob
