@@ -13,10 +13,14 @@ import audit_log  # noqa: E402
 import bundle  # noqa: E402
 import envelope  # noqa: E402
 import session  # noqa: E402
+import vault  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
 
 NAME = "bkv-python"
-FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit"]
+# Areas, and the operations of an area this harness implements only in part (spec/conformance.md
+# §3): of `vault`, the state machine and the ServerSetup decoding, not the OPAQUE exchanges.
+FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit",
+            "vault_apply", "vault_setup_decode"]
 
 
 def log(msg):
@@ -76,6 +80,11 @@ def run_case(operation, inp):
     elif operation == "hpke_kat":
         session.hpke_kat(inp)
         return None
+    elif operation == "vault_apply":
+        out = vault.vault_apply(inp["guess_limit"], inp["awaiting_import"], [h(c) for c in inp["setup"]],
+                                h(inp["command"]))
+    elif operation == "vault_setup_decode":
+        out = vault.setup_decode(h(inp["setup"]))
     elif operation == "audit":
         out = audit.audit(h(inp["evidence"]), h(inp["released"]), h(inp["anchors"]), h(inp["log_anchors"]),
                           inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),
