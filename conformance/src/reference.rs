@@ -10,6 +10,7 @@ use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{ClientState, TrustAnchors, verify_bundle_update, verify_pinned};
 use serde_json::{Map, Value, json};
 
+mod session_client;
 mod vault_exchange;
 
 /// The features (areas) the reference harness implements.
@@ -249,6 +250,9 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                 })
             }))
         }
+        "hpke_kat" => outcome(session_client::hpke_kat(input)?),
+        "session_seal_response" => outcome(session_client::seal_response(input)?),
+        "session_open_response" => outcome(session_client::open_response(input)?),
         "envelope_open" => {
             let key: [u8; 32] =
                 hex_field(input, "backup_key")?.try_into().map_err(|_| BadInput("backup_key".into()))?;

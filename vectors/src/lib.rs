@@ -13,6 +13,7 @@ pub mod cbor;
 pub mod format;
 pub mod rotation;
 pub mod session;
+mod session_client;
 pub mod validation_bundle;
 pub mod vault;
 mod vault_exchange;

@@ -1,7 +1,8 @@
 //! Vectors for spec/session.md §5 (a node opening a request), operation
 //! `session_open_request`. Requests are sealed with fixed HPKE ephemeral keys (a seeded
 //! RNG); each invalid case is the valid request with one thing changed, and its expected
-//! code is the step of §5 that the change breaks.
+//! code is the step of §5 that the change breaks. The response half (§4) and the RFC 9180
+//! known answer are in `session_client`.
 
 use crate::format::{FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
@@ -13,17 +14,23 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 const NOTES: &[(&str, &str)] = &[
-    ("Valid", "a request the node opens"),
+    ("Valid", "a request the node opens, a response the node seals or the client accepts"),
     ("Header", "a public header field names another suite, fleet, epoch or node"),
     ("Open", "the HPKE open fails (wrong key, tampered ciphertext or encapsulated key)"),
     ("Time", "the request time is outside the node's window"),
-    ("Encoding", "the SealedRequest is not the CDDL structure in deterministic CBOR"),
+    ("Encoding", "the SealedRequest or SessionResponse is not the CDDL structure in deterministic CBOR"),
+    ("Rfc9180", "RFC 9180 Appendix A.2.1, the bkv suite in base mode"),
+    ("Sealed", "a sealed application or session error that the client accepts"),
+    ("Unsealed", "an UnsealedError response (spec/session.md §4.3 step 2)"),
+    ("Tampered", "bytes of a sealed response were changed"),
+    ("Context", "a response sealed under another request's HPKE context, or for another request id"),
+    ("Plaintext", "a ResponsePlaintext sealed by hand under the right response key"),
 ];
 
-const FLEET: &str = "vectors.bkv.example/vault";
-const EPOCH: u64 = 3;
-const NODE: &str = "node-2";
-const NOW: u64 = 1_800_000_000;
+pub(crate) const FLEET: &str = "vectors.bkv.example/vault";
+pub(crate) const EPOCH: u64 = 3;
+pub(crate) const NODE: &str = "node-2";
+pub(crate) const NOW: u64 = 1_800_000_000;
 
 struct Node {
     key: Vec<u8>,
@@ -145,6 +152,14 @@ pub fn generate() -> VectorFile {
         Some(Error::SessionOpenFailed),
         None,
     );
+    let bad = reencode(&|s| s.enc.truncate(31));
+    f.case(
+        "a 31-byte encapsulated key: the .size 32 is checked in S4, not S1",
+        &["Open"],
+        input(&node, &bad),
+        Some(Error::SessionOpenFailed),
+        None,
+    );
     // S6: the window.
     for (dt, comment) in
         [(301i64, "request time 301 s before the node's clock"), (-301, "request time 301 s after")]
@@ -176,5 +191,6 @@ pub fn generate() -> VectorFile {
         Some(Error::CborIndefiniteLength),
         None,
     );
+    crate::session_client::add(&mut f);
     f.finish()
 }

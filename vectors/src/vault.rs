@@ -9,7 +9,9 @@ use bkv_protocol::Error;
 use bkv_protocol::cbor;
 use bkv_protocol::rotation::{ExportedRecord, ExportedState};
 use bkv_protocol::vault::server::STORED_REGISTRATION_LEN;
-use bkv_protocol::vault::{VaultCommand, VaultOutput, WRAPPED_KEY_LEN};
+use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup, WRAPPED_KEY_LEN};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -352,6 +354,72 @@ pub fn generate() -> VectorFile {
         "a ServerSetup one byte short",
         &["Setup"],
         map([("setup", json!(hex::encode(vec![0u8; 127])))]),
+        Some(Error::VaultSetupInvalid),
+        None,
+    );
+    let setup = VaultServerSetup::generate(&mut ChaCha20Rng::seed_from_u64(0x5e7));
+    let good = setup.to_bytes().to_vec();
+    let input = |b: &[u8]| map([("setup", json!(hex::encode(b)))]);
+    f.case(
+        "a generated ServerSetup: its public key is the server private key times the generator",
+        &["Setup"],
+        input(&good),
+        None,
+        Some(map([("public_key", json!(hex::encode(setup.public_key())))])),
+    );
+    let mut long = good.clone();
+    long.push(0);
+    f.case(
+        "a byte after the fake-record key",
+        &["Setup"],
+        input(&long),
+        Some(Error::VaultSetupInvalid),
+        None,
+    );
+    // Bytes 64..96: the server private key, a ristretto255 scalar (little-endian).
+    let with = |at: usize, bytes: &[u8]| {
+        let mut b = good.clone();
+        b[at..at + 32].copy_from_slice(bytes);
+        b
+    };
+    f.case(
+        "server private key zero",
+        &["Setup"],
+        input(&with(64, &[0; 32])),
+        Some(Error::VaultSetupInvalid),
+        None,
+    );
+    let order = hex::decode("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010").expect("hex");
+    f.case(
+        "server private key equal to the group order (not reduced)",
+        &["Setup"],
+        input(&with(64, &order)),
+        Some(Error::VaultSetupInvalid),
+        None,
+    );
+    // Bytes 96..128: the fake-record public key, a ristretto255 element.
+    f.case(
+        "fake-record public key: the identity element",
+        &["Setup"],
+        input(&with(96, &[0; 32])),
+        Some(Error::VaultSetupInvalid),
+        None,
+    );
+    let mut p = [0u8; 32];
+    p[0] = 1;
+    f.case(
+        "fake-record public key: a negative field element (RFC 9496 A.2), not an encoding",
+        &["Setup"],
+        input(&with(96, &p)),
+        Some(Error::VaultSetupInvalid),
+        None,
+    );
+    let mut p = [0xffu8; 32];
+    p[31] = 0x7f;
+    f.case(
+        "fake-record public key: a value of at least p, not an encoding",
+        &["Setup"],
+        input(&with(96, &p)),
         Some(Error::VaultSetupInvalid),
         None,
     );

@@ -377,6 +377,205 @@ class Bundles(unittest.TestCase):
                          "pinned.fleet.retired")
 
 
+class SessionResponses(unittest.TestCase):
+    """spec/session.md §3.3, §4.2, §4.3: a node and a client of this harness agree."""
+
+    def setUp(self):
+        import session
+        self.session = session
+        kp = session.SUITE.kem.derive_key_pair(b"\x07" * 32)
+        self.sk = kp.private_key.to_private_bytes()
+        self.pk = kp.public_key.to_public_bytes()
+        self.rid = bytes(range(16))
+        self.request, self.rk = session.seal_request(self.pk, "f", 3, "n", b"\x11" * 32, self.rid,
+                                                     1000, b"body")
+
+    def respond(self, result, nonce=b"\x33" * 12):
+        return self.session.seal_response(self.sk, "f", 3, "n", 1000, self.request, nonce,
+                                          result)["response"]
+
+    def test_node_opens_and_client_reads_the_answer(self):
+        opened = self.session.open_request(self.sk, "f", 3, "n", 1000, self.request)
+        self.assertEqual((opened["request_id"], opened["body"]), (self.rid, b"body"))
+        self.assertEqual(self.session.open_response(self.respond({"ok": b"answer"}), self.rk, self.rid),
+                         b"answer")
+        self.assertEqual(code_of(self.session.open_response, self.respond({"error": "vault.record.locked"}),
+                                 self.rk, self.rid), "vault.record.locked")
+
+    def test_the_same_ikm_e_gives_the_same_request_and_key(self):
+        again = self.session.seal_request(self.pk, "f", 3, "n", b"\x11" * 32, self.rid, 1000, b"body")
+        self.assertEqual(again, (self.request, self.rk))
+        _, other_rk = self.session.seal_request(self.pk, "f", 3, "n", b"\x12" * 32, self.rid, 1000, b"body")
+        self.assertNotEqual(other_rk, self.rk)
+        self.assertEqual(code_of(self.session.open_response, self.respond({"ok": b"x"}), other_rk, self.rid),
+                         "session.response.invalid")
+
+    def test_untrusted_responses(self):
+        ok = bytearray(self.respond({"ok": b"answer"}))
+        ok[-1] ^= 1
+        import dcbor
+        for response in [bytes(ok), b"\xff", dcbor.encode({"v": 1}),
+                         dcbor.encode({"v": 1, "error": "vault.record.locked"}),
+                         dcbor.encode({"v": 1, "error": "session.nonsense"}),
+                         dcbor.encode({"v": 2, "error": "session.request.stale"})]:
+            self.assertEqual(code_of(self.session.open_response, response, self.rk, self.rid),
+                             "session.response.invalid", response.hex())
+        self.assertEqual(code_of(self.session.open_response,
+                                 dcbor.encode({"v": 1, "error": "session.request.stale"}), self.rk, self.rid),
+                         "session.request.stale")
+        self.assertEqual(code_of(self.session.open_response, self.respond({"ok": b"x"}), self.rk,
+                                 bytes(16)), "session.response.invalid")
+
+    def test_hpke_kat_rejects_a_changed_vector(self):
+        with open(os.path.join(HERE, "..", "..", "..", "protocol", "tests", "data",
+                               "hpke-rfc9180-x25519-sha256-chacha20poly1305-base.json")) as f:
+            v = json.load(f)
+        self.session.hpke_kat(v)
+        v["exports"][0]["exported_value"] = "00" * 32
+        self.assertEqual(code_of(self.session.hpke_kat, v), "session.open.failed")
+
+
+class Ristretto(unittest.TestCase):
+    """ristretto.py against RFC 9496 Appendix A."""
+
+    def test_multiples_of_the_generator_a_1(self):
+        import ristretto
+        want = ["0000000000000000000000000000000000000000000000000000000000000000",
+                "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76",
+                "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919"]
+        for k, h in enumerate(want):
+            self.assertEqual(ristretto.encode(ristretto.base_mul(k)).hex(), h, k)
+        for k in range(1, 16):
+            enc = ristretto.encode(ristretto.base_mul(k))
+            self.assertEqual(ristretto.encode(ristretto.decode(enc)), enc, k)
+
+    def test_bad_encodings_a_2(self):
+        import ristretto
+        for h in ["00ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # not < p
+                  "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # not < p
+                  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # p
+                  "0100000000000000000000000000000000000000000000000000000000000000",  # negative
+                  "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"]:
+            self.assertIsNone(ristretto.decode(bytes.fromhex(h)), h)
+
+
+class Vault(unittest.TestCase):
+    """spec/vault.md §8.2 and spec/rotation.md §3-§6 on vault.py's state machine."""
+
+    T = 1_800_000_000
+
+    def cmd(self, name, rid, record=None, time=None, **fields):
+        import dcbor
+        body = {"request_id": bytes([rid]) * 16, "time": self.T if time is None else time}
+        if record is not None:
+            body["record"] = bytes([record]) * 32
+        body.update(fields)
+        return dcbor.encode({name: body})
+
+    def register(self, rid, record, reg_len=224, wrapped_len=48):
+        return self.cmd("register", rid, record, registration=bytes([record]) * reg_len,
+                        wrapped_key=bytes([record]) * wrapped_len)
+
+    def run_sm(self, commands, limit=3, awaiting=False):
+        import dcbor
+        import vault
+        sm = vault.VaultStateMachine(limit, awaiting)
+        return [dcbor.decode(sm.apply(c)) for c in commands]
+
+    def test_counter_lockout_and_reset(self):
+        out = self.run_sm([self.register(1, 1), self.cmd("attempt_start", 2, 1),
+                           self.cmd("attempt_success", 3, 1, generation=1),
+                           self.cmd("attempt_start", 4, 1), self.cmd("attempt_start", 5, 1),
+                           self.cmd("attempt_start", 6, 1), self.cmd("attempt_start", 7, 1),
+                           self.cmd("attempt_success", 8, 1, generation=1)])
+        self.assertEqual(out[0], {"registered": {"remaining": 3}})
+        self.assertEqual(out[1]["attempt"]["remaining"], 2)
+        self.assertEqual(out[1]["attempt"]["registration"], b"\x01" * 224)
+        self.assertEqual(out[2], {"released": {"remaining": 3}})
+        self.assertEqual([o["attempt"]["remaining"] for o in out[3:6]], [2, 1, 0])
+        self.assertEqual(out[6], {"error": {"code": "vault.record.locked"}})
+        self.assertEqual(out[7], {"released": {"remaining": 0}})
+
+    def test_unknown_id_counts_down_and_locks(self):
+        out = self.run_sm([self.cmd("attempt_start", i, 9) for i in range(1, 5)])
+        self.assertEqual(out[0], {"attempt": {"remaining": 2, "generation": 0}})
+        self.assertEqual(out[3], {"error": {"code": "vault.record.locked"}})
+
+    def test_order_of_checks(self):
+        bad_both = self.cmd("register", 1, None, registration=b"", wrapped_key=b"")
+        import dcbor
+        m = dcbor.decode(bad_both)
+        m["register"]["request_id"] = b"\x01" * 15
+        m["register"]["record"] = b"\x01" * 15
+        out = self.run_sm([dcbor.encode(m), self.register(2, 2, reg_len=223, wrapped_len=47),
+                           self.register(3, 3, reg_len=223), self.register(3, 3),
+                           self.register(4, 3), self.register(3, 4)])
+        self.assertEqual([o.get("error", {}).get("code") if isinstance(o, dict) else o for o in out],
+                         ["cbor.schema", "vault.wrapped_key.invalid", "vault.message.invalid", None,
+                          "vault.record.exists", "session.request.replayed"])
+
+    def test_replay_window(self):
+        out = self.run_sm([self.register(1, 1), self.cmd("attempt_start", 2, 1, time=self.T - 601),
+                           self.cmd("attempt_start", 2, 1, time=self.T - 600),
+                           self.cmd("attempt_start", 3, 1, time=self.T + 601),
+                           self.cmd("attempt_start", 1, 1, time=self.T + 601)])
+        self.assertEqual(out[1], {"error": {"code": "session.request.stale"}})
+        self.assertEqual(out[2]["attempt"]["remaining"], 2)
+        self.assertEqual(out[3]["attempt"]["remaining"], 1)
+        # T is now T + 601: request 1 (time T) is forgotten (A4), so its id with a current
+        # time is a new request; with its old time it would be stale.
+        self.assertEqual(out[4]["attempt"]["remaining"], 0)
+
+    def test_rotation_phases(self):
+        successor = b"\x07" * 32
+        out = self.run_sm([self.register(1, 2), self.register(2, 1), self.cmd("attempt_start", 3, 1),
+                           self.cmd("import", 4, from_epoch=1, records=[]),
+                           self.cmd("retire", 5, successor=successor),
+                           self.cmd("retire", 6, successor=successor),
+                           self.cmd("retire", 7, successor=b"\x08" * 32),
+                           self.cmd("attempt_start", 8, 1),
+                           self.cmd("destroy", 9),
+                           self.cmd("retire", 10, successor=successor)])
+        self.assertEqual(out[3], {"error": {"code": "rotation.import.refused"}})
+        records = out[4]["retired"]["records"]
+        self.assertEqual([(r["id"][0], r["state"], r["remaining"]) for r in records],
+                         [(1, "registered", 2), (2, "registered", 3)])
+        self.assertEqual(out[5], out[4])
+        self.assertEqual([o["error"]["code"] for o in out[6:8]], ["rotation.fleet.retired"] * 2)
+        self.assertEqual(out[8], "destroyed")
+        self.assertEqual(out[9], {"error": {"code": "rotation.fleet.retired"}})
+
+    def test_import(self):
+        rec = {"id": b"\x01" * 32, "state": "registered", "registration": b"\x01" * 224,
+               "wrapped_key": b"\x01" * 48, "remaining": 1}
+        locked = {"id": b"\x02" * 32, "state": "locked", "remaining": 0}
+        out = self.run_sm([self.cmd("attempt_start", 1, 1),
+                           self.cmd("import", 2, from_epoch=1, records=[locked, rec]),
+                           self.cmd("import", 3, from_epoch=1, records=[dict(rec, remaining=4)]),
+                           self.cmd("import", 4, from_epoch=1, records=[rec, locked]),
+                           self.cmd("attempt_start", 5, 1), self.cmd("attempt_start", 6, 2),
+                           self.cmd("import", 7, from_epoch=1, records=[])], awaiting=True)
+        self.assertEqual([o["error"]["code"] for o in out[:3]],
+                         ["rotation.import.pending", "rotation.export.mismatch",
+                          "rotation.export.mismatch"])
+        self.assertEqual(out[3], {"imported": {"records": 2}})
+        self.assertEqual(out[4]["attempt"], {"remaining": 0, "generation": 1, "registration": b"\x01" * 224,
+                                             "wrapped_key": b"\x01" * 48})
+        self.assertEqual([o["error"]["code"] for o in out[5:]],
+                         ["vault.record.locked", "rotation.import.refused"])
+
+    def test_setup_decode(self):
+        import ristretto
+        import vault
+        k = 5
+        setup = bytes(64) + k.to_bytes(32, "little") + ristretto.encode(ristretto.base_mul(9))
+        self.assertEqual(vault.setup_decode(setup)["public_key"], ristretto.encode(ristretto.base_mul(5)))
+        order = ristretto._L.to_bytes(32, "little")
+        for bad in [setup[:-1], setup + b"\x00", setup[:64] + bytes(32) + setup[96:],
+                    setup[:64] + order + setup[96:], setup[:96] + bytes(32)]:
+            self.assertEqual(code_of(vault.setup_decode, bad), "vault.setup.invalid")
+
+
 class VectorFiles(unittest.TestCase):
     def test_edge_cases_and_vectors_pass(self):
         import glob
@@ -401,7 +600,9 @@ class HarnessProcess(unittest.TestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0)
         out = [json.loads(x) for x in p.stdout.splitlines()]
-        self.assertEqual(out[0]["features"], ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit"])
+        self.assertEqual(out[0]["features"], ["cbor", "validation_bundle", "audit_log", "session",
+                                              "backup_envelope", "audit", "vault_apply",
+                                              "vault_setup_decode"])
         self.assertEqual((out[1]["id"], out[1]["actual_result"], out[1]["error_code"]),
                          ("cbor::1", "invalid", "cbor.map.duplicate_key"))
         self.assertEqual((out[2]["actual_result"], out[2]["error_code"]), ("valid", None))
