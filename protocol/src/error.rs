@@ -237,7 +237,7 @@ define_errors! {
     FleetRpcSignatureInvalid => "fleet.rpc.signature_invalid",
     /// A node RPC's time is outside the allowed window.
     FleetRpcStale => "fleet.rpc.stale",
-    /// A node RPC reply does not match the request's kind or nonce.
+    /// A node RPC reply does not match the request's kind, sender or nonce.
     FleetRpcReplyMismatch => "fleet.rpc.reply_mismatch",
 
     // ---- spec/rotation.md: fleet rotation ----------------------------------------------
