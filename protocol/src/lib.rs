@@ -12,6 +12,7 @@ pub mod cbor;
 pub mod crypto;
 pub mod error;
 pub mod evidence;
+pub mod fleet_replication;
 pub mod rotation;
 pub mod session;
 pub mod state_machine;
