@@ -10,6 +10,7 @@ use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{ClientState, TrustAnchors, verify_bundle_update, verify_pinned};
 use serde_json::{Map, Value, json};
 
+mod fleet_replication;
 mod session_client;
 mod vault_exchange;
 
@@ -22,6 +23,7 @@ pub const FEATURES: &[&str] = &[
     "backup_envelope",
     "vault",
     "rotation",
+    "fleet_replication",
     "audit",
     "live",
 ];
@@ -343,6 +345,7 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                 Ok(Some(obj(json!({ "steps": r.passed.len() }))))
             })())
         }
+        "fleet_rpc_open" => outcome(fleet_replication::open_rpc(input)?),
         "rotation_check_successor" => {
             let (old_keyset, old_bundle, new_bundle, anchors) = (
                 hex_field(input, "old_keyset")?,

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod backup_envelope;
 pub mod cbor;
+pub mod fleet_replication;
 pub mod format;
 pub mod rotation;
 pub mod session;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<VectorFile> {
         session::generate(),
         backup_envelope::generate(),
         vault::generate(),
+        fleet_replication::generate(),
         rotation::generate(),
         audit::generate(),
     ]
