@@ -11,7 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import audit  # noqa: E402
 import audit_log  # noqa: E402
 import bundle  # noqa: E402
+import crypto  # noqa: E402
 import envelope  # noqa: E402
+import fleet_replication  # noqa: E402
 import session  # noqa: E402
 import vault  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
@@ -20,7 +22,7 @@ NAME = "bkv-python"
 # Areas, and the operations of an area this harness implements only in part (spec/conformance.md
 # §3): of `vault`, the state machine and the ServerSetup decoding, not the OPAQUE exchanges.
 FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit",
-            "vault_apply", "vault_setup_decode"]
+            "fleet_replication", "vault_apply", "vault_setup_decode"]
 
 
 def log(msg):
@@ -92,6 +94,14 @@ def run_case(operation, inp):
     elif operation == "envelope_open":
         out = envelope.open_file(h(inp["backup_key"]), inp["fleet_id"], h(inp["record_id"]), h(inp["file"]),
                                  inp.get("read_error_at"))
+    elif operation == "fleet_rpc_open":
+        keys = [h(k) for k in inp["node_keys"]]
+        for k in keys:
+            crypto.check_public_key(crypto.ED25519, k)
+        req = inp.get("request")
+        req = None if req is None else (req["kind"], req["to"], h(req["nonce"]))
+        out = fleet_replication.open_rpc(inp["fleet_id"], inp["epoch"], keys, inp["node_id"], inp["now_ms"],
+                                         inp["window_ms"], h(inp["rpc"]), req)
     else:
         raise NotImplementedError(operation)
     return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in out.items()}

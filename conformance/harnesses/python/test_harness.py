@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import bundle
 import crypto
+import fleet_replication
 from dcbor import BkvError, check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -588,6 +589,46 @@ class VectorFiles(unittest.TestCase):
         self.assertEqual(run_vectors.main(files), 0)
 
 
+class FleetRpc(unittest.TestCase):
+    """spec/fleet-replication.md §4.2 on messages built by hand from the §4 CDDL."""
+
+    def setUp(self):
+        self.sks = [Ed25519PrivateKey.generate() for _ in range(3)]
+        self.keys = [k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) for k in self.sks]
+
+    def rpc(self, signer=0, sig=None, **change):
+        msg = {"v": 1, "purpose": "bkv fleet rpc", "fleet": "f", "epoch": 3, "from": 0, "to": 1,
+               "kind": "vote", "nonce": bytes(16), "time_ms": 10_000, "body": b"b"}
+        msg.update(change)
+        m = cbor2.dumps(msg, canonical=True)
+        return cbor2.dumps({"v": 1, "msg": m, "sig": sig or self.sks[signer].sign(m)}, canonical=True)
+
+    def code(self, rpc, now=10_000, request=None):
+        return code_of(fleet_replication.open_rpc, "f", 3, self.keys, 1, now, 2000, rpc, request)
+
+    def test_steps_in_order(self):
+        self.assertIsNone(self.code(self.rpc()))
+        self.assertEqual(self.code(self.rpc(kind="gossip")), "cbor.schema")
+        self.assertEqual(self.code(self.rpc(sig=bytes(63), epoch=2)), "cbor.schema")
+        self.assertEqual(self.code(self.rpc(epoch=2, **{"from": 5})), "fleet.rpc.fleet_mismatch")
+        self.assertEqual(self.code(self.rpc(to=2, **{"from": 5})), "fleet.rpc.sender_unknown")
+        self.assertEqual(self.code(self.rpc(signer=2, to=2)), "fleet.rpc.recipient_mismatch")
+        self.assertEqual(self.code(self.rpc(signer=2), now=0), "fleet.rpc.signature_invalid")
+        self.assertEqual(self.code(self.rpc(), now=12_001), "fleet.rpc.stale")
+
+    def test_window_is_inclusive(self):
+        self.assertIsNone(self.code(self.rpc(), now=12_000))
+        self.assertIsNone(self.code(self.rpc(), now=8_000))
+
+    def test_reply(self):
+        reply = self.rpc(signer=2, kind="vote.reply", **{"from": 2})
+        self.assertIsNone(self.code(reply, request=("vote", 2, bytes(16))))
+        self.assertEqual(self.code(reply, request=("vote", 0, bytes(16))), "fleet.rpc.reply_mismatch")
+        self.assertEqual(self.code(reply, request=("append", 2, bytes(16))), "fleet.rpc.reply_mismatch")
+        self.assertEqual(self.code(reply, request=("vote", 2, bytes(15) + b"\x01")),
+                         "fleet.rpc.reply_mismatch")
+
+
 class HarnessProcess(unittest.TestCase):
     def test_contract(self):
         lines = [{"type": "hello", "version": 1},
@@ -601,8 +642,8 @@ class HarnessProcess(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         out = [json.loads(x) for x in p.stdout.splitlines()]
         self.assertEqual(out[0]["features"], ["cbor", "validation_bundle", "audit_log", "session",
-                                              "backup_envelope", "audit", "vault_apply",
-                                              "vault_setup_decode"])
+                                              "backup_envelope", "audit", "fleet_replication",
+                                              "vault_apply", "vault_setup_decode"])
         self.assertEqual((out[1]["id"], out[1]["actual_result"], out[1]["error_code"]),
                          ("cbor::1", "invalid", "cbor.map.duplicate_key"))
         self.assertEqual((out[2]["actual_result"], out[2]["error_code"]), ("valid", None))
