@@ -437,9 +437,9 @@ pub fn generate() -> VectorFile {
     );
     let mut big_s = signed.clone();
     let mut carry = 0u16;
-    for i in 0..32 {
-        let sum = u16::from(big_s.sig[32 + i]) + u16::from(ED25519_L[i]) + carry;
-        big_s.sig[32 + i] = sum as u8;
+    for (s, l) in big_s.sig[32..].iter_mut().zip(ED25519_L) {
+        let sum = u16::from(*s) + u16::from(l) + carry;
+        *s = sum as u8;
         carry = sum >> 8;
     }
     assert_eq!(carry, 0, "S + L fits in 32 bytes");
