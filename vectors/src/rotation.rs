@@ -276,7 +276,8 @@ pub fn generate() -> VectorFile {
     );
     // spec/conventions.md §6: a version the receiver does not implement is cbor.schema,
     // before any field of the structure is compared.
-    let mut v2: bkv_protocol::rotation::SealedExport = bkv_protocol::cbor::from_slice(&sealed).expect("decodes");
+    let mut v2: bkv_protocol::rotation::SealedExport =
+        bkv_protocol::cbor::from_slice(&sealed).expect("decodes");
     v2.v = 2;
     v2.node_id = "node-9".into();
     f.case(

@@ -184,7 +184,8 @@ pub fn load_state(path: Option<&PathBuf>) -> Result<(ClientState, LogState)> {
     Ok((bundle, log))
 }
 
-fn save_state(path: &std::path::Path, st: &ClientState, log: &LogState) -> Result<()> {
+/// Write the state [`load_state`] reads.
+pub fn save_state(path: &std::path::Path, st: &ClientState, log: &LogState) -> Result<()> {
     if let Some((epoch, d)) = st.highest {
         let mut v = json!({ "epoch": epoch, "bundle_sha256": hex::encode(d) });
         if let Some(h) = &log.largest {
