@@ -277,7 +277,7 @@ fn evidence_signed(run: &mut Run, i: &EvidenceInputs<'_>, keyset: &FleetKeySet) 
         if !keyset.evidence.is_some_and(|e| ct_eq(&e, &digest)) {
             return Err(Error::AuditEvidenceMismatch);
         }
-        let core = keyset_core(&keyset);
+        let core = keyset_core(keyset);
         if evidence.v != 1
             || evidence.fleet_id != keyset.fleet_id
             || evidence.epoch != keyset.epoch
