@@ -1,12 +1,9 @@
-//! spec/validation-bundle.md §4.4: TrustAnchors decoding never panics, and whatever it
-//! accepts re-encodes to the same bytes.
+//! spec/validation-bundle.md §4.4: TrustAnchors decoding.
+//! The properties are in `fuzz_checks.rs` (`fuzz_checks::anchors_decode`), shared with the
+//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
 #![no_main]
 
-use bkv_protocol::validation_bundle::TrustAnchors;
-use libfuzzer_sys::fuzz_target;
+#[path = "../fuzz_checks.rs"]
+mod fuzz_checks;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(a) = TrustAnchors::from_bytes(data) {
-        assert_eq!(a.to_bytes(), data);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::anchors_decode(data));

@@ -1,12 +1,9 @@
-//! spec/conventions.md §3.3: the strict check never panics, and whatever it accepts
-//! ciborium can decode and the deterministic encoder reproduces byte for byte.
+//! spec/conventions.md §3.3: the strict deterministic-CBOR check.
+//! The properties are in `fuzz_checks.rs` (`fuzz_checks::cbor_check`), shared with the
+//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../fuzz_checks.rs"]
+mod fuzz_checks;
 
-fuzz_target!(|data: &[u8]| {
-    if bkv_protocol::cbor::check(data, &[18]).is_ok() {
-        let v: ciborium::Value = bkv_protocol::cbor::value_from_slice(data, &[18]).expect("checked input decodes");
-        assert_eq!(bkv_protocol::cbor::value_to_vec(&v), data, "accepted input is canonical");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::cbor_check(data));

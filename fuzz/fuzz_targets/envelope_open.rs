@@ -1,12 +1,9 @@
-//! spec/backup-envelope.md §5: reading arbitrary bytes as a backup file never panics, and
-//! memory stays bounded by one chunk whatever lengths the input claims.
+//! spec/backup-envelope.md §5: reading a backup file.
+//! The properties are in `fuzz_checks.rs` (`fuzz_checks::envelope_open`), shared with the
+//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
 #![no_main]
 
-use bkv_protocol::backup_envelope::open;
-use bkv_protocol::vault::BackupKey;
-use libfuzzer_sys::fuzz_target;
+#[path = "../fuzz_checks.rs"]
+mod fuzz_checks;
 
-fuzz_target!(|data: &[u8]| {
-    let mut out = Vec::new();
-    let _ = open(&BackupKey::from_bytes([7; 32]), None, data, &mut out, |_| {});
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::envelope_open(data));

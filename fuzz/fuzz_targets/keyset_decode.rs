@@ -1,12 +1,9 @@
-//! spec/validation-bundle.md §3: FleetKeySet decoding never panics, and whatever it
-//! accepts re-encodes to the same bytes.
+//! spec/validation-bundle.md §3: FleetKeySet decoding.
+//! The properties are in `fuzz_checks.rs` (`fuzz_checks::keyset_decode`), shared with the
+//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
 #![no_main]
 
-use bkv_protocol::validation_bundle::FleetKeySet;
-use libfuzzer_sys::fuzz_target;
+#[path = "../fuzz_checks.rs"]
+mod fuzz_checks;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(ks) = FleetKeySet::from_bytes(data) {
-        assert_eq!(ks.to_bytes(), data);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::keyset_decode(data));

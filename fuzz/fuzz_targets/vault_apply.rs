@@ -1,20 +1,9 @@
-//! spec/vault.md §8: applying arbitrary command sequences never panics, a failed command
-//! changes nothing, and the state always survives a snapshot round trip.
+//! spec/vault.md §8: the vault state machine.
+//! The properties are in `fuzz_checks.rs` (`fuzz_checks::vault_apply`), shared with the
+//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
 #![no_main]
 
-use bkv_protocol::state_machine::StateMachine;
-use bkv_protocol::vault::{VaultOutput, VaultStateMachine};
-use libfuzzer_sys::fuzz_target;
+#[path = "../fuzz_checks.rs"]
+mod fuzz_checks;
 
-fuzz_target!(|commands: Vec<Vec<u8>>| {
-    let mut sm = VaultStateMachine::new(3);
-    for c in commands.iter().take(16) {
-        let before = sm.snapshot();
-        let out = sm.apply(c);
-        if VaultOutput::decode(&out).is_err() {
-            assert_eq!(sm.snapshot(), before, "a failed command changed the state");
-        }
-        let snap = sm.snapshot();
-        assert_eq!(VaultStateMachine::restore(&snap).expect("own snapshot restores").snapshot(), snap);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::vault_apply(data));

@@ -8,6 +8,9 @@ fn registry_codes() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/conventions.md");
     let text = std::fs::read_to_string(path).expect("spec/conventions.md");
     let registry = text.split("## 7. Error-code registry").nth(1).expect("registry section");
+    // The registry ends at the next top-level section (§8 lists operational codes of the
+    // reference tools, which are not protocol errors).
+    let registry = registry.split("\n## ").next().expect("section text");
     registry
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))

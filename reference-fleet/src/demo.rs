@@ -140,6 +140,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         println!("    {:<7} {:<9} {}", n.id, n.datacenter, n.url);
     }
     write_file(&dir.join("bundle.cbor"), &bundle)?;
+    write_file(&dir.join("released-bundle.cbor"), &fleet.released.to_cbor())?;
     write_file(&dir.join("anchors.cbor"), &fleet.trust.anchors.to_bytes())?;
     write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&fleet.trust))?;
     step.done(t, "fleet up: a majority of nodes elected a leader; every guess needs that majority");
@@ -364,9 +365,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("\nDemo finished in {:.1} s.", step.started.elapsed().as_secs_f64());
     println!("Try: bkv bundle inspect {}", dir.join("bundle.cbor").display());
     println!(
-        "     bkv bundle verify {} --anchors {}",
-        dir.join("bundle.cbor").display(),
-        dir.join("anchors.cbor").display()
+        "     bkv bundle verify {} --trust {}",
+        dir.join("released-bundle.cbor").display(),
+        dir.join("trust.cbor").display()
     );
     println!(
         "     bkv fleet up --dir {}   (restarts the epoch 2 fleet with its records)",

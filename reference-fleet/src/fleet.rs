@@ -64,24 +64,29 @@ pub const SOFT_HSM_FIRMWARE: [u8; 32] = [
     0x61, 0x72, 0x65, 0x2d, 0x76, 0x31, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
 ];
 
-/// The node software measurement (spec/evidence.md §2): SHA-256 of the running executable,
-/// with the recipe that rebuilds it.
-pub fn software_measurement() -> bkv_protocol::evidence::Software {
-    static MEASUREMENT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let measurement = *MEASUREMENT.get_or_init(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| std::fs::read(p).ok())
-            .map(|b| sha256(&b))
-            .unwrap_or([0; 32])
-    });
-    bkv_protocol::evidence::Software {
+/// spec/evidence.md §2 `Software`: the measurement of the node software (SHA-256 of the
+/// running executable) and the recipe that rebuilds it. Fails, never falls back, when the
+/// executable cannot be read.
+pub fn software_measurement() -> Result<bkv_protocol::evidence::Software> {
+    static MEASUREMENT: std::sync::OnceLock<std::result::Result<[u8; 32], String>> =
+        std::sync::OnceLock::new();
+    let measurement = MEASUREMENT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            std::fs::read(&exe).map(|b| sha256(&b)).map_err(|e| format!("{}: {e}", exe.display()))
+        })
+        .clone()
+        .map_err(|e| Error::Usage(format!("cannot measure the node software: {e}")))?;
+    Ok(bkv_protocol::evidence::Software {
         measurement,
         recipe: format!(
-            "cargo build --release --locked -p bkv-fleet --bin bkv (bkv-fleet {}, rustc as pinned by rust-toolchain)",
+            "git checkout {}; cargo build --release --locked -p bkv-fleet --bin bkv with {}; \
+             the measurement is SHA-256 of target/release/bkv (bkv-fleet {}; uncommitted changes are not covered)",
+            env!("BKV_SOURCE_REV"),
+            env!("BKV_RUSTC_VERSION"),
             env!("CARGO_PKG_VERSION")
         ),
-    }
+    })
 }
 
 /// What fleet to create.
@@ -474,7 +479,7 @@ impl LocalFleet {
         let core = bkv_protocol::evidence::keyset_core(&keyset);
 
         // Attestations: the vendor certified each device; each HSM attests its node keys.
-        let software = software_measurement();
+        let software = software_measurement()?;
         let vendor = Issuer { name: VENDOR, signer: &orgs.vendor };
         let mut attestations = Vec::new();
         for (hsm, node) in hsms.iter().zip(&keyset.nodes) {
@@ -533,6 +538,30 @@ impl LocalFleet {
         let log = genesis.log;
         let entry = LogEntry::evidence(&keyset.fleet_id, keyset.epoch, &evidence_bytes);
         let evidence_index = log.client.append(&entry.to_cbor()).await?;
+        // The third party signs only if the evidence passes the Audit procedure up to the
+        // log steps (spec/evidence.md §2, spec/audit.md §3).
+        let vendor_roots =
+            [bkv_protocol::audit::VendorRoot { name: VENDOR.into(), key: orgs.vendor.public_key().clone() }];
+        let check = bkv_protocol::audit::check_before_signing(
+            &bkv_protocol::audit::EvidenceInputs {
+                evidence: &evidence_bytes,
+                anchors: &genesis.trust.anchors,
+                vendor_roots: &vendor_roots,
+                software: evidence.software.measurement,
+                firmware: None,
+                now,
+            },
+            &keyset,
+        );
+        if let Some((step, code)) = &check.failure {
+            return Err(Error::Usage(format!(
+                "the third party refuses to sign: evidence fails {step} [{code}]"
+            )));
+        }
+        progress(&format!(
+            "the third party checked the evidence ({} steps of spec/audit.md §3) before signing",
+            check.passed.len()
+        ));
         let claims = Claims { iss: THIRD_PARTY.into(), sub: config.fleet_id.clone(), iat: now };
         let bundle = countersign(&sign(&keyset.to_bytes(), &claims, &orgs.third_party), &orgs.operator)?;
         progress(&format!(
@@ -586,7 +615,7 @@ impl LocalFleet {
             checkpoint: &fetched.checkpoint,
             entries: &fetched.entries,
             vendor_roots: &roots,
-            software: software_measurement().measurement,
+            software: software_measurement()?.measurement,
             firmware: Some(SOFT_HSM_FIRMWARE),
             now: crate::cli::output::now(),
         }))
@@ -791,7 +820,7 @@ impl LocalFleet {
             checkpoint: &fetched.checkpoint,
             entries: &fetched.entries,
             vendor_roots: &roots,
-            software: software_measurement().measurement,
+            software: software_measurement()?.measurement,
             firmware: Some(SOFT_HSM_FIRMWARE),
             now,
         });
@@ -965,7 +994,8 @@ impl LocalFleet {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(Error::Usage(format!("fleet.unavailable: no leader within {timeout:?}")));
+                tracing::warn!("no leader within {timeout:?}");
+                return Err(Error::Protocol(bkv_protocol::Error::FleetUnavailable));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

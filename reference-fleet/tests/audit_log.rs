@@ -128,6 +128,35 @@ async fn release_is_logged_witnessed_and_verified_by_the_client() {
     .await
     .unwrap();
     assert_eq!(r.findings.iter().map(|f| f.kind).collect::<Vec<_>>(), vec!["fork"]);
+
+    // Retirements (spec/audit-log.md §9): epoch 1 retired for the logged epoch-2 bundle is
+    // fine; a retirement naming an unlogged successor, or a second retirement of one epoch,
+    // is flagged. An epoch logged with a second digest is an equivocation.
+    use bkv_protocol::audit_log::LogEntry;
+    let append = |e: LogEntry| {
+        let log = &net.log;
+        async move { log.append(&e.to_cbor()).await.unwrap() }
+    };
+    append(LogEntry::retirement("fleet-a", 1, &b1)).await;
+    // A release waits for a checkpoint that covers everything appended before it.
+    release(&net.log, &net.anchors, b"fleet-c epoch 1".to_vec(), "fleet-c", 1).await.unwrap();
+    let healthy = monitor::run(&net.log, &monitor::Options::default(), &|_, _| {}).await.unwrap();
+    assert!(healthy.findings.is_empty(), "{:?}", healthy.findings);
+    let bad_retirement = append(LogEntry::retirement("fleet-a", 2, b"no such epoch 3")).await;
+    let second_retirement = append(LogEntry::retirement("fleet-a", 1, &b1)).await;
+    let equivocation = append(LogEntry::bundle("fleet-b", 1, b"another fleet-b epoch 1")).await;
+    release(&net.log, &net.anchors, b"fleet-c epoch 2".to_vec(), "fleet-c", 2).await.unwrap();
+    let r = monitor::run(&net.log, &monitor::Options::default(), &|_, _| {}).await.unwrap();
+    let mut got: Vec<_> = r.findings.iter().map(|f| (f.kind, f.index)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("equivocation", Some(equivocation)),
+            ("retirement", Some(bad_retirement)),
+            ("retirement", Some(second_retirement)),
+        ]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,5 +1,6 @@
-//! The `bkv` binary end to end: `demo` produces a bundle and anchors, `bundle verify`
-//! accepts them, and refuses a tampered bundle with its spec code and exit status 1.
+//! The `bkv` binary end to end: `demo` produces a released bundle and the client's trust,
+//! `bundle verify` accepts them with every step of spec/validation-bundle.md §5.1 (log
+//! inclusion included), and refuses a tampered bundle with its spec code and exit status 1.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -8,12 +9,27 @@ fn bkv(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bkv")).args(args).output().expect("run bkv")
 }
 
+/// The demo runs once for every test of this file (it is the expensive part), on 3 nodes.
+fn demo_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("bkv-cli-test-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = bkv(&["demo", "--nodes", "3", "--dir", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("refused [bundle.signer.unknown]"), "{text}");
+        assert!(text.contains("refused [bundle.countersignature.missing]"), "{text}");
+        dir
+    })
+}
+
+/// A fresh directory holding the demo's bundle and client files.
 fn demo(dir: &Path) {
-    let out = bkv(&["demo", "--dir", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("refused [bundle.signer.unknown]"), "{text}");
-    assert!(text.contains("refused [bundle.countersignature.missing]"), "{text}");
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["bundle.cbor", "released-bundle.cbor", "anchors.cbor", "trust.cbor"] {
+        std::fs::copy(demo_dir().join(f), dir.join(f)).unwrap();
+    }
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {
@@ -26,16 +42,39 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 fn demo_bundle_verifies_and_tampering_is_refused_with_its_code() {
     let dir = tempdir("verify");
     demo(&dir);
-    let bundle = dir.join("bundle.cbor");
-    let anchors = dir.join("anchors.cbor");
-    let (b, a) = (bundle.to_str().unwrap(), anchors.to_str().unwrap());
+    let released = dir.join("released-bundle.cbor");
+    let (bundle, trust, anchors) =
+        (dir.join("bundle.cbor"), dir.join("trust.cbor"), dir.join("anchors.cbor"));
+    let (r, b, t, a) = (
+        released.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+        trust.to_str().unwrap(),
+        anchors.to_str().unwrap(),
+    );
 
-    let ok = bkv(&["bundle", "verify", b, "--anchors", a, "--json"]);
-    assert!(ok.status.success());
+    // Every step of spec/validation-bundle.md §5.1, log inclusion (step 12) included.
+    let ok = bkv(&["bundle", "verify", r, "--trust", t, "--json"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(v["result"], "valid");
+    assert_eq!(v["complete"], true);
     assert_eq!(v["keyset"]["epoch"], 1);
-    assert_eq!(v["keyset"]["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(v["keyset"]["nodes"].as_array().unwrap().len(), 3);
+    assert!(v["log"]["tree_size"].as_u64().unwrap() > v["log"]["leaf_index"].as_u64().unwrap());
+
+    // A bare bundle carries no log proof: step 12 cannot pass.
+    let bare = bkv(&["bundle", "verify", b, "--trust", t, "--json"]);
+    assert_eq!(bare.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&bare.stdout).unwrap();
+    assert_eq!(v["error_code"], "log.inclusion.invalid");
+
+    // Bundle anchors alone cannot run step 12: refused unless the caller opts out, and the
+    // opt-out says the verification is incomplete.
+    let no_log = bkv(&["bundle", "verify", b, "--anchors", a]);
+    assert_eq!(no_log.status.code(), Some(2), "{}", String::from_utf8_lossy(&no_log.stdout));
+    let partial = bkv(&["bundle", "verify", b, "--anchors", a, "--skip-log"]);
+    assert!(partial.status.success());
+    assert!(String::from_utf8_lossy(&partial.stdout).contains("NOT a complete verification"));
 
     // Flip the last byte: the signature is the last element of the COSE_Sign1.
     let mut bytes = std::fs::read(&bundle).unwrap();
@@ -43,42 +82,53 @@ fn demo_bundle_verifies_and_tampering_is_refused_with_its_code() {
     bytes[last] ^= 0x01;
     let tampered = dir.join("tampered.cbor");
     std::fs::write(&tampered, &bytes).unwrap();
-    let bad = bkv(&["bundle", "verify", tampered.to_str().unwrap(), "--anchors", a, "--json"]);
+    let bad = bkv(&["bundle", "verify", tampered.to_str().unwrap(), "--anchors", a, "--skip-log", "--json"]);
     assert_eq!(bad.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(v["result"], "invalid");
     assert_eq!(v["error_code"], "bundle.signature.invalid");
 
     // Verification in the past, before the anchors' window.
-    let early = bkv(&["bundle", "verify", b, "--anchors", a, "--now", "1"]);
+    let early = bkv(&["bundle", "verify", r, "--trust", t, "--now", "1"]);
     assert_eq!(early.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&early.stdout).contains("[bundle.signer.expired]"));
 }
 
 #[test]
-fn rollback_state_file_is_kept_across_runs() {
+fn rollback_and_log_state_are_kept_across_runs() {
     let dir = tempdir("state");
     demo(&dir);
-    let (b, a) = (dir.join("bundle.cbor"), dir.join("anchors.cbor"));
+    let (r, t) = (dir.join("released-bundle.cbor"), dir.join("trust.cbor"));
     let state = dir.join("state.json");
-    let args = |s: &Path| {
-        vec![
-            "bundle".to_string(),
-            "verify".into(),
-            b.display().to_string(),
-            "--anchors".into(),
-            a.display().to_string(),
-            "--state".into(),
-            s.display().to_string(),
-        ]
-    };
     let run = |s: &Path| {
-        let v = args(s);
-        bkv(&v.iter().map(String::as_str).collect::<Vec<_>>())
+        let v = [
+            "bundle",
+            "verify",
+            r.to_str().unwrap(),
+            "--trust",
+            t.to_str().unwrap(),
+            "--state",
+            s.to_str().unwrap(),
+        ];
+        bkv(&v)
     };
     assert!(run(&state).status.success());
     let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(st["epoch"], 1);
+    assert!(st["log"]["size"].as_u64().unwrap() > 0, "the largest checkpoint is kept: {st}");
+    // Run again with that state: the same bundle and checkpoint are accepted.
+    assert!(run(&state).status.success());
+    // A held checkpoint of the same size with another root is a fork (spec/audit-log.md §7.3).
+    let mut forked = st.clone();
+    forked["log"]["root"] = serde_json::json!("11".repeat(32));
+    std::fs::write(&state, serde_json::to_vec(&forked).unwrap()).unwrap();
+    let out = run(&state);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[log.fork]"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // A state that claims a higher epoch makes the same bundle a rollback.
     std::fs::write(&state, br#"{"epoch": 2, "bundle_sha256": "0000000000000000000000000000000000000000000000000000000000000000"}"#).unwrap();
     let out = run(&state);
@@ -93,7 +143,7 @@ fn inspect_prints_the_keyset_and_rejects_garbage() {
     let out = bkv(&["bundle", "inspect", dir.join("bundle.cbor").to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("quorum           3 of 5 nodes"), "{text}");
+    assert!(text.contains("quorum           2 of 3 nodes"), "{text}");
     assert!(text.contains("not verified"), "{text}");
 
     let junk = dir.join("junk.cbor");

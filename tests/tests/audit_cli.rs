@@ -37,7 +37,7 @@ async fn audit_command_passes_a_clean_ceremony_and_names_each_failure() {
     let config = FleetConfig::new("audit.bkv.example/vault", 3);
     let fleet = LocalFleet::ceremony(&dir, &config, &Organisations::generate(), |_| {}).await.unwrap();
     let log = fleet.log.as_ref().unwrap().client.base.clone();
-    let good = software_measurement().measurement;
+    let good = software_measurement().unwrap().measurement;
 
     let out = root.join("ok");
     let code = run(args(&dir, &log, dir.join("evidence.cbor"), good, out.clone())).await.unwrap();
@@ -81,7 +81,7 @@ async fn audit_command_catches_a_second_bundle_and_an_unpinned_vendor() {
     let config = FleetConfig::new(fleet_id, 3);
     let fleet = LocalFleet::ceremony(&dir, &config, &Organisations::generate(), |_| {}).await.unwrap();
     let log = fleet.log.as_ref().unwrap().client.clone();
-    let good = software_measurement().measurement;
+    let good = software_measurement().unwrap().measurement;
 
     // Another vendor's root under the same name: the chains do not end at a pinned root.
     let other = Ed25519Signer::generate(&mut OsRng);

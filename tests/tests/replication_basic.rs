@@ -139,7 +139,15 @@ async fn fleet_status_reports_leader_term_and_lag() {
         let term = c.nodes[leader as usize].as_ref().unwrap().raft().metrics().borrow().current_term;
         assert_eq!(st.term, term);
         let lags: Vec<_> = (0..5).filter(|&i| i != down).map(|i| st.nodes[i].lag).collect();
-        if lags.iter().all(|l| *l == Some(0)) {
+        // The commit index covers the five acknowledged proposals, and no node reports one
+        // beyond what it has stored.
+        let committed: Vec<_> =
+            (0..5).filter(|&i| i != down).map(|i| st.nodes[i].status.as_ref().unwrap().committed).collect();
+        for i in (0..5).filter(|&i| i != down) {
+            let s = st.nodes[i].status.as_ref().unwrap();
+            assert!(s.committed <= s.last_log_id.map(|l| l.index), "{s:?}");
+        }
+        if lags.iter().all(|l| *l == Some(0)) && committed.iter().all(|c| c.is_some_and(|c| c >= 5)) {
             assert!(st.leader_last_log_index.is_some_and(|i| i >= 5));
             break;
         }

@@ -274,5 +274,27 @@ pub fn generate() -> VectorFile {
         Some(Error::RotationExportMismatch),
         None,
     );
+    // spec/conventions.md §6: a version the receiver does not implement is cbor.schema,
+    // before any field of the structure is compared.
+    let mut v2: bkv_protocol::rotation::SealedExport =
+        bkv_protocol::cbor::from_slice(&sealed).expect("decodes");
+    v2.v = 2;
+    v2.node_id = "node-9".into();
+    f.case(
+        "SealedExport \"v\": 2 (and another node id): the version is checked first",
+        &["Envelope"],
+        inp(&key, "node-1", 2, digest, 10, &bkv_protocol::cbor::to_vec(&v2)),
+        Some(Error::CborSchema),
+        None,
+    );
+    let inner_v2 = RecordExport { v: 2, guess_limit: 9, ..export(records()) };
+    let s4 = seal_export(&mut rng, &inner_v2, &target).expect("seals");
+    f.case(
+        "RecordExport \"v\": 2 (and another guess limit): the version is checked first",
+        &["Records"],
+        inp(&key, "node-1", 2, digest, 10, &s4),
+        Some(Error::CborSchema),
+        None,
+    );
     f.finish()
 }

@@ -14,6 +14,7 @@ import bundle  # noqa: E402
 import crypto  # noqa: E402
 import envelope  # noqa: E402
 import fleet_replication  # noqa: E402
+import rotation  # noqa: E402
 import session  # noqa: E402
 import vault  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
@@ -22,7 +23,7 @@ NAME = "bkv-python"
 # Areas, and the operations of an area this harness implements only in part (spec/conformance.md
 # §3): of `vault`, the state machine and the ServerSetup decoding, not the OPAQUE exchanges.
 FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit",
-            "fleet_replication", "vault_apply", "vault_setup_decode"]
+            "fleet_replication", "rotation", "vault_apply", "vault_setup_decode"]
 
 
 def log(msg):
@@ -87,6 +88,13 @@ def run_case(operation, inp):
                                 h(inp["command"]))
     elif operation == "vault_setup_decode":
         out = vault.setup_decode(h(inp["setup"]))
+    elif operation == "rotation_check_successor":
+        rotation.check_successor(h(inp["old_keyset"]), h(inp["old_bundle"]), h(inp["new_bundle"]),
+                                 h(inp["anchors"]), inp["now"])
+        return None
+    elif operation == "rotation_open_export":
+        out = rotation.open_export(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
+                                   h(inp["bundle_sha256"]), inp["guess_limit"], h(inp["sealed"]))
     elif operation == "audit":
         out = audit.audit(h(inp["evidence"]), h(inp["released"]), h(inp["anchors"]), h(inp["log_anchors"]),
                           inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),

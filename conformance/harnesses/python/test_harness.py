@@ -577,6 +577,130 @@ class Vault(unittest.TestCase):
             self.assertEqual(code_of(vault.setup_decode, bad), "vault.setup.invalid")
 
 
+class Rotation(unittest.TestCase):
+    """spec/rotation.md §2 (RS1-RS3 after a first-contact verification) and §4 (opening a
+    sealed export), on rotation.py, with bundles signed by the keys of the Bundles tests."""
+
+    def setUp(self):
+        self.tp, self.op = Signer(crypto.ED25519), Signer(crypto.ED25519)
+        self.anchors = make_anchors(self.tp, self.op)
+        self.old_ks = make_keyset()
+        self.old_b = make_bundle(self.tp, self.op, self.old_ks)
+
+    def successor(self, **changes):
+        ks = cbor2.loads(make_keyset(epoch=2, prev=hashlib.sha256(self.old_b).digest()))
+        # make_keyset draws a fresh OPAQUE key: the successor takes the old one (§1)
+        old_opaque = next(k["key"] for k in cbor2.loads(self.old_ks)["nodes"][0]["keys"]
+                          if k["role"] == "opaque")
+        opaque = changes.pop("opaque", old_opaque)
+        ks.update(changes)
+        for n in ks["nodes"]:
+            for k in n["keys"]:
+                if k["role"] == "opaque":
+                    k["key"] = opaque
+        return make_bundle(self.tp, self.op, cbor2.dumps(ks, canonical=True))
+
+    def check(self, new_b, old_ks=None, now=1500):
+        import rotation
+        return code_of(rotation.check_successor, old_ks or self.old_ks, self.old_b, new_b,
+                       self.anchors, now)
+
+    def test_successor_rules(self):
+        self.assertIsNone(self.check(self.successor()))
+        for changes, code in [({"epoch": 3}, "rotation.successor.invalid"),
+                              ({"prev": b"\x00" * 32}, "rotation.successor.invalid"),
+                              ({"opaque": b"\x21" * 32}, "rotation.opaque.mismatch"),
+                              ({"guess_limit": 11}, "rotation.policy.mismatch"),
+                              ({"epoch": 3, "guess_limit": 11}, "rotation.successor.invalid"),
+                              ({"opaque": b"\x21" * 32, "guess_limit": 11},
+                               "rotation.opaque.mismatch")]:
+            self.assertEqual(self.check(self.successor(**changes)), code, changes)
+
+    def test_first_contact_and_order(self):
+        # The old bundle itself: no rollback state, so RS1 decides.
+        self.assertEqual(self.check(self.old_b), "rotation.successor.invalid")
+        # The bundle verification comes before RS1 (not_after 2000 < now).
+        self.assertEqual(self.check(self.successor(epoch=3), now=2001), "bundle.validity.expired")
+        # The old FleetKeySet is decoded (step 7's codes) before the new bundle is verified.
+        bad = cbor2.loads(self.old_ks)
+        bad["quorum"] = 3
+        tampered = self.successor()[:-1] + b"\x00"
+        self.assertEqual(self.check(tampered, cbor2.dumps(bad, canonical=True)),
+                         "bundle.keyset.invalid")
+        self.assertEqual(self.check(tampered), "bundle.signature.invalid")
+
+    NODE_SK = b"\x42" * 32
+    DIGEST = b"\x5a" * 32
+    REG = {"id": b"\x01" * 16, "state": "registered", "registration": b"\x01" * 224,
+           "wrapped_key": b"\x01" * 48, "remaining": 3}
+    LOCKED = {"id": b"\x01" * 17, "state": "locked", "remaining": 0}
+    UNREG = {"id": b"\x02" * 16, "state": "unregistered", "remaining": 10}
+
+    def seal(self, ex=None, env=None, pk_of=None, aad=b""):
+        import dcbor
+        import rotation
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+        from session import SUITE
+        ex = dict({"v": 1, "fleet_id": "fleet-a", "from_epoch": 1, "to_epoch": 2,
+                   "successor": self.DIGEST, "guess_limit": 10,
+                   "records": [self.REG, self.LOCKED, self.UNREG]}, **(ex or {}))
+        env = dict({"v": 1, "fleet_id": "fleet-a", "from_epoch": 1, "to_epoch": 2,
+                    "node_id": "n0"}, **(env or {}))
+        pk = X25519PrivateKey.from_private_bytes(pk_of or self.NODE_SK).public_key().public_bytes_raw()
+        enc, ctx = SUITE.create_sender_context(
+            SUITE.kem.deserialize_public_key(pk),
+            info=rotation.info(env["fleet_id"], env["from_epoch"], env["to_epoch"], env["node_id"]))
+        return dcbor.encode(dict(env, enc=enc, ct=ctx.seal(dcbor.encode(ex), aad=aad)))
+
+    def open(self, sealed, epoch=2, node_id="n0"):
+        import rotation
+        try:
+            return rotation.open_export(self.NODE_SK, "fleet-a", epoch, node_id, self.DIGEST, 10,
+                                        sealed)["records"]
+        except BkvError as e:
+            return e.code
+
+    def test_open_export(self):
+        self.assertEqual(self.open(self.seal()), 3)
+        self.assertEqual(self.open(self.seal({"records": []})), 0)
+        self.assertEqual(self.open(self.seal(), node_id="n1"), "rotation.export.mismatch")
+        self.assertEqual(self.open(self.seal(), epoch=3), "rotation.export.mismatch")
+        self.assertEqual(self.open(self.seal(env={"from_epoch": 0})), "rotation.export.mismatch")
+        self.assertEqual(self.open(self.seal(pk_of=b"\x43" * 32)), "rotation.open.failed")
+        self.assertEqual(self.open(self.seal(aad=b"x")), "rotation.open.failed")
+        import dcbor
+        sealed = self.seal()
+        env = dcbor.decode(sealed)
+        for field in ("ct", "enc"):
+            flipped = dict(env, **{field: env[field][:-1] + bytes([env[field][-1] ^ 1])})
+            self.assertEqual(self.open(dcbor.encode(flipped)), "rotation.open.failed", field)
+        short = dict(env, enc=env["enc"][:31])  # the .size 32 is checked at the open
+        self.assertEqual(self.open(dcbor.encode(short)), "rotation.open.failed")
+        self.assertEqual(self.open(sealed + b"\x00"), "cbor.trailing_bytes")
+
+    def test_export_fields_and_records(self):
+        mismatch = "rotation.export.mismatch"
+        for ex, code in [({"successor": b"\x00" * 32}, mismatch),
+                         ({"guess_limit": 9}, mismatch),
+                         ({"fleet_id": "fleet-b"}, mismatch),
+                         ({"to_epoch": 3}, mismatch),
+                         ({"v": 2}, "cbor.schema"),
+                         ({"extra": 1}, "cbor.schema"),
+                         ({"records": [dict(self.REG, state="gone")]}, "cbor.schema"),
+                         ({"records": [dict(self.REG, registration=b"\x01" * 223)]}, mismatch),
+                         ({"records": [dict(self.REG, remaining=0)]}, mismatch),
+                         ({"records": [dict(self.UNREG, remaining=11)]}, mismatch),
+                         ({"records": [dict(self.LOCKED, remaining=1)]}, mismatch),
+                         ({"records": [dict(self.UNREG, wrapped_key=b"\x01" * 48)]}, mismatch),
+                         ({"records": [dict(self.REG, id=b"\x01" * 15)]}, mismatch),
+                         ({"records": [self.UNREG, self.REG]}, mismatch),
+                         ({"records": [self.REG, self.REG]}, mismatch),
+                         # bytewise order: 01*17 after its prefix 01*16, 01*32 before 02*16
+                         ({"records": [dict(self.REG, id=b"\x01" * 32), self.UNREG]}, 2)]:
+            self.assertEqual(self.open(self.seal(ex)), code, ex)
+        self.assertEqual(self.open(self.seal(env={"v": 2})), "cbor.schema")
+
+
 class VectorFiles(unittest.TestCase):
     def test_edge_cases_and_vectors_pass(self):
         import glob
@@ -643,6 +767,7 @@ class HarnessProcess(unittest.TestCase):
         out = [json.loads(x) for x in p.stdout.splitlines()]
         self.assertEqual(out[0]["features"], ["cbor", "validation_bundle", "audit_log", "session",
                                               "backup_envelope", "audit", "fleet_replication",
+                                              "rotation",
                                               "vault_apply", "vault_setup_decode"])
         self.assertEqual((out[1]["id"], out[1]["actual_result"], out[1]["error_code"]),
                          ("cbor::1", "invalid", "cbor.map.duplicate_key"))

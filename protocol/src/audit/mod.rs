@@ -163,46 +163,15 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
             i.entries.iter().map(|e| LogEntry::from_cbor(e)).collect()
         })?;
 
-    // AU3
-    let (evidence, ev): (Evidence, Sign1) = run.step("AU3", "evidence signed by the operator", |d| {
-        let ev = Sign1::parse(i.evidence, CT_EVIDENCE)?;
-        let op = i
-            .anchors
-            .operator
-            .iter()
-            .find(|a| a.key.kid().as_slice() == ev.kid.as_slice() && a.valid_at(i.now))
-            .ok_or(Error::AuditEvidenceSignature)?;
-        if !ev.verified_by(&op.key) {
-            return Err(Error::AuditEvidenceSignature);
-        }
-        d.push(format!(
-            "evidence sha256 {}, signed by operator anchor {:?}",
-            hexs(&sha256(i.evidence)),
-            op.name
-        ));
-        Ok((ev.decode()?, ev))
-    })?;
-    drop(ev);
-
-    // AU4
-    run.step("AU4", "FleetKeySet and evidence name each other", |d| {
-        let digest = sha256(i.evidence);
-        if !keyset.evidence.is_some_and(|e| ct_eq(&e, &digest)) {
-            return Err(Error::AuditEvidenceMismatch);
-        }
-        let core = keyset_core(&keyset);
-        if evidence.v != 1
-            || evidence.fleet_id != keyset.fleet_id
-            || evidence.epoch != keyset.epoch
-            || !ct_eq(&evidence.keyset_core, &core)
-        {
-            return Err(Error::AuditKeysetMismatch);
-        }
-        d.push(format!("FleetKeySet evidence = {}", hexs(&digest)));
-        d.push(format!("evidence keyset_core = {}", hexs(&core)));
-        Ok(())
-    })?;
-
+    let e = EvidenceInputs {
+        evidence: i.evidence,
+        anchors: i.anchors,
+        vendor_roots: i.vendor_roots,
+        software: i.software,
+        firmware: i.firmware,
+        now: i.now,
+    };
+    let evidence = evidence_signed(run, &e, &keyset)?;
     // AU5, AU6
     let find = |kind: EntryType, digest: &[u8; 32]| {
         entries.iter().position(|e| {
@@ -243,6 +212,94 @@ fn steps(run: &mut Run, i: &AuditInputs<'_>) -> Result<()> {
         Ok(())
     })?;
 
+    evidence_content(run, &e, &keyset, &evidence)
+}
+
+/// What the evidence steps need (spec/audit.md §1 inputs without the log).
+#[derive(Debug, Clone)]
+pub struct EvidenceInputs<'a> {
+    /// The evidence bytes.
+    pub evidence: &'a [u8],
+    /// The organisations' anchors (AU3 uses the operator's).
+    pub anchors: &'a TrustAnchors,
+    /// Pinned vendor roots.
+    pub vendor_roots: &'a [VendorRoot],
+    /// The published node software measurement.
+    pub software: [u8; 32],
+    /// The vendor's published firmware measurement, if checked.
+    pub firmware: Option<[u8; 32]>,
+    /// Check time (POSIX seconds).
+    pub now: u64,
+}
+
+/// spec/evidence.md §2 and spec/audit.md §3: what the third party checks before it signs
+/// the FleetKeySet `keyset`: AU3, AU4 and AU7–AU12 (the steps that need neither the signed
+/// bundle nor the log). Returns the report of those steps; sign only if it is `ok()`.
+pub fn check_before_signing(inputs: &EvidenceInputs<'_>, keyset: &FleetKeySet) -> AuditReport {
+    let mut run = Run {
+        report: AuditReport {
+            fleet: Some((keyset.fleet_id.clone(), keyset.epoch)),
+            passed: Vec::new(),
+            failure: None,
+        },
+    };
+    let _ = evidence_signed(&mut run, inputs, keyset)
+        .and_then(|ev| evidence_content(&mut run, inputs, keyset, &ev));
+    run.report
+}
+
+/// AU3 and AU4.
+fn evidence_signed(run: &mut Run, i: &EvidenceInputs<'_>, keyset: &FleetKeySet) -> Result<Evidence> {
+    // AU3
+    let (evidence, ev): (Evidence, Sign1) = run.step("AU3", "evidence signed by the operator", |d| {
+        let ev = Sign1::parse(i.evidence, CT_EVIDENCE)?;
+        let op = i
+            .anchors
+            .operator
+            .iter()
+            .find(|a| a.key.kid().as_slice() == ev.kid.as_slice() && a.valid_at(i.now))
+            .ok_or(Error::AuditEvidenceSignature)?;
+        if !ev.verified_by(&op.key) {
+            return Err(Error::AuditEvidenceSignature);
+        }
+        d.push(format!(
+            "evidence sha256 {}, signed by operator anchor {:?}",
+            hexs(&sha256(i.evidence)),
+            op.name
+        ));
+        Ok((ev.decode()?, ev))
+    })?;
+    drop(ev);
+
+    // AU4
+    run.step("AU4", "FleetKeySet and evidence name each other", |d| {
+        let digest = sha256(i.evidence);
+        if !keyset.evidence.is_some_and(|e| ct_eq(&e, &digest)) {
+            return Err(Error::AuditEvidenceMismatch);
+        }
+        let core = keyset_core(keyset);
+        if evidence.v != 1
+            || evidence.fleet_id != keyset.fleet_id
+            || evidence.epoch != keyset.epoch
+            || !ct_eq(&evidence.keyset_core, &core)
+        {
+            return Err(Error::AuditKeysetMismatch);
+        }
+        d.push(format!("FleetKeySet evidence = {}", hexs(&digest)));
+        d.push(format!("evidence keyset_core = {}", hexs(&core)));
+        Ok(())
+    })?;
+
+    Ok(evidence)
+}
+
+/// AU7–AU12.
+fn evidence_content(
+    run: &mut Run,
+    i: &EvidenceInputs<'_>,
+    keyset: &FleetKeySet,
+    evidence: &Evidence,
+) -> Result<()> {
     // AU7
     let statements: Vec<(AttestationStatement, DeviceCert)> =
         run.step("AU7", "every attestation chains to a pinned vendor root", |d| {

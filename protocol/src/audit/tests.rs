@@ -205,3 +205,45 @@ fn an_unsigned_payload_is_refused_before_it_is_parsed() {
         fails("AU3", "audit.evidence.signature")
     );
 }
+
+/// spec/evidence.md §2: the third party's check before it signs runs AU3, AU4 and
+/// AU7–AU12 on the FleetKeySet it is asked to sign, with no bundle and no log.
+fn before_signing(k: Knobs) -> AuditReport {
+    let b = build(k);
+    let parsed = crate::validation_bundle::Parsed::parse(&b.released.bundle).unwrap();
+    let keyset = FleetKeySet::from_bytes(&parsed.payload).unwrap();
+    check_before_signing(
+        &EvidenceInputs {
+            evidence: &b.evidence,
+            anchors: &b.anchors,
+            vendor_roots: &b.roots,
+            software: SOFTWARE,
+            firmware: Some(FIRMWARE),
+            now: NOW,
+        },
+        &keyset,
+    )
+}
+
+#[test]
+fn the_signer_checks_the_evidence_before_it_signs() {
+    let r = before_signing(Knobs::default());
+    assert!(r.ok(), "{:?}", r.failure);
+    let steps: Vec<_> = r.passed.iter().map(|c| c.step.as_str()).collect();
+    assert_eq!(steps, ["AU3", "AU4", "AU7", "AU8", "AU9", "AU10", "AU11", "AU12"]);
+    let k = Knobs::default;
+    for (knobs, want) in [
+        (Knobs { tamper_evidence: true, ..k() }, "audit.evidence.signature"),
+        (Knobs { keyset_names_other_evidence: true, ..k() }, "audit.evidence.mismatch"),
+        (Knobs { foreign_root: true, ..k() }, "audit.attestation.untrusted"),
+        (Knobs { attest_other_session_key: true, ..k() }, "audit.keys.mismatch"),
+        (Knobs { statement_software: Some([1; 32]), ..k() }, "audit.measurement.mismatch"),
+        (Knobs { break_chain: true, ..k() }, "audit.transcript.broken"),
+    ] {
+        let r = before_signing(knobs);
+        assert_eq!(r.failure.map(|(_, c)| c).as_deref(), Some(want));
+    }
+    // The log steps are not its business: a deployment whose entries are missing from the
+    // log still passes the signer's check (the log is written after it).
+    assert!(before_signing(Knobs { omit_evidence_entry: true, omit_bundle_entry: true, ..k() }).ok());
+}

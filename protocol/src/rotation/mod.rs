@@ -211,8 +211,11 @@ pub struct Importer<'a> {
 /// spec/rotation.md §4: open a sealed export at the importing node, in the spec's order.
 pub fn open_export(sealed: &[u8], key: &SessionSecretKey, me: &Importer<'_>) -> Result<RecordExport> {
     let s: SealedExport = cbor::from_slice(sealed)?;
-    if s.v != 1
-        || s.fleet_id != me.fleet_id
+    // spec/conventions.md §6: a version this receiver does not implement.
+    if s.v != 1 {
+        return Err(Error::CborSchema);
+    }
+    if s.fleet_id != me.fleet_id
         || s.to_epoch != me.epoch
         || s.node_id != me.node_id
         || s.from_epoch.checked_add(1) != Some(s.to_epoch)
@@ -222,8 +225,10 @@ pub fn open_export(sealed: &[u8], key: &SessionSecretKey, me: &Importer<'_>) -> 
     let info = info(&s.fleet_id, s.from_epoch, s.to_epoch, &s.node_id);
     let plaintext = hpke_open(key, &s.enc, &info, &s.ct).ok_or(Error::RotationOpenFailed)?;
     let export: RecordExport = cbor::from_slice(&plaintext)?;
-    if export.v != 1
-        || export.fleet_id != s.fleet_id
+    if export.v != 1 {
+        return Err(Error::CborSchema);
+    }
+    if export.fleet_id != s.fleet_id
         || export.from_epoch != s.from_epoch
         || export.to_epoch != s.to_epoch
         || !ct_eq(&export.successor, &me.bundle_digest)

@@ -320,4 +320,12 @@ fn sealed_export_opens_only_at_its_node_for_its_bundle() {
     assert_eq!(open_export(&sealed, &key, &me).unwrap_err(), Error::RotationExportMismatch);
     // cbor.*: not a SealedExport at all.
     assert_eq!(open_export(b"\xa0", &key, &me).unwrap_err(), Error::CborSchema);
+    // cbor.schema: a version this receiver does not implement (spec/conventions.md §6), in
+    // the SealedExport and in the RecordExport it carries.
+    let mut v2: SealedExport = cbor::from_slice(&seal_export(&mut rng, &export, &target).unwrap()).unwrap();
+    v2.v = 2;
+    assert_eq!(open_export(&cbor::to_vec(&v2), &key, &me).unwrap_err(), Error::CborSchema);
+    let inner_v2 = RecordExport { v: 2, ..export.clone() };
+    let sealed = seal_export(&mut rng, &inner_v2, &target).unwrap();
+    assert_eq!(open_export(&sealed, &key, &me).unwrap_err(), Error::CborSchema);
 }

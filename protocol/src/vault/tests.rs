@@ -82,6 +82,22 @@ fn decrement_reset_and_lock() {
         panic!("last attempt still gets the record")
     };
     assert_eq!(sm.status(REC).state, RecordState::Locked);
+    // spec/vault.md §5.4: the record is destroyed, not only marked: neither the stored
+    // registration (bytes 0x01) nor the wrapped key (bytes 0x02) is in the state any more.
+    let snap = sm.snapshot();
+    for secret in [vec![1u8; server::STORED_REGISTRATION_LEN], vec![2u8; WRAPPED_KEY_LEN]] {
+        assert!(
+            !snap.windows(secret.len()).any(|w| w == secret.as_slice()),
+            "a destroyed secret is still held"
+        );
+    }
+    let mut before = VaultStateMachine::new(3);
+    apply(&mut before, &register(1, 100)).unwrap();
+    let held = before.snapshot();
+    assert!(
+        held.windows(WRAPPED_KEY_LEN).any(|w| w == [2u8; WRAPPED_KEY_LEN]),
+        "the check can see a held key"
+    );
     assert_eq!(apply(&mut sm, &attempt(8, 100)), Err(Error::VaultRecordLocked));
     let del = VaultCommand::Delete { request_id: rid(9), time: 100, record: REC.to_vec(), generation: 1 };
     assert_eq!(apply(&mut sm, &del), Err(Error::VaultRecordChanged));

@@ -25,7 +25,8 @@ pub struct BundleRow {
 /// Something the monitor flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// `gap`, `fork`, `root_mismatch`, `malformed_entry`, `unannounced`, `equivocation`.
+    /// `gap`, `fork`, `root_mismatch`, `malformed_entry`, `unannounced`, `equivocation`,
+    /// `retirement`.
     pub kind: &'static str,
     /// The entry index concerned, if any.
     pub index: Option<u64>,
@@ -96,6 +97,9 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
     let mut tree = Tree::new();
     let mut bundles = Vec::new();
     let mut seen: BTreeMap<(String, u64), String> = BTreeMap::new();
+    // Every bundle digest logged per (fleet, epoch), and the retirements in log order.
+    let mut logged: BTreeSet<(String, u64, [u8; 32])> = BTreeSet::new();
+    let mut retirements: Vec<(u64, LogEntry)> = Vec::new();
     'walk: while tree.size() < cp.size {
         let start = tree.size();
         let end = cp.size.min(start + super::server::MAX_ENTRIES_PER_REQUEST);
@@ -113,7 +117,9 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
         for entry in batch {
             let index = tree.push(&entry);
             match LogEntry::from_cbor(&entry) {
+                Ok(e) if e.kind == EntryType::Retirement => retirements.push((index, e)),
                 Ok(e) if e.kind == EntryType::Bundle => {
+                    logged.insert((e.fleet_id.clone(), e.epoch, e.digest));
                     let digest = hex::encode(e.digest);
                     if let Some(prev) = seen.insert((e.fleet_id.clone(), e.epoch), digest.clone())
                         && prev != digest
@@ -173,6 +179,36 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
                     ),
                 });
             }
+        }
+    }
+    // spec/audit-log.md §9, spec/rotation.md §6: a retirement names a logged successor of
+    // epoch + 1, and an epoch is retired once.
+    let mut retired: BTreeSet<(String, u64)> = BTreeSet::new();
+    for (index, r) in &retirements {
+        if opts.fleet.as_ref().is_some_and(|f| *f != r.fleet_id) {
+            continue;
+        }
+        let successor =
+            r.epoch.checked_add(1).is_some_and(|next| logged.contains(&(r.fleet_id.clone(), next, r.digest)));
+        if !successor {
+            findings.push(Finding {
+                kind: "retirement",
+                index: Some(*index),
+                detail: format!(
+                    "fleet {} epoch {} retired for {}, which is not a logged bundle of epoch {}",
+                    r.fleet_id,
+                    r.epoch,
+                    hex::encode(r.digest),
+                    r.epoch.saturating_add(1)
+                ),
+            });
+        }
+        if !retired.insert((r.fleet_id.clone(), r.epoch)) {
+            findings.push(Finding {
+                kind: "retirement",
+                index: Some(*index),
+                detail: format!("fleet {} epoch {} retired a second time", r.fleet_id, r.epoch),
+            });
         }
     }
     if let Some(announced) = &opts.announced {

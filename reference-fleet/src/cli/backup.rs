@@ -37,6 +37,11 @@ pub struct Common {
     /// The anchors the app pins (`trust.cbor` of `bkv fleet up`).
     #[arg(long)]
     pub trust: PathBuf,
+    /// The client's state (JSON: highest bundle and largest checkpoint, as `bkv bundle
+    /// verify --state`): read if it exists, updated after the fleet is verified, so a later
+    /// run refuses a rolled-back bundle or a forked log.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Read the recovery code from the first line of standard input instead of a prompt.
     #[arg(long)]
     pub code_stdin: bool,
@@ -113,8 +118,17 @@ fn read_code(common: &Common, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
 async fn connect(common: &Common) -> Result<FleetClient> {
     let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&common.trust)?)?;
     let ksf = if common.insecure_test_ksf { KsfParams::TEST } else { KsfParams::PRODUCTION };
-    let (client, _state) =
-        FleetClient::connect(&common.fleet, &trust, &Persisted::default(), ksf, super::output::now()).await?;
+    if trust.log.threshold == 0 {
+        // spec/audit-log.md §7.1: K = 0 is for local development, and the client says so.
+        eprintln!("WARNING: the trust anchors require no witness cosignature (K = 0): development only");
+    }
+    let (bundle, log) = super::bundle::load_state(common.state.as_ref())?;
+    let held = Persisted { bundle, log };
+    let (client, state) =
+        FleetClient::connect(&common.fleet, &trust, &held, ksf, super::output::now()).await?;
+    if let Some(path) = &common.state {
+        super::bundle::save_state(path, &state.bundle, &state.log)?;
+    }
     if !common.json {
         let ks = client.keyset();
         println!(

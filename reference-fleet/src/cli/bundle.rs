@@ -1,7 +1,13 @@
 //! `bkv bundle inspect|verify`: spec/validation-bundle.md §4 and §5.
 
 use super::output::{now, rfc3339, short_hex};
+use crate::audit_log::signer::LogClient;
+use crate::client::Trust;
 use crate::error::{Error, Result, read_file, write_file};
+use bkv_protocol::audit_log::merkle::Hash;
+use bkv_protocol::audit_log::{
+    LogAnchors, LogProof, LogState, LogVerified, LoggedBundle, TreeHead, verify_logged_bundle,
+};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{
     ClientState, FleetKeySet, KeyRole, Parsed, TrustAnchors, VerifiedFleet, verify_bundle,
@@ -32,13 +38,28 @@ pub struct InspectArgs {
 
 /// Arguments of `bkv bundle verify`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("anchor_source").required(true).args(["trust", "anchors"])))]
 pub struct VerifyArgs {
-    /// The bundle file (tagged COSE_Sign1).
+    /// The bundle: a released bundle with its log proof (`LoggedBundle`,
+    /// spec/audit-log.md §6, e.g. `released-bundle.cbor`), or a bare tagged COSE_Sign1.
     pub file: PathBuf,
-    /// The client's trust anchors (deterministic CBOR, spec/validation-bundle.md §4.4).
+    /// The client's trust: bundle anchors and log anchors (`trust.cbor` of `bkv fleet up`).
+    /// Runs every step of spec/validation-bundle.md §5.1, step 12 included.
     #[arg(long)]
-    pub anchors: PathBuf,
-    /// The client's rollback state (JSON); read if it exists, updated on success.
+    pub trust: Option<PathBuf>,
+    /// Bundle trust anchors only (spec/validation-bundle.md §4.4); needs --skip-log.
+    #[arg(long, requires = "skip_log")]
+    pub anchors: Option<PathBuf>,
+    /// Run steps 1 to 11 only. The result is NOT a client's verification: without step 12
+    /// nothing shows the bundle is in the third party's log.
+    #[arg(long)]
+    pub skip_log: bool,
+    /// The audit log's URL, to fetch a consistency proof from the checkpoint held in
+    /// --state to the bundle's (spec/audit-log.md §7.3).
+    #[arg(long)]
+    pub log: Option<String>,
+    /// The client's state (JSON: highest bundle and largest checkpoint); read if it exists,
+    /// updated on success.
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Verify as of this time (POSIX seconds) instead of now.
@@ -50,10 +71,10 @@ pub struct VerifyArgs {
 }
 
 /// Run a `bkv bundle` command.
-pub fn run(cmd: BundleCommand) -> Result<ExitCode> {
+pub async fn run(cmd: BundleCommand) -> Result<ExitCode> {
     match cmd {
         BundleCommand::Inspect(a) => inspect(&a),
-        BundleCommand::Verify(a) => verify(&a),
+        BundleCommand::Verify(a) => verify(&a).await,
     }
 }
 
@@ -139,65 +160,148 @@ fn keyset_json(ks: &FleetKeySet) -> serde_json::Value {
     })
 }
 
-/// The client's rollback state as a local JSON file (not part of the protocol).
-pub fn load_state(path: Option<&PathBuf>) -> Result<ClientState> {
-    let Some(path) = path else { return Ok(ClientState::default()) };
+/// The client's state as a local JSON file (not part of the protocol): the rollback state
+/// of spec/validation-bundle.md §5.1 and the log state of spec/audit-log.md §7.3.
+pub fn load_state(path: Option<&PathBuf>) -> Result<(ClientState, LogState)> {
+    let Some(path) = path else { return Ok(Default::default()) };
     if !path.exists() {
-        return Ok(ClientState::default());
+        return Ok(Default::default());
     }
     let v: serde_json::Value = serde_json::from_slice(&read_file(path)?)
         .map_err(|e| Error::Usage(format!("{}: not a state file: {e}", path.display())))?;
     let bad = || Error::Usage(format!("{}: not a state file", path.display()));
+    let hash = |v: &serde_json::Value| -> Result<[u8; 32]> {
+        hex::decode(v.as_str().ok_or_else(bad)?).ok().and_then(|d| d.try_into().ok()).ok_or_else(bad)
+    };
     let epoch = v["epoch"].as_u64().ok_or_else(bad)?;
-    let digest: [u8; 32] = hex::decode(v["bundle_sha256"].as_str().ok_or_else(bad)?)
-        .ok()
-        .and_then(|d| d.try_into().ok())
-        .ok_or_else(bad)?;
-    Ok(ClientState { highest: Some((epoch, digest)) })
+    let bundle = ClientState { highest: Some((epoch, hash(&v["bundle_sha256"])?)) };
+    let log = match &v["log"] {
+        serde_json::Value::Null => LogState::default(),
+        l => LogState {
+            largest: Some(TreeHead { size: l["size"].as_u64().ok_or_else(bad)?, root: hash(&l["root"])? }),
+        },
+    };
+    Ok((bundle, log))
 }
 
-fn save_state(path: &std::path::Path, st: &ClientState) -> Result<()> {
+/// Write the state [`load_state`] reads.
+pub fn save_state(path: &std::path::Path, st: &ClientState, log: &LogState) -> Result<()> {
     if let Some((epoch, d)) = st.highest {
-        let v = json!({ "epoch": epoch, "bundle_sha256": hex::encode(d) });
+        let mut v = json!({ "epoch": epoch, "bundle_sha256": hex::encode(d) });
+        if let Some(h) = &log.largest {
+            v["log"] = json!({ "size": h.size, "root": hex::encode(h.root) });
+        }
         write_file(path, serde_json::to_string_pretty(&v).expect("json").as_bytes())?;
     }
     Ok(())
 }
 
-fn verify(a: &VerifyArgs) -> Result<ExitCode> {
-    let bytes = read_file(&a.file)?;
-    let anchors = TrustAnchors::from_bytes(&read_file(&a.anchors)?)?;
-    let state = load_state(a.state.as_ref())?;
+/// The bundle bytes and, for a `LoggedBundle`, its proof.
+fn read_bundle(path: &std::path::Path) -> Result<(Vec<u8>, Option<LogProof>)> {
+    let bytes = read_file(path)?;
+    // A tagged COSE_Sign1 starts with tag 18 (0xd2); anything else is read as a LoggedBundle.
+    if bytes.first() == Some(&0xd2) {
+        return Ok((bytes, None));
+    }
+    let logged = LoggedBundle::from_cbor(&bytes)?;
+    Ok((logged.bundle, Some(logged.proof)))
+}
+
+async fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let (bytes, proof) = read_bundle(&a.file)?;
+    let (anchors, log_anchors) = match (&a.trust, &a.anchors) {
+        (Some(t), _) => {
+            let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(t)?)?;
+            (trust.anchors, Some(trust.log))
+        }
+        (None, Some(p)) => (TrustAnchors::from_bytes(&read_file(p)?)?, None),
+        (None, None) => unreachable!("clap requires --trust or --anchors"),
+    };
+    let (state, log_state) = load_state(a.state.as_ref())?;
     let t = a.now.unwrap_or_else(now);
-    match verify_bundle(&bytes, &anchors, &state, t) {
-        Ok(v) => {
-            if let Some(p) = &a.state {
-                save_state(p, &v.next_state())?;
+    let result = async {
+        let v = verify_bundle(&bytes, &anchors, &state, t)?;
+        // Step 12 (spec/validation-bundle.md §5.1, spec/audit-log.md §7.2).
+        let logged = match (&log_anchors, a.skip_log) {
+            (_, true) => None,
+            (None, false) => unreachable!("clap requires --skip-log with --anchors"),
+            (Some(la), false) => {
+                let proof = proof.as_ref().ok_or(bkv_protocol::Error::LogInclusionInvalid)?;
+                Some(verify_step_12(&bytes, v.keyset(), proof, la, &log_state, a.log.as_deref()).await?)
             }
-            report_ok(a, &v, &anchors, t);
+        };
+        Ok::<_, Error>((v, logged))
+    };
+    match result.await {
+        Ok((v, logged)) => {
+            let next_log = logged.as_ref().map(|l| l.state.clone()).unwrap_or(log_state);
+            if let Some(p) = &a.state {
+                save_state(p, &v.next_state(), &next_log)?;
+            }
+            report_ok(a, &v, &anchors, logged.as_ref(), t);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Err(Error::Protocol(e)) => {
             if a.json {
                 let out = json!({ "result": "invalid", "error_code": e.code(), "error": e.description() });
                 println!("{}", serde_json::to_string_pretty(&out).expect("json"));
             } else {
                 println!("INVALID [{}] {}", e.code(), e.description());
+                if e == bkv_protocol::Error::LogInclusionInvalid && proof.is_none() {
+                    println!("  (a bare bundle carries no log proof: verify the released bundle)");
+                }
             }
             Ok(ExitCode::from(1))
         }
+        Err(e) => Err(e),
     }
 }
 
-fn report_ok(a: &VerifyArgs, v: &VerifiedFleet, anchors: &TrustAnchors, t: u64) {
+/// Step 12: inclusion under a sufficiently witnessed checkpoint, and consistency with the
+/// held checkpoint (fetched from `log_url` when the client needs it).
+async fn verify_step_12(
+    bundle: &[u8],
+    ks: &FleetKeySet,
+    proof: &LogProof,
+    anchors: &LogAnchors,
+    held: &LogState,
+    log_url: Option<&str>,
+) -> Result<LogVerified> {
+    let check =
+        |c: Option<&[Hash]>| verify_logged_bundle(bundle, &ks.fleet_id, ks.epoch, proof, anchors, held, c);
+    match (check(None), log_url) {
+        (Err(bkv_protocol::Error::LogConsistencyMissing), Some(url)) => {
+            let old = held.largest.as_ref().map(|h| h.size).unwrap_or(0);
+            let new = proof.inclusion.tree_size;
+            let client = LogClient { base: url.trim_end_matches('/').to_owned() };
+            let path = client.consistency_proof(old.min(new), old.max(new)).await?;
+            Ok(check(Some(&path))?)
+        }
+        (r, _) => Ok(r?),
+    }
+}
+
+fn report_ok(
+    a: &VerifyArgs,
+    v: &VerifiedFleet,
+    anchors: &TrustAnchors,
+    logged: Option<&LogVerified>,
+    t: u64,
+) {
     let ks = v.keyset();
     if a.json {
         let out = json!({
             "result": "valid",
+            "complete": logged.is_some(),
             "verified_at": t,
             "bundle_sha256": v.bundle_digest().map(hex::encode),
             "keyset_sha256": hex::encode(v.keyset_digest()),
             "keyset": keyset_json(ks),
+            "log": logged.map(|l| json!({
+                "leaf_index": l.leaf_index,
+                "tree_size": l.checkpoint.checkpoint.size,
+                "development_only": l.development_only,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
@@ -215,5 +319,19 @@ fn report_ok(a: &VerifyArgs, v: &VerifiedFleet, anchors: &TrustAnchors, t: u64) 
             anchors.third_party.iter().map(|x| &x.name).collect::<Vec<_>>(),
             anchors.operator.iter().map(|x| &x.name).collect::<Vec<_>>()
         );
+        match logged {
+            Some(l) => {
+                println!(
+                    "  in the audit log: entry #{} of a checkpoint of size {}",
+                    l.leaf_index, l.checkpoint.checkpoint.size
+                );
+                if l.development_only {
+                    println!("  WARNING: no witness cosignature is required (K = 0): development only");
+                }
+            }
+            None => {
+                println!("  NOT a complete verification: step 12 (log inclusion) was skipped (--skip-log)")
+            }
+        }
     }
 }

@@ -42,7 +42,7 @@ pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
         let v = serde_json::json!({
             "fleet_id": fleet.keyset.fleet_id, "epoch": fleet.keyset.epoch,
             "files": files.iter().map(|f| a.out.join(f)).collect::<Vec<_>>(),
-            "software_measurement": hex::encode(crate::fleet::software_measurement().measurement),
+            "software_measurement": hex::encode(crate::fleet::software_measurement()?.measurement),
         });
         println!("{v}");
     } else {

@@ -107,19 +107,20 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
             None => println!("leader: none reachable   highest term seen: {}", st.term),
         }
         println!(
-            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>6} {:<5}",
-            "node", "id", "dc", "state", "term", "last log", "applied", "lag", "gate"
+            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5}",
+            "node", "id", "dc", "state", "term", "last log", "committed", "applied", "lag", "gate"
         );
         for n in &st.nodes {
             match &n.status {
                 Some(s) => println!(
-                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>6} {:<5}",
+                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5}",
                     n.addr,
                     s.id,
                     s.datacenter,
                     s.state,
                     s.term,
                     s.last_log_id.map(|l| l.index.to_string()).unwrap_or("-".into()),
+                    s.committed.map(|i| i.to_string()).unwrap_or("-".into()),
                     s.last_applied.map(|i| i.to_string()).unwrap_or("-".into()),
                     n.lag.map(|l| l.to_string()).unwrap_or("-".into()),
                     if s.gate_open { "open" } else { "wait" },

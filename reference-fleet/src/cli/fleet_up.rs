@@ -158,7 +158,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
             let d = args.dir.display();
             println!(
                 "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measurement {}",
-                hex::encode(crate::fleet::software_measurement().measurement)
+                hex::encode(crate::fleet::software_measurement()?.measurement)
             );
         }
         println!("\nServing until Ctrl-C.");

@@ -99,7 +99,7 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
-        Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Bundle(cmd) => bundle::run(cmd).await,
         Command::Log(args) => log::run_async(args).await.map_err(Error::from),
         Command::Fleet(FleetCommand::Ceremony(a)) => fleet_ceremony::run(a).await,
         Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,

@@ -402,12 +402,19 @@ impl<S: StateMachine> RaftNode<S> {
 impl<S: StateMachine> Shared<S> {
     fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow().clone();
-        let last_log_id =
-            self.log.lock().expect("log lock").as_ref().and_then(|l| l.last_log_id().ok()).flatten();
+        let (last_log_id, committed) = {
+            let log = self.log.lock().expect("log lock");
+            let log = log.as_ref();
+            (
+                log.and_then(|l| l.last_log_id().ok()).flatten(),
+                log.and_then(|l| l.committed_log_id().ok()).flatten().map(|c| c.index),
+            )
+        };
         NodeStatus {
             id: self.net.id,
             term: m.current_term,
             last_log_id,
+            committed,
             last_applied: m.last_applied.map(|l| l.index),
             leader: m.current_leader,
             gate_open: self.net.gate.is_open(),

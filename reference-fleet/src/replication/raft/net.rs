@@ -71,6 +71,9 @@ pub struct NodeStatus {
     pub term: u64,
     /// Its last log id (term, index).
     pub last_log_id: Option<LogId<NodeId>>,
+    /// The highest log index it knows to be committed (stored on a majority), as last
+    /// persisted; may trail the leader's by one round.
+    pub committed: Option<u64>,
     /// The last applied log index.
     pub last_applied: Option<u64>,
     /// The leader it knows.

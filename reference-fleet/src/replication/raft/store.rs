@@ -90,6 +90,11 @@ impl LogStore {
     }
 
     /// The last log id in the store (or the last purged one), for `status` replies (§6.3).
+    /// The committed log id openraft last saved (`save_committed`), for status reports.
+    pub(crate) fn committed_log_id(&self) -> Result<Option<LogId<NodeId>>, SErr> {
+        Ok(self.meta_get::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
+    }
+
     pub(crate) fn last_log_id(&self) -> Result<Option<LogId<NodeId>>, SErr> {
         let txn = self.db.begin_read().map_err(|e| StorageIOError::read_logs(&e))?;
         let t = txn.open_table(LOG).map_err(|e| StorageIOError::read_logs(&e))?;

@@ -1,0 +1,9 @@
+//! spec/audit.md: the Audit procedure AU1–AU12.
+//! The properties are in `fuzz_checks.rs` (`fuzz_checks::audit_run`), shared with the
+//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+#![no_main]
+
+#[path = "../fuzz_checks.rs"]
+mod fuzz_checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::audit_run(data));
