@@ -8,7 +8,12 @@
 //! would elect a leader and forget the acknowledged attempt. With the gate `A` cannot vote
 //! until it has heard from `n - q + 1 = 3` other nodes, so the fleet answers
 //! `fleet.unavailable` (or the truth), never an answer without `e`; once `B` is back, `e`
-//! survives.
+//! survives. When `B` answers `A`'s poll, `A`'s log still lacks `e`, so `A` may vote only for
+//! a candidate holding `e` and may not be a candidate itself (§6.3 step 3). Before the second
+//! rule, `C` and `D` sometimes elected `A` at that point (under load, in this test), the new
+//! leader overwrote `e`, and openraft's debug assertion in `has_log_id`
+//! (`log_state_reader.rs`) fired on `B` and `L`, which had `e` committed at that index; the
+//! last test below forces that situation.
 
 mod replication_common;
 
@@ -20,8 +25,13 @@ use bkv_fleet::replication::raft::guess_counter::{GuessCommand, GuessOutput, Gue
 use bkv_protocol::cbor;
 use replication_common::{Cluster, state};
 
+/// The tests of this file run one at a time: each is a five-node fleet with 200 ms election
+/// timeouts, and three of them at once on a loaded two-core machine miss those timeouts.
+static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
+    let _one = ONE_FLEET_AT_A_TIME.lock().await;
     let mut c = Cluster::start("rollback", 5, 3, Timing::fast()).await;
     c.wait_converged(Duration::from_secs(30)).await.unwrap();
     let l = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
@@ -83,6 +93,7 @@ async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
 /// (term, index) pairs it had given to other entries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_leader_does_not_resume_its_term() {
+    let _one = ONE_FLEET_AT_A_TIME.lock().await;
     let mut c = Cluster::start("rollback-leader", 5, 3, Timing::fast()).await;
     c.wait_converged(Duration::from_secs(30)).await.unwrap();
     let l = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
@@ -93,5 +104,80 @@ async fn restarted_leader_does_not_resume_its_term() {
     let again = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
     let new_term = c.nodes[again].as_ref().unwrap().raft().metrics().borrow().current_term;
     assert!(new_term > term, "leader {again} leads in term {new_term}, not above the old leader's {term}");
+    c.shutdown().await;
+}
+
+/// §6.3 step 3 applies to the restarted node's own candidacy too (a candidate votes for
+/// itself). Same start as the first test: `e` is committed by `L` with the acknowledgements
+/// of `A` and `B`, `L` dies and `A` comes back from a disk copied before `e`. `A` polls `B`,
+/// `C` and `D`, so its vote gate opens with `L` = `B`'s last log id, which holds `e`; then `B`
+/// is cut off, and `C` and `D` reach only `A`. `A`'s log lacks `e`; if `A` could be a
+/// candidate, `C` and `D` (whose logs are no longer than `A`'s) would elect it, and the fleet
+/// would answer without `e` and commit over it. (Cut links and dead nodes cost availability,
+/// never safety: only the rollback endangers `e`.) `A` must not be a candidate before its own
+/// log reaches `L`, so the fleet answers `fleet.unavailable` until `B` is back, and then keeps
+/// `e`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_is_no_candidate_before_it_holds_what_its_poll_saw() {
+    let _one = ONE_FLEET_AT_A_TIME.lock().await;
+    let mut c = Cluster::start("rollback-candidacy", 5, 3, Timing::fast()).await;
+    c.wait_converged(Duration::from_secs(30)).await.unwrap();
+    let l = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
+    let [a, b, cc, d] = [(l + 1) % 5, (l + 2) % 5, (l + 3) % 5, (l + 4) % 5];
+
+    c.kill(a).await;
+    let old = c.copy_disk(a, "before-e");
+    c.restart(a).await;
+    c.wait_converged(Duration::from_secs(30)).await.unwrap();
+
+    c.faults.partition(&[cc as u64, d as u64], 5);
+    let e_id = 0xe;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let acked = loop {
+        match c.log(l).unwrap().propose(GuessCommand::attempt("victim", e_id)).await {
+            Ok(out) => break GuessOutput::decode(&out).unwrap(),
+            Err(e) if Instant::now() >= deadline => panic!("e not committed: {e}"),
+            Err(_) => {}
+        }
+    };
+    assert_eq!(acked.result, "granted");
+
+    // L dies, A comes back from the old disk and reaches B, C and D, which reach only A.
+    c.kill(l).await;
+    c.kill(a).await;
+    c.restart_from(a, &old).await;
+    c.faults.heal();
+    for (x, y) in [(b, cc), (b, d), (cc, d)] {
+        c.faults.cut(x as u64, y as u64);
+    }
+    // A's gate opens (B's answer among those it polled) while A's log still lacks e.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.nodes[a].as_ref().unwrap().status().gate_open {
+        assert!(Instant::now() < deadline, "node {a}'s vote gate did not open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B is cut off too: A cannot learn from B's answers to a vote request that a longer log
+    // exists (openraft would then stop campaigning by itself).
+    c.faults.cut(a as u64, b as u64);
+
+    let q = cbor::to_vec(&GuessQuery::Applied(e_id));
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        for via in [a, cc, d] {
+            if let Ok(ans) = c.log(via).unwrap().read(q.clone()).await {
+                let seen: Option<GuessOutput> = cbor::from_slice(&ans).unwrap();
+                assert_eq!(
+                    seen.as_ref(),
+                    Some(&acked),
+                    "node {via} answered without the acknowledged attempt"
+                );
+            }
+        }
+    }
+
+    c.faults.heal();
+    c.restart(l).await;
+    let (_, bytes) = c.wait_converged(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(state(&bytes).applied(e_id), Some(&acked));
     c.shutdown().await;
 }

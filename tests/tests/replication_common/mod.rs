@@ -35,6 +35,12 @@ impl Faults {
             }
         }
     }
+    /// Cut the link between `a` and `b`, both ways.
+    pub fn cut(&self, a: NodeId, b: NodeId) {
+        let mut cut = self.cut.lock().unwrap();
+        cut.insert((a, b));
+        cut.insert((b, a));
+    }
     pub fn delay(&self, from: NodeId, to: NodeId, d: Duration) {
         self.delay.lock().unwrap().insert((from, to), d);
     }

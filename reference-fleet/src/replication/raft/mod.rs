@@ -251,6 +251,8 @@ pub struct RaftNode<S> {
     server: tokio::task::JoinHandle<()>,
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     gate: tokio::task::JoinHandle<()>,
+    /// The node's database, to see when every handle on it is gone.
+    db: std::sync::Weak<redb::Database>,
 }
 
 async fn retry_until<T, E: std::fmt::Display>(
@@ -282,6 +284,7 @@ impl<S: StateMachine> RaftNode<S> {
         let path = opts.dir.join("raft.redb");
         let db = retry_until(deadline, || store::open_db(&path)).await.map_err(StartError::Storage)?;
         let log = LogStore::new(db.clone(), opts.id);
+        let db_handle = Arc::downgrade(&db);
         let sm = SmStore::open(db, initial).map_err(StartError::Storage)?;
         let applied = sm.applied.clone();
         let t = opts.timing;
@@ -293,7 +296,8 @@ impl<S: StateMachine> RaftNode<S> {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.snapshot_every / 2,
             install_snapshot_timeout: 1000,
-            // §6.3: no candidacy before the vote gate has polled (enabled by `run_gate`).
+            // §6.3: no candidacy before the vote gate has polled and this node's log has
+            // reached what the poll saw (enabled by `run_gate`).
             enable_elect: false,
             ..Default::default()
         }
@@ -325,7 +329,7 @@ impl<S: StateMachine> RaftNode<S> {
             net: net.clone(),
             raft,
             applied,
-            log: Mutex::new(Some(log)),
+            log: Mutex::new(Some(log.clone())),
             alive: true.into(),
         });
         let listener = {
@@ -357,8 +361,9 @@ impl<S: StateMachine> RaftNode<S> {
                 })
                 .await;
         });
-        let gate = tokio::spawn(net::run_gate(net, shared.raft.clone()));
-        Ok(Self { shared, server, stop_server: Some(tx), gate })
+        let gate =
+            tokio::spawn(net::run_gate(net, shared.raft.clone(), move || log.last_log_id().ok().flatten()));
+        Ok(Self { shared, server, stop_server: Some(tx), gate, db: db_handle })
     }
 
     /// The [`CommandLog`] clients of this node use.
@@ -383,8 +388,10 @@ impl<S: StateMachine> RaftNode<S> {
         (a.last_applied.map(|l| l.index), a.sm.snapshot())
     }
 
-    /// Stop the node: Raft, the endpoint and the gate. The storage is closed when this returns
-    /// (or shortly after, if a request is still in flight).
+    /// Stop the node: Raft, the endpoint and the gate. The storage is closed when this returns:
+    /// nothing of this incarnation writes the node's disk any more, so a copy of it is a state
+    /// a crash could leave (the restart-from-an-older-disk tests copy it). If a handle on the
+    /// database is still held after 10 s, that is logged and this returns anyway.
     pub async fn shutdown(mut self) {
         self.shared.alive.store(false, std::sync::atomic::Ordering::SeqCst);
         let _ = self.shared.raft.shutdown().await;
@@ -395,6 +402,15 @@ impl<S: StateMachine> RaftNode<S> {
         }
         if tokio::time::timeout(Duration::from_secs(3), &mut self.server).await.is_err() {
             self.server.abort();
+        }
+        // openraft does not wait for its state-machine worker or a snapshot build, which hold
+        // the database (and may be writing a snapshot) after `Raft::shutdown` returns.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.db.strong_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if self.db.strong_count() > 0 {
+            tracing::warn!(node = self.shared.net.id, "storage still in use 10 s after shutdown");
         }
     }
 }

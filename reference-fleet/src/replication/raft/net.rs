@@ -197,16 +197,21 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
-    /// §6.3 step 3: may this node announce a candidacy in `term`?
-    pub(crate) fn allow_outgoing_vote(&self, term: u64) -> bool {
-        if self.lifted.load(std::sync::atomic::Ordering::SeqCst) {
-            return true;
-        }
-        matches!(*self.state.read().expect("gate lock"), Some((t, _)) if term > t)
+    /// §6.3 step 3: may this node announce its candidacy `req`? A candidate votes for
+    /// itself, so its own candidacy passes the same test as a vote it grants: term above `T`
+    /// and last log id at least `L`. Without the second condition a node restored from an
+    /// older disk, whose log lacks an entry it had acknowledged, could be elected by nodes
+    /// whose logs lack it too, and the fleet would overwrite a committed entry.
+    pub(crate) fn allow_outgoing_vote(&self, req: &VoteRequest<NodeId>) -> bool {
+        self.allows(req)
     }
 
     /// §6.3 step 3: may this node consider granting `req`?
     pub(crate) fn allow_incoming_vote(&self, req: &VoteRequest<NodeId>) -> bool {
+        self.allows(req)
+    }
+
+    fn allows(&self, req: &VoteRequest<NodeId>) -> bool {
         if self.lifted.load(std::sync::atomic::Ordering::SeqCst) {
             return true;
         }
@@ -225,8 +230,14 @@ impl Gate {
     }
 }
 
-/// §6.3 steps 1-2: wait W, then poll `n - q + 1` other nodes for their status.
-pub(crate) async fn run_gate(ctx: Arc<NetCtx>, raft: openraft::Raft<TypeConfig>) {
+/// §6.3 steps 1-2: wait W, then poll `n - q + 1` other nodes for their status; steps 3 and
+/// 5: no candidacy before this node's own log (`own_last_log_id`, what it has stored) reaches
+/// `L`, and no restriction once it has applied an entry of a term greater than `T`.
+pub(crate) async fn run_gate(
+    ctx: Arc<NetCtx>,
+    raft: openraft::Raft<TypeConfig>,
+    own_last_log_id: impl Fn() -> Option<LogId<NodeId>>,
+) {
     tokio::time::sleep(Duration::from_millis(ctx.timing.window_ms)).await;
     let n = ctx.members.nodes.len();
     // A lone node has nobody to ask (and nothing to protect against).
@@ -260,16 +271,26 @@ pub(crate) async fn run_gate(ctx: Arc<NetCtx>, raft: openraft::Raft<TypeConfig>)
     let l = answers.values().map(|s| s.last_log_id).max().flatten();
     tracing::info!(node = ctx.id, term = t, last_log_id = ?l, "vote gate open");
     ctx.gate.open(t, l);
-    raft.runtime_config().elect(true);
-    // §6.3 step 5: once an entry of a term > T is applied, a leader elected without this
-    // node's vote has committed in its term, so every entry committed with an acknowledgement
-    // this node may have forgotten is stored on a majority that remembers it.
     let mut m = raft.metrics();
+    let mut candidacy = false;
     loop {
-        if m.borrow().last_applied.is_some_and(|a| a.leader_id.term > t) {
+        // §6.3 step 5: once an entry of a term > T is applied, a leader elected without this
+        // node's vote has committed in its term, so every entry committed with an
+        // acknowledgement this node may have forgotten is stored on a majority that remembers it.
+        let lifted = m.borrow().last_applied.is_some_and(|a| a.leader_id.term > t);
+        if lifted {
             ctx.gate.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
+            raft.runtime_config().elect(true);
             tracing::info!(node = ctx.id, "vote gate lifted");
             return;
+        }
+        // §6.3 step 3: a candidacy is a vote for itself, so it waits until this node's own log
+        // is at least L, as a vote for another candidate would. (Starting elections that the
+        // transport then refuses to announce would only raise this node's term.)
+        if !candidacy && own_last_log_id() >= l {
+            candidacy = true;
+            raft.runtime_config().elect(true);
+            tracing::info!(node = ctx.id, "candidacy allowed");
         }
         if m.changed().await.is_err() {
             return;
@@ -353,12 +374,50 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        // §6.3 step 3: no vote request for a term <= T, none before the gate is open.
-        if !self.ctx.gate.allow_outgoing_vote(rpc.vote.leader_id.term) {
+        // §6.3 step 3: none before the gate is open, no vote request for a term <= T, and
+        // none while this node's own log is behind L.
+        if !self.ctx.gate.allow_outgoing_vote(&rpc) {
             return Err(RPCError::Unreachable(RaftUnreachable::new(&io_err(
-                "vote gate closed for this term",
+                "vote gate closed for this candidacy",
             ))));
         }
         self.rpc("vote", &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Vote};
+
+    use super::*;
+
+    fn log_id(term: u64, index: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 0), index))
+    }
+
+    fn candidacy(term: u64, last_log_id: Option<LogId<NodeId>>) -> VoteRequest<NodeId> {
+        VoteRequest::new(Vote::new(term, 1), last_log_id)
+    }
+
+    /// §6.3 step 3: a candidacy (this node's own, or one it is asked to vote for) needs a term
+    /// above `T` and a last log id of at least `L`, until the gate is lifted (step 5).
+    #[test]
+    fn own_candidacy_meets_the_same_condition_as_a_granted_vote() {
+        let gate = Gate::default();
+        let ok = candidacy(8, log_id(4, 3));
+        assert!(!gate.allow_outgoing_vote(&ok) && !gate.allow_incoming_vote(&ok), "closed before the poll");
+        gate.open(7, log_id(4, 3));
+        for (req, allowed) in [
+            (ok, true),
+            (candidacy(7, log_id(4, 3)), false),
+            // The log of a node restored from an older disk: it lacks (4, 3).
+            (candidacy(9, log_id(4, 2)), false),
+            (candidacy(9, log_id(5, 2)), true),
+        ] {
+            assert_eq!(gate.allow_outgoing_vote(&req), allowed, "own {req:?}");
+            assert_eq!(gate.allow_incoming_vote(&req), allowed, "granted {req:?}");
+        }
+        gate.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(gate.allow_outgoing_vote(&candidacy(1, None)));
     }
 }
