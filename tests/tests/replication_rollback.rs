@@ -24,15 +24,22 @@ use bkv_fleet::replication::raft::Timing;
 use bkv_fleet::replication::raft::guess_counter::{GuessCommand, GuessOutput, GuessQuery};
 use bkv_protocol::cbor;
 use replication_common::{Cluster, state};
+use std::path::PathBuf;
 
 /// The tests of this file run one at a time: each is a five-node fleet with 200 ms election
 /// timeouts, and three of them at once on a loaded two-core machine miss those timeouts.
 static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
-    let _one = ONE_FLEET_AT_A_TIME.lock().await;
-    let mut c = Cluster::start("rollback", 5, 3, Timing::fast()).await;
+/// The attempt `e` of the rollback tests.
+const E_ID: u64 = 0xe;
+
+/// The common start of the rollback tests: a five-node fleet with leader `L` and nodes `A`,
+/// `B`, `C`, `D` (returned in that order); `A`'s disk is copied, then `e` is committed with
+/// the acknowledgements of `L`, `A` and `B` only (`C` and `D` cut off, still partitioned on
+/// return). Returns the fleet, the roles, the copy of `A`'s disk from before `e`, and the
+/// acknowledged output of `e`.
+async fn commit_e_while_a_is_behind(name: &str) -> (Cluster, [usize; 5], PathBuf, GuessOutput) {
+    let mut c = Cluster::start(name, 5, 3, Timing::fast()).await;
     c.wait_converged(Duration::from_secs(30)).await.unwrap();
     let l = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
     let [a, b, cc, d] = [(l + 1) % 5, (l + 2) % 5, (l + 3) % 5, (l + 4) % 5];
@@ -45,16 +52,22 @@ async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
 
     // Commit e with the acknowledgements of L, A and B only.
     c.faults.partition(&[cc as u64, d as u64], 5);
-    let e_id = 0xe;
     let deadline = Instant::now() + Duration::from_secs(30);
     let acked = loop {
-        match c.log(l).unwrap().propose(GuessCommand::attempt("victim", e_id)).await {
+        match c.log(l).unwrap().propose(GuessCommand::attempt("victim", E_ID)).await {
             Ok(out) => break GuessOutput::decode(&out).unwrap(),
             Err(e) if Instant::now() >= deadline => panic!("e not committed: {e}"),
             Err(_) => {}
         }
     };
     assert_eq!(acked.result, "granted");
+    (c, [l, a, b, cc, d], old, acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
+    let _one = ONE_FLEET_AT_A_TIME.lock().await;
+    let (mut c, [l, a, b, cc, d], old, acked) = commit_e_while_a_is_behind("rollback").await;
 
     // L dies, A comes back from the old disk, B is cut off: {A, C, D} is a majority.
     c.kill(l).await;
@@ -65,7 +78,7 @@ async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
 
     // For several election timeouts, every answer through A, C or D is either
     // fleet.unavailable or reflects e; never an answer without e.
-    let q = cbor::to_vec(&GuessQuery::Applied(e_id));
+    let q = cbor::to_vec(&GuessQuery::Applied(E_ID));
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
         for via in [a, cc, d] {
@@ -84,7 +97,7 @@ async fn restart_from_older_disk_does_not_lose_an_acknowledged_attempt() {
     c.faults.heal();
     c.restart(l).await;
     let (_, bytes) = c.wait_converged(Duration::from_secs(60)).await.unwrap();
-    assert_eq!(state(&bytes).applied(e_id), Some(&acked));
+    assert_eq!(state(&bytes).applied(E_ID), Some(&acked));
     c.shutdown().await;
 }
 
@@ -120,27 +133,7 @@ async fn restarted_leader_does_not_resume_its_term() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_node_is_no_candidate_before_it_holds_what_its_poll_saw() {
     let _one = ONE_FLEET_AT_A_TIME.lock().await;
-    let mut c = Cluster::start("rollback-candidacy", 5, 3, Timing::fast()).await;
-    c.wait_converged(Duration::from_secs(30)).await.unwrap();
-    let l = c.wait_leader(Duration::from_secs(30)).await.unwrap() as usize;
-    let [a, b, cc, d] = [(l + 1) % 5, (l + 2) % 5, (l + 3) % 5, (l + 4) % 5];
-
-    c.kill(a).await;
-    let old = c.copy_disk(a, "before-e");
-    c.restart(a).await;
-    c.wait_converged(Duration::from_secs(30)).await.unwrap();
-
-    c.faults.partition(&[cc as u64, d as u64], 5);
-    let e_id = 0xe;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let acked = loop {
-        match c.log(l).unwrap().propose(GuessCommand::attempt("victim", e_id)).await {
-            Ok(out) => break GuessOutput::decode(&out).unwrap(),
-            Err(e) if Instant::now() >= deadline => panic!("e not committed: {e}"),
-            Err(_) => {}
-        }
-    };
-    assert_eq!(acked.result, "granted");
+    let (mut c, [l, a, b, cc, d], old, acked) = commit_e_while_a_is_behind("rollback-candidacy").await;
 
     // L dies, A comes back from the old disk and reaches B, C and D, which reach only A.
     c.kill(l).await;
@@ -160,7 +153,7 @@ async fn restarted_node_is_no_candidate_before_it_holds_what_its_poll_saw() {
     // exists (openraft would then stop campaigning by itself).
     c.faults.cut(a as u64, b as u64);
 
-    let q = cbor::to_vec(&GuessQuery::Applied(e_id));
+    let q = cbor::to_vec(&GuessQuery::Applied(E_ID));
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
         for via in [a, cc, d] {
@@ -178,6 +171,6 @@ async fn restarted_node_is_no_candidate_before_it_holds_what_its_poll_saw() {
     c.faults.heal();
     c.restart(l).await;
     let (_, bytes) = c.wait_converged(Duration::from_secs(60)).await.unwrap();
-    assert_eq!(state(&bytes).applied(e_id), Some(&acked));
+    assert_eq!(state(&bytes).applied(E_ID), Some(&acked));
     c.shutdown().await;
 }
