@@ -38,6 +38,14 @@ fn hex_field(input: &Map<String, Value>, key: &str) -> Result<Vec<u8>, BadInput>
     hex::decode(s).map_err(|e| BadInput(format!("{key}: {e}")))
 }
 
+/// A hex input of exactly `N` bytes.
+fn array<const N: usize>(input: &Map<String, Value>, key: &str) -> Result<[u8; N], BadInput> {
+    hex_field(input, key)?.try_into().map_err(|_| BadInput(format!("{key}: not {N} bytes")))
+}
+
+/// A case's protocol outcome: its output, or the registry error.
+type CaseOutcome = Result<Option<Map<String, Value>>, Error>;
+
 fn u64_field(input: &Map<String, Value>, key: &str) -> Result<u64, BadInput> {
     input.get(key).and_then(Value::as_u64).ok_or_else(|| BadInput(format!("missing {key}")))
 }
@@ -231,33 +239,18 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                 witness_check(&k, held, checkpoint, &proof).map(|(_, h)| Some(obj(head_json(h))))
             }))
         }
-        "session_open_request" => {
-            let key: [u8; 32] =
-                hex_field(input, "node_key")?.try_into().map_err(|_| BadInput("node_key".into()))?;
-            let request = hex_field(input, "request")?;
-            let (fleet, epoch, node_id, now) = (
-                str_field(input, "fleet_id")?,
-                u64_field(input, "epoch")?,
-                str_field(input, "node_id")?,
-                u64_field(input, "now")?,
-            );
-            outcome(bkv_protocol::session::SessionSecretKey::from_bytes(&key).and_then(|k| {
-                let node = bkv_protocol::session::SessionServer::new(fleet, epoch, node_id, k);
-                node.open(&request, now).map(|o| {
-                    Some(obj(json!({
-                        "request_id": hex::encode(o.request_id),
-                        "time": o.time,
-                        "body": hex::encode(&o.body),
-                    })))
-                })
-            }))
-        }
+        "session_open_request" => outcome(session_client::open_request(input)?.map(|o| {
+            Some(obj(json!({
+                "request_id": hex::encode(o.request_id),
+                "time": o.time,
+                "body": hex::encode(&o.body),
+            })))
+        })),
         "hpke_kat" => outcome(session_client::hpke_kat(input)?),
         "session_seal_response" => outcome(session_client::seal_response(input)?),
         "session_open_response" => outcome(session_client::open_response(input)?),
         "envelope_open" => {
-            let key: [u8; 32] =
-                hex_field(input, "backup_key")?.try_into().map_err(|_| BadInput("backup_key".into()))?;
+            let key: [u8; 32] = array(input, "backup_key")?;
             let record = hex_field(input, "record_id")?;
             let file = hex_field(input, "file")?;
             let fails_at = match input.get("read_error_at") {
@@ -313,11 +306,8 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                 .iter()
                 .map(|v| v.as_str().and_then(|h| hex::decode(h).ok()).ok_or_else(|| BadInput("entry".into())))
                 .collect::<Result<_, _>>()?;
-            let hex32 = |k: &str| -> Result<[u8; 32], BadInput> {
-                hex_field(input, k)?.try_into().map_err(|_| BadInput(k.into()))
-            };
             let (software, firmware, now) =
-                (hex32("software")?, hex32("firmware")?, u64_field(input, "now")?);
+                (array(input, "software")?, array(input, "firmware")?, u64_field(input, "now")?);
             let checkpoint = str_field(input, "checkpoint")?;
             let (released, anchors, log_anchors, roots) = (
                 hex_field(input, "released")?,
@@ -368,11 +358,8 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
             })())
         }
         "rotation_open_export" => {
-            let key: [u8; 32] =
-                hex_field(input, "node_key")?.try_into().map_err(|_| BadInput("node_key".into()))?;
-            let digest: [u8; 32] = hex_field(input, "bundle_sha256")?
-                .try_into()
-                .map_err(|_| BadInput("bundle_sha256".into()))?;
+            let key: [u8; 32] = array(input, "node_key")?;
+            let digest: [u8; 32] = array(input, "bundle_sha256")?;
             let me = bkv_protocol::rotation::Importer {
                 fleet_id: str_field(input, "fleet_id")?,
                 epoch: u64_field(input, "epoch")?,

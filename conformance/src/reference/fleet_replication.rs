@@ -2,13 +2,10 @@
 //! (spec/conformance.md §3): `fleet_rpc_open`, a node verifying a node-to-node `SignedRpc`
 //! (steps 1–6) and, when the case gives the request it sent, the reply (step 7).
 
-use super::{BadInput, hex_field, str_field, u64_field};
-use bkv_protocol::Error;
+use super::{BadInput, CaseOutcome, hex_field, str_field, u64_field};
 use bkv_protocol::crypto::{Algorithm, PublicKey};
 use bkv_protocol::fleet_replication::rpc::{KeyDirectory, NodeId, RpcMessage, check_reply, open};
 use serde_json::{Map, Value, json};
-
-type CaseOutcome = Result<Option<Map<String, Value>>, Error>;
 
 /// The receiver's FleetKeySet: node `i` signs with `keys[i]` (§2.1).
 struct Directory<'a> {

@@ -4,15 +4,16 @@
 //! opens the response, §4.3) and `hpke_kat` (RFC 9180 A.2.1 through the suite's `hpke`
 //! types that `bkv_protocol::session` uses).
 
-use super::{BadInput, hex_field, obj, str_field, u64_field};
+use super::{BadInput, CaseOutcome, array, hex_field, obj, str_field, u64_field};
 use bkv_protocol::Error;
-use bkv_protocol::session::{Kem, SessionSecretKey, SessionServer, SessionTarget, seal_request_with_id};
+use bkv_protocol::session::{
+    Kem, OpenedRequest, SessionSecretKey, SessionServer, SessionTarget, seal_request_with_id,
+};
 use hpke::kem::Kem as _;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{Map, Value, json};
 
-type CaseOutcome = Result<Option<Map<String, Value>>, Error>;
 type Kdf = hpke::kdf::HkdfSha256;
 type Aead = hpke::aead::ChaCha20Poly1305;
 
@@ -40,12 +41,9 @@ impl RngCore for FixedRng {
 }
 impl CryptoRng for FixedRng {}
 
-fn array<const N: usize>(input: &Map<String, Value>, key: &str) -> Result<[u8; N], BadInput> {
-    hex_field(input, key)?.try_into().map_err(|_| BadInput(format!("{key}: not {N} bytes")))
-}
-
-/// `session_seal_response`: open the request (§5), then seal `result` with `nonce` (§4.2).
-pub(super) fn seal_response(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> {
+/// `session_open_request` (§5): the case's node (`node_key`, `fleet_id`, `epoch`, `node_id`)
+/// opens `request` at `now`.
+pub(super) fn open_request(input: &Map<String, Value>) -> Result<Result<OpenedRequest, Error>, BadInput> {
     let key: [u8; 32] = array(input, "node_key")?;
     let request = hex_field(input, "request")?;
     let (fleet, epoch, node_id, now) = (
@@ -54,6 +52,12 @@ pub(super) fn seal_response(input: &Map<String, Value>) -> Result<CaseOutcome, B
         str_field(input, "node_id")?,
         u64_field(input, "now")?,
     );
+    Ok(SessionSecretKey::from_bytes(&key)
+        .and_then(|k| SessionServer::new(fleet, epoch, node_id, k).open(&request, now)))
+}
+
+/// `session_seal_response`: open the request (§5), then seal `result` with `nonce` (§4.2).
+pub(super) fn seal_response(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> {
     let nonce: [u8; 12] = array(input, "nonce")?;
     let result = input.get("result").and_then(Value::as_object).ok_or_else(|| BadInput("result".into()))?;
     let result = match (result.get("ok"), result.get("error").and_then(Value::as_str)) {
@@ -61,9 +65,9 @@ pub(super) fn seal_response(input: &Map<String, Value>) -> Result<CaseOutcome, B
         (None, Some(code)) => Err(Error::from_code(code).ok_or_else(|| BadInput(format!("code {code}")))?),
         _ => return Err(BadInput("result: one of ok and error".into())),
     };
+    let opened = open_request(input)?;
     Ok((|| {
-        let node = SessionServer::new(fleet, epoch, node_id, SessionSecretKey::from_bytes(&key)?);
-        let opened = node.open(&request, now)?;
+        let opened = opened?;
         let response = opened.responder.seal(&mut FixedRng(nonce.to_vec()), result);
         Ok(Some(obj(json!({ "response": hex::encode(response) }))))
     })())

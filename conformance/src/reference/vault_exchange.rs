@@ -2,7 +2,7 @@
 //! the harness plays one side of spec/vault.md §6.3, §6.4 or §7.1 with the randomness of
 //! the vector's seed, and the vector supplies the other side's messages.
 
-use super::{BadInput, hex_field, obj, str_field, u64_field};
+use super::{BadInput, CaseOutcome, array, hex_field, obj, str_field, u64_field};
 use bkv_protocol::Error;
 use bkv_protocol::session::RequestId;
 use bkv_protocol::vault::{
@@ -12,12 +12,6 @@ use bkv_protocol::vault::{
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Map, Value, json};
-
-type CaseOutcome = Result<Option<Map<String, Value>>, Error>;
-
-fn array<const N: usize>(input: &Map<String, Value>, key: &str) -> Result<[u8; N], BadInput> {
-    hex_field(input, key)?.try_into().map_err(|_| BadInput(format!("{key}: not {N} bytes")))
-}
 
 fn rng(input: &Map<String, Value>, key: &str) -> Result<ChaCha20Rng, BadInput> {
     Ok(ChaCha20Rng::from_seed(array(input, key)?))
