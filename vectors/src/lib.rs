@@ -10,6 +10,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod backup_envelope;
 pub mod cbor;
+pub mod fixed_rng;
 pub mod fleet_replication;
 pub mod format;
 pub mod rotation;

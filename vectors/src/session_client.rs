@@ -8,6 +8,7 @@
 //! one with one thing changed, or plaintexts sealed by hand under the response key; the
 //! expected code is the step of §4.3 that the change breaks.
 
+use crate::fixed_rng::FixedRng;
 use crate::format::{FileBuilder, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
@@ -19,7 +20,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use ciborium::Value as Cbor;
 use hpke::{Deserializable, OpModeS};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -32,30 +33,6 @@ const ID: RequestId = [0x5a; 16];
 const BODY: &[u8] = b"vault request body";
 const ANSWER: &[u8] = b"vault response body";
 const NONCE: [u8; 12] = [0x33; 12];
-
-/// An RNG that hands out the given bytes once and refuses more: the sender's ephemeral
-/// input `ikm_e`, or a response nonce.
-struct FixedRng(Vec<u8>);
-
-impl RngCore for FixedRng {
-    fn next_u32(&mut self) -> u32 {
-        unimplemented!("only fill_bytes")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unimplemented!("only fill_bytes")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        assert!(dest.len() <= self.0.len(), "more randomness than given");
-        let rest = self.0.split_off(dest.len());
-        dest.copy_from_slice(&self.0);
-        self.0 = rest;
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for FixedRng {}
 
 struct Client {
     pk: [u8; 32],

@@ -9,37 +9,13 @@ use bkv_protocol::Error;
 use bkv_protocol::session::{
     Kem, OpenedRequest, SessionSecretKey, SessionServer, SessionTarget, seal_request_with_id,
 };
+use bkv_vectors::fixed_rng::FixedRng;
 use hpke::kem::Kem as _;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
-use rand_core::{CryptoRng, RngCore};
 use serde_json::{Map, Value, json};
 
 type Kdf = hpke::kdf::HkdfSha256;
 type Aead = hpke::aead::ChaCha20Poly1305;
-
-/// An RNG that hands out the given bytes once and refuses more: the vector's `ikm_e` (the
-/// client's ephemeral input, RFC 9180 `DeriveKeyPair(ikm_e)`) or its response nonce.
-struct FixedRng(Vec<u8>);
-
-impl RngCore for FixedRng {
-    fn next_u32(&mut self) -> u32 {
-        unimplemented!("only fill_bytes")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unimplemented!("only fill_bytes")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        assert!(dest.len() <= self.0.len(), "the protocol asked for more randomness than the vector gives");
-        let rest = self.0.split_off(dest.len());
-        dest.copy_from_slice(&self.0);
-        self.0 = rest;
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for FixedRng {}
 
 /// `session_open_request` (§5): the case's node (`node_key`, `fleet_id`, `epoch`, `node_id`)
 /// opens `request` at `now`.
