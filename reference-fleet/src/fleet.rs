@@ -521,13 +521,11 @@ impl LocalFleet {
         let evidence_bytes = bkv_protocol::evidence::sign_evidence(&evidence, &orgs.operator);
         keyset.evidence = Some(sha256(&evidence_bytes));
         write_file(&dir.join("evidence.cbor"), &evidence_bytes)?;
-        write_file(
-            &dir.join("vendor-roots.cbor"),
-            &bkv_protocol::cbor::to_vec(&vec![bkv_protocol::audit::VendorRoot {
-                name: VENDOR.into(),
-                key: orgs.vendor.public_key().clone(),
-            }]),
-        )?;
+        let vendor_roots = vec![bkv_protocol::audit::VendorRoot {
+            name: VENDOR.into(),
+            key: orgs.vendor.public_key().clone(),
+        }];
+        write_file(&dir.join("vendor-roots.cbor"), &bkv_protocol::cbor::to_vec(&vendor_roots))?;
         progress(&format!(
             "deployment evidence: {} attestations, {} ceremony steps, signed by the operator",
             keyset.nodes.len(),
@@ -540,8 +538,6 @@ impl LocalFleet {
         let evidence_index = log.client.append(&entry.to_cbor()).await?;
         // The third party signs only if the evidence passes the Audit procedure up to the
         // log steps (spec/evidence.md §2, spec/audit.md §3).
-        let vendor_roots =
-            [bkv_protocol::audit::VendorRoot { name: VENDOR.into(), key: orgs.vendor.public_key().clone() }];
         let check = bkv_protocol::audit::check_before_signing(
             &bkv_protocol::audit::EvidenceInputs {
                 evidence: &evidence_bytes,
