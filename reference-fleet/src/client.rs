@@ -8,7 +8,10 @@
 //! `bkv-protocol`.
 
 use crate::node::{CBOR, NodeInfo};
-use bkv_protocol::audit_log::{LogAnchors, LogState, LoggedBundle, verify_logged_bundle};
+use bkv_protocol::audit_log::merkle::Hash;
+use bkv_protocol::audit_log::{
+    LogAnchors, LogProof, LogState, LogVerified, LoggedBundle, verify_logged_bundle,
+};
 use bkv_protocol::session::{self, SessionTarget};
 use bkv_protocol::validation_bundle::{ClientState, FleetKeySet, KeyRole, TrustAnchors, verify_bundle};
 use bkv_protocol::vault::{
@@ -98,6 +101,34 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
     Ok(r.bytes().await.map_err(t)?.to_vec())
 }
 
+/// spec/validation-bundle.md §5.1 step 12 (spec/audit-log.md §7.2) for a verified `bundle`
+/// of `ks`: inclusion under a sufficiently witnessed checkpoint, and consistency with the
+/// held checkpoint. When the client needs a consistency proof (§7.3 step 3), it is fetched
+/// with `fetch(size1, size2)` and the check runs again.
+pub async fn verify_step_12<E>(
+    bundle: &[u8],
+    ks: &FleetKeySet,
+    proof: &LogProof,
+    anchors: &LogAnchors,
+    held: &LogState,
+    fetch: impl AsyncFnOnce(u64, u64) -> Result<Vec<Hash>, E>,
+) -> Result<LogVerified, E>
+where
+    E: From<ProtocolError>,
+{
+    let check =
+        |c: Option<&[Hash]>| verify_logged_bundle(bundle, &ks.fleet_id, ks.epoch, proof, anchors, held, c);
+    match check(None) {
+        Err(ProtocolError::LogConsistencyMissing) => {
+            let old = held.largest.as_ref().map(|h| h.size).unwrap_or(0);
+            let new = proof.inclusion.tree_size;
+            let path = fetch(old.min(new), old.max(new)).await?;
+            Ok(check(Some(&path))?)
+        }
+        other => Ok(other?),
+    }
+}
+
 impl FleetClient {
     /// Fetch the fleet's released bundle from `url`, verify it with every step of
     /// spec/validation-bundle.md §5.1 including log inclusion, and return a client bound
@@ -115,33 +146,22 @@ impl FleetClient {
         let released = LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle")).await?)?;
         let verified = verify_bundle(&released.bundle, &trust.anchors, &held.bundle, now)?;
         let ks = verified.keyset().clone();
-        let verify = |consistency: Option<&[bkv_protocol::audit_log::merkle::Hash]>| {
-            verify_logged_bundle(
-                &released.bundle,
-                &ks.fleet_id,
-                ks.epoch,
-                &released.proof,
-                &trust.log,
-                &held.log,
-                consistency,
-            )
-        };
-        let logged = match verify(None) {
-            // spec/audit-log.md §7.3 step 3: fetch the proof from the held checkpoint and retry.
-            Err(ProtocolError::LogConsistencyMissing) => {
-                let old = held.log.largest.as_ref().map(|h| h.size).unwrap_or(0);
-                let new = released.proof.inclusion.tree_size;
-                let (a, b) = (old.min(new), old.max(new));
+        let logged = verify_step_12::<ClientError>(
+            &released.bundle,
+            &ks,
+            &released.proof,
+            &trust.log,
+            &held.log,
+            async |a, b| {
                 let raw = get(&http, &format!("{url}/v1/log/consistency/{a}/{b}")).await?;
                 let path: Vec<serde_bytes::ByteBuf> = cbor::from_slice(&raw)?;
-                let path: Vec<bkv_protocol::audit_log::merkle::Hash> = path
+                Ok(path
                     .iter()
                     .map(|h| h.as_slice().try_into().map_err(|_| ProtocolError::LogConsistencyInvalid))
-                    .collect::<Result<_, _>>()?;
-                verify(Some(&path))?
-            }
-            other => other?,
-        };
+                    .collect::<Result<_, _>>()?)
+            },
+        )
+        .await?;
         let persisted = Persisted { bundle: verified.next_state(), log: logged.state };
         let client = Self::bind(http, url, ks, ksf, false).await?;
         Ok((client, persisted))

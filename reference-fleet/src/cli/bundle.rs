@@ -2,12 +2,9 @@
 
 use super::output::{now, rfc3339, short_hex};
 use crate::audit_log::signer::LogClient;
-use crate::client::Trust;
+use crate::client::{Trust, verify_step_12};
 use crate::error::{Error, Result, read_file, write_file};
-use bkv_protocol::audit_log::merkle::Hash;
-use bkv_protocol::audit_log::{
-    LogAnchors, LogProof, LogState, LogVerified, LoggedBundle, TreeHead, verify_logged_bundle,
-};
+use bkv_protocol::audit_log::{LogProof, LogState, LogVerified, LoggedBundle, TreeHead};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{
     ClientState, FleetKeySet, KeyRole, Parsed, TrustAnchors, VerifiedFleet, verify_bundle,
@@ -227,7 +224,15 @@ async fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             (None, false) => unreachable!("clap requires --skip-log with --anchors"),
             (Some(la), false) => {
                 let proof = proof.as_ref().ok_or(bkv_protocol::Error::LogInclusionInvalid)?;
-                Some(verify_step_12(&bytes, v.keyset(), proof, la, &log_state, a.log.as_deref()).await?)
+                let fetch = async |size1, size2| match a.log.as_deref() {
+                    Some(url) => LogClient { base: url.trim_end_matches('/').to_owned() }
+                        .consistency_proof(size1, size2)
+                        .await
+                        .map_err(Error::from),
+                    // Without --log the proof cannot be fetched: the missing proof is the answer.
+                    None => Err(bkv_protocol::Error::LogConsistencyMissing.into()),
+                };
+                Some(verify_step_12(&bytes, v.keyset(), proof, la, &log_state, fetch).await?)
             }
         };
         Ok::<_, Error>((v, logged))
@@ -254,30 +259,6 @@ async fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e),
-    }
-}
-
-/// Step 12: inclusion under a sufficiently witnessed checkpoint, and consistency with the
-/// held checkpoint (fetched from `log_url` when the client needs it).
-async fn verify_step_12(
-    bundle: &[u8],
-    ks: &FleetKeySet,
-    proof: &LogProof,
-    anchors: &LogAnchors,
-    held: &LogState,
-    log_url: Option<&str>,
-) -> Result<LogVerified> {
-    let check =
-        |c: Option<&[Hash]>| verify_logged_bundle(bundle, &ks.fleet_id, ks.epoch, proof, anchors, held, c);
-    match (check(None), log_url) {
-        (Err(bkv_protocol::Error::LogConsistencyMissing), Some(url)) => {
-            let old = held.largest.as_ref().map(|h| h.size).unwrap_or(0);
-            let new = proof.inclusion.tree_size;
-            let client = LogClient { base: url.trim_end_matches('/').to_owned() };
-            let path = client.consistency_proof(old.min(new), old.max(new)).await?;
-            Ok(check(Some(&path))?)
-        }
-        (r, _) => Ok(r?),
     }
 }
 
