@@ -1,13 +1,13 @@
-//! `bkv-conformance`: the conformance runner, the harness contract and the reference
-//! harness over `bkv-protocol`. spec/conformance.md.
+//! `bkv-conformance`: the conformance runner and the harness contract. spec/conformance.md.
 //!
 //! `cargo run -p bkv-conformance -- --harness CMD` runs every committed vector through
-//! the harness `CMD`; `bkv-reference-harness` is the harness of this implementation and
-//! `conformance/harnesses/python/` an independent one written from the spec alone.
+//! the harness `CMD`. One folder per implementation under `conformance/harnesses/`:
+//! `rust/` (`bkv-reference-harness`, this implementation) and `python/`, an independent
+//! one written from the spec alone. Live mode (`--live`) needs the `live` feature.
 #![forbid(unsafe_code)]
 
 pub mod contract;
+#[cfg(feature = "live")]
 pub mod live;
-pub mod reference;
 pub mod report;
 pub mod runner;

@@ -4,7 +4,7 @@
 //! format, as area `live`; their expected results follow from the vault rules.
 
 use bkv_fleet::fleet::{FleetConfig, LocalFleet};
-use bkv_fleet::replication::raft::Timing;
+use bkv_node::replication::raft::Timing;
 use bkv_protocol::Error;
 use bkv_protocol::crypto::sha256;
 use bkv_vectors::VectorFile;
@@ -85,78 +85,4 @@ pub async fn start(dir: &Path) -> Result<(LocalFleet, VectorFile), String> {
         None,
     );
     Ok((fleet, f.finish()))
-}
-
-/// What the reference harness does for `live_backup_roundtrip`: register on
-/// `register_url`, seal `plaintext`, make `wrong_attempts` (default 1) wrong guesses and
-/// restore on `restore_url`. Returns the remaining count after the last wrong guess and
-/// the SHA-256 of the restored plaintext.
-pub async fn roundtrip(input: &serde_json::Map<String, serde_json::Value>) -> Result<(u32, [u8; 32]), Error> {
-    use bkv_fleet::client::{FleetClient, Persisted, Recovery, Trust};
-    use bkv_protocol::vault::{BackupKey, KsfParams};
-    let s = |k: &str| input.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-    let h = |k: &str| hex::decode(s(k)).unwrap_or_default();
-    let trust: Trust = bkv_protocol::cbor::from_slice(&h("trust"))?;
-    let now = bkv_fleet::cli::output::now();
-    let connect = |url: String| {
-        let trust = trust.clone();
-        async move {
-            FleetClient::connect(&url, &trust, &Persisted::default(), KsfParams::TEST, now)
-                .await
-                .map(|c| c.0)
-                .map_err(|e| match e {
-                    bkv_fleet::client::ClientError::Protocol(p) => p,
-                    bkv_fleet::client::ClientError::Transport(_) => Error::FleetUnavailable,
-                })
-        }
-    };
-    let proto = |e: bkv_fleet::client::ClientError| match e {
-        bkv_fleet::client::ClientError::Protocol(p) => p,
-        bkv_fleet::client::ClientError::Transport(_) => Error::FleetUnavailable,
-    };
-    let (record, code, wrong) = (h("record_id"), s("code"), s("wrong_code"));
-    let phone = connect(s("register_url")).await?;
-    let key = BackupKey::from_bytes(rand_key());
-    phone.register(&record, code.as_bytes(), &key).await.map_err(proto)?;
-    let mut sealed = Vec::new();
-    let fleet_id = phone.keyset().fleet_id.clone();
-    bkv_protocol::backup_envelope::seal(
-        &key,
-        &fleet_id,
-        &record,
-        &mut rand_core::OsRng,
-        &h("plaintext")[..],
-        &mut sealed,
-        |_| {},
-    )?;
-    let other = connect(s("restore_url")).await?;
-    let attempts = input.get("wrong_attempts").and_then(|v| v.as_u64()).unwrap_or(1);
-    let mut remaining = LIMIT;
-    for _ in 0..attempts {
-        match other.recover(&record, wrong.as_bytes()).await.map_err(proto)? {
-            Recovery::WrongCode { remaining: r } => remaining = r,
-            Recovery::Recovered { .. } => return Err(Error::VaultCodeInvalid),
-        }
-    }
-    match other.recover(&record, code.as_bytes()).await.map_err(proto)? {
-        Recovery::Recovered { backup_key, .. } => {
-            let mut out = Vec::new();
-            bkv_protocol::backup_envelope::open(
-                &backup_key,
-                Some((&fleet_id, &record)),
-                &sealed[..],
-                &mut out,
-                |_| {},
-            )?;
-            Ok((remaining, sha256(&out)))
-        }
-        Recovery::WrongCode { .. } => Err(Error::VaultCodeInvalid),
-    }
-}
-
-fn rand_key() -> [u8; 32] {
-    use rand_core::RngCore;
-    let mut k = [0u8; 32];
-    rand_core::OsRng.fill_bytes(&mut k);
-    k
 }

@@ -89,26 +89,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Live mode: the fleet runs on this runtime's threads while the harness is driven.
+#[cfg(feature = "live")]
+fn run_live(
+    files: &mut Vec<bkv_vectors::VectorFile>,
+    opts: &RunOptions,
+) -> Result<Result<Report, String>, String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let live_dir = std::env::temp_dir().join(format!("bkv-conformance-live-{}", std::process::id()));
+    println!("live mode: starting a 3-node reference fleet in {}", live_dir.display());
+    let (fleet, cases) = runtime.block_on(bkv_conformance::live::start(&live_dir))?;
+    files.push(cases);
+    let result = run(files, opts).map_err(|e| e.to_string());
+    runtime.block_on(fleet.shutdown());
+    let _ = std::fs::remove_dir_all(&live_dir);
+    Ok(result)
+}
+
+#[cfg(not(feature = "live"))]
+fn run_live(_: &mut Vec<bkv_vectors::VectorFile>, _: &RunOptions) -> Result<Result<Report, String>, String> {
+    Err("--live needs a runner built with the `live` feature (cargo build -p bkv-conformance --features live)".into())
+}
+
 fn real_main(args: &Args) -> Result<bool, String> {
     let dir = args.vectors.clone().unwrap_or_else(bkv_vectors::root);
     let mut files = load_files(&dir, &args.area)?;
     let opts = RunOptions { harness: args.harness.clone(), timeout: Duration::from_secs(args.timeout) };
-    // Live mode: the fleet runs on this runtime's threads while the harness is driven.
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let live_dir = std::env::temp_dir().join(format!("bkv-conformance-live-{}", std::process::id()));
-    let fleet = if args.live {
-        println!("live mode: starting a 3-node reference fleet in {}", live_dir.display());
-        let (fleet, cases) = runtime.block_on(bkv_conformance::live::start(&live_dir))?;
-        files.push(cases);
-        Some(fleet)
-    } else {
-        None
-    };
-    let result = run(&files, &opts).map_err(|e| e.to_string());
-    if let Some(fleet) = fleet {
-        runtime.block_on(fleet.shutdown());
-        let _ = std::fs::remove_dir_all(&live_dir);
-    }
+    let result =
+        if args.live { run_live(&mut files, &opts)? } else { run(&files, &opts).map_err(|e| e.to_string()) };
     let mut report: Report = result?;
     let mut ok = true;
     if let Some(p) = &args.deviations {

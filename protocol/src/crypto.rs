@@ -150,7 +150,7 @@ impl PublicKey {
     }
 }
 
-/// spec/conventions.md §4.5: something that signs with a private key it may never
+/// spec/conventions.md §4.4: something that signs with a private key it may never
 /// reveal (a software key, an HSM, a KMS). bkv code only ever sees this trait.
 pub trait Signer {
     /// The public half of the signing key.

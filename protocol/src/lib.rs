@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod error;
 pub mod evidence;
 pub mod fleet_replication;
+pub mod node_api;
 pub mod rotation;
 pub mod session;
 pub mod state_machine;

@@ -389,7 +389,8 @@ fn a_copied_setup_serves_the_same_records() {
             None => Node::new(seed, 10),
         };
         other.state = VaultStateMachine::restore(&node.state.snapshot()).unwrap();
-        client.ctx = VaultContext { opaque_server_key: other.vault.public_key(), ..client.ctx.clone() };
+        client.ctx =
+            VaultContext { opaque_server_key: other.step.vault().public_key(), ..client.ctx.clone() };
         client.target = other.target();
         let (_, out) = client.recover(&mut other, RECORD, b"123456");
         if works {

@@ -34,7 +34,7 @@ fn demo_writes_a_bundle_a_client_accepts() {
     let logged =
         LoggedBundle::from_cbor(&std::fs::read(dir.join("fleet/released-bundle.cbor")).unwrap()).unwrap();
     assert_eq!(logged.bundle, bundle);
-    let trust: bkv_fleet::client::Trust =
+    let trust: bkv_client::Trust =
         bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
     assert_eq!(trust.anchors, anchors);
     let log_anchors: LogAnchors = trust.log;

@@ -5,10 +5,12 @@ mod replication_common;
 
 use std::time::{Duration, Instant};
 
-use bkv_fleet::replication::CommandLog;
-use bkv_fleet::replication::raft::auth::{self, RpcMessage};
-use bkv_fleet::replication::raft::guess_counter::{GuessCommand, GuessOutput, GuessQuery, KeyState};
-use bkv_fleet::replication::raft::{Timing, net};
+use bkv_node::replication::CommandLog;
+use bkv_node::replication::raft::auth::{self, RpcMessage};
+use bkv_node::replication::raft::guess_counter::{
+    GuessCommand, GuessOutput, GuessQuery, GuessResult, KeyState,
+};
+use bkv_node::replication::raft::{Timing, net};
 use bkv_protocol::crypto::Ed25519Signer;
 use bkv_protocol::{Error, cbor};
 use replication_common::{Cluster, state};
@@ -37,7 +39,7 @@ async fn commands_through_any_node_converge_and_reads_are_linearizable() {
     assert_eq!(results, ["granted", "granted", "granted", "denied", "denied"]);
     // A duplicate request id through another node returns the first output, applied once.
     let dup = propose_until_ok(&c, 4, GuessCommand::attempt("k", 0), Duration::from_secs(20)).await;
-    assert_eq!(dup, GuessOutput { result: "granted".into(), remaining: 2 });
+    assert_eq!(dup, GuessOutput { result: GuessResult::Granted, remaining: 2 });
     // A read through each node sees every command committed before it (read index).
     for i in 0..5 {
         let q = cbor::to_vec(&GuessQuery::Key("k".into()));
@@ -105,9 +107,9 @@ async fn node_rpc_from_outside_the_key_set_is_rejected() {
         epoch: c.members.epoch,
         from,
         to: 0,
-        kind: "status".into(),
+        kind: auth::RpcKind::Status,
         nonce: vec![1; 16],
-        time_ms: net::now_ms(),
+        time_ms: bkv_client::clock::Clock::now_ms(&bkv_client::clock::SystemClock),
         body: Vec::new(),
     };
     let outsider = Ed25519Signer::from_seed(&[99; 32]);

@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bkv_fleet::replication::CommandLog;
-use bkv_fleet::replication::raft::guess_counter::{GuessCommand, GuessCounter, GuessOutput};
-use bkv_fleet::replication::raft::{RaftCommandLog, Timing};
+use bkv_node::replication::CommandLog;
+use bkv_node::replication::raft::guess_counter::{GuessCommand, GuessCounter, GuessOutput};
+use bkv_node::replication::raft::{RaftCommandLog, Timing};
 use bkv_protocol::Error;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};

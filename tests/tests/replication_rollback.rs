@@ -19,9 +19,9 @@ mod replication_common;
 
 use std::time::{Duration, Instant};
 
-use bkv_fleet::replication::CommandLog;
-use bkv_fleet::replication::raft::Timing;
-use bkv_fleet::replication::raft::guess_counter::{GuessCommand, GuessOutput, GuessQuery};
+use bkv_node::replication::CommandLog;
+use bkv_node::replication::raft::Timing;
+use bkv_node::replication::raft::guess_counter::{GuessCommand, GuessOutput, GuessQuery};
 use bkv_protocol::cbor;
 use replication_common::{Cluster, state};
 use std::path::PathBuf;

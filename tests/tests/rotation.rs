@@ -2,9 +2,9 @@
 //! stay locked, clients follow the chain, pinned apps are told to update, the old fleet
 //! refuses a successor that does not verify, and decommissioning is logged.
 
-use bkv_fleet::client::{FleetClient, Persisted, Recovery, Trust};
+use bkv_client::{FleetClient, Persisted, Recovery, Trust};
 use bkv_fleet::fleet::{FleetConfig, LocalFleet, Organisations};
-use bkv_fleet::replication::raft::Timing;
+use bkv_node::replication::raft::Timing;
 use bkv_protocol::audit_log::{EntryType, LogEntry};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{Claims, countersign, sign};
@@ -29,7 +29,7 @@ fn scratch(name: &str) -> Scratch {
 }
 
 fn now() -> u64 {
-    bkv_fleet::cli::output::now()
+    bkv_client::clock::system_now()
 }
 
 async fn fleet(dir: &Scratch, orgs: &Organisations) -> LocalFleet {
@@ -136,9 +136,7 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     let logged = |bundle: Vec<u8>, epoch: u64| {
         let log = log.clone();
         async move {
-            bkv_fleet::audit_log::signer::release(&log.client, &log.anchors, bundle, FLEET, epoch)
-                .await
-                .unwrap()
+            bkv_third_party::signer::release(&log.client, &log.anchors, bundle, FLEET, epoch).await.unwrap()
         }
     };
 

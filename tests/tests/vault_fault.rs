@@ -30,9 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use bkv_fleet::hsm::SoftHsm;
-use bkv_fleet::node::{NodeInfo, NodeService};
-use bkv_fleet::replication::raft::{RaftCommandLog, Timing};
+use bkv_node::hsm::SoftHsm;
+use bkv_node::replication::raft::{RaftCommandLog, Timing};
+use bkv_node::service::{NodeInfo, NodeService};
 use bkv_protocol::session::{self, SessionTarget};
 use bkv_protocol::validation_bundle::KeyRole;
 use bkv_protocol::vault::{
@@ -121,7 +121,7 @@ fn node_id(i: usize) -> String {
 }
 
 fn now() -> u64 {
-    bkv_fleet::cli::output::now()
+    bkv_client::clock::system_now()
 }
 
 /// One sealed round trip to `svc`; `Err` is the spec code.

@@ -2,9 +2,9 @@
 //! spec/session.md, spec/backup-envelope.md): every request is sealed to a node of a
 //! bundle the client verified, and every counted guess is committed by a majority.
 
-use bkv_fleet::client::{FleetClient, Persisted, Recovery};
+use bkv_client::{FleetClient, Persisted, Recovery};
 use bkv_fleet::fleet::{FleetConfig, LocalFleet};
-use bkv_fleet::replication::raft::Timing;
+use bkv_node::replication::raft::Timing;
 use bkv_protocol::backup_envelope;
 use bkv_protocol::cbor;
 use bkv_protocol::session::{self, SessionTarget};
@@ -37,7 +37,7 @@ async fn fleet(dir: &Scratch, nodes: usize) -> LocalFleet {
 }
 
 async fn client(fleet: &LocalFleet, node: usize) -> FleetClient {
-    let now = bkv_fleet::cli::output::now();
+    let now = bkv_client::clock::system_now();
     FleetClient::connect(&fleet.nodes[node].url, &fleet.trust, &Persisted::default(), KsfParams::TEST, now)
         .await
         .expect("bundle verifies")
@@ -146,7 +146,7 @@ async fn concurrent_wrong_guesses_through_every_node_never_exceed_the_limit() {
 /// Seal a recover_start body for `record` to `target` with request id `id`.
 fn recover_start(target: &SessionTarget, record: &[u8], id: [u8; 16]) -> (Vec<u8>, session::AwaitResponse) {
     let (body, _) = bkv_protocol::vault::RecoveryClient::start(&mut OsRng, record, b"code").unwrap();
-    session::seal_request_with_id(&mut OsRng, target, bkv_fleet::cli::output::now(), id, &body).unwrap()
+    session::seal_request_with_id(&mut OsRng, target, bkv_client::clock::system_now(), id, &body).unwrap()
 }
 
 /// The shape of a response body: map keys and the length of every byte string.

@@ -8,7 +8,9 @@ use crate::format::{FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
 use bkv_protocol::crypto::{Ed25519Signer, Signer, sha256};
-use bkv_protocol::fleet_replication::rpc::{DEFAULT_WINDOW_MS, NodeId, PURPOSE, RpcMessage, SignedRpc, seal};
+use bkv_protocol::fleet_replication::rpc::{
+    DEFAULT_WINDOW_MS, NodeId, PURPOSE, RpcKind, RpcMessage, SignedRpc, seal,
+};
 use ciborium::Value;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -45,7 +47,7 @@ fn node_signer(label: &str) -> Ed25519Signer {
 
 /// The request this node sent, for a reply case (§4.2 step 7).
 struct Request<'a> {
-    kind: &'a str,
+    kind: RpcKind,
     to: NodeId,
     nonce: &'a [u8],
 }
@@ -135,7 +137,7 @@ pub fn generate() -> VectorFile {
         epoch: EPOCH,
         from: 0,
         to: ME,
-        kind: "vote".into(),
+        kind: RpcKind::Vote,
         nonce: nonce(),
         time_ms: NOW_MS - 150,
         body: b"raft vote request (opaque here)".to_vec(),
@@ -158,14 +160,14 @@ pub fn generate() -> VectorFile {
         (DEFAULT_WINDOW_MS as i64, "an append request sent exactly W = 2000 ms after the receiver's clock"),
     ] {
         let m = with(&|m| {
-            m.kind = "append".into();
+            m.kind = RpcKind::Append;
             m.from = 2;
             m.time_ms = NOW_MS.checked_add_signed(dt).expect("in range");
         });
         f.case(comment, &["Valid", "Time"], inp(&seal(&m, &ctx.nodes[2])), None, Some(output(&m)));
     }
     let m = with(&|m| {
-        m.kind = "propose".into();
+        m.kind = RpcKind::Propose;
         m.body = Vec::new();
     });
     f.case(
@@ -180,19 +182,22 @@ pub fn generate() -> VectorFile {
     let signed: SignedRpc = cbor::from_slice(&valid).expect("decodes");
     let bad = cbor::to_vec(&SignedRpc { v: 2, ..signed.clone() });
     f.case("step 1: SignedRpc version 2", &["Encoding"], inp(&bad), Some(Error::CborSchema), None);
-    for (comment, change) in [
-        (
-            "step 1: RpcMessage version 2, signed by the sender",
-            &(|m: &mut RpcMessage| m.v = 2) as &dyn Fn(&mut RpcMessage),
-        ),
-        ("step 1: purpose \"bkv fleet rpc v2\"", &|m| m.purpose = "bkv fleet rpc v2".into()),
-        ("step 1: kind \"gossip\" is not an RpcKind", &|m| m.kind = "gossip".into()),
-        ("step 1: kind \"vote.reply.reply\" is not an RpcKind", &|m| m.kind = "vote.reply.reply".into()),
-        ("step 1: a 15-byte nonce", &|m| m.nonce.truncate(15)),
-        ("step 1: a 17-byte nonce", &|m| m.nonce.push(0)),
+    // A kind that is no `RpcKind` cannot be an `RpcMessage`: write the text into the map.
+    let kind_text = |text: &str| {
+        let mut e = entries(&base);
+        set(&mut e, "kind", Value::Text(text.into()));
+        signed_raw(raw_map(e), &ctx.nodes[0])
+    };
+    let sealed = |change: &dyn Fn(&mut RpcMessage)| seal(&with(change), &ctx.nodes[0]);
+    for (comment, rpc) in [
+        ("step 1: RpcMessage version 2, signed by the sender", sealed(&|m| m.v = 2)),
+        ("step 1: purpose \"bkv fleet rpc v2\"", sealed(&|m| m.purpose = "bkv fleet rpc v2".into())),
+        ("step 1: kind \"gossip\" is not an RpcKind", kind_text("gossip")),
+        ("step 1: kind \"vote.reply.reply\" is not an RpcKind", kind_text("vote.reply.reply")),
+        ("step 1: a 15-byte nonce", sealed(&|m| m.nonce.truncate(15))),
+        ("step 1: a 17-byte nonce", sealed(&|m| m.nonce.push(0))),
     ] {
-        let m = with(change);
-        f.case(comment, &["Encoding"], inp(&seal(&m, &ctx.nodes[0])), Some(Error::CborSchema), None);
+        f.case(comment, &["Encoding"], inp(&rpc), Some(Error::CborSchema), None);
     }
     let mut short = signed.clone();
     short.sig.truncate(63);
@@ -481,10 +486,10 @@ pub fn generate() -> VectorFile {
 
     // Step 7: node 1 sent a vote request to node 2; node 2's reply comes back.
     let request_nonce = nonce();
-    let request = Request { kind: "vote", to: 2, nonce: &request_nonce };
+    let request = Request { kind: RpcKind::Vote, to: 2, nonce: &request_nonce };
     let reply = with(&|m| {
         m.from = 2;
-        m.kind = "vote.reply".into();
+        m.kind = RpcKind::VoteReply;
         m.nonce = request_nonce.clone();
         m.body = b"raft vote reply (opaque here)".to_vec();
     });
@@ -497,7 +502,7 @@ pub fn generate() -> VectorFile {
         None,
         Some(output(&reply)),
     );
-    let m = RpcMessage { kind: "append.reply".into(), ..reply.clone() };
+    let m = RpcMessage { kind: RpcKind::AppendReply, ..reply.clone() };
     f.case(
         "step 7: an append.reply to a vote request",
         &["Reply"],
@@ -505,7 +510,7 @@ pub fn generate() -> VectorFile {
         Some(Error::FleetRpcReplyMismatch),
         None,
     );
-    let m = RpcMessage { kind: "vote".into(), ..reply.clone() };
+    let m = RpcMessage { kind: RpcKind::Vote, ..reply.clone() };
     f.case(
         "step 7: a vote request (not vote.reply) in answer to a vote request",
         &["Reply"],

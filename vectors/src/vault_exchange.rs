@@ -11,10 +11,11 @@
 use crate::format::{FileBuilder, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
+use bkv_protocol::node_api::{CommitEvidence, VaultBegun, VaultStep};
 use bkv_protocol::session::RequestId;
 use bkv_protocol::state_machine::StateMachine;
 use bkv_protocol::vault::{
-    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, Step, VaultContext,
+    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
     VaultResponse, VaultServer, VaultServerSetup, VaultStateMachine,
 };
 use rand_chacha::ChaCha20Rng;
@@ -50,7 +51,7 @@ fn ksf() -> Value {
 /// The fleet of the vectors: its ServerSetup, a node front end and the replicated state.
 struct Fleet {
     setup: Vec<u8>,
-    server: VaultServer,
+    server: VaultStep,
     state: VaultStateMachine,
 }
 
@@ -58,25 +59,31 @@ impl Fleet {
     fn new() -> Self {
         let setup = VaultServerSetup::generate(&mut ChaCha20Rng::from_seed(seed(0x51)));
         let bytes = setup.to_bytes().to_vec();
-        Self { setup: bytes, server: VaultServer::new(setup, FLEET), state: VaultStateMachine::new(LIMIT) }
+        Self {
+            setup: bytes,
+            server: VaultStep::new(VaultServer::new(setup, FLEET)),
+            state: VaultStateMachine::new(LIMIT),
+        }
     }
 
     fn context(&self) -> VaultContext {
         VaultContext {
             fleet_id: FLEET.into(),
-            opaque_server_key: self.server.public_key(),
+            opaque_server_key: self.server.vault().public_key(),
             ksf: KsfParams::TEST,
         }
     }
 
     /// N1–N4 for one request body: (command committed, its output, the answer).
     fn serve(&mut self, rng: &mut ChaCha20Rng, request_id: RequestId, body: &[u8]) -> Served {
-        match self.server.handle(rng, request_id, T, body, T).expect("the node accepts the request") {
-            Step::Reply(answer) => Served { command: None, output: None, answer },
-            Step::Propose(p) => {
+        match self.server.begin(rng, request_id, T, body, T).expect("the node accepts the request") {
+            VaultBegun::Reply(answer) => Served { command: None, output: None, answer },
+            VaultBegun::Commit(p) => {
                 let command = p.command().to_vec();
                 let output = self.state.apply(&command);
-                let answer = p.committed(&self.server, rng, &output, T).expect("the node answers");
+                let answer = p
+                    .resume(&self.server, rng, CommitEvidence::host_reported(output.clone()), T)
+                    .expect("the node answers");
                 Served { command: Some(command), output: Some(output), answer }
             }
         }
@@ -200,7 +207,7 @@ fn with_finish(body: &[u8], f: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) -> Vec<u8> {
 /// Add the exchange groups to the vault file.
 pub(crate) fn add(f: &mut FileBuilder) {
     let mut fleet = Fleet::new();
-    let fleet_key = fleet.server.public_key();
+    let fleet_key = fleet.server.vault().public_key();
     // Another fleet's OPAQUE key: what a client expects if the answers come from a fleet
     // other than the one its bundle names.
     let other_key = VaultServerSetup::generate(&mut ChaCha20Rng::from_seed(seed(0x52))).public_key();

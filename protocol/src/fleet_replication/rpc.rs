@@ -17,9 +17,105 @@ pub type NodeId = u64;
 /// `purpose` value of every `RpcMessage` (domain separation for the node key).
 pub const PURPOSE: &str = "bkv fleet rpc";
 
-/// The request kinds of `RpcKind` (spec/fleet-replication.md §4); a reply's kind is one of
-/// them followed by [`REPLY_SUFFIX`].
-pub const REQUEST_KINDS: &[&str] = &["append", "vote", "snapshot", "propose", "read", "status"];
+/// spec/fleet-replication.md §4 `RpcKind`: a request kind, or a request kind followed by
+/// [`REPLY_SUFFIX`]. On the wire it is the text of its name; any other text fails step 1
+/// (`cbor.schema`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RpcKind {
+    /// Raft AppendEntries.
+    #[serde(rename = "append")]
+    Append,
+    /// Raft RequestVote.
+    #[serde(rename = "vote")]
+    Vote,
+    /// Raft InstallSnapshot.
+    #[serde(rename = "snapshot")]
+    Snapshot,
+    /// A client command forwarded to the leader (§4 rule 5).
+    #[serde(rename = "propose")]
+    Propose,
+    /// A client query forwarded to the leader (§4 rule 5).
+    #[serde(rename = "read")]
+    Read,
+    /// A node's term and last log id (§6.3 step 1).
+    #[serde(rename = "status")]
+    Status,
+    /// The reply to `append`.
+    #[serde(rename = "append.reply")]
+    AppendReply,
+    /// The reply to `vote`.
+    #[serde(rename = "vote.reply")]
+    VoteReply,
+    /// The reply to `snapshot`.
+    #[serde(rename = "snapshot.reply")]
+    SnapshotReply,
+    /// The reply to `propose`.
+    #[serde(rename = "propose.reply")]
+    ProposeReply,
+    /// The reply to `read`.
+    #[serde(rename = "read.reply")]
+    ReadReply,
+    /// The reply to `status`.
+    #[serde(rename = "status.reply")]
+    StatusReply,
+}
+
+impl RpcKind {
+    /// Every kind, requests first.
+    pub const ALL: [RpcKind; 12] = [
+        RpcKind::Append,
+        RpcKind::Vote,
+        RpcKind::Snapshot,
+        RpcKind::Propose,
+        RpcKind::Read,
+        RpcKind::Status,
+        RpcKind::AppendReply,
+        RpcKind::VoteReply,
+        RpcKind::SnapshotReply,
+        RpcKind::ProposeReply,
+        RpcKind::ReadReply,
+        RpcKind::StatusReply,
+    ];
+
+    /// The wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RpcKind::Append => "append",
+            RpcKind::Vote => "vote",
+            RpcKind::Snapshot => "snapshot",
+            RpcKind::Propose => "propose",
+            RpcKind::Read => "read",
+            RpcKind::Status => "status",
+            RpcKind::AppendReply => "append.reply",
+            RpcKind::VoteReply => "vote.reply",
+            RpcKind::SnapshotReply => "snapshot.reply",
+            RpcKind::ProposeReply => "propose.reply",
+            RpcKind::ReadReply => "read.reply",
+            RpcKind::StatusReply => "status.reply",
+        }
+    }
+
+    /// The kind whose wire text is `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The kind of the reply to a request of this kind; `None` for a reply kind.
+    pub fn reply(self) -> Option<Self> {
+        Self::parse(&format!("{}{REPLY_SUFFIX}", self.as_str()))
+    }
+
+    /// Whether this is a reply kind.
+    pub fn is_reply(self) -> bool {
+        self.as_str().ends_with(REPLY_SUFFIX)
+    }
+}
+
+impl core::fmt::Display for RpcKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a reply's kind adds to its request's kind.
 pub const REPLY_SUFFIX: &str = ".reply";
@@ -80,8 +176,8 @@ pub struct RpcMessage {
     pub from: NodeId,
     /// Recipient node id.
     pub to: NodeId,
-    /// One of [`REQUEST_KINDS`], or one of them + [`REPLY_SUFFIX`].
-    pub kind: String,
+    /// What the message is.
+    pub kind: RpcKind,
     /// 16 random bytes; a reply repeats the request's nonce.
     #[serde(with = "serde_bytes")]
     pub nonce: Vec<u8>,
@@ -92,10 +188,9 @@ pub struct RpcMessage {
     pub body: Vec<u8>,
 }
 
-/// Whether `kind` is an `RpcKind` of spec/fleet-replication.md §4.
+/// Whether `kind` is the wire text of an `RpcKind` of spec/fleet-replication.md §4.
 pub fn is_rpc_kind(kind: &str) -> bool {
-    let request = kind.strip_suffix(REPLY_SUFFIX).unwrap_or(kind);
-    REQUEST_KINDS.contains(&request)
+    RpcKind::parse(kind).is_some()
 }
 
 /// What a receiver knows about its fleet (from the FleetKeySet).
@@ -130,7 +225,7 @@ pub fn open(
         return Err(Error::CborSchema);
     }
     let msg: RpcMessage = cbor::from_slice(&signed.msg)?;
-    if msg.v != 1 || msg.purpose != PURPOSE || !is_rpc_kind(&msg.kind) || msg.nonce.len() != 16 {
+    if msg.v != 1 || msg.purpose != PURPOSE || msg.nonce.len() != 16 {
         return Err(Error::CborSchema);
     }
     // Step 2: fleet id and epoch.
@@ -157,10 +252,7 @@ pub fn open(
 /// spec/fleet-replication.md §4.2 step 7: an opened `reply` answers `request`: its kind is
 /// the request's + `.reply`, it comes from the node the request went to, with its nonce.
 pub fn check_reply(request: &RpcMessage, reply: &RpcMessage) -> Result<(), Error> {
-    if reply.kind.strip_suffix(REPLY_SUFFIX) != Some(request.kind.as_str())
-        || reply.nonce != request.nonce
-        || reply.from != request.to
-    {
+    if request.kind.reply() != Some(reply.kind) || reply.nonce != request.nonce || reply.from != request.to {
         return Err(Error::FleetRpcReplyMismatch);
     }
     Ok(())

@@ -65,7 +65,7 @@ pub fn verify_bundle(
 /// spec/validation-bundle.md §5.2: as [`verify_bundle`], for a client that skipped
 /// epochs. `intermediates` are the bundles of every epoch between the client's highest
 /// accepted epoch and `bundle`, in order; each is verified with every step except the
-/// validity window (step 10), and the chain is checked link by link.
+/// validity window (step 9), and the chain is checked link by link.
 pub fn verify_bundle_update(
     bundle: &[u8],
     intermediates: &[&[u8]],

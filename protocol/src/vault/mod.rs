@@ -19,7 +19,7 @@ pub use client::{
     AwaitOutcome, AwaitRegistered, ClientAction, NewRegistration, Outcome, RecoveryClient, RecoveryKe2,
     RegistrationClient, VaultContext,
 };
-pub use server::{Proposal, Step, VaultServer, VaultServerSetup};
+pub use server::{VaultServer, VaultServerSetup};
 pub use state::{RecordState, RecordStatus, VaultCommand, VaultOutput, VaultQuery, VaultStateMachine};
 
 use crate::cbor;
@@ -43,8 +43,6 @@ impl opaque_ke::CipherSuite for OpaqueSuite {
 
 /// The `suite` number of the FleetKeySet `opaque` key role (spec/validation-bundle.md §3).
 pub const OPAQUE_SUITE_ID: i64 = 1;
-/// Default guess limit when a FleetKeySet does not say otherwise (spec/vault.md §5).
-pub const DEFAULT_GUESS_LIMIT: u32 = 10;
 /// Record ids are 16 to 64 bytes (spec/vault.md §4).
 pub const RECORD_ID_MIN: usize = 16;
 /// Record ids are 16 to 64 bytes (spec/vault.md §4).

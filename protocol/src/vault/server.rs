@@ -10,36 +10,8 @@
 //! 3. [`Proposal::committed`]: only now compute KE2 / release the key, and return the
 //!    response body to seal.
 //!
-//! A node's request handler, with the log standing in as a local state machine:
-//!
-//! ```
-//! use bkv_protocol::session::{self, SessionServer};
-//! use bkv_protocol::state_machine::StateMachine;
-//! use bkv_protocol::vault::{Step, VaultServer, VaultStateMachine};
-//!
-//! fn serve(
-//!     session: &SessionServer,
-//!     vault: &VaultServer,
-//!     log: &mut VaultStateMachine, // a node calls `CommandLog::propose` here
-//!     rng: &mut rand_core::OsRng,
-//!     request: &[u8],
-//!     now: u64,
-//! ) -> Vec<u8> {
-//!     let opened = match session.open(request, now) {
-//!         Ok(o) => o,
-//!         Err(e) => return session::reject(e), // unsealed session.*/cbor.* error
-//!     };
-//!     let result = match vault.handle(rng, opened.request_id, opened.time, &opened.body, now) {
-//!         Err(e) => Err(e),
-//!         Ok(Step::Reply(body)) => Ok(body),
-//!         Ok(Step::Propose(p)) => {
-//!             let output = log.apply(p.command()); // committed and applied
-//!             p.committed(vault, rng, &output, now)
-//!         }
-//!     };
-//!     opened.responder.seal(rng, result)
-//! }
-//! ```
+//! The node's pipeline around these steps is [`crate::node_api::step`], the only caller of
+//! [`VaultServer::handle`] and [`Proposal::committed`].
 
 use super::state::VaultOutput;
 use super::{
@@ -131,7 +103,7 @@ impl core::fmt::Debug for VaultServer {
 
 /// What to do with a request after [`VaultServer::handle`].
 #[derive(Debug)]
-pub enum Step {
+pub(crate) enum Step {
     /// Answer now with this `VaultResponse` body (no state changes).
     Reply(Vec<u8>),
     /// Commit [`Proposal::command`] through the command log, then call [`Proposal::committed`].
@@ -139,7 +111,7 @@ pub enum Step {
 }
 
 /// A command to commit and what to do once it is committed.
-pub struct Proposal {
+pub(crate) struct Proposal {
     command: Vec<u8>,
     then: Then,
 }
@@ -188,7 +160,7 @@ impl VaultServer {
     /// `request_id` and `time` come from the session (spec/session.md §5); `now` is the
     /// node's clock. Errors are sealed to the client with the request's responder.
     /// `rng` draws the OPRF salt of a `register_start`.
-    pub fn handle<R: RngCore + CryptoRng>(
+    pub(crate) fn handle<R: RngCore + CryptoRng>(
         &self,
         rng: &mut R,
         request_id: RequestId,
@@ -303,13 +275,13 @@ fn expire(map: &mut BTreeMap<RequestId, PendingLogin>, now: u64) {
 
 impl Proposal {
     /// The deterministic-CBOR [`VaultCommand`] to commit.
-    pub fn command(&self) -> &[u8] {
+    pub(crate) fn command(&self) -> &[u8] {
         &self.command
     }
 
     /// spec/vault.md §7.1 step N4: after the command is committed with `output`, finish the
     /// request and return the `VaultResponse` body to seal. `now` is the node's clock.
-    pub fn committed<R: RngCore + CryptoRng>(
+    pub(crate) fn committed<R: RngCore + CryptoRng>(
         self,
         server: &VaultServer,
         rng: &mut R,

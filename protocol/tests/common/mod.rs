@@ -1,11 +1,12 @@
-//! An in-process fleet node for the vault tests: session open -> vault handle -> state
-//! machine apply (standing in for `CommandLog::propose`) -> committed -> seal.
+//! An in-process fleet node for the vault tests: the node step of spec/node-api.md §5, with
+//! the state machine's apply standing in for `CommandLog::propose`.
 #![allow(dead_code, unreachable_pub)]
 
+use bkv_protocol::node_api::{Begun, CommitEvidence, NodeStep};
 use bkv_protocol::session::{self, SessionSecretKey, SessionServer, SessionTarget};
 use bkv_protocol::state_machine::StateMachine;
 use bkv_protocol::vault::{
-    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, Step, VaultContext,
+    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
     VaultServer, VaultServerSetup, VaultStateMachine,
 };
 use bkv_protocol::{Error, Result};
@@ -18,8 +19,7 @@ pub const NODE: &str = "node-1";
 pub const NOW: u64 = 1_800_000_000;
 
 pub struct Node {
-    pub session: SessionServer,
-    pub vault: VaultServer,
+    pub step: NodeStep,
     pub state: VaultStateMachine,
     pub rng: ChaCha20Rng,
     pub now: u64,
@@ -38,9 +38,8 @@ impl Node {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let key = SessionSecretKey::generate(&mut rng);
         Self {
-            session: SessionServer::new(FLEET, EPOCH, NODE, key),
             setup_bytes: setup.to_bytes().to_vec(),
-            vault: VaultServer::new(setup, FLEET),
+            step: NodeStep::new(SessionServer::new(FLEET, EPOCH, NODE, key), VaultServer::new(setup, FLEET)),
             state: VaultStateMachine::new(guess_limit),
             rng,
             now: NOW,
@@ -57,35 +56,28 @@ impl Node {
             fleet_id: FLEET.into(),
             epoch: EPOCH,
             node_id: NODE.into(),
-            session_key: self.session.public_key(),
+            session_key: self.step.session().public_key(),
         }
     }
 
     pub fn context(&self) -> VaultContext {
         VaultContext {
             fleet_id: FLEET.into(),
-            opaque_server_key: self.vault.public_key(),
+            opaque_server_key: self.step.vault().public_key(),
             ksf: KsfParams::TEST,
         }
     }
 
     /// spec/vault.md §7.1: the node's request path.
     pub fn serve(&mut self, request: &[u8]) -> Vec<u8> {
-        let opened = match self.session.open(request, self.now) {
-            Ok(o) => o,
-            Err(e) => return session::reject(e),
-        };
-        let result =
-            match self.vault.handle(&mut self.rng, opened.request_id, opened.time, &opened.body, self.now) {
-                Err(e) => Err(e),
-                Ok(Step::Reply(body)) => Ok(body),
-                Ok(Step::Propose(p)) => {
-                    let output = self.state.apply(p.command());
-                    self.log.push(p.command().to_vec());
-                    p.committed(&self.vault, &mut self.rng, &output, self.now)
-                }
-            };
-        opened.responder.seal(&mut self.rng, result)
+        match self.step.begin(&mut self.rng, request, self.now) {
+            Begun::Reply(sealed) => sealed,
+            Begun::Commit(pending) => {
+                let output = self.state.apply(pending.command());
+                self.log.push(pending.command().to_vec());
+                pending.resume(&self.step, &mut self.rng, CommitEvidence::host_reported(output), self.now)
+            }
+        }
     }
 }
 

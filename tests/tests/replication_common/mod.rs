@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bkv_fleet::replication::raft::guess_counter::GuessCounter;
-use bkv_fleet::replication::raft::{
+use bkv_node::replication::raft::guess_counter::GuessCounter;
+use bkv_node::replication::raft::{
     FleetMembers, FleetNode, Link, LinkFilter, NodeId, NodeOptions, RaftCommandLog, RaftNode, Timing,
 };
 use bkv_protocol::crypto::{Ed25519Signer, Signer};
@@ -121,6 +121,7 @@ impl<S: StateMachine + Clone> Cluster<S> {
 
     async fn boot(&mut self, i: usize, bootstrap: bool) {
         let opts = NodeOptions {
+            clock: bkv_client::clock::SystemClock::shared(),
             id: i as NodeId,
             dir: self.dirs[i].clone(),
             signer: self.signers[i].clone(),

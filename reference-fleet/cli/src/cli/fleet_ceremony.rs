@@ -1,0 +1,57 @@
+//! `bkv fleet ceremony`: the key ceremony of a new local fleet (spec/evidence.md).
+//!
+//! Each node's keys are generated inside its software HSM; the simulated vendor certifies
+//! each device; each HSM attests its node keys; operator and observer sign the transcript
+//! step by step; the operator signs the evidence; the third party logs it, signs the
+//! FleetKeySet, the operator countersigns, and the bundle is logged and released. The
+//! deployment is audited before the command returns. Nodes are not started: `bkv fleet up
+//! --dir DIR` starts them.
+
+use super::fleet_up::NewFleetArgs;
+use crate::error::Result;
+use crate::fleet::{LocalFleet, Organisations};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `bkv fleet ceremony`.
+#[derive(Debug, Args)]
+pub struct CeremonyArgs {
+    #[command(flatten)]
+    pub fleet: NewFleetArgs,
+    /// The new fleet's directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `--json` (global, spec of the output: `bkv schema output`).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// Run `bkv fleet ceremony`.
+pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
+    let config = a.fleet.config();
+    let json = a.json;
+    let say = |line: &str| {
+        if !json {
+            println!("  · {line}");
+        }
+    };
+    let fleet = LocalFleet::ceremony(&a.out, &config, &Organisations::generate(), say).await?;
+    let files = ["evidence.cbor", "released-bundle.cbor", "trust.cbor", "vendor-roots.cbor"];
+    if json {
+        let v = serde_json::json!({
+            "fleet_id": fleet.keyset.fleet_id, "epoch": fleet.keyset.epoch,
+            "files": files.iter().map(|f| a.out.join(f)).collect::<Vec<_>>(),
+            "software_measurement": hex::encode(crate::fleet::software_measurement()?.measurement),
+        });
+        println!("{v}");
+    } else {
+        println!("\nceremony done for fleet {} epoch {}:", fleet.keyset.fleet_id, fleet.keyset.epoch);
+        for f in files {
+            println!("  {}", a.out.join(f).display());
+        }
+        println!("start the fleet with `bkv fleet up --dir {}`; it prints an audit command", a.out.display());
+    }
+    fleet.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

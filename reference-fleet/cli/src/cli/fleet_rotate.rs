@@ -1,0 +1,60 @@
+//! `bkv fleet rotate`: replace a local fleet by its successor (spec/rotation.md).
+//!
+//! Restarts the fleet in `--dir` with its audit log, deploys a successor of epoch + 1 in
+//! `--out` signed by both organisations (their development keys in `--dir/orgs`), has the
+//! old fleet verify it and move every record with its counter, then decommissions the old
+//! fleet: its HSM keys are destroyed and its retirement is logged.
+
+use crate::error::Result;
+use crate::fleet::{LocalFleet, Organisations};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `bkv fleet rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The fleet to retire (a directory of `bkv fleet up`, not running).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Where to create the successor fleet.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `--json` (global, spec of the output: `bkv schema output`).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// Run `bkv fleet rotate`.
+pub async fn run(a: RotateArgs) -> Result<ExitCode> {
+    let json = a.json;
+    let say = |line: &str| {
+        if !json {
+            println!("  · {line}");
+        }
+    };
+    let orgs = Organisations::load(&a.dir)?;
+    let mut old = LocalFleet::open(&a.dir, bkv_node::replication::raft::Timing::default(), say).await?;
+    let (new, report) = old.rotate(&a.out, &orgs, say).await?;
+    let successor = new.released.bundle.clone();
+    old.decommission(&successor).await?;
+    say("the old fleet's HSM keys are destroyed and its retirement is logged");
+    if json {
+        let v = serde_json::json!({ "rotation": report, "fleet": super::fleet_up::report(&new) });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializable"));
+    } else {
+        println!(
+            "\nfleet {} epoch {} → {}: {} registered, {} unregistered, {} locked ids moved with their counters",
+            new.keyset.fleet_id,
+            report.from_epoch,
+            report.to_epoch,
+            report.registered,
+            report.unregistered,
+            report.locked
+        );
+        println!("successor bundle sha256 {}", report.successor);
+        println!("start it with: bkv fleet up --dir {}", a.out.display());
+    }
+    new.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

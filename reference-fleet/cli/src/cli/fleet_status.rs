@@ -1,0 +1,136 @@
+//! `bkv fleet status`: leader, term, applied index and each node's replication lag
+//! (spec/fleet-replication.md §9).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use bkv_node::replication::raft::net::{NodeStatus, STATUS_PATH};
+
+/// Arguments of `bkv fleet status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A node's address (host:port of its node endpoint); repeat for every node.
+    #[arg(long = "node", required_unless_present = "dir")]
+    pub nodes: Vec<String>,
+    /// A fleet directory of `bkv fleet up` (its nodes are read from `fleet.json`).
+    #[arg(long, conflicts_with = "nodes")]
+    pub dir: Option<std::path::PathBuf>,
+    /// `--json` (global, spec of the output: `bkv schema output`).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// What `bkv fleet status` found.
+#[derive(Debug, serde::Serialize)]
+pub struct FleetStatus {
+    /// The leader a majority of the reachable nodes agree on.
+    pub leader: Option<u64>,
+    /// The highest term seen.
+    pub term: u64,
+    /// The leader's last log index.
+    pub leader_last_log_index: Option<u64>,
+    /// Per node: its address, its status (or the error), and its lag behind the leader.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// One node in [`FleetStatus`].
+#[derive(Debug, serde::Serialize)]
+pub struct NodeReport {
+    /// Address asked.
+    pub addr: String,
+    /// Its status, if it answered.
+    pub status: Option<NodeStatus>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+    /// Entries it is behind the leader's log (from the leader's replication state).
+    pub lag: Option<u64>,
+}
+
+async fn fetch(http: &reqwest::Client, addr: &str) -> std::result::Result<NodeStatus, String> {
+    let resp = http
+        .get(format!("http://{addr}{STATUS_PATH}"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// Ask every node and assemble the fleet's status.
+pub async fn collect(addrs: &[String]) -> FleetStatus {
+    let http = reqwest::Client::new();
+    let mut nodes = Vec::new();
+    for addr in addrs {
+        match fetch(&http, addr).await {
+            Ok(s) => nodes.push(NodeReport { addr: addr.clone(), status: Some(s), error: None, lag: None }),
+            Err(e) => nodes.push(NodeReport { addr: addr.clone(), status: None, error: Some(e), lag: None }),
+        }
+    }
+    let term = nodes.iter().filter_map(|n| n.status.as_ref().map(|s| s.term)).max().unwrap_or(0);
+    let leader_status =
+        nodes.iter().filter_map(|n| n.status.clone()).find(|s| s.state == "leader" && s.term == term);
+    let leader = leader_status.as_ref().map(|s| s.id);
+    let leader_last = leader_status.as_ref().and_then(|s| s.last_log_id.map(|l| l.index));
+    if let (Some(ls), Some(last)) = (&leader_status, leader_last) {
+        for n in &mut nodes {
+            if let Some(s) = &n.status {
+                let matched = ls.matched.get(&s.id).copied().flatten();
+                n.lag = Some(last.saturating_sub(matched.unwrap_or(0)));
+            }
+        }
+    }
+    FleetStatus { leader, term, leader_last_log_index: leader_last, nodes }
+}
+
+/// Run `bkv fleet status`. Exit 1 with `fleet.unavailable` when no leader is reachable.
+pub async fn run(a: StatusArgs) -> Result<ExitCode> {
+    let addrs = match &a.dir {
+        Some(dir) => crate::fleet::raft_addrs(dir)?,
+        None => a.nodes.clone(),
+    };
+    let st = collect(&addrs).await;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&st).map_err(|e| Error::Usage(e.to_string()))?);
+    } else {
+        match st.leader {
+            Some(l) => println!(
+                "leader: node {l}   term: {}   leader log index: {:?}",
+                st.term, st.leader_last_log_index
+            ),
+            None => println!("leader: none reachable   highest term seen: {}", st.term),
+        }
+        println!(
+            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5}",
+            "node", "id", "dc", "state", "term", "last log", "committed", "applied", "lag", "gate"
+        );
+        for n in &st.nodes {
+            match &n.status {
+                Some(s) => println!(
+                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5}",
+                    n.addr,
+                    s.id,
+                    s.datacenter,
+                    s.state,
+                    s.term,
+                    s.last_log_id.map(|l| l.index.to_string()).unwrap_or("-".into()),
+                    s.committed.map(|i| i.to_string()).unwrap_or("-".into()),
+                    s.last_applied.map(|i| i.to_string()).unwrap_or("-".into()),
+                    n.lag.map(|l| l.to_string()).unwrap_or("-".into()),
+                    if s.gate_open { "open" } else { "wait" },
+                ),
+                None => println!("{:<22} unreachable: {}", n.addr, n.error.as_deref().unwrap_or("")),
+            }
+        }
+    }
+    if st.leader.is_none() {
+        return Err(Error::Protocol(bkv_protocol::Error::FleetUnavailable));
+    }
+    Ok(ExitCode::SUCCESS)
+}

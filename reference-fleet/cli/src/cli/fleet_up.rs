@@ -1,0 +1,175 @@
+//! `bkv fleet up`: a local replicated fleet on loopback with embedded storage
+//! (spec/fleet-replication.md), its bundle signed, countersigned and logged
+//! (spec/validation-bundle.md, spec/audit-log.md). Runs until Ctrl-C; run it again on
+//! the same directory to restart the fleet with everything it acknowledged.
+
+use crate::error::Result;
+use crate::fleet::{FleetConfig, LocalFleet};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What a new fleet is made of: shared by `bkv fleet up` and `bkv fleet ceremony`.
+#[derive(Debug, Args)]
+pub struct NewFleetArgs {
+    /// Number of HSM nodes (a majority of them must be up to serve).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Fleet id of a new fleet.
+    #[arg(long, default_value = "local.bkv.example/vault")]
+    pub fleet_id: String,
+    /// Guess limit of a new fleet (spec/vault.md §5.2).
+    #[arg(long, default_value_t = bkv_protocol::validation_bundle::keyset::DEFAULT_GUESS_LIMIT)]
+    pub guess_limit: u32,
+}
+
+impl NewFleetArgs {
+    /// The fleet configuration these arguments describe.
+    pub fn config(&self) -> FleetConfig {
+        let mut config = FleetConfig::new(&self.fleet_id, self.nodes);
+        config.guess_limit = self.guess_limit;
+        config
+    }
+}
+
+/// Arguments of `bkv fleet up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub fleet: NewFleetArgs,
+    /// The fleet directory (created if missing; an existing fleet in it is restarted).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// `--json` (global, spec of the output: `bkv schema output`).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// What `fleet up` prints with `--json`.
+#[derive(Debug, serde::Serialize)]
+pub struct UpReport {
+    /// Fleet id.
+    pub fleet_id: String,
+    /// Epoch.
+    pub epoch: u64,
+    /// Guess limit.
+    pub guess_limit: u32,
+    /// Quorum.
+    pub quorum: u32,
+    /// The nodes.
+    pub nodes: Vec<UpNode>,
+    /// The released bundle (with its log proof) the nodes serve.
+    pub bundle: PathBuf,
+    /// The anchors an app pins (`--trust` of `bkv backup`).
+    pub trust: PathBuf,
+    /// The audit log's URL, when this run created the fleet.
+    pub log: Option<String>,
+}
+
+/// One node in [`UpReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct UpNode {
+    /// Node id.
+    pub id: String,
+    /// Datacenter label.
+    pub datacenter: String,
+    /// Client endpoint.
+    pub url: String,
+    /// Node-to-node endpoint.
+    pub raft: String,
+}
+
+/// Describe a running fleet.
+pub fn report(fleet: &LocalFleet) -> UpReport {
+    UpReport {
+        fleet_id: fleet.keyset.fleet_id.clone(),
+        epoch: fleet.keyset.epoch,
+        guess_limit: fleet.keyset.guess_limit,
+        quorum: fleet.keyset.quorum,
+        nodes: fleet
+            .nodes
+            .iter()
+            .map(|n| UpNode {
+                id: n.id.clone(),
+                datacenter: n.datacenter.clone(),
+                url: n.url.clone(),
+                raft: n.raft_addr.to_string(),
+            })
+            .collect(),
+        bundle: fleet.dir.join("released-bundle.cbor"),
+        trust: fleet.dir.join("trust.cbor"),
+        log: fleet.log.as_ref().map(|l| l.client.base.clone()),
+    }
+}
+
+/// Run `bkv fleet up`.
+pub async fn run(args: UpArgs) -> Result<ExitCode> {
+    let config = args.fleet.config();
+    let json = args.json;
+    let say = |line: &str| {
+        if !json {
+            println!("  · {line}");
+        }
+    };
+    if !json {
+        println!("bkv fleet up — {}", args.dir.display());
+    }
+    let fleet = LocalFleet::up(&args.dir, &config, say).await?;
+    let r = report(&fleet);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
+    } else {
+        if std::env::var_os(bkv_node::hsm::KEK_ENV).is_none() {
+            println!(
+                "  ! the HSM key-encryption key is {}: fine for local development only; set {} in a deployment",
+                args.dir.join("kek.hex").display(),
+                bkv_node::hsm::KEK_ENV
+            );
+        }
+        println!(
+            "\nfleet {} epoch {}: {} nodes, quorum {}, guess limit {}",
+            r.fleet_id,
+            r.epoch,
+            r.nodes.len(),
+            r.quorum,
+            r.guess_limit
+        );
+        for n in &r.nodes {
+            println!("  {:<8} {:<9} {}   (raft {})", n.id, n.datacenter, n.url, n.raft);
+        }
+        println!("  bundle  {}", r.bundle.display());
+        println!("  trust   {}", r.trust.display());
+        if let Some(log) = &r.log {
+            println!("  log     {log}");
+        }
+        println!("\nTry, in another terminal:");
+        println!(
+            "  bkv backup create --fleet {} --trust {} chat.db chat.bkv",
+            r.nodes[0].url,
+            r.trust.display()
+        );
+        println!(
+            "  bkv backup restore --fleet {} --trust {} chat.bkv restored.db",
+            r.nodes[r.nodes.len() - 1].url,
+            r.trust.display()
+        );
+        println!("  bkv fleet status --dir {}", args.dir.display());
+        if let Some(log) = &r.log {
+            let d = args.dir.display();
+            println!(
+                "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measurement {}",
+                hex::encode(crate::fleet::software_measurement()?.measurement)
+            );
+        }
+        println!("\nServing until Ctrl-C.");
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| crate::error::Error::Usage(format!("signal: {e}")))?;
+    if !json {
+        println!(
+            "stopping: every acknowledged request is on a majority's disk; `bkv fleet up --dir {}` restarts it",
+            args.dir.display()
+        );
+    }
+    fleet.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,236 @@
+//! `bkv log ...`: run the audit log, a witness, or a monitor (spec/audit-log.md §8, §9).
+
+use crate::error::{Error, write_file};
+use bkv_client::LogClient;
+use bkv_client::monitor::{self, Announced};
+use bkv_protocol::audit_log::note::{self, SIG_TYPE_COSIGNATURE, SIG_TYPE_ED25519, VerifierKey};
+use bkv_protocol::audit_log::{LogAnchors, TreeHead};
+use bkv_protocol::crypto::Ed25519Signer;
+use bkv_third_party::log_server::{self as server, LogService};
+use bkv_third_party::read_seed;
+use bkv_third_party::witness::{self, Witness};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// `bkv log`.
+#[derive(Debug, Parser)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create a log or witness signing key (hex seed file, mode 0600) and print its verifier key.
+    Keygen {
+        /// Key name (a log's origin, or a witness name), e.g. `log.example/bkv`.
+        #[arg(long)]
+        name: String,
+        /// Log key (signed-note type 0x01) or witness key (cosignature type 0x04).
+        #[arg(long, value_enum)]
+        kind: KeyKind,
+        /// Where to write the secret seed.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Serve the log over HTTP (storage in redb).
+    Serve {
+        /// redb database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Log origin (also the key name).
+        #[arg(long)]
+        origin: String,
+        /// File holding the log's hex seed.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// Witness base URLs to ask for cosignatures.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// Fault injection for crash tests: abort after the n-th durable append, before acknowledging it.
+        #[arg(long, hide = true)]
+        crash_after_appends: Option<u64>,
+    },
+    /// Serve a witness over HTTP (state in redb).
+    Witness {
+        /// redb database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        addr: String,
+        /// Witness name.
+        #[arg(long)]
+        name: String,
+        /// File holding the witness's hex seed.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The log's verifier key.
+        #[arg(long)]
+        log_vkey: String,
+    },
+    /// Walk a log: verify it, list its bundles, flag gaps, forks and unannounced bundles.
+    Monitor {
+        /// Log base URL.
+        #[arg(long)]
+        url: String,
+        /// Only list this fleet's bundles.
+        #[arg(long)]
+        fleet: Option<String>,
+        /// LogAnchors JSON: verify the checkpoint signature and witnesses.
+        #[arg(long)]
+        anchors: Option<PathBuf>,
+        /// JSON list of {fleet_id, epoch, digest} the operator announced.
+        #[arg(long)]
+        announced: Option<PathBuf>,
+        /// JSON file with the tree head seen last time; updated after a clean run.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// `--json` (global, spec of the output: `bkv schema output`).
+        #[arg(skip)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyKind {
+    Log,
+    Witness,
+}
+
+impl Args {
+    /// Apply the global `--json` to the subcommands that print a result.
+    pub fn set_json(&mut self, json: bool) {
+        if let Cmd::Monitor { json: j, .. } = &mut self.cmd {
+            *j = json;
+        }
+    }
+}
+
+/// Run `bkv log` inside an existing runtime; `Ok(1)` when the monitor has findings.
+pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
+    match args.cmd {
+        Cmd::Keygen { name, kind, out } => {
+            let signer = Ed25519Signer::generate(&mut rand_core::OsRng);
+            let t = match kind {
+                KeyKind::Log => SIG_TYPE_ED25519,
+                KeyKind::Witness => SIG_TYPE_COSIGNATURE,
+            };
+            let vkey = note::verifier_key(&name, t, &signer)?;
+            write_secret(&out, &hex::encode(signer.seed()))?;
+            println!("{}", vkey.encode());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { db, addr, origin, key_file, witnesses, crash_after_appends } => {
+            let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
+            let log = LogService::open(&db, &origin, signer, witnesses)?
+                .crash_after_appends(crash_after_appends)?;
+            let vkey = log.vkey().encode();
+            let running = server::spawn(&addr, server::router(Arc::new(log))).await?;
+            println!("vkey {vkey}");
+            println!("listening on http://{}", running.addr);
+            wait_forever().await
+        }
+        Cmd::Witness { db, addr, name, key_file, log_vkey } => {
+            let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
+            let w = Witness::open(&db, &name, signer, VerifierKey::parse(&log_vkey)?)?;
+            let vkey = w.vkey().encode();
+            let running = server::spawn(&addr, witness::router(Arc::new(w))).await?;
+            println!("vkey {vkey}");
+            println!("listening on http://{}", running.addr);
+            wait_forever().await
+        }
+        Cmd::Monitor { url, fleet, anchors, announced, state, json } => {
+            let opts = monitor::Options {
+                fleet,
+                anchors: anchors.as_ref().map(|p| crate::error::read_json::<LogAnchors>(p)).transpose()?,
+                announced: announced
+                    .as_ref()
+                    .map(|p| crate::error::read_json::<Vec<Announced>>(p))
+                    .transpose()?,
+                previous: match &state {
+                    Some(p) if p.exists() => Some(crate::error::read_json::<TreeHead>(p)?),
+                    _ => None,
+                },
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            if json {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} entries")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("walking log");
+            let report = monitor::run(&LogClient::new(&url), &opts, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+            } else {
+                print_report(&report);
+            }
+            if !report.findings.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+            if let Some(p) = &state {
+                write_file(p, &serde_json::to_vec(&report.head).expect("a tree head serializes"))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_report(r: &monitor::Report) {
+    println!("log      {}", r.origin);
+    println!("size     {}", r.size);
+    println!("root     {}", r.root);
+    if r.checkpoint_verified {
+        println!("checked  log signature and witnesses: {}", r.cosigners.join(", "));
+        if r.development_only {
+            println!("WARNING  the anchors require no witness (K = 0): local development only");
+        }
+    } else {
+        println!("checked  tree only (no --anchors: signatures not verified)");
+    }
+    println!("bundles  {}", r.bundles.len());
+    for b in &r.bundles {
+        println!("  #{:<8} fleet {}  epoch {}  sha256 {}", b.index, b.fleet_id, b.epoch, b.digest);
+    }
+    if r.findings.is_empty() {
+        println!("findings none");
+    } else {
+        println!("findings {}", r.findings.len());
+        for f in &r.findings {
+            let at = f.index.map(|i| format!(" at #{i}")).unwrap_or_default();
+            println!("  {}{at}: {}", f.kind, f.detail);
+        }
+    }
+}
+
+fn write_secret(path: &PathBuf, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let io = |source| Error::Write { path: path.clone(), source };
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)
+}
+
+async fn wait_forever() -> Result<ExitCode, Error> {
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,239 @@
+//! The `bkv` command line. One module per area; each parses its own arguments and
+//! moves bytes in and out of `bkv-protocol`.
+//!
+//! Conventions for every subcommand ([`contract`]): readable output by default, the global
+//! `--json` for machines, results on stdout and status on stderr, exit status 0 on
+//! success, 1 when a verification fails, 2 for a usage error, 3 for an operational
+//! failure; logs through `tracing` (`RUST_LOG`, `--log-format`).
+
+pub mod audit;
+pub mod backup;
+pub mod bundle;
+pub mod contract;
+pub mod fleet_ceremony;
+pub mod fleet_rotate;
+pub mod fleet_status;
+pub mod fleet_up;
+pub mod log;
+pub mod output;
+pub mod recovery_bench;
+pub mod replication_bench;
+
+use crate::error::Error;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// bkv: an open Backup Key Vault protocol (reference implementation).
+#[derive(Debug, Parser)]
+#[command(
+    name = "bkv",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (source ", env!("BKV_SOURCE_REV"), ", ", env!("BKV_RUSTC_VERSION"), ")"),
+    about
+)]
+pub struct Cli {
+    /// Print the result, or the failure, as one JSON document on stdout (`bkv schema output`).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Format of the log events on stderr (filter them with `RUST_LOG`, default `warn`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event, with its fields.
+    Json,
+}
+
+/// `bkv schema ...`
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// The JSON Schema of every command's `--json` output (the output contract).
+    Output,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole story end to end on this machine, printing each step.
+    Demo(crate::demo::DemoArgs),
+    /// Inspect and verify validation bundles (spec/validation-bundle.md).
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
+    /// Audit log: serve a log or a witness, monitor a log (spec/audit-log.md).
+    Log(log::Args),
+    /// Operate a fleet (spec/fleet-replication.md).
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+    /// Audit a fleet's deployment: evidence, attestations, ceremony, log (spec/audit.md).
+    Audit(audit::AuditArgs),
+    /// Back up a file under a recovery code, and restore it (spec/vault.md).
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// JSON Schemas of what the CLI prints.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// The version, the source revision and the compiler of this build.
+    Version,
+}
+
+/// `bkv fleet ...`
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Run the key ceremony of a new local fleet: keys in HSMs, attestations, evidence, bundle.
+    Ceremony(fleet_ceremony::CeremonyArgs),
+    /// Start a local replicated fleet on loopback (or restart the one in --dir).
+    Up(fleet_up::UpArgs),
+    /// Replace a local fleet by its successor, moving every record with its counter.
+    Rotate(fleet_rotate::RotateArgs),
+    /// Leader, term, log and applied indexes, and each node's lag.
+    Status(fleet_status::StatusArgs),
+}
+
+/// `bkv bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Commits per second: replicated fleet vs a single node without replication, in the same run.
+    Replication(replication_bench::ReplicationBenchArgs),
+    /// Full recoveries per second over HTTP: replicated fleet vs a single node without
+    /// replication, in the same run.
+    Recovery(recovery_bench::RecoveryBenchArgs),
+}
+
+/// Install the `tracing` subscriber: events on stderr, filtered by `RUST_LOG`.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+impl Command {
+    /// Apply the global `--json` to the commands that print a result.
+    fn set_json(&mut self, json: bool) {
+        match self {
+            Command::Bundle(c) => c.set_json(json),
+            Command::Log(a) => a.set_json(json),
+            Command::Fleet(FleetCommand::Ceremony(a)) => a.json = json,
+            Command::Fleet(FleetCommand::Up(a)) => a.json = json,
+            Command::Fleet(FleetCommand::Rotate(a)) => a.json = json,
+            Command::Fleet(FleetCommand::Status(a)) => a.json = json,
+            Command::Audit(a) => a.json = json,
+            Command::Backup(c) => c.set_json(json),
+            Command::Bench(BenchCommand::Replication(a)) => a.json = json,
+            Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
+            Command::Demo(_) | Command::Schema(_) | Command::Version => {}
+        }
+    }
+}
+
+/// What `bkv version` reports.
+#[derive(Debug, serde::Serialize)]
+pub struct Version {
+    /// The package version.
+    pub version: &'static str,
+    /// The git revision the binary was built from.
+    pub source_rev: &'static str,
+    /// The compiler that built it.
+    pub rustc: &'static str,
+}
+
+/// This build's version.
+pub const VERSION: Version = Version {
+    version: env!("CARGO_PKG_VERSION"),
+    source_rev: env!("BKV_SOURCE_REV"),
+    rustc: env!("BKV_RUSTC_VERSION"),
+};
+
+/// Parse the command line, run it, and map the outcome to an exit status
+/// ([`contract::exit_status`]).
+pub fn main() -> ExitCode {
+    // Usage errors are reported before a `--json` could be parsed: look for it in the raw
+    // arguments so that they, too, follow the contract.
+    let json_requested = std::env::args().any(|a| a == "--json");
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let err = Error::Usage(e.render().to_string().trim_end().to_owned());
+            if json_requested {
+                contract::Envelope::failure(&err).print();
+                return ExitCode::from(contract::EXIT_USAGE);
+            }
+            let _ = e.print();
+            return ExitCode::from(contract::EXIT_USAGE);
+        }
+    };
+    init_logs(cli.log_format);
+    let json = cli.json;
+    cli.command.set_json(json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(&Error::Runtime(format!("cannot start the async runtime: {e}")), json),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => report(&e, json),
+    }
+}
+
+/// Report a failure by the contract: the envelope on stdout with `--json`, one line on
+/// stderr always.
+fn report(e: &Error, json: bool) -> ExitCode {
+    if json {
+        contract::Envelope::failure(e).print();
+    }
+    eprintln!("error [{}]: {e}", e.code());
+    if let Some(hint) = e.hint() {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(contract::exit_status(e))
+}
+
+/// Run one parsed command.
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let json = cli.json;
+    match cli.command {
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Bundle(cmd) => bundle::run(cmd).await,
+        Command::Log(args) => log::run_async(args).await,
+        Command::Fleet(FleetCommand::Ceremony(a)) => fleet_ceremony::run(a).await,
+        Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,
+        Command::Fleet(FleetCommand::Rotate(a)) => fleet_rotate::run(a).await,
+        Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
+        Command::Backup(cmd) => backup::run(cmd).await,
+        Command::Audit(a) => audit::run(a).await,
+        Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
+        Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
+        Command::Schema(SchemaCommand::Output) => {
+            println!("{}", serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            if json {
+                contract::Envelope::success(&VERSION).print();
+            } else {
+                println!(
+                    "bkv {} (source {}, built with {})",
+                    VERSION.version, VERSION.source_rev, VERSION.rustc
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! `bkv bench recovery`: full recoveries per second and their latency (session envelope,
+//! OPAQUE, the counter decrement committed before KE2 and the reset after KE3, over HTTP)
+//! against an `n`-node replicated loopback fleet, versus the same node software committing
+//! to a local durable log without consensus or replication, in the same run
+//! (spec/fleet-replication.md, spec/vault.md §7.1).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bkv_protocol::vault::{BackupKey, KsfParams};
+use clap::Args;
+use rand_core::{OsRng, RngCore};
+
+use crate::error::{Error, Result};
+use crate::fleet::{FleetConfig, LocalFleet, Organisations};
+use bkv_client::{FleetClient, Persisted, Recovery};
+use bkv_node::replication::raft::bench::{BenchResult, Scratch, print_results, summarize};
+
+const FLEET: &str = "bench.bkv.example/vault";
+const CODE: &[u8] = b"482913";
+
+/// Arguments of `bkv bench recovery`.
+#[derive(Debug, Args)]
+pub struct RecoveryBenchArgs {
+    /// Nodes in the replicated fleet.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Concurrent clients (spread over the nodes), each recovering its own record.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    pub secs: u64,
+    /// Scratch directory (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+    /// `--json` (global, spec of the output: `bkv schema output`).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// Run the benchmark.
+pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
+    if a.nodes == 0 || a.clients == 0 {
+        return Err(Error::Usage("--nodes and --clients must be at least 1".into()));
+    }
+    let root = a
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("bkv-bench-recovery-{}", std::process::id())));
+    let _scratch = Scratch(root.clone());
+    let dur = Duration::from_secs(a.secs);
+    let mut results = Vec::new();
+
+    eprintln!("single node, no replication: key ceremony, {} clients, {} s...", a.clients, a.secs);
+    let mut single = ceremony(&root.join("single"), 1).await?;
+    single.start_node_unreplicated(0).await?;
+    results.push(drive("single node, no replication", &single, a.clients, dur).await?);
+    single.shutdown().await;
+
+    eprintln!("{}-node replicated fleet: key ceremony, {} clients, {} s...", a.nodes, a.clients, a.secs);
+    let mut fleet = ceremony(&root.join("fleet"), a.nodes).await?;
+    for i in 0..a.nodes {
+        fleet.start_node(i).await?;
+    }
+    fleet.wait_ready(Duration::from_secs(30)).await?;
+    results.push(drive(&format!("{}-node replicated fleet", a.nodes), &fleet, a.clients, dur).await?);
+    fleet.shutdown().await;
+
+    print_results(&results, a.json).map_err(Error::Usage)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ceremony(dir: &Path, nodes: usize) -> Result<LocalFleet> {
+    LocalFleet::ceremony(dir, &FleetConfig::new(FLEET, nodes), &Organisations::generate(), |_| {}).await
+}
+
+/// `clients` clients, client `c` bound to node `c % n`, each registers one record (not
+/// timed) and then recovers it with the right code until `duration` is over. Clients use
+/// the TEST Argon2id profile (spec/vault.md §2.1): the production KSF runs on the phone
+/// and would only measure this machine's Argon2id.
+async fn drive(label: &str, fleet: &LocalFleet, clients: usize, duration: Duration) -> Result<BenchResult> {
+    let now = bkv_client::clock::system_now();
+    let mut bound = Vec::new();
+    for c in 0..clients {
+        let url = &fleet.nodes[c % fleet.nodes.len()].url;
+        let (client, _) =
+            FleetClient::connect(url, &fleet.trust, &Persisted::default(), KsfParams::TEST, now).await?;
+        let mut record = vec![0u8; 32];
+        OsRng.fill_bytes(&mut record);
+        client.register(&record, CODE, &BackupKey::generate(&mut OsRng)).await?;
+        bound.push((client, record));
+    }
+    let start = Instant::now();
+    let deadline = start + duration;
+    let tasks: Vec<_> = bound
+        .into_iter()
+        .map(|(client, record)| {
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::new(), 0u64);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match client.recover(&record, CODE).await {
+                        Ok(Recovery::Recovered { .. }) => lat.push(t.elapsed()),
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await.map_err(|e| Error::Usage(format!("a bench client failed: {e}")))?;
+        lat.extend(l);
+        errors += e;
+    }
+    Ok(summarize(label, lat, errors, start.elapsed()))
+}

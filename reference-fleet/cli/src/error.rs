@@ -1,0 +1,237 @@
+//! The one error type of the `bkv` CLI.
+//!
+//! Protocol failures keep their stable spec code (spec/conventions.md §7); operational
+//! failures keep the code of the component that failed (`hsm.*`, `node.start.*`, `io.*`,
+//! `client.transport`, spec/conventions.md §8), and `cli.usage` is only for a command line
+//! or an input file that is not usable.
+
+use std::path::PathBuf;
+
+/// A failure of the reference fleet, its services or the CLI.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A protocol verification failed; carries the spec code.
+    #[error(transparent)]
+    Protocol(#[from] bkv_protocol::Error),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+    /// An input file's contents are not usable (names the file).
+    #[error("{path}: {detail}")]
+    BadInput {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An audit-log service failed (storage or HTTP; spec/audit-log.md §8).
+    #[error(transparent)]
+    AuditLog(bkv_third_party::Error),
+    /// A fleet node could not be reached.
+    #[error("{0}")]
+    Transport(String),
+    /// A log or witness exchange failed.
+    #[error("{0}")]
+    Http(String),
+    /// The software HSM failed.
+    #[error(transparent)]
+    Hsm(#[from] bkv_node::HsmError),
+    /// A fleet node could not start.
+    #[error(transparent)]
+    NodeStart(#[from] bkv_node::StartError),
+    /// The async runtime could not start.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<bkv_node::Error> for Error {
+    fn from(e: bkv_node::Error) -> Self {
+        match e {
+            bkv_node::Error::Protocol(p) => Error::Protocol(p),
+            bkv_node::Error::Hsm(h) => Error::Hsm(h),
+            bkv_node::Error::Start(s) => Error::NodeStart(s),
+            other => Error::Usage(other.to_string()),
+        }
+    }
+}
+
+impl From<bkv_client::Error> for Error {
+    fn from(e: bkv_client::Error) -> Self {
+        match e {
+            bkv_client::Error::Protocol(p) => Error::Protocol(p),
+            bkv_client::Error::Transport(t) => Error::Transport(t),
+            bkv_client::Error::Http(t) => Error::Http(t),
+            bkv_client::Error::Io(t) => {
+                Error::Write { path: PathBuf::new(), source: std::io::Error::other(t) }
+            }
+            other => Error::Transport(other.to_string()),
+        }
+    }
+}
+
+impl From<bkv_third_party::Error> for Error {
+    fn from(e: bkv_third_party::Error) -> Self {
+        match e {
+            bkv_third_party::Error::Protocol(p) => Error::Protocol(p),
+            other => Error::AuditLog(other),
+        }
+    }
+}
+
+impl Error {
+    /// The stable code printed by the CLI and carried in `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Protocol(e) => e.code(),
+            Error::Read { .. } => "io.read",
+            Error::Write { .. } => "io.write",
+            Error::Usage(_) | Error::BadInput { .. } => "cli.usage",
+            Error::AuditLog(e) => e.code(),
+            Error::Transport(_) => "client.transport",
+            Error::Http(_) => "io.http",
+            Error::Hsm(e) => e.code(),
+            Error::NodeStart(e) => e.code(),
+            Error::Runtime(_) => "io.runtime",
+        }
+    }
+}
+
+impl Error {
+    /// The file the failure concerns, if any.
+    pub fn file(&self) -> Option<String> {
+        match self {
+            Error::Read { path, .. } | Error::Write { path, .. } | Error::BadInput { path, .. } => {
+                Some(path.display().to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// What to do next, where the CLI knows.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Write { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Some("choose another file, or pass --force to replace it".into())
+            }
+            Error::Hsm(bkv_node::HsmError::Unseal) => Some(
+                "check BKV_HSM_KEK or the fleet's kek.hex: the sealed HSM state opens only under its own KEK"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with the fleet [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// Read a whole file, naming it in the error.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })
+}
+
+/// Parse a JSON input file, naming it in the error (`cli.usage`).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    serde_json::from_slice(&read_file(path)?).map_err(|e| Error::BadInput {
+        path: path.to_owned(),
+        detail: format!("not valid JSON of this file's kind: {e}"),
+    })
+}
+
+/// Write a whole file, naming it in the error.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|source| Error::Write { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// spec/conventions.md §8, parsed out of the spec text: the first column's codes.
+    fn listed() -> BTreeSet<String> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/conventions.md");
+        let text = std::fs::read_to_string(path).expect("spec/conventions.md");
+        let section = text.split("## 8. Operational codes").nth(1).expect("§8");
+        let section = section.split("\n## ").next().expect("§8 text");
+        section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split('|').nth(1))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// One failure of every kind the CLI reports, through the error types of the crates it
+    /// drives.
+    fn every_operational_error() -> Vec<Error> {
+        let io = || std::io::Error::other("x");
+        vec![
+            Error::Read { path: "f".into(), source: io() },
+            Error::Write { path: "f".into(), source: io() },
+            Error::Usage("x".into()),
+            Error::BadInput { path: "f".into(), detail: "x".into() },
+            Error::AuditLog(bkv_third_party::Error::Storage("x".into())),
+            Error::AuditLog(bkv_third_party::Error::Http("x".into())),
+            Error::Transport("x".into()),
+            Error::Http("x".into()),
+            Error::Runtime("x".into()),
+            Error::Hsm(bkv_node::HsmError::Io("x".into())),
+            Error::Hsm(bkv_node::HsmError::Sealed("x".into())),
+            Error::Hsm(bkv_node::HsmError::Unseal),
+            Error::Hsm(bkv_node::HsmError::Kek("x".into())),
+            Error::NodeStart(bkv_node::StartError::Storage("x".into())),
+            Error::NodeStart(bkv_node::StartError::Bind("127.0.0.1:1".parse().unwrap(), io())),
+            Error::NodeStart(bkv_node::StartError::Raft("x".into())),
+            Error::NodeStart(bkv_node::StartError::NotAMember(9)),
+        ]
+    }
+
+    #[test]
+    fn operational_codes_equal_spec_section_8() {
+        let spec = listed();
+        let code: BTreeSet<String> = every_operational_error().iter().map(|e| e.code().to_owned()).collect();
+        let only_spec: Vec<_> = spec.difference(&code).collect();
+        let only_code: Vec<_> = code.difference(&spec).collect();
+        assert!(
+            only_spec.is_empty() && only_code.is_empty(),
+            "only in §8: {only_spec:?}; only in code: {only_code:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_kek_keeps_its_hsm_code() {
+        let e: Error = bkv_node::Error::Hsm(bkv_node::HsmError::Unseal).into();
+        assert_eq!(e.code(), "hsm.unseal.failed");
+        assert_eq!(crate::cli::contract::exit_status(&e), crate::cli::contract::EXIT_OPERATIONAL);
+    }
+
+    #[test]
+    fn a_json_parse_error_is_cli_usage_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("bkv-error-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("anchors.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let e = read_json::<serde_json::Value>(&path).unwrap_err();
+        assert_eq!(e.code(), "cli.usage");
+        assert!(e.to_string().contains("anchors.json"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

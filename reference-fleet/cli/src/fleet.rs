@@ -1,0 +1,1016 @@
+//! A local replicated fleet on loopback: `bkv fleet up`, `bkv demo` and the tests.
+//!
+//! Creating a fleet runs, in order: one software HSM per node ([`bkv_node::hsm`]), the
+//! FleetKeySet built from the HSMs' public keys (spec/validation-bundle.md §3), the
+//! third party's signature, the operator's countersignature, logging and witnessing
+//! (spec/audit-log.md §8.2, [`release`]), then the nodes: each a Raft member over redb
+//! (spec/fleet-replication.md) running the vault state machine, with its client endpoint
+//! ([`bkv_node::service`]).
+//!
+//! Layout of the fleet directory (everything a restart needs; nothing acknowledged is
+//! lost across `bkv fleet up` restarts):
+//! - `fleet.json`: fleet id, epoch, guess limit and each node's id, datacenter and ports;
+//! - `kek.hex`: the HSMs' key-encryption key, unless `BKV_HSM_KEK` is set (a KEK file
+//!   next to the sealed keys is for local development only, and `fleet up` says so);
+//! - `node-N/hsm.sealed`, `node-N/raft/`: a node's sealed HSM and its Raft storage;
+//! - `released-bundle.cbor` (bundle + log proof, what nodes serve), `bundle.cbor`,
+//!   `trust.cbor` (the anchors an app pins: both organisations and the log);
+//! - `audit-log/`: the third party's log and witnesses (a rotated fleet names its
+//!   predecessor's log in `fleet.json`);
+//! - `orgs/`: both organisations' signing keys. A single-machine development fleet keeps them
+//!   here so that `bkv fleet rotate` can sign a successor; in a deployment each organisation
+//!   holds its own key and nothing here would exist;
+//! - `RETIRED`: written when the fleet is decommissioned after a rotation
+//!   (spec/rotation.md §6); such a directory no longer starts.
+
+use crate::error::{Error, Result, read_file, write_file};
+use bkv_client::Trust;
+use bkv_node::hsm::{Kek, SoftHsm};
+use bkv_node::replication::CommandLog;
+use bkv_node::replication::raft::bench::{LogRef, UnreplicatedLog};
+use bkv_node::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
+use bkv_node::service::{NodeInfo, NodeService};
+use bkv_protocol::audit_log::LoggedBundle;
+use bkv_protocol::audit_log::{LogEntry, LogState, verify_logged_bundle};
+use bkv_protocol::crypto::sha256;
+use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
+use bkv_protocol::session::SessionTarget;
+use bkv_protocol::validation_bundle::{Anchor, Claims, FleetKeySet, TrustAnchors, countersign, sign};
+use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
+use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup, VaultStateMachine};
+use bkv_third_party::local::LocalLog;
+use bkv_third_party::log_server::{self as server, Running};
+use bkv_third_party::signer::release;
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Datacenter labels, assigned round-robin.
+pub const DATACENTERS: [&str; 3] = ["dc-east", "dc-west", "dc-north"];
+/// The third party's name in the claims and anchors.
+pub const THIRD_PARTY: &str = "third-party.example";
+/// The operator's name in the anchors.
+pub const OPERATOR: &str = "operator.example";
+/// The ceremony observer's name.
+pub const OBSERVER: &str = "observer.example";
+/// The simulated HSM vendor root's name.
+pub const VENDOR: &str = "bkv soft-hsm vendor";
+/// The software HSM's "firmware" measurement (what a vendor would publish).
+pub const SOFT_HSM_FIRMWARE: [u8; 32] = [
+    0x6b, 0x76, 0x2d, 0x73, 0x6f, 0x66, 0x74, 0x2d, 0x68, 0x73, 0x6d, 0x2d, 0x66, 0x69, 0x72, 0x6d, 0x77,
+    0x61, 0x72, 0x65, 0x2d, 0x76, 0x31, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+];
+
+/// spec/evidence.md §2 `Software`: the measurement of the node software (SHA-256 of the
+/// running executable) and the recipe that rebuilds it. Fails, never falls back, when the
+/// executable cannot be read.
+pub fn software_measurement() -> Result<bkv_protocol::evidence::Software> {
+    static MEASUREMENT: std::sync::OnceLock<std::result::Result<[u8; 32], String>> =
+        std::sync::OnceLock::new();
+    let measurement = MEASUREMENT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            std::fs::read(&exe).map(|b| sha256(&b)).map_err(|e| format!("{}: {e}", exe.display()))
+        })
+        .clone()
+        .map_err(|e| Error::Usage(format!("cannot measure the node software: {e}")))?;
+    Ok(bkv_protocol::evidence::Software {
+        measurement,
+        recipe: format!(
+            "git checkout {}; cargo build --release --locked -p bkv-fleet --bin bkv with {}; \
+             the measurement is SHA-256 of target/release/bkv (bkv-fleet {}; uncommitted changes are not covered)",
+            env!("BKV_SOURCE_REV"),
+            env!("BKV_RUSTC_VERSION"),
+            env!("CARGO_PKG_VERSION")
+        ),
+    })
+}
+
+/// What fleet to create.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// Fleet id.
+    pub fleet_id: String,
+    /// Epoch.
+    pub epoch: u64,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Guess limit (spec/vault.md §5.2).
+    pub guess_limit: u32,
+    /// Witnesses of the local log, and how many must cosign.
+    pub witnesses: usize,
+    /// K (spec/audit-log.md §7.2).
+    pub witness_threshold: u64,
+    /// Raft timing.
+    pub timing: Timing,
+}
+
+impl FleetConfig {
+    /// A fleet of `nodes` nodes with the default guess limit and 3 witnesses, K = 2.
+    pub fn new(fleet_id: &str, nodes: usize) -> Self {
+        Self {
+            fleet_id: fleet_id.to_owned(),
+            epoch: 1,
+            nodes,
+            guess_limit: bkv_protocol::validation_bundle::keyset::DEFAULT_GUESS_LIMIT,
+            witnesses: 3,
+            witness_threshold: 2,
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// The two organisations whose keys make a bundle (spec/validation-bundle.md §2). Their
+/// keys live with them, never in the fleet directory.
+pub struct Organisations {
+    /// The third-party signer (Ed25519).
+    pub third_party: Ed25519Signer,
+    /// The operator (ESP256).
+    pub operator: Esp256Signer,
+    /// The HSM vendor's root (simulated; spec/evidence.md §3).
+    pub vendor: Ed25519Signer,
+    /// An independent observer of the key ceremony (spec/evidence.md §4).
+    pub observer: Ed25519Signer,
+}
+
+impl Organisations {
+    /// Fresh keys for both.
+    pub fn generate() -> Self {
+        Self {
+            third_party: Ed25519Signer::generate(&mut OsRng),
+            operator: Esp256Signer::generate(&mut OsRng),
+            vendor: Ed25519Signer::generate(&mut OsRng),
+            observer: Ed25519Signer::generate(&mut OsRng),
+        }
+    }
+
+    /// Keep both keys in `dir/orgs/` (development fleets only; see the module docs).
+    pub fn store(&self, dir: &Path) -> Result<()> {
+        let orgs = dir.join("orgs");
+        std::fs::create_dir_all(&orgs).map_err(|source| Error::Write { path: orgs.clone(), source })?;
+        let write = |name: &str, secret: &[u8]| {
+            Kek::from_hex(&hex::encode(secret))
+                .and_then(|k| k.write_file(&orgs.join(name)))
+                .map_err(Error::Hsm)
+        };
+        write("third-party.seed", &self.third_party.seed()[..])?;
+        write("operator.scalar", &self.operator.scalar()[..])?;
+        write("vendor.seed", &self.vendor.seed()[..])?;
+        write("observer.seed", &self.observer.seed()[..])
+    }
+
+    /// Load the keys [`Organisations::store`] kept.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let read = |name: &str| -> Result<zeroize::Zeroizing<[u8; 32]>> {
+            let path = dir.join("orgs").join(name);
+            let kek = Kek::from_file(&path).map_err(Error::Hsm)?;
+            Ok(kek.expose())
+        };
+        Ok(Self {
+            third_party: Ed25519Signer::from_seed(&*read("third-party.seed")?),
+            operator: Esp256Signer::from_scalar(&*read("operator.scalar")?)?,
+            vendor: Ed25519Signer::from_seed(&*read("vendor.seed")?),
+            observer: Ed25519Signer::from_seed(&*read("observer.seed")?),
+        })
+    }
+}
+
+/// `fleet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Layout {
+    fleet_id: String,
+    epoch: u64,
+    guess_limit: u32,
+    nodes: Vec<NodeLayout>,
+    log: LogLayout,
+}
+
+/// Where the fleet's audit log lives and how it is witnessed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LogLayout {
+    dir: PathBuf,
+    origin: String,
+    witnesses: usize,
+    threshold: u64,
+}
+
+/// The log origin of local fleets.
+pub const LOG_ORIGIN: &str = "log.third-party.example/bkv";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NodeLayout {
+    id: String,
+    datacenter: String,
+    raft: SocketAddr,
+    http: SocketAddr,
+}
+
+/// The node-to-node addresses of the fleet stored in `dir` (for `bkv fleet status`).
+pub fn raft_addrs(dir: &Path) -> Result<Vec<String>> {
+    let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
+        .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
+    Ok(layout.nodes.iter().map(|n| n.raft.to_string()).collect())
+}
+
+/// What a new fleet starts from: fresh for a first fleet, the predecessor's OPAQUE setup,
+/// chain and log for a successor.
+struct Genesis {
+    opaque: VaultServerSetup,
+    epoch: u64,
+    prev: Option<[u8; 32]>,
+    log: Arc<LocalLog>,
+    log_layout: LogLayout,
+    trust: Trust,
+}
+
+/// What a rotation moved (spec/rotation.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    /// The retired epoch.
+    pub from_epoch: u64,
+    /// The successor's epoch.
+    pub to_epoch: u64,
+    /// Records moved with a registration.
+    pub registered: usize,
+    /// Ids moved with only a counter.
+    pub unregistered: usize,
+    /// Locked ids moved (they stay locked).
+    pub locked: usize,
+    /// SHA-256 of the successor's bundle, hex.
+    pub successor: String,
+}
+
+/// One running node.
+pub struct RunningNode {
+    /// Node id in the FleetKeySet.
+    pub id: String,
+    /// Datacenter label.
+    pub datacenter: String,
+    /// Client endpoint.
+    pub url: String,
+    /// Node-to-node (Raft) address.
+    pub raft_addr: SocketAddr,
+    raft: Option<RaftNode<VaultStateMachine>>,
+    http: Option<Running>,
+}
+
+impl RunningNode {
+    /// The Raft node, if running.
+    pub fn raft(&self) -> Option<&RaftNode<VaultStateMachine>> {
+        self.raft.as_ref()
+    }
+}
+
+/// A local fleet and what a client needs to use it.
+pub struct LocalFleet {
+    /// The fleet directory.
+    pub dir: PathBuf,
+    /// The FleetKeySet.
+    pub keyset: FleetKeySet,
+    /// The released bundle with its log proof.
+    pub released: LoggedBundle,
+    /// What an app pins.
+    pub trust: Trust,
+    /// The nodes.
+    pub nodes: Vec<RunningNode>,
+    /// The audit log and witnesses, shared with the fleet's successor.
+    pub log: Option<Arc<LocalLog>>,
+    members: Arc<FleetMembers>,
+    timing: Timing,
+    kek: Kek,
+    guess_limit: u32,
+    log_layout: LogLayout,
+}
+
+fn free_addr() -> Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::Usage(format!("no free loopback port: {e}")))
+}
+
+fn json_write(path: &Path, v: &impl Serialize) -> Result<()> {
+    write_file(path, &serde_json::to_vec_pretty(v).expect("serializable"))
+}
+
+/// The KEK: `BKV_HSM_KEK`, else `dir/kek.hex` (created when `create` is true).
+fn load_kek(dir: &Path, create: bool) -> Result<Kek> {
+    if let Some(k) = Kek::from_env() {
+        return k.map_err(Error::Hsm);
+    }
+    let path = dir.join("kek.hex");
+    if create && !path.exists() {
+        let kek = Kek::generate(&mut OsRng);
+        kek.write_file(&path).map_err(Error::Hsm)?;
+        return Ok(kek);
+    }
+    Kek::from_file(&path).map_err(Error::Hsm)
+}
+
+impl LocalFleet {
+    /// Start the fleet in `dir`: create it if `dir` holds none, else restart it from its
+    /// stored state. `progress` receives one line per step.
+    pub async fn up(dir: &Path, config: &FleetConfig, progress: impl FnMut(&str)) -> Result<Self> {
+        if dir.join("fleet.json").exists() {
+            Self::open(dir, config.timing, progress).await
+        } else {
+            Self::create(dir, config, progress).await
+        }
+    }
+
+    /// Create a new fleet in `dir` (which must not hold one) and start it, with fresh keys
+    /// for both organisations.
+    pub async fn create(dir: &Path, config: &FleetConfig, progress: impl FnMut(&str)) -> Result<Self> {
+        Self::create_with(dir, config, &Organisations::generate(), progress).await
+    }
+
+    /// [`LocalFleet::create`] with the organisations' keys given.
+    pub async fn create_with(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        progress: impl FnMut(&str),
+    ) -> Result<Self> {
+        Self::first_epoch(dir, config, orgs, true, progress).await
+    }
+
+    /// The key ceremony of a new fleet (spec/evidence.md) without starting its nodes:
+    /// `bkv fleet ceremony`. The fleet starts later with [`LocalFleet::open`].
+    pub async fn ceremony(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        progress: impl FnMut(&str),
+    ) -> Result<Self> {
+        Self::first_epoch(dir, config, orgs, false, progress).await
+    }
+
+    async fn first_epoch(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        start: bool,
+        progress: impl FnMut(&str),
+    ) -> Result<Self> {
+        if config.nodes == 0 {
+            return Err(Error::Usage("a fleet needs at least one node".into()));
+        }
+        if dir.join("fleet.json").exists() {
+            return Err(Error::Usage(format!("{} already holds a fleet", dir.display())));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.into(), source })?;
+        let log_layout = LogLayout {
+            dir: std::path::absolute(dir.join("audit-log"))
+                .map_err(|source| Error::Write { path: dir.into(), source })?,
+            origin: LOG_ORIGIN.into(),
+            witnesses: config.witnesses,
+            threshold: config.witness_threshold,
+        };
+        let log = Arc::new(
+            LocalLog::start(
+                &log_layout.dir,
+                LOG_ORIGIN,
+                config.witnesses,
+                config.witness_threshold,
+                &mut OsRng,
+            )
+            .await?,
+        );
+        let now = bkv_client::clock::system_now();
+        let window = |name: &str, key: &bkv_protocol::crypto::PublicKey| Anchor {
+            name: name.into(),
+            key: key.clone(),
+            not_before: now - 86_400,
+            not_after: now + 2 * 365 * 86_400,
+        };
+        let trust = Trust {
+            anchors: TrustAnchors {
+                v: 1,
+                fleet_id: config.fleet_id.clone(),
+                third_party: vec![window(THIRD_PARTY, orgs.third_party.public_key())],
+                operator: vec![window(OPERATOR, orgs.operator.public_key())],
+                pinned: vec![],
+            },
+            log: log.anchors.clone(),
+        };
+        let genesis = Genesis {
+            opaque: VaultServerSetup::generate(&mut OsRng),
+            epoch: config.epoch,
+            prev: None,
+            log,
+            log_layout,
+            trust,
+        };
+        Self::deploy(dir, config, orgs, genesis, start, progress).await
+    }
+
+    /// Deploy a fleet by its key ceremony (spec/evidence.md): HSMs generate keys, the vendor
+    /// certifies the devices, each HSM attests its node keys, the transcript is signed step by
+    /// step, the operator signs the evidence, the third party logs it, signs the FleetKeySet,
+    /// the operator countersigns, the bundle is logged and released; then the deployment is
+    /// audited (spec/audit.md) and, when `start`, the nodes are started.
+    async fn deploy(
+        dir: &Path,
+        config: &FleetConfig,
+        orgs: &Organisations,
+        genesis: Genesis,
+        start: bool,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Self> {
+        use bkv_protocol::evidence::{
+            Attestation, AttestationStatement, Evidence, Issuer, Participant, Policy, Transcript,
+        };
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.into(), source })?;
+        let kek = load_kek(dir, true)?;
+        orgs.store(dir)?;
+        let now = bkv_client::clock::system_now();
+        let participants = vec![
+            Participant { name: OPERATOR.into(), key: orgs.operator.public_key().clone() },
+            Participant { name: OBSERVER.into(), key: orgs.observer.public_key().clone() },
+        ];
+        let mut transcript = Transcript::new(participants);
+        transcript.step(&orgs.operator, now, "open", &format!("{} epoch {}", config.fleet_id, genesis.epoch));
+
+        // Key generation inside the HSMs; the OPAQUE setup comes from the ceremony (or the
+        // predecessor's HSMs) and is transferred to each (bkv_node::hsm, spec/vault.md §2.3).
+        let first = SoftHsm::generate(&mut OsRng, genesis.opaque);
+        let mut hsms = vec![first];
+        for _ in 1..config.nodes {
+            let setup = hsms[0].transfer_opaque_setup();
+            hsms.push(SoftHsm::generate(&mut OsRng, setup));
+        }
+        let mut layout = Layout {
+            fleet_id: config.fleet_id.clone(),
+            epoch: genesis.epoch,
+            guess_limit: config.guess_limit,
+            nodes: Vec::new(),
+            log: genesis.log_layout.clone(),
+        };
+        let mut entries = Vec::new();
+        for (i, hsm) in hsms.iter().enumerate() {
+            let id = format!("node-{}", i + 1);
+            let datacenter = DATACENTERS[i % DATACENTERS.len()].to_owned();
+            let node_dir = dir.join(&id);
+            std::fs::create_dir_all(&node_dir)
+                .map_err(|source| Error::Write { path: node_dir.clone(), source })?;
+            hsm.seal_to_file(&mut OsRng, &kek, &node_dir.join("hsm.sealed")).map_err(Error::Hsm)?;
+            transcript.step(&orgs.operator, now, "keygen", &id);
+            entries.push(hsm.node_entry(&id, &datacenter));
+            layout.nodes.push(NodeLayout { id, datacenter, raft: free_addr()?, http: free_addr()? });
+        }
+        progress(&format!("{} software HSMs generated their keys (sealed under the KEK)", config.nodes));
+
+        let mut keyset = FleetKeySet {
+            v: 1,
+            fleet_id: config.fleet_id.clone(),
+            epoch: genesis.epoch,
+            not_before: now - 60,
+            not_after: now + 365 * 86_400,
+            guess_limit: config.guess_limit,
+            quorum: (config.nodes / 2 + 1) as u32,
+            nodes: entries,
+            prev: genesis.prev,
+            evidence: None,
+        };
+        keyset.validate()?;
+        let core = bkv_protocol::evidence::keyset_core(&keyset);
+
+        // Attestations: the vendor certified each device; each HSM attests its node keys.
+        let software = software_measurement()?;
+        let vendor = Issuer { name: VENDOR, signer: &orgs.vendor };
+        let mut attestations = Vec::new();
+        for (hsm, node) in hsms.iter().zip(&keyset.nodes) {
+            let device = format!("softhsm-{}", hex::encode(&hsm.device_key().kid()[..6]));
+            let cert = vendor.certify(&device, hsm.device_key(), SOFT_HSM_FIRMWARE, false);
+            let statement = AttestationStatement {
+                v: 1,
+                device,
+                fleet_id: keyset.fleet_id.clone(),
+                epoch: keyset.epoch,
+                node_id: node.id.clone(),
+                keys: node.keys.clone(),
+                firmware: SOFT_HSM_FIRMWARE,
+                software: software.measurement,
+            };
+            attestations.push(Attestation {
+                node_id: node.id.clone(),
+                chain: vec![serde_bytes::ByteBuf::from(cert)],
+                statement: hsm.attest(&statement),
+            });
+            transcript.step(&orgs.observer, now, "attest", &node.id);
+        }
+        transcript.step(&orgs.observer, now, "keyset", &hex::encode(core));
+        transcript.step(&orgs.operator, now, "close", "");
+        let evidence = Evidence {
+            v: 1,
+            fleet_id: keyset.fleet_id.clone(),
+            epoch: keyset.epoch,
+            keyset_core: core,
+            policy: Policy {
+                guess_limit: keyset.guess_limit,
+                quorum: keyset.quorum,
+                datacenters: keyset.nodes.iter().map(|n| n.datacenter.clone()).collect(),
+            },
+            software,
+            attestations,
+            ceremony: transcript.finish(),
+        };
+        let evidence_bytes = bkv_protocol::evidence::sign_evidence(&evidence, &orgs.operator);
+        keyset.evidence = Some(sha256(&evidence_bytes));
+        write_file(&dir.join("evidence.cbor"), &evidence_bytes)?;
+        let vendor_roots = vec![bkv_protocol::audit::VendorRoot {
+            name: VENDOR.into(),
+            key: orgs.vendor.public_key().clone(),
+        }];
+        write_file(&dir.join("vendor-roots.cbor"), &bkv_protocol::cbor::to_vec(&vendor_roots))?;
+        progress(&format!(
+            "deployment evidence: {} attestations, {} ceremony steps, signed by the operator",
+            keyset.nodes.len(),
+            evidence.ceremony.steps.len()
+        ));
+
+        // The third party logs the evidence before the bundle (spec/evidence.md §2).
+        let log = genesis.log;
+        let entry = LogEntry::evidence(&keyset.fleet_id, keyset.epoch, &evidence_bytes);
+        let evidence_index = log.client.append(&entry.to_cbor()).await?;
+        // The third party signs only if the evidence passes the Audit procedure up to the
+        // log steps (spec/evidence.md §2, spec/audit.md §3).
+        let check = bkv_protocol::audit::check_before_signing(
+            &bkv_protocol::audit::EvidenceInputs {
+                evidence: &evidence_bytes,
+                anchors: &genesis.trust.anchors,
+                vendor_roots: &vendor_roots,
+                software: evidence.software.measurement,
+                firmware: None,
+                now,
+            },
+            &keyset,
+        );
+        if let Some((step, code)) = &check.failure {
+            return Err(Error::Usage(format!(
+                "the third party refuses to sign: evidence fails {step} [{code}]"
+            )));
+        }
+        progress(&format!(
+            "the third party checked the evidence ({} steps of spec/audit.md §3) before signing",
+            check.passed.len()
+        ));
+        let claims = Claims { iss: THIRD_PARTY.into(), sub: config.fleet_id.clone(), iat: now };
+        let bundle = countersign(&sign(&keyset.to_bytes(), &claims, &orgs.third_party), &orgs.operator)?;
+        progress(&format!(
+            "FleetKeySet of {} bytes (epoch {}) signed by the third party (COSE_Sign1) and countersigned by the operator (RFC 9338)",
+            keyset.to_bytes().len(),
+            keyset.epoch
+        ));
+        let released =
+            release(&log.client, &log.anchors, bundle.clone(), &config.fleet_id, keyset.epoch).await?;
+        progress(&format!(
+            "evidence is entry #{evidence_index} and the bundle entry #{} of the audit log, cosigned by {} witnesses",
+            released.proof.inclusion.leaf_index, log.anchors.threshold
+        ));
+        write_file(&dir.join("bundle.cbor"), &bundle)?;
+        write_file(&dir.join("released-bundle.cbor"), &released.to_cbor())?;
+        write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&genesis.trust))?;
+        json_write(&dir.join("fleet.json"), &layout)?;
+
+        let mut fleet = Self::assemble(dir, layout, keyset, released, genesis.trust, kek, config.timing)?;
+        fleet.log = Some(log);
+        let report = fleet.audit().await?;
+        if let Some((step, code)) = &report.failure {
+            return Err(Error::Usage(format!("the new deployment does not audit: {step} [{code}]")));
+        }
+        progress(&format!("audited: {} steps of spec/audit.md passed", report.passed.len()));
+        if start {
+            for (i, hsm) in hsms.iter().enumerate() {
+                fleet.start_node_inner(i, true, hsm).await?;
+            }
+            fleet.wait_ready(Duration::from_secs(30)).await?;
+            progress(&format!("{} nodes started and elected a leader", config.nodes));
+        }
+        drop(hsms);
+        Ok(fleet)
+    }
+
+    /// Run the Audit procedure (spec/audit.md) on this fleet's deployment, against its log,
+    /// the simulated vendor root and this build's software measurement.
+    pub async fn audit(&self) -> Result<bkv_protocol::audit::AuditReport> {
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let evidence = read_file(&self.dir.join("evidence.cbor"))?;
+        let roots: Vec<bkv_protocol::audit::VendorRoot> =
+            bkv_protocol::cbor::from_slice(&read_file(&self.dir.join("vendor-roots.cbor"))?)?;
+        let fetched = crate::cli::audit::fetch_log(&log.client).await?;
+        Ok(bkv_protocol::audit::audit(&bkv_protocol::audit::AuditInputs {
+            evidence: &evidence,
+            released: &self.released,
+            anchors: &self.trust.anchors,
+            log_anchors: &self.trust.log,
+            checkpoint: &fetched.checkpoint,
+            entries: &fetched.entries,
+            vendor_roots: &roots,
+            software: software_measurement()?.measurement,
+            firmware: Some(SOFT_HSM_FIRMWARE),
+            now: bkv_client::clock::system_now(),
+        }))
+    }
+
+    /// Restart the fleet stored in `dir`.
+    pub async fn open(dir: &Path, timing: Timing, mut progress: impl FnMut(&str)) -> Result<Self> {
+        if dir.join("RETIRED").exists() {
+            return Err(Error::Protocol(bkv_protocol::Error::RotationFleetRetired));
+        }
+        let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
+            .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
+        // A previous incarnation in this process may still be letting go of the log's files
+        // (its server tasks end asynchronously): retry for a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let log = loop {
+            let l = &layout.log;
+            match LocalLog::start(&l.dir, &l.origin, l.witnesses, l.threshold, &mut OsRng).await {
+                Ok(log) => break log,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("audit log not yet free: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let kek = load_kek(dir, false)?;
+        let released = LoggedBundle::from_cbor(&read_file(&dir.join("released-bundle.cbor"))?)?;
+        let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&dir.join("trust.cbor"))?)?;
+        let parsed = bkv_protocol::validation_bundle::Parsed::parse(&released.bundle)?;
+        let keyset = FleetKeySet::from_bytes(&parsed.payload)?;
+        let mut fleet = Self::assemble(dir, layout, keyset, released, trust, kek, timing)?;
+        fleet.log = Some(Arc::new(log));
+        for i in 0..fleet.nodes.len() {
+            fleet.start_node(i).await?;
+        }
+        progress(&format!("{} nodes restarted from their storage; waiting for a leader", fleet.nodes.len()));
+        fleet.wait_ready(Duration::from_secs(30)).await?;
+        Ok(fleet)
+    }
+
+    fn assemble(
+        dir: &Path,
+        layout: Layout,
+        keyset: FleetKeySet,
+        released: LoggedBundle,
+        trust: Trust,
+        kek: Kek,
+        timing: Timing,
+    ) -> Result<Self> {
+        let addrs: Vec<SocketAddr> = layout.nodes.iter().map(|n| n.raft).collect();
+        let members = Arc::new(FleetMembers::from_key_set(&keyset, &addrs)?);
+        let nodes = layout
+            .nodes
+            .iter()
+            .map(|n| RunningNode {
+                id: n.id.clone(),
+                datacenter: n.datacenter.clone(),
+                url: format!("http://{}", n.http),
+                raft_addr: n.raft,
+                raft: None,
+                http: None,
+            })
+            .collect();
+        Ok(Self {
+            dir: dir.to_owned(),
+            keyset,
+            released,
+            trust,
+            nodes,
+            log: None,
+            members,
+            timing,
+            kek,
+            guess_limit: layout.guess_limit,
+            log_layout: layout.log,
+        })
+    }
+
+    /// (Re)start node `i` from its sealed HSM and its storage.
+    pub async fn start_node(&mut self, i: usize) -> Result<()> {
+        let path = self.dir.join(&self.nodes[i].id).join("hsm.sealed");
+        let hsm = SoftHsm::unseal_file(&path, &self.kek).map_err(Error::Hsm)?;
+        let fresh = !self.dir.join(&self.nodes[i].id).join("raft").exists();
+        self.start_node_inner(i, fresh, &hsm).await
+    }
+
+    async fn start_node_inner(&mut self, i: usize, bootstrap: bool, hsm: &SoftHsm) -> Result<()> {
+        let node = &self.nodes[i];
+        let opts = NodeOptions {
+            clock: bkv_client::clock::SystemClock::shared(),
+            id: i as u64,
+            dir: self.dir.join(&node.id).join("raft"),
+            signer: hsm.node_signer(),
+            bootstrap,
+            timing: self.timing,
+            links: Arc::new(AllUp),
+        };
+        // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
+        let initial = if self.keyset.prev.is_some() {
+            VaultStateMachine::awaiting_import(self.guess_limit)
+        } else {
+            VaultStateMachine::new(self.guess_limit)
+        };
+        let raft = RaftNode::start(self.members.clone(), opts, initial).await.map_err(Error::NodeStart)?;
+        let http = self.serve_node(i, hsm, raft.command_log()).await?;
+        let node = &mut self.nodes[i];
+        node.raft = Some(raft);
+        node.http = Some(http);
+        Ok(())
+    }
+
+    /// Serve node `i`'s HTTP API (spec/node-api.md) with its HSM's engines, committing
+    /// through `log`.
+    async fn serve_node<L: CommandLog>(&self, i: usize, hsm: &SoftHsm, log: L) -> Result<Running> {
+        let node = &self.nodes[i];
+        let info = NodeInfo {
+            v: 1,
+            fleet_id: self.keyset.fleet_id.clone(),
+            epoch: self.keyset.epoch,
+            node_id: node.id.clone(),
+            datacenter: node.datacenter.clone(),
+        };
+        let svc = NodeService::new(
+            hsm.session_server(&self.keyset.fleet_id, self.keyset.epoch, &node.id),
+            hsm.vault_server(&self.keyset.fleet_id),
+            log,
+            info,
+            self.released.to_cbor(),
+        );
+        let svc = match &self.log {
+            Some(log) => svc.with_audit_log(log.client.clone()),
+            None => svc,
+        };
+        let addr = node.url.trim_start_matches("http://").to_owned();
+        Ok(server::spawn(&addr, Arc::new(svc).router()).await?)
+    }
+
+    /// The baseline of `bkv bench recovery`: start node `i` with the same HSM, session,
+    /// vault and HTTP path as [`LocalFleet::start_node`], but committing each command to a
+    /// local durable log (one fsync per command) with no consensus and no replication.
+    /// Only for measuring what replication costs: such a node is not a fleet
+    /// (spec/fleet-replication.md), since losing its one disk loses every record.
+    pub async fn start_node_unreplicated(&mut self, i: usize) -> Result<()> {
+        let dir = self.dir.join(&self.nodes[i].id);
+        let hsm = SoftHsm::unseal_file(&dir.join("hsm.sealed"), &self.kek).map_err(Error::Hsm)?;
+        let state = if self.keyset.prev.is_some() {
+            VaultStateMachine::awaiting_import(self.guess_limit)
+        } else {
+            VaultStateMachine::new(self.guess_limit)
+        };
+        let log = UnreplicatedLog::open(&dir.join("unreplicated"), state).map_err(Error::Usage)?;
+        let http = self.serve_node(i, &hsm, LogRef(Arc::new(log))).await?;
+        self.nodes[i].http = Some(http);
+        Ok(())
+    }
+
+    /// Commit `command` through the first running node and return the decoded output.
+    async fn propose(&self, command: &VaultCommand) -> Result<VaultOutput> {
+        let node =
+            self.nodes.iter().find_map(|n| n.raft.as_ref()).ok_or(bkv_protocol::Error::FleetUnavailable)?;
+        let out = node
+            .command_log()
+            .propose(bkv_protocol::cbor::to_vec(command))
+            .await
+            .map_err(|_| bkv_protocol::Error::FleetUnavailable)?;
+        Ok(VaultOutput::decode(&out)?)
+    }
+
+    /// spec/rotation.md §2: verify `successor` as this fleet's successor, as a client holding
+    /// this fleet's bundle would (every step of spec/validation-bundle.md §5.1, including the
+    /// chain and log inclusion), then RS1–RS3, then the Audit procedure (spec/audit.md) on
+    /// the successor's deployment `evidence` with this fleet's pinned vendor roots and this
+    /// build's measurement. Nothing changes on failure.
+    pub async fn verify_successor(&self, successor: &LoggedBundle, evidence: &[u8], now: u64) -> Result<()> {
+        let old_bundle = &self.released.bundle;
+        let held = ClientState { highest: Some((self.keyset.epoch, sha256(old_bundle))) };
+        let verified = verify_bundle(&successor.bundle, &self.trust.anchors, &held, now)?;
+        let ks = verified.keyset();
+        verify_logged_bundle(
+            &successor.bundle,
+            &ks.fleet_id,
+            ks.epoch,
+            &successor.proof,
+            &self.trust.log,
+            &LogState::default(),
+            None,
+        )?;
+        bkv_protocol::rotation::check_successor(&self.keyset, old_bundle, &verified)?;
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let roots: Vec<bkv_protocol::audit::VendorRoot> =
+            bkv_protocol::cbor::from_slice(&read_file(&self.dir.join("vendor-roots.cbor"))?)?;
+        let fetched = crate::cli::audit::fetch_log(&log.client).await?;
+        let report = bkv_protocol::audit::audit(&bkv_protocol::audit::AuditInputs {
+            evidence,
+            released: successor,
+            anchors: &self.trust.anchors,
+            log_anchors: &self.trust.log,
+            checkpoint: &fetched.checkpoint,
+            entries: &fetched.entries,
+            vendor_roots: &roots,
+            software: software_measurement()?.measurement,
+            firmware: Some(SOFT_HSM_FIRMWARE),
+            now,
+        });
+        match report.error() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// spec/rotation.md: deploy a successor fleet (epoch + 1) in `new_dir` with the
+    /// organisations' keys, verify it from this fleet as a client would, retire this fleet,
+    /// move every record with its counter, and drop this fleet's records. This fleet keeps
+    /// answering `rotation.fleet.retired` until [`LocalFleet::decommission`].
+    pub async fn rotate(
+        &mut self,
+        new_dir: &Path,
+        orgs: &Organisations,
+        mut progress: impl FnMut(&str),
+    ) -> Result<(LocalFleet, RotationReport)> {
+        use bkv_protocol::rotation::{ExportedState, Importer, RecordExport, seal_export};
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let now = bkv_client::clock::system_now();
+        let old_bundle = self.released.bundle.clone();
+        let (fleet_id, epoch) = (self.keyset.fleet_id.clone(), self.keyset.epoch);
+
+        // The new HSMs receive the OPAQUE setup from an old HSM (spec/rotation.md §1).
+        let old_hsm = SoftHsm::unseal_file(&self.dir.join(&self.nodes[0].id).join("hsm.sealed"), &self.kek)
+            .map_err(Error::Hsm)?;
+        let genesis = Genesis {
+            opaque: old_hsm.transfer_opaque_setup(),
+            epoch: epoch + 1,
+            prev: Some(sha256(&old_bundle)),
+            log: log.clone(),
+            log_layout: self.log_layout.clone(),
+            trust: self.trust.clone(),
+        };
+        drop(old_hsm);
+        let config = FleetConfig {
+            fleet_id: fleet_id.clone(),
+            epoch: epoch + 1,
+            nodes: self.nodes.len(),
+            guess_limit: self.guess_limit,
+            witnesses: self.log_layout.witnesses,
+            witness_threshold: self.log_layout.threshold,
+            timing: self.timing,
+        };
+        let new = Self::deploy(new_dir, &config, orgs, genesis, true, &mut progress).await?;
+
+        // §2: this fleet verifies its successor itself, as a client holding its own bundle.
+        let successor = &new.released;
+        self.verify_successor(successor, &read_file(&new.dir.join("evidence.cbor"))?, now).await?;
+        progress(&format!(
+            "the epoch {epoch} fleet verified its successor: both signatures, chained to its own bundle, logged, same OPAQUE key and guess limit, deployment audited"
+        ));
+
+        // §3: retire; the output is the export.
+        let successor_digest = sha256(&successor.bundle);
+        let retire =
+            VaultCommand::Retire { request_id: random_id(), time: now, successor: successor_digest.to_vec() };
+        let VaultOutput::Retired { records } = self.propose(&retire).await? else {
+            return Err(bkv_protocol::Error::CborSchema.into());
+        };
+        let count = |st: ExportedState| records.iter().filter(|r| r.state == st).count();
+        let report = RotationReport {
+            from_epoch: epoch,
+            to_epoch: epoch + 1,
+            registered: count(ExportedState::Registered),
+            unregistered: count(ExportedState::Unregistered),
+            locked: count(ExportedState::Locked),
+            successor: hex::encode(successor_digest),
+        };
+        let export = RecordExport {
+            v: 1,
+            fleet_id: fleet_id.clone(),
+            from_epoch: epoch,
+            to_epoch: epoch + 1,
+            successor: successor_digest.to_vec(),
+            guess_limit: self.guess_limit,
+            records,
+        };
+        // §4: sealed to the successor's first node, opened inside its HSM.
+        let node = &new.keyset.nodes[0];
+        let session_key: [u8; 32] = node
+            .key(bkv_protocol::validation_bundle::KeyRole::Session)
+            .and_then(|k| k.key.clone().try_into().ok())
+            .ok_or(bkv_protocol::Error::BundleKeySetInvalid)?;
+        let target = SessionTarget {
+            fleet_id: fleet_id.clone(),
+            epoch: epoch + 1,
+            node_id: node.id.clone(),
+            session_key,
+        };
+        let sealed = seal_export(&mut OsRng, &export, &target)?;
+        drop(export);
+        progress(&format!(
+            "epoch {epoch} retired: {} registered, {} unregistered and {} locked ids exported, sealed to {} of epoch {}",
+            report.registered,
+            report.unregistered,
+            report.locked,
+            node.id,
+            epoch + 1
+        ));
+        let new_hsm =
+            SoftHsm::unseal_file(&new.dir.join(&node.id).join("hsm.sealed"), &new.kek).map_err(Error::Hsm)?;
+        let me = Importer {
+            fleet_id: &fleet_id,
+            epoch: epoch + 1,
+            node_id: &node.id,
+            bundle_digest: successor_digest,
+            guess_limit: self.guess_limit,
+        };
+        let opened = new_hsm.open_export(&sealed, &me)?;
+        drop(new_hsm);
+        // §5: one import, before anything else on the new fleet.
+        let import = VaultCommand::Import {
+            request_id: random_id(),
+            time: now,
+            from_epoch: epoch,
+            records: opened.records.clone(),
+        };
+        let VaultOutput::Imported { records } = new.propose(&import).await? else {
+            return Err(bkv_protocol::Error::CborSchema.into());
+        };
+        progress(&format!("epoch {} imported {records} ids with their counters", epoch + 1));
+        // §6: drop the records here (the keys go at decommission).
+        self.propose(&VaultCommand::Destroy { request_id: random_id(), time: now }).await?;
+        progress(&format!("epoch {epoch} dropped its records; it answers rotation.fleet.retired"));
+        Ok((new, report))
+    }
+
+    /// spec/rotation.md §6: stop this retired fleet, destroy its HSMs' keys and sealed
+    /// state, and log its retirement for the successor bundle `successor`.
+    pub async fn decommission(mut self, successor: &[u8]) -> Result<()> {
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let entry = LogEntry::retirement(&self.keyset.fleet_id, self.keyset.epoch, successor);
+        log.client.append(&entry.to_cbor()).await?;
+        log.client.publish_checkpoint().await?;
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+            let path = self.dir.join(&self.nodes[i].id).join("hsm.sealed");
+            if let Ok(hsm) = SoftHsm::unseal_file(&path, &self.kek) {
+                hsm.destroy();
+            }
+            std::fs::remove_file(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        }
+        write_file(
+            &self.dir.join("RETIRED"),
+            format!("successor {}\n", hex::encode(sha256(successor))).as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Stop node `i` (its storage stays; [`LocalFleet::start_node`] restarts it).
+    pub async fn stop_node(&mut self, i: usize) {
+        self.nodes[i].http.take();
+        if let Some(r) = self.nodes[i].raft.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Wait until the running nodes agree on a leader and it can commit.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running: Vec<_> = self.nodes.iter().filter_map(|n| n.raft.as_ref()).collect();
+            let leaders: std::collections::BTreeSet<_> =
+                running.iter().map(|r| r.raft().metrics().borrow().current_leader).collect();
+            if leaders.len() == 1 && leaders.first().is_some_and(|l| l.is_some()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("no leader within {timeout:?}");
+                return Err(Error::Protocol(bkv_protocol::Error::FleetUnavailable));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The client endpoint of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url.clone()).collect()
+    }
+
+    /// Stop every node and the log.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_node(i).await;
+        }
+        self.log.take();
+    }
+}
+
+fn random_id() -> Vec<u8> {
+    use rand_core::RngCore;
+    let mut id = vec![0u8; 16];
+    OsRng.fill_bytes(&mut id);
+    id
+}

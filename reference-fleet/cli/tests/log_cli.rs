@@ -1,0 +1,136 @@
+//! `bkv log keygen|serve|monitor` as a user runs them (spec/audit-log.md §8, §9).
+
+use bkv_client::LogClient;
+use bkv_protocol::audit_log::LogEntry;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    url: String,
+    vkey: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bkv() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bkv"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_serve_and_monitor() {
+    let dir = std::env::temp_dir().join(format!("bkv-log-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("log.key");
+    let origin = "log.example/cli";
+
+    let out =
+        bkv().args(["log", "keygen", "--name", origin, "--kind", "log", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success());
+    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(vkey.starts_with("log.example/cli+"));
+    // The key file is never overwritten.
+    let again =
+        bkv().args(["log", "keygen", "--name", origin, "--kind", "log", "--out"]).arg(&key).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "I/O errors exit 3");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("io.write"));
+
+    let mut child = bkv()
+        .args(["log", "serve", "--addr", "127.0.0.1:0", "--origin", origin, "--db"])
+        .arg(dir.join("log.redb"))
+        .arg("--key-file")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let served_vkey = lines.next().unwrap().unwrap().strip_prefix("vkey ").unwrap().to_owned();
+    let url = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_owned();
+    let server = Server { child, url, vkey: served_vkey };
+    assert_eq!(server.vkey, vkey);
+
+    let log = LogClient::new(&server.url);
+    let b0 = LogEntry::bundle("fleet-a", 1, b"bundle one");
+    let b1 = LogEntry::bundle("fleet-b", 1, b"bundle two");
+    log.append(&b0.to_cbor()).await.unwrap();
+    log.append(&b1.to_cbor()).await.unwrap();
+    log.publish_checkpoint().await.unwrap();
+
+    let anchors = dir.join("anchors.json");
+    std::fs::write(
+        &anchors,
+        serde_json::json!({ "origin": origin, "log_key": vkey, "witnesses": [], "threshold": 0 }).to_string(),
+    )
+    .unwrap();
+    let state = dir.join("state.json");
+    let out = bkv()
+        .args(["log", "monitor", "--json", "--url", &server.url, "--anchors"])
+        .arg(&anchors)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["size"], 2);
+    assert_eq!(report["checkpoint_verified"], true);
+    assert_eq!(report["development_only"], true);
+    assert_eq!(report["bundles"].as_array().unwrap().len(), 2);
+    assert_eq!(report["bundles"][1]["fleet_id"], "fleet-b");
+    assert_eq!(report["bundles"][0]["digest"], hex::encode(b0.digest));
+    assert!(state.exists(), "a clean run saves the tree head");
+
+    // Only fleet-a, and the operator announced nothing: the bundle is flagged, exit fails.
+    let announced = dir.join("announced.json");
+    std::fs::write(&announced, "[]").unwrap();
+    let out = bkv()
+        .args(["log", "monitor", "--url", &server.url, "--fleet", "fleet-a", "--announced"])
+        .arg(&announced)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "findings exit 1");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("bundles  1"), "{text}");
+    assert!(text.contains("unannounced at #0"), "{text}");
+
+    // A wrong log key is refused with its code.
+    std::fs::write(
+        &anchors,
+        serde_json::json!({
+            "origin": origin,
+            "log_key": "log.example/cli+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+            "witnesses": [], "threshold": 0
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out =
+        bkv().args(["log", "monitor", "--url", &server.url, "--anchors"]).arg(&anchors).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.vkey.malformed"));
+    // A well-formed key of another signer: the checkpoint carries no signature from it.
+    let out = bkv()
+        .args(["log", "keygen", "--name", origin, "--kind", "log", "--out"])
+        .arg(dir.join("other.key"))
+        .output();
+    let other = String::from_utf8(out.unwrap().stdout).unwrap().trim().to_owned();
+    std::fs::write(
+        &anchors,
+        serde_json::json!({ "origin": origin, "log_key": other, "witnesses": [], "threshold": 0 })
+            .to_string(),
+    )
+    .unwrap();
+    let out =
+        bkv().args(["log", "monitor", "--url", &server.url, "--anchors"]).arg(&anchors).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "verification failures exit 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.checkpoint.unsigned"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,35 @@
+//! The one error type of `bkv-client`.
+
+/// A failure of the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The fleet, the log or the protocol refused (carries the spec code).
+    #[error(transparent)]
+    Protocol(#[from] bkv_protocol::Error),
+    /// A fleet node could not be reached or answered outside the protocol.
+    #[error("{0}")]
+    Transport(String),
+    /// An audit-log or witness exchange failed or returned an error status
+    /// (spec/audit-log.md §6).
+    #[error("{0}")]
+    Http(String),
+    /// A file of the backup could not be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    /// Stable code (spec/conventions.md §7 for protocol codes, §8 for operational ones).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Protocol(e) => e.code(),
+            Error::Transport(_) => "client.transport",
+            Error::Http(_) => "io.http",
+            Error::Io(_) => "io.write",
+        }
+    }
+}
+
+/// `Result` of the client.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

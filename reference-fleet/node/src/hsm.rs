@@ -1,0 +1,401 @@
+//! The software HSM of a reference fleet node.
+//!
+//! A node has three private keys, one per role of its FleetKeySet entry
+//! (spec/validation-bundle.md §3.2): the HPKE `session` key (spec/session.md §2), the
+//! fleet-wide OPAQUE ServerSetup (`opaque`, spec/vault.md §2.3) and the Ed25519 node
+//! `signing` key (spec/fleet-replication.md §4). It also has a device identity key, the
+//! key an HSM vendor certifies at manufacture (spec/evidence.md).
+//!
+//! # The HSM boundary
+//!
+//! Everything in [`SoftHsm`] is what a hardware HSM would hold. Nothing private crosses
+//! the boundary as bytes: the rest of the node gets public keys, a signing handle
+//! ([`SoftHsm::node_signer`]) and the two protocol engines that use the private keys,
+//! [`SessionServer`] (HPKE open, response sealing) and [`VaultServer`] (OPAQUE). In a
+//! hardware deployment these calls are the HSM's API and the engines run in its firmware.
+//! The one exception is [`SoftHsm::transfer_opaque_setup`], the ceremony step that gives
+//! every node of a fleet the same OPAQUE setup; hardware HSMs do that with a
+//! vendor key-transfer protocol between attested devices.
+//!
+//! At rest the HSM is sealed under a key-encryption key ([`Kek`]: a file or the
+//! `BKV_HSM_KEK` environment variable) with ChaCha20-Poly1305; a wrong KEK, a truncated
+//! or edited file, or a file of another node fails with [`HsmError::Unseal`].
+
+use bkv_protocol::cbor;
+use bkv_protocol::crypto::{Ed25519Signer, PublicKey, Signer};
+use bkv_protocol::session::{SessionSecretKey, SessionServer};
+use bkv_protocol::validation_bundle::{KeyRole, Node, NodeKey, keyset};
+use bkv_protocol::vault::{VaultServer, VaultServerSetup};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Environment variable holding a hex KEK.
+pub const KEK_ENV: &str = "BKV_HSM_KEK";
+const SEAL_AAD: &[u8] = b"bkv soft-hsm v1";
+
+/// A failure of the software HSM.
+#[derive(Debug, thiserror::Error)]
+pub enum HsmError {
+    /// The sealed file does not open under this KEK (wrong KEK, tampered or truncated).
+    #[error("hsm.unseal.failed: the sealed HSM state does not open under this key-encryption key")]
+    Unseal,
+    /// The KEK is not 32 bytes (64 hex digits).
+    #[error("hsm.kek.invalid: {0}")]
+    Kek(String),
+    /// Reading or writing the sealed file failed.
+    #[error("hsm.io: {0}")]
+    Io(String),
+    /// The file is not a sealed HSM state of a version this software reads.
+    #[error("hsm.sealed: {0}")]
+    Sealed(String),
+}
+
+impl HsmError {
+    /// Stable code (local to the reference fleet, never on the wire).
+    pub fn code(&self) -> &'static str {
+        match self {
+            HsmError::Unseal => "hsm.unseal.failed",
+            HsmError::Kek(_) => "hsm.kek.invalid",
+            HsmError::Io(_) => "hsm.io",
+            HsmError::Sealed(_) => "hsm.sealed",
+        }
+    }
+}
+
+/// A key-encryption key: 32 bytes, zeroized on drop.
+#[derive(Clone)]
+pub struct Kek(Zeroizing<[u8; 32]>);
+
+impl core::fmt::Debug for Kek {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Kek(..)")
+    }
+}
+
+impl Kek {
+    /// A fresh random KEK.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut k[..]);
+        Kek(k)
+    }
+
+    /// Parse 64 hex digits (surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Result<Self, HsmError> {
+        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| HsmError::Kek("not hex".into()))?);
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| HsmError::Kek("not 32 bytes".into()))?;
+        Ok(Kek(Zeroizing::new(arr)))
+    }
+
+    /// The KEK in `BKV_HSM_KEK`, if set.
+    pub fn from_env() -> Option<Result<Self, HsmError>> {
+        std::env::var(KEK_ENV).ok().map(|v| Self::from_hex(&v))
+    }
+
+    /// Read a KEK file (64 hex digits).
+    pub fn from_file(path: &Path) -> Result<Self, HsmError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| HsmError::Io(format!("{}: {e}", path.display())))?,
+        );
+        Self::from_hex(&text)
+    }
+
+    /// The 32 bytes (for key files that share the KEK's format).
+    pub fn expose(&self) -> Zeroizing<[u8; 32]> {
+        self.0.clone()
+    }
+
+    /// Write this KEK to `path` as hex, readable by the owner only.
+    pub fn write_file(&self, path: &Path) -> Result<(), HsmError> {
+        let text = Zeroizing::new(hex::encode(&self.0[..]));
+        write_private(path, text.as_bytes())
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HsmError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(|e| HsmError::Io(format!("{}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| HsmError::Io(format!("{}: {e}", path.display())))
+}
+
+/// The sealed-at-rest form (deterministic CBOR).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sealed {
+    v: u64,
+    #[serde(with = "serde_bytes")]
+    nonce: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    ct: Vec<u8>,
+}
+
+/// The secrets inside (deterministic CBOR, zeroized after use).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Secrets {
+    #[serde(with = "serde_bytes")]
+    device: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    signing: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    session: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    opaque: Vec<u8>,
+}
+
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.device.zeroize();
+        self.signing.zeroize();
+        self.session.zeroize();
+        self.opaque.zeroize();
+    }
+}
+
+/// One node's software HSM. See the module documentation for the boundary.
+pub struct SoftHsm {
+    device: Ed25519Signer,
+    signing: Arc<Ed25519Signer>,
+    session: SessionSecretKey,
+    opaque: VaultServerSetup,
+}
+
+impl core::fmt::Debug for SoftHsm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SoftHsm")
+            .field("device", &hex::encode(&self.device.public_key().kid()[..8]))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SoftHsm {
+    /// Generate a node's device, signing and session keys inside the HSM; `opaque` is the
+    /// fleet-wide OPAQUE setup (generated with [`VaultServerSetup::generate`] in the
+    /// first HSM and handed to the others with [`SoftHsm::transfer_opaque_setup`]).
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, opaque: VaultServerSetup) -> Self {
+        Self {
+            device: Ed25519Signer::generate(rng),
+            signing: Arc::new(Ed25519Signer::generate(rng)),
+            session: SessionSecretKey::generate(rng),
+            opaque,
+        }
+    }
+
+    /// Key transfer of the fleet-wide OPAQUE setup to another HSM of the same fleet
+    /// (the only private material that leaves an HSM; see the module documentation).
+    pub fn transfer_opaque_setup(&self) -> VaultServerSetup {
+        VaultServerSetup::from_bytes(&self.opaque.to_bytes()).expect("own setup re-decodes")
+    }
+
+    /// The device identity key a vendor certifies (spec/evidence.md).
+    pub fn device_key(&self) -> &PublicKey {
+        self.device.public_key()
+    }
+
+    /// Sign `message` with the device identity key (the attestation primitive).
+    pub fn sign_as_device(&self, message: &[u8]) -> Vec<u8> {
+        self.device.sign(message)
+    }
+
+    /// spec/evidence.md §3: sign an attestation statement with the device identity key.
+    pub fn attest(&self, statement: &bkv_protocol::evidence::AttestationStatement) -> Vec<u8> {
+        bkv_protocol::evidence::attest(&self.device, statement)
+    }
+
+    /// The node signing key as a signing handle (node-to-node authentication).
+    pub fn node_signer(&self) -> Arc<Ed25519Signer> {
+        self.signing.clone()
+    }
+
+    /// This node's entry of a FleetKeySet (spec/validation-bundle.md §3.2).
+    pub fn node_entry(&self, node_id: &str, datacenter: &str) -> Node {
+        Node {
+            id: node_id.to_owned(),
+            datacenter: datacenter.to_owned(),
+            keys: vec![
+                NodeKey {
+                    role: KeyRole::Session,
+                    suite: keyset::SESSION_SUITE_X25519,
+                    key: self.session.public_key().to_vec(),
+                },
+                NodeKey {
+                    role: KeyRole::Opaque,
+                    suite: keyset::OPAQUE_SUITE_1,
+                    key: self.opaque.public_key().to_vec(),
+                },
+                NodeKey {
+                    role: KeyRole::Signing,
+                    suite: self.signing.public_key().alg.cose_id(),
+                    key: self.signing.public_key().key.clone(),
+                },
+            ],
+        }
+    }
+
+    /// The session engine of node `node_id` of fleet `fleet_id`, epoch `epoch`.
+    pub fn session_server(&self, fleet_id: &str, epoch: u64, node_id: &str) -> SessionServer {
+        SessionServer::new(fleet_id, epoch, node_id, self.session.clone())
+    }
+
+    /// The OPAQUE engine of fleet `fleet_id`.
+    pub fn vault_server(&self, fleet_id: &str) -> VaultServer {
+        VaultServer::new(self.transfer_opaque_setup(), fleet_id)
+    }
+
+    /// spec/rotation.md §4: open a sealed record export addressed to this node (the HPKE
+    /// open uses the session key inside the HSM).
+    pub fn open_export(
+        &self,
+        sealed: &[u8],
+        me: &bkv_protocol::rotation::Importer<'_>,
+    ) -> bkv_protocol::Result<bkv_protocol::rotation::RecordExport> {
+        bkv_protocol::rotation::open_export(sealed, &self.session, me)
+    }
+
+    /// Seal the HSM state under `kek`.
+    pub fn seal<R: RngCore + CryptoRng>(&self, rng: &mut R, kek: &Kek) -> Vec<u8> {
+        let secrets = Secrets {
+            device: self.device.seed().to_vec(),
+            signing: self.signing.seed().to_vec(),
+            session: self.session.to_bytes().to_vec(),
+            opaque: self.opaque.to_bytes().to_vec(),
+        };
+        let plaintext = Zeroizing::new(cbor::to_vec(&secrets));
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let ct = ChaCha20Poly1305::new(Key::from_slice(&kek.0[..]))
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: SEAL_AAD })
+            .expect("ChaCha20-Poly1305 encryption of a short message cannot fail");
+        cbor::to_vec(&Sealed { v: 1, nonce: nonce.to_vec(), ct })
+    }
+
+    /// Open a sealed HSM state.
+    pub fn unseal(sealed: &[u8], kek: &Kek) -> Result<Self, HsmError> {
+        let s: Sealed = cbor::from_slice(sealed).map_err(|_| HsmError::Unseal)?;
+        if s.v != 1 {
+            return Err(HsmError::Sealed(format!("version {} (this software reads version 1)", s.v)));
+        }
+        if s.nonce.len() != 12 {
+            return Err(HsmError::Unseal);
+        }
+        let plaintext = Zeroizing::new(
+            ChaCha20Poly1305::new(Key::from_slice(&kek.0[..]))
+                .decrypt(Nonce::from_slice(&s.nonce), Payload { msg: &s.ct, aad: SEAL_AAD })
+                .map_err(|_| HsmError::Unseal)?,
+        );
+        let secrets: Secrets = cbor::from_slice(&plaintext).map_err(|_| HsmError::Unseal)?;
+        let seed = |b: &[u8]| -> Result<Zeroizing<[u8; 32]>, HsmError> {
+            Ok(Zeroizing::new(b.try_into().map_err(|_| HsmError::Unseal)?))
+        };
+        Ok(Self {
+            device: Ed25519Signer::from_seed(&*seed(&secrets.device)?),
+            signing: Arc::new(Ed25519Signer::from_seed(&*seed(&secrets.signing)?)),
+            session: SessionSecretKey::from_bytes(&*seed(&secrets.session)?).map_err(|_| HsmError::Unseal)?,
+            opaque: VaultServerSetup::from_bytes(&secrets.opaque).map_err(|_| HsmError::Unseal)?,
+        })
+    }
+
+    /// Seal to `path` (owner-only permissions, fsynced).
+    pub fn seal_to_file<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        kek: &Kek,
+        path: &Path,
+    ) -> Result<(), HsmError> {
+        write_private(path, &self.seal(rng, kek))
+    }
+
+    /// Open the sealed state in `path`.
+    pub fn unseal_file(path: &Path, kek: &Kek) -> Result<Self, HsmError> {
+        let bytes = std::fs::read(path).map_err(|e| HsmError::Io(format!("{}: {e}", path.display())))?;
+        Self::unseal(&bytes, kek)
+    }
+
+    /// Destroy the HSM's keys (fleet retirement): consumes the HSM; every key is zeroized
+    /// as it drops. The caller also deletes the sealed file.
+    pub fn destroy(self) {
+        drop(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn hsm(rng: &mut ChaCha20Rng) -> SoftHsm {
+        let setup = VaultServerSetup::generate(rng);
+        SoftHsm::generate(rng, setup)
+    }
+
+    #[test]
+    fn seal_unseal_keeps_every_key() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let h = hsm(&mut rng);
+        let kek = Kek::generate(&mut rng);
+        let back = SoftHsm::unseal(&h.seal(&mut rng, &kek), &kek).unwrap();
+        assert_eq!(back.node_entry("n", "dc"), h.node_entry("n", "dc"));
+        assert_eq!(back.device_key(), h.device_key());
+        let msg = b"attest";
+        assert!(h.device_key().verify(msg, &back.sign_as_device(msg)));
+    }
+
+    #[test]
+    fn wrong_kek_or_tampering_fails_with_unseal() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let h = hsm(&mut rng);
+        let kek = Kek::generate(&mut rng);
+        let sealed = h.seal(&mut rng, &kek);
+        let other = Kek::generate(&mut rng);
+        assert_eq!(SoftHsm::unseal(&sealed, &other).unwrap_err().code(), "hsm.unseal.failed");
+        for i in [0, sealed.len() / 2, sealed.len() - 1] {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(matches!(SoftHsm::unseal(&bad, &kek), Err(HsmError::Unseal)), "byte {i}");
+        }
+        assert!(matches!(SoftHsm::unseal(&sealed[..sealed.len() - 1], &kek), Err(HsmError::Unseal)));
+    }
+
+    #[test]
+    fn another_version_is_hsm_sealed() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let h = hsm(&mut rng);
+        let kek = Kek::generate(&mut rng);
+        let mut sealed: Sealed = cbor::from_slice(&h.seal(&mut rng, &kek)).unwrap();
+        sealed.v = 2;
+        let err = SoftHsm::unseal(&cbor::to_vec(&sealed), &kek).unwrap_err();
+        assert_eq!(err.code(), "hsm.sealed");
+    }
+
+    #[test]
+    fn fleet_nodes_share_the_opaque_key_and_nothing_else() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let a = hsm(&mut rng);
+        let b = SoftHsm::generate(&mut rng, a.transfer_opaque_setup());
+        let (ea, eb) = (a.node_entry("a", "x"), b.node_entry("b", "y"));
+        assert_eq!(ea.key(KeyRole::Opaque), eb.key(KeyRole::Opaque));
+        assert_ne!(ea.key(KeyRole::Session), eb.key(KeyRole::Session));
+        assert_ne!(ea.key(KeyRole::Signing), eb.key(KeyRole::Signing));
+        assert_ne!(a.device_key(), b.device_key());
+    }
+
+    #[test]
+    fn kek_parsing_rejects_bad_input() {
+        assert_eq!(Kek::from_hex("zz").unwrap_err().code(), "hsm.kek.invalid");
+        assert_eq!(Kek::from_hex(&"00".repeat(31)).unwrap_err().code(), "hsm.kek.invalid");
+        assert!(Kek::from_hex(&format!(" {}\n", "ab".repeat(32))).is_ok());
+    }
+}

@@ -1,0 +1,257 @@
+//! Load generator for `bkv bench replication`: the same attempt workload against an
+//! `n`-node loopback fleet and against a single node without replication, in one run.
+//!
+//! Baseline ("single node, no replication"): one process applies each command to the
+//! guess-counter model after committing it to a redb table with `Durability::Immediate`
+//! (one fsync per command, serialized) — what a node does without consensus.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bkv_protocol::crypto::{Ed25519Signer, Signer};
+use bkv_protocol::state_machine::StateMachine;
+use redb::{Database, Durability, TableDefinition};
+
+use super::guess_counter::{GuessCommand, GuessCounter, GuessOutput};
+use super::{AllUp, FleetMembers, FleetNode, NodeId, NodeOptions, RaftNode, Timing};
+use crate::replication::{CommandLog, Unavailable};
+
+/// One measured configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    /// What was measured.
+    pub label: String,
+    /// Acknowledged attempts.
+    pub ops: u64,
+    /// `fleet.unavailable` answers.
+    pub errors: u64,
+    /// Wall time of the measurement.
+    pub secs: f64,
+    /// Attempts per second.
+    pub ops_per_sec: f64,
+    /// Median latency, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+}
+
+const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("commands");
+
+/// The baseline: a durable single-node command log with no replication. Each command is
+/// written to a redb table with `Durability::Immediate` (one fsync per command,
+/// serialized), then applied to `S`.
+pub struct UnreplicatedLog<S> {
+    inner: Mutex<(Database, u64, S)>,
+}
+
+impl<S: StateMachine> UnreplicatedLog<S> {
+    /// Create the log in `dir`, applying commands to `state`.
+    pub fn open(dir: &Path, state: S) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let db = Database::create(dir.join("local.redb")).map_err(|e| e.to_string())?;
+        Ok(Self { inner: Mutex::new((db, 0, state)) })
+    }
+
+    fn commit(&self, command: &[u8]) -> Result<Vec<u8>, String> {
+        let mut g = self.inner.lock().map_err(|_| "poisoned".to_string())?;
+        let (db, next, sm) = &mut *g;
+        let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+        txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
+        {
+            let mut t = txn.open_table(TABLE).map_err(|e| e.to_string())?;
+            t.insert(*next, command).map_err(|e| e.to_string())?;
+        }
+        txn.commit().map_err(|e| e.to_string())?;
+        *next += 1;
+        Ok(sm.apply(command))
+    }
+}
+
+impl<S: StateMachine> CommandLog for UnreplicatedLog<S> {
+    fn propose(&self, command: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
+        let r = self.commit(&command).map_err(Unavailable);
+        async move { r }
+    }
+
+    fn read(&self, query: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
+        let r = self.inner.lock().map(|g| g.2.query(&query)).map_err(|_| Unavailable("poisoned".into()));
+        async move { r }
+    }
+}
+
+/// Drive `clients` concurrent clients for `duration`; client `c` uses `logs[c % logs.len()]`.
+/// Every attempt is on a fresh key, so every acknowledged attempt is granted.
+pub async fn drive<L: CommandLog + Clone>(
+    label: &str,
+    logs: Vec<L>,
+    clients: usize,
+    duration: Duration,
+) -> BenchResult {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let log = logs[c % logs.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut seq) = (Vec::new(), 0u64, 0u64);
+            while Instant::now() < deadline {
+                seq += 1;
+                let id = ((c as u64) << 32) | seq;
+                let t = Instant::now();
+                match log.propose(GuessCommand::attempt(&format!("c{c}-{seq}"), id)).await {
+                    Ok(out) if GuessOutput::decode(&out).is_ok_and(|o| o.result == "granted") => {
+                        lat.push(t.elapsed())
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            lat.extend(l);
+            errors += e;
+        }
+    }
+    summarize(label, lat, errors, start.elapsed())
+}
+
+/// The figures of one measurement from the latencies of its acknowledged operations.
+pub fn summarize(label: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -> BenchResult {
+    let secs = elapsed.as_secs_f64();
+    lat.sort();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        lat[i].as_secs_f64() * 1000.0
+    };
+    BenchResult {
+        label: label.into(),
+        ops: lat.len() as u64,
+        errors,
+        secs,
+        ops_per_sec: lat.len() as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+/// Print `results` as a table (or JSON), each with its ratio to the first (the baseline).
+pub fn print_results(results: &[BenchResult], json: bool) -> Result<(), String> {
+    let base = results.first().map(|r| r.ops_per_sec).unwrap_or(0.0);
+    let ratio = |r: &BenchResult| if base > 0.0 { r.ops_per_sec / base } else { 0.0 };
+    if json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).map_err(|e| e.to_string())?;
+                v["ratio_to_baseline"] = serde_json::json!(ratio(r));
+                Ok(v)
+            })
+            .collect::<Result<_, String>>()?;
+        let out =
+            serde_json::json!({ "baseline": results.first().map(|r| r.label.clone()), "results": rows });
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    } else {
+        println!(
+            "{:<34} {:>8} {:>7} {:>10} {:>9} {:>9} {:>7}",
+            "configuration", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "ratio"
+        );
+        for r in results {
+            println!(
+                "{:<34} {:>8} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>7.3}",
+                r.label,
+                r.ops,
+                r.errors,
+                r.ops_per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                ratio(r)
+            );
+        }
+    }
+    Ok(())
+}
+
+impl<L> Clone for LogRef<L> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+/// A shareable handle to a [`CommandLog`].
+pub struct LogRef<L>(pub Arc<L>);
+
+impl<L: CommandLog> CommandLog for LogRef<L> {
+    fn propose(&self, command: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
+        self.0.propose(command)
+    }
+    fn read(&self, query: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
+        self.0.read(query)
+    }
+}
+
+/// Start an `n`-node loopback fleet in `dir` and wait until every node knows the leader.
+pub async fn start_fleet(n: usize, dir: &Path, limit: u64) -> Result<Vec<RaftNode<GuessCounter>>, String> {
+    let signers: Vec<Arc<Ed25519Signer>> =
+        (0..n).map(|i| Arc::new(Ed25519Signer::from_seed(&[i as u8 + 1; 32]))).collect();
+    let mut nodes = Vec::new();
+    for (i, s) in signers.iter().enumerate() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?;
+        nodes.push(FleetNode {
+            id: i as NodeId,
+            addr,
+            key: s.public_key().clone(),
+            datacenter: format!("dc{}", i % 3 + 1),
+        });
+    }
+    let members = Arc::new(FleetMembers { fleet_id: "bench".into(), epoch: 1, nodes });
+    let mut running = Vec::new();
+    for (i, signer) in signers.into_iter().enumerate() {
+        let opts = NodeOptions {
+            clock: bkv_client::clock::SystemClock::shared(),
+            id: i as NodeId,
+            dir: dir.join(format!("node{i}")),
+            signer,
+            bootstrap: true,
+            timing: Timing::default(),
+            links: Arc::new(AllUp),
+        };
+        running.push(
+            RaftNode::start(members.clone(), opts, GuessCounter::new(limit))
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let leaders: std::collections::BTreeSet<_> =
+            running.iter().map(|n| n.raft().metrics().borrow().current_leader).collect();
+        if leaders.len() == 1 && leaders.first().is_some_and(|l| l.is_some()) {
+            // The vote gates open after W; wait so that the measurement starts on a settled fleet.
+            if running.iter().all(|n| n.status().gate_open) {
+                return Ok(running);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err("the fleet elected no leader within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A scratch directory that is removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,651 @@
+//! Majority-consensus replication of a [`StateMachine`] with openraft.
+//!
+//! spec/fleet-replication.md. Each fleet node runs one [`RaftNode`]: a redb-backed Raft log
+//! and state-machine store ([`store`]), an authenticated HTTP transport and the vote gate
+//! ([`net`], [`auth`]), and a [`RaftCommandLog`] that implements
+//! [`CommandLog`](super::CommandLog): `propose` commits on a majority (forwarding to the
+//! leader), `read` is a read-index linearizable query, and both answer
+//! [`Unavailable`](super::Unavailable) (`fleet.unavailable`) when no majority is reachable
+//! in time.
+//!
+//! The vault plugs in by implementing `bkv_protocol::state_machine::StateMachine` and
+//! passing its initial value to [`RaftNode::start`].
+
+pub mod auth;
+pub mod bench;
+pub mod guess_counter;
+pub mod net;
+mod store;
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bkv_protocol::crypto::{PublicKey, Signer};
+use bkv_protocol::state_machine::StateMachine;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+
+use super::{CommandLog, Unavailable};
+use bkv_client::clock::SharedClock;
+use net::{CallError, ForwardReply, NetCtx, NodeStatus, RaftReply, dec, enc};
+use store::{Applied, LogStore, SmStore};
+
+/// Raft node id: the node's 0-based position in the FleetKeySet (§2.1).
+pub type NodeId = u64;
+
+/// A state-machine command as carried in a Raft log entry (§1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// The output of applying a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+openraft::declare_raft_types!(
+    /// openraft type configuration of a bkv fleet.
+    pub TypeConfig:
+        D = Command,
+        R = Output,
+        NodeId = NodeId,
+        Node = BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// One node of the FleetKeySet (§2.1).
+#[derive(Debug, Clone)]
+pub struct FleetNode {
+    /// Raft node id (position in the FleetKeySet).
+    pub id: NodeId,
+    /// Where its node-to-node endpoint listens.
+    pub addr: SocketAddr,
+    /// Its Ed25519 node signing key.
+    pub key: PublicKey,
+    /// Datacenter label (informational).
+    pub datacenter: String,
+}
+
+/// The voters of one fleet epoch: exactly the FleetKeySet nodes (§2).
+#[derive(Debug, Clone)]
+pub struct FleetMembers {
+    /// Fleet id.
+    pub fleet_id: String,
+    /// Epoch.
+    pub epoch: u64,
+    /// The nodes, ids `0..n`.
+    pub nodes: Vec<FleetNode>,
+}
+
+impl FleetMembers {
+    /// `floor(n / 2) + 1` (§2.3).
+    pub fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// The voters of a FleetKeySet (§2.1): node `i` of `ks.nodes` gets id `i`, its signing
+    /// key and datacenter; `addrs[i]` is where it listens (deployment configuration, not
+    /// part of the bundle).
+    pub fn from_key_set(
+        ks: &bkv_protocol::validation_bundle::FleetKeySet,
+        addrs: &[SocketAddr],
+    ) -> Result<Self, bkv_protocol::Error> {
+        if addrs.len() != ks.nodes.len() {
+            return Err(bkv_protocol::Error::BundleKeySetInvalid);
+        }
+        let nodes = ks
+            .nodes
+            .iter()
+            .zip(addrs)
+            .enumerate()
+            .map(|(i, (n, addr))| {
+                Ok(FleetNode {
+                    id: i as NodeId,
+                    addr: *addr,
+                    key: n.signing_key().ok_or(bkv_protocol::Error::BundleKeySetInvalid)?,
+                    datacenter: n.datacenter.clone(),
+                })
+            })
+            .collect::<Result<_, bkv_protocol::Error>>()?;
+        Ok(Self { fleet_id: ks.fleet_id.clone(), epoch: ks.epoch, nodes })
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> Option<&FleetNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+impl auth::KeyDirectory for FleetMembers {
+    fn fleet_id(&self) -> &str {
+        &self.fleet_id
+    }
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn node_key(&self, node: NodeId) -> Option<&PublicKey> {
+        self.node(node).map(|n| &n.key)
+    }
+}
+
+/// Timing parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Election timeout range.
+    pub election_min_ms: u64,
+    /// Election timeout range.
+    pub election_max_ms: u64,
+    /// Freshness window W of node RPCs (§4.2 step 6) and the wait before the gate poll (§6.3).
+    pub window_ms: u64,
+    /// Bound after which a client gets `fleet.unavailable` (§7.1).
+    pub op_timeout: Duration,
+    /// Build a snapshot every this many applied entries (§6.2).
+    pub snapshot_every: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            window_ms: 2000,
+            op_timeout: Duration::from_secs(5),
+            snapshot_every: 500,
+        }
+    }
+}
+
+impl Timing {
+    /// Short timeouts for loopback tests.
+    pub fn fast() -> Self {
+        Self {
+            heartbeat_ms: 50,
+            election_min_ms: 200,
+            election_max_ms: 400,
+            window_ms: 1000,
+            op_timeout: Duration::from_secs(3),
+            snapshot_every: 40,
+        }
+    }
+}
+
+/// What the network does to messages from one node to another (fault injection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Delivered.
+    Up,
+    /// Dropped.
+    Down,
+    /// Delivered after a delay.
+    Delay(Duration),
+}
+
+/// Decides the fate of each message between two nodes. Production uses [`AllUp`].
+pub trait LinkFilter: Send + Sync + 'static {
+    /// The link from `from` to `to`, consulted for every request and every reply.
+    fn link(&self, from: NodeId, to: NodeId) -> Link;
+}
+
+/// Every link is up.
+pub struct AllUp;
+
+impl LinkFilter for AllUp {
+    fn link(&self, _: NodeId, _: NodeId) -> Link {
+        Link::Up
+    }
+}
+
+/// How to start one node.
+pub struct NodeOptions {
+    /// This node's id.
+    pub id: NodeId,
+    /// Directory of its redb database.
+    pub dir: PathBuf,
+    /// Its node signing key (the HSM boundary).
+    pub signer: Arc<dyn Signer + Send + Sync>,
+    /// Initialize the voter set: only at the first start of a fresh fleet (§2.4).
+    pub bootstrap: bool,
+    /// Timing.
+    pub timing: Timing,
+    /// Fault injection; [`AllUp`] in production.
+    pub links: Arc<dyn LinkFilter>,
+    /// The clock of the RPC window (spec/fleet-replication.md §4).
+    pub clock: SharedClock,
+}
+
+/// One `leader elected` event per leader change seen by node `id` (with the term), until
+/// the node shuts down and its metrics channel closes.
+async fn log_leader_changes(
+    id: NodeId,
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
+) {
+    let mut last: Option<(NodeId, u64)> = None;
+    loop {
+        let now = {
+            let m = metrics.borrow_and_update();
+            m.current_leader.map(|leader| (leader, m.current_term))
+        };
+        if let Some((leader, term)) = now
+            && last.is_none_or(|(l, t)| l != leader || t != term)
+        {
+            tracing::info!(node = id, leader, term, "leader elected");
+            last = now;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Storage could not be opened or restored.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The listen address could not be bound.
+    #[error("bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// openraft refused the configuration or failed.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The node id is not in the member list.
+    #[error("node {0} is not a member of the fleet")]
+    NotAMember(NodeId),
+}
+
+impl StartError {
+    /// Stable code (spec/conventions.md §8).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Storage(_) => "node.start.storage",
+            StartError::Bind(..) => "node.start.bind",
+            StartError::Raft(_) => "node.start.raft",
+            StartError::NotAMember(_) => "node.start.member",
+        }
+    }
+}
+
+struct Shared<S> {
+    net: Arc<NetCtx>,
+    raft: Raft<TypeConfig>,
+    applied: Arc<Mutex<Applied<S>>>,
+    log: Mutex<Option<LogStore>>,
+    alive: std::sync::atomic::AtomicBool,
+}
+
+/// A running fleet node.
+pub struct RaftNode<S> {
+    shared: Arc<Shared<S>>,
+    server: tokio::task::JoinHandle<()>,
+    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
+    gate: tokio::task::JoinHandle<()>,
+    /// The node's database, to see when every handle on it is gone.
+    db: std::sync::Weak<redb::Database>,
+}
+
+async fn retry_until<T, E: std::fmt::Display>(
+    deadline: Instant,
+    mut f: impl FnMut() -> Result<T, E>,
+) -> Result<T, String> {
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+impl<S: StateMachine> RaftNode<S> {
+    /// Open the node's storage in `opts.dir`, start Raft, the HTTP endpoint on the node's
+    /// address, and the vote gate (§6.3). `initial` is the state machine used when the
+    /// storage holds no snapshot.
+    pub async fn start(
+        members: Arc<FleetMembers>,
+        opts: NodeOptions,
+        initial: S,
+    ) -> Result<Self, StartError> {
+        let me = members.node(opts.id).ok_or(StartError::NotAMember(opts.id))?.clone();
+        std::fs::create_dir_all(&opts.dir).map_err(|e| StartError::Storage(e.to_string()))?;
+        // A previous incarnation in this process may still be letting go of the file.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let path = opts.dir.join("raft.redb");
+        let db = retry_until(deadline, || store::open_db(&path)).await.map_err(StartError::Storage)?;
+        let log = LogStore::new(db.clone(), opts.id);
+        let db_handle = Arc::downgrade(&db);
+        let sm = SmStore::open(db, initial).map_err(StartError::Storage)?;
+        let applied = sm.applied.clone();
+        let t = opts.timing;
+        let config = Config {
+            cluster_name: format!("{}-{}", members.fleet_id, members.epoch),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_min_ms,
+            election_timeout_max: t.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            max_in_snapshot_log_to_keep: t.snapshot_every / 2,
+            install_snapshot_timeout: 1000,
+            // §6.3: no candidacy before the vote gate has polled and this node's log has
+            // reached what the poll saw (enabled by `run_gate`).
+            enable_elect: false,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let net = Arc::new(NetCtx {
+            id: opts.id,
+            members: members.clone(),
+            signer: opts.signer,
+            timing: t,
+            links: opts.links,
+            clock: opts.clock,
+            http: reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .map_err(|e| StartError::Raft(e.to_string()))?,
+            gate: net::Gate::default(),
+        });
+        let raft =
+            Raft::new(opts.id, Arc::new(config), net::NetFactory { ctx: net.clone() }, log.clone(), sm)
+                .await
+                .map_err(|e| StartError::Raft(e.to_string()))?;
+        if opts.bootstrap && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
+            let voters: BTreeMap<NodeId, BasicNode> =
+                members.nodes.iter().map(|n| (n.id, BasicNode::new(n.addr.to_string()))).collect();
+            raft.initialize(voters).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        }
+        let shared = Arc::new(Shared {
+            net: net.clone(),
+            raft,
+            applied,
+            log: Mutex::new(Some(log.clone())),
+            alive: true.into(),
+        });
+        let listener = {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match tokio::net::TcpListener::bind(me.addr).await {
+                    Ok(l) => break l,
+                    Err(e) if Instant::now() >= deadline => {
+                        let _ = shared.raft.shutdown().await;
+                        return Err(StartError::Bind(me.addr, e));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route(net::RPC_PATH, axum::routing::post(rpc_handler::<S>))
+            .route(net::STATUS_PATH, axum::routing::get(status_handler::<S>))
+            .with_state(shared.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            // Small RPCs on loopback: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms per hop.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        tokio::spawn(log_leader_changes(opts.id, shared.raft.metrics()));
+        let gate =
+            tokio::spawn(net::run_gate(net, shared.raft.clone(), move || log.last_log_id().ok().flatten()));
+        Ok(Self { shared, server, stop_server: Some(tx), gate, db: db_handle })
+    }
+
+    /// The [`CommandLog`] clients of this node use.
+    pub fn command_log(&self) -> RaftCommandLog<S> {
+        RaftCommandLog { shared: self.shared.clone() }
+    }
+
+    /// The openraft handle (metrics, leader, etc.).
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.shared.raft
+    }
+
+    /// This node's status (§6.3 `status`, `bkv fleet status`).
+    pub fn status(&self) -> NodeStatus {
+        self.shared.status()
+    }
+
+    /// `StateMachine::snapshot()` of the locally applied state and the last applied index
+    /// (for convergence checks).
+    pub fn local_state(&self) -> (Option<u64>, Vec<u8>) {
+        let a = self.shared.applied.lock().expect("state machine lock");
+        (a.last_applied.map(|l| l.index), a.sm.snapshot())
+    }
+
+    /// Stop the node: Raft, the endpoint and the gate. The storage is closed when this returns:
+    /// nothing of this incarnation writes the node's disk any more, so a copy of it is a state
+    /// a crash could leave (the restart-from-an-older-disk tests copy it). If a handle on the
+    /// database is still held after 10 s, that is logged and this returns anyway.
+    pub async fn shutdown(mut self) {
+        self.shared.alive.store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.shared.raft.shutdown().await;
+        self.shared.log.lock().expect("log lock").take();
+        self.gate.abort();
+        if let Some(tx) = self.stop_server.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.server).await.is_err() {
+            self.server.abort();
+        }
+        // openraft does not wait for its state-machine worker or a snapshot build, which hold
+        // the database (and may be writing a snapshot) after `Raft::shutdown` returns.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.db.strong_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if self.db.strong_count() > 0 {
+            tracing::warn!(node = self.shared.net.id, "storage still in use 10 s after shutdown");
+        }
+    }
+}
+
+impl<S: StateMachine> Shared<S> {
+    fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let (last_log_id, committed) = {
+            let log = self.log.lock().expect("log lock");
+            let log = log.as_ref();
+            (
+                log.and_then(|l| l.last_log_id().ok()).flatten(),
+                log.and_then(|l| l.committed_log_id().ok()).flatten().map(|c| c.index),
+            )
+        };
+        NodeStatus {
+            id: self.net.id,
+            term: m.current_term,
+            last_log_id,
+            committed,
+            last_applied: m.last_applied.map(|l| l.index),
+            leader: m.current_leader,
+            gate_open: self.net.gate.is_open(),
+            state: format!("{:?}", m.state).to_lowercase(),
+            datacenter: self.net.members.node(self.net.id).map(|n| n.datacenter.clone()).unwrap_or_default(),
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(k, v)| (*k, v.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn unavailable(&self, what: &str) -> Unavailable {
+        Unavailable(format!("{what}: no majority within {:?}", self.net.timing.op_timeout))
+    }
+
+    /// Commit on the leader, from this node (§3.2-3.3).
+    async fn write_local(&self, cmd: Vec<u8>, remaining: Duration) -> ForwardReply {
+        match tokio::time::timeout(remaining, self.raft.client_write(Command(cmd))).await {
+            Err(_) => ForwardReply::Unavailable("commit timed out".into()),
+            Ok(Ok(r)) => ForwardReply::Ok(r.data.0),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                ForwardReply::NotLeader(f.leader_id)
+            }
+            Ok(Err(e)) => ForwardReply::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Read-index query on the leader (§5).
+    async fn read_local(&self, query: &[u8], remaining: Duration) -> ForwardReply {
+        match tokio::time::timeout(remaining, self.raft.ensure_linearizable()).await {
+            Err(_) => ForwardReply::Unavailable("read index not confirmed in time".into()),
+            Ok(Ok(_)) => {
+                let a = self.applied.lock().expect("state machine lock");
+                ForwardReply::Ok(a.sm.query(query))
+            }
+            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)))) => {
+                ForwardReply::NotLeader(f.leader_id)
+            }
+            Ok(Err(e)) => ForwardReply::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Run `kind` (`propose` or `read`) on the leader, forwarding if needed, until the
+    /// deadline (§3.3, §5, §7).
+    async fn submit(&self, kind: auth::RpcKind, payload: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
+        let deadline = Instant::now() + self.net.timing.op_timeout;
+        let backoff = Duration::from_millis(self.net.timing.heartbeat_ms.max(10));
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || !self.alive.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(self.unavailable(kind.as_str()));
+            }
+            let leader = self.raft.metrics().borrow().current_leader;
+            let reply = match leader {
+                None => None,
+                Some(l) if l == self.net.id => Some(if kind == auth::RpcKind::Propose {
+                    self.write_local(payload.clone(), remaining).await
+                } else {
+                    self.read_local(&payload, remaining).await
+                }),
+                Some(l) => match self.net.call(l, kind, payload.clone(), remaining).await {
+                    Ok(body) => dec::<ForwardReply>(&body).ok(),
+                    // A retry is safe even if the first try was committed: commands carry
+                    // request ids and the state machine applies each id once (§1.2, §3.4).
+                    Err(CallError::NotSent(_) | CallError::Unknown(_)) => None,
+                },
+            };
+            match reply {
+                Some(ForwardReply::Ok(out)) => return Ok(out),
+                Some(ForwardReply::Unavailable(why)) if Instant::now() >= deadline => {
+                    return Err(Unavailable(why));
+                }
+                _ => {}
+            }
+            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+}
+
+/// §9: read-only operator status, JSON.
+async fn status_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>) -> Response {
+    if !sh.alive.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONNECTION, "close")], "node stopped")
+            .into_response();
+    }
+    axum::Json(sh.status()).into_response()
+}
+
+async fn rpc_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>, body: Bytes) -> Response {
+    if !sh.alive.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONNECTION, "close")], "node stopped")
+            .into_response();
+    }
+    let net = &sh.net;
+    let msg = match auth::open(&body, net.members.as_ref(), net.id, net.clock.now_ms(), net.timing.window_ms)
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(node = net.id, code = e.code(), "rejected node RPC");
+            return (StatusCode::FORBIDDEN, [(header::CONNECTION, "close")], e.code()).into_response();
+        }
+    };
+    let reply_body = match msg.kind {
+        auth::RpcKind::Append => match dec(&msg.body) {
+            Ok(req) => enc(&match sh.raft.append_entries(req).await {
+                Ok(r) => RaftReply::Ok(r),
+                Err(e) => RaftReply::Err(e),
+            }),
+            Err(e) => enc(&RaftReply::<(), ()>::Refused(e)),
+        },
+        auth::RpcKind::Snapshot => match dec(&msg.body) {
+            Ok(req) => enc(&match sh.raft.install_snapshot(req).await {
+                Ok(r) => RaftReply::Ok(r),
+                Err(e) => RaftReply::Err(e),
+            }),
+            Err(e) => enc(&RaftReply::<(), ()>::Refused(e)),
+        },
+        auth::RpcKind::Vote => match dec::<openraft::raft::VoteRequest<NodeId>>(&msg.body) {
+            // §6.3 step 3: the vote gate.
+            Ok(req) if !net.gate.allow_incoming_vote(&req) => {
+                enc(&RaftReply::<(), ()>::Refused("vote gate".into()))
+            }
+            Ok(req) => enc(&match sh.raft.vote(req).await {
+                Ok(r) => RaftReply::Ok(r),
+                Err(e) => RaftReply::Err(e),
+            }),
+            Err(e) => enc(&RaftReply::<(), ()>::Refused(e)),
+        },
+        auth::RpcKind::Propose => enc(&sh.write_local(msg.body.clone(), net.timing.op_timeout).await),
+        auth::RpcKind::Read => enc(&sh.read_local(&msg.body, net.timing.op_timeout).await),
+        auth::RpcKind::Status => enc(&sh.status()),
+        // A reply kind is no request.
+        _ => return (StatusCode::BAD_REQUEST, "not a request kind").into_response(),
+    };
+    let reply = auth::RpcMessage {
+        v: 1,
+        purpose: auth::PURPOSE.into(),
+        fleet: net.members.fleet_id.clone(),
+        epoch: net.members.epoch,
+        from: net.id,
+        to: msg.from,
+        kind: msg.kind.reply().expect("a request kind has a reply kind"),
+        nonce: msg.nonce,
+        time_ms: net.clock.now_ms(),
+        body: reply_body,
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/cbor")], auth::seal(&reply, net.signer.as_ref()))
+        .into_response()
+}
+
+/// spec/fleet-replication.md: the replicated [`CommandLog`] of one node.
+pub struct RaftCommandLog<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for RaftCommandLog<S> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone() }
+    }
+}
+
+impl<S: StateMachine> CommandLog for RaftCommandLog<S> {
+    /// §3: committed on a majority (through the leader) and applied; `fleet.unavailable`
+    /// after [`Timing::op_timeout`].
+    fn propose(&self, command: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
+        let shared = self.shared.clone();
+        async move { shared.submit(auth::RpcKind::Propose, command).await }
+    }
+
+    /// §5: read-index on the leader.
+    fn read(&self, query: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
+        let shared = self.shared.clone();
+        async move { shared.submit(auth::RpcKind::Read, query).await }
+    }
+}

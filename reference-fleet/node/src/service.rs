@@ -1,0 +1,215 @@
+//! A fleet node's client-facing HTTP service.
+//!
+//! spec/vault.md §7.1: for each request the node drives the node step of
+//! spec/node-api.md §5 ([`NodeStep`]): N1–N2 in [`NodeStep::begin`], N3
+//! [`CommandLog::propose`] (durable on a majority before anything else happens), N4–N5 in
+//! [`bkv_protocol::node_api::PendingCommit::resume`]. This module only moves bytes between
+//! HTTP and those calls, and reads the time from the [`Clock`] it is given.
+//!
+//! Endpoints (bodies are `application/cbor`):
+//! - `POST /v1/session`: a `SealedRequest` (spec/session.md §3.1); the answer is a
+//!   `SessionResponse` (§4.1), always with status 200: errors travel inside it, sealed
+//!   when the request opened (so only its sender learns them).
+//! - `GET /v1/bundle`: the released bundle with its log proof (spec/audit-log.md §6).
+//! - `GET /v1/node`: [`NodeInfo`], which node this is, so a client picks the right
+//!   `session` key of the verified FleetKeySet.
+//! - `GET /v1/log/consistency/{size1}/{size2}`: a consistency proof of the audit log,
+//!   relayed from the log (spec/node-api.md §1; the client verifies it).
+
+use crate::replication::CommandLog;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bkv_client::LogClient;
+use bkv_client::clock::{SharedClock, SystemClock};
+use bkv_protocol::cbor;
+use bkv_protocol::node_api::{Begun, CommitEvidence, ConsistencyPath, NodeStep};
+pub use bkv_protocol::node_api::{CBOR, MAX_REQUEST, NodeInfo};
+use bkv_protocol::session::SessionServer;
+use bkv_protocol::vault::VaultServer;
+use rand_core::OsRng;
+use std::sync::Arc;
+
+/// One node's service: its HSM-backed engines, its command log, and what it publishes.
+pub struct NodeService<L> {
+    step: NodeStep,
+    clock: SharedClock,
+    log: L,
+    info: NodeInfo,
+    released_bundle: Vec<u8>,
+    audit_log: Option<LogClient>,
+}
+
+impl<L: CommandLog> NodeService<L> {
+    /// A node answering with `session` and `vault` (from its HSM), committing through
+    /// `log`, publishing `released_bundle` (a `LoggedBundle` in CBOR).
+    pub fn new(
+        session: SessionServer,
+        vault: VaultServer,
+        log: L,
+        info: NodeInfo,
+        released_bundle: Vec<u8>,
+    ) -> Self {
+        let step = NodeStep::new(session, vault);
+        Self { step, clock: SystemClock::shared(), log, info, released_bundle, audit_log: None }
+    }
+
+    /// Read the node's time from `clock` (tests fix it).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The node step (its vault front end answers how many logins are pending).
+    pub fn step(&self) -> &NodeStep {
+        &self.step
+    }
+
+    /// Relay consistency proofs from the audit log at `log` (spec/node-api.md §1).
+    pub fn with_audit_log(mut self, log: LogClient) -> Self {
+        self.audit_log = Some(log);
+        self
+    }
+
+    /// spec/vault.md §7.1 steps N1–N5 for one request at node time `now` (the resume
+    /// step is given the same `now`).
+    pub async fn handle(&self, request: &[u8], now: u64) -> Vec<u8> {
+        match self.step.begin(&mut OsRng, request, now) {
+            Begun::Reply(sealed) => sealed,
+            Begun::Commit(pending) => match self.log.propose(pending.command().to_vec()).await {
+                // N3 failed: nothing else happens, in particular no KE2.
+                Err(unavailable) => {
+                    tracing::warn!(node = %self.info.node_id, "{unavailable}");
+                    pending.unavailable(&mut OsRng)
+                }
+                Ok(output) => {
+                    pending.resume(&self.step, &mut OsRng, CommitEvidence::host_reported(output), now)
+                }
+            },
+        }
+    }
+
+    /// The axum router of this node.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/session", post(session_endpoint::<L>))
+            .route("/v1/bundle", get(bundle_endpoint::<L>))
+            .route("/v1/node", get(node_endpoint::<L>))
+            .route("/v1/log/consistency/{size1}/{size2}", get(consistency_endpoint::<L>))
+            .layer(DefaultBodyLimit::max(MAX_REQUEST))
+            .with_state(self)
+    }
+}
+
+fn cbor_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, CBOR)], body).into_response()
+}
+
+async fn session_endpoint<L: CommandLog>(
+    State(svc): State<Arc<NodeService<L>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_cbor = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v == CBOR);
+    if !is_cbor {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "requests are application/cbor").into_response();
+    }
+    cbor_response(svc.handle(&body, svc.clock.now()).await)
+}
+
+async fn bundle_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) -> Response {
+    cbor_response(svc.released_bundle.clone())
+}
+
+async fn node_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) -> Response {
+    cbor_response(cbor::to_vec(&svc.info))
+}
+
+async fn consistency_endpoint<L: CommandLog>(
+    State(svc): State<Arc<NodeService<L>>>,
+    Path((size1, size2)): Path<(u64, u64)>,
+) -> Response {
+    let Some(log) = &svc.audit_log else {
+        return (StatusCode::NOT_FOUND, "this node relays no audit log").into_response();
+    };
+    match log.consistency_proof(size1, size2).await {
+        Ok(path) => cbor_response(ConsistencyPath::encode(&path)),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::Unavailable;
+    use bkv_client::clock::{Clock, FixedClock};
+    use bkv_protocol::session::{self, SessionSecretKey, SessionTarget};
+    use bkv_protocol::vault::{RegistrationClient, VaultServerSetup};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// A log that commits nothing (the requests of this test need no commit).
+    struct NoLog;
+
+    impl CommandLog for NoLog {
+        async fn propose(&self, _: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
+            Err(Unavailable("no log in this test".into()))
+        }
+        async fn read(&self, _: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
+            Err(Unavailable("no log in this test".into()))
+        }
+    }
+
+    /// The node's HTTP endpoint reads the time from the clock it is given, not from the
+    /// host: at a fixed clock far from the host's, a request timed at the fixed clock opens
+    /// and one timed at the host's clock is stale (spec/session.md §5).
+    #[tokio::test]
+    async fn the_session_endpoint_uses_the_clock_it_is_given() {
+        let fixed = 4_000_000_000;
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let key = SessionSecretKey::generate(&mut rng);
+        let target = SessionTarget {
+            fleet_id: "f".into(),
+            epoch: 1,
+            node_id: "n1".into(),
+            session_key: key.public_key(),
+        };
+        let setup = VaultServerSetup::generate(&mut rng);
+        let info =
+            NodeInfo { v: 1, fleet_id: "f".into(), epoch: 1, node_id: "n1".into(), datacenter: "dc".into() };
+        let svc = NodeService::new(
+            SessionServer::new("f", 1, "n1", key),
+            VaultServer::new(setup, "f"),
+            NoLog,
+            info,
+            vec![],
+        )
+        .with_clock(FixedClock::at(fixed));
+        let svc = Arc::new(svc);
+        let ask = |time: u64, rng: &mut ChaCha20Rng| {
+            let (body, _) = RegistrationClient::start(rng, &[7u8; 32], b"123456").unwrap();
+            session::seal_request(rng, &target, time, &body).unwrap()
+        };
+        let endpoint = |sealed: Vec<u8>| {
+            let svc = svc.clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::CONTENT_TYPE, CBOR.parse().unwrap());
+                let response = session_endpoint(State(svc), headers, Bytes::from(sealed)).await;
+                axum::body::to_bytes(response.into_body(), MAX_REQUEST).await.unwrap().to_vec()
+            }
+        };
+        let (sealed, awaiting) = ask(fixed, &mut rng);
+        assert!(awaiting.open(&endpoint(sealed).await).is_ok(), "a request at the node's clock opens");
+        let host = SystemClock.now();
+        let (sealed, awaiting) = ask(host, &mut rng);
+        assert_eq!(
+            awaiting.open(&endpoint(sealed).await).unwrap_err(),
+            bkv_protocol::Error::SessionRequestStale,
+            "a request at the host's clock is stale for a node whose clock says {fixed}"
+        );
+    }
+}

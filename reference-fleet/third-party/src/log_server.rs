@@ -1,0 +1,290 @@
+//! spec/audit-log.md §8.1: the log server (axum over HTTP, redb storage).
+
+use crate::storage::LogStore;
+use crate::{Error, Result};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+pub use bkv_client::log::{ConsistencyJson, InclusionJson, MAX_ENTRIES_PER_REQUEST};
+use bkv_protocol::audit_log::Checkpoint;
+use bkv_protocol::audit_log::note::{self, Note, NoteSignature, SIG_TYPE_ED25519, VerifierKey};
+use bkv_protocol::crypto::Ed25519Signer;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+/// The log: storage, signing key, and the witnesses it asks for cosignatures.
+pub struct LogService {
+    origin: String,
+    signer: Ed25519Signer,
+    store: Mutex<LogStore>,
+    witnesses: Vec<String>,
+    witness_sizes: Mutex<HashMap<String, u64>>,
+    publish: tokio::sync::Mutex<()>,
+    crash_after_appends: Option<u64>,
+    appends: std::sync::atomic::AtomicU64,
+    http: reqwest::Client,
+}
+
+impl LogService {
+    /// Open the log stored at `db` with origin `origin`, signing with `signer` and asking
+    /// the witnesses at `witnesses` (base URLs) to cosign.
+    pub fn open(db: &Path, origin: &str, signer: Ed25519Signer, witnesses: Vec<String>) -> Result<Self> {
+        note::verifier_key(origin, SIG_TYPE_ED25519, &signer)?;
+        Ok(LogService {
+            origin: origin.to_owned(),
+            signer,
+            store: Mutex::new(LogStore::open(db)?),
+            witnesses,
+            witness_sizes: Mutex::new(HashMap::new()),
+            publish: tokio::sync::Mutex::new(()),
+            crash_after_appends: None,
+            appends: 0.into(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Fault injection for crash tests: abort the process right after the n-th durable
+    /// append of this process, before the append is acknowledged. Only a build with the
+    /// test-only `fault-injection` feature has the hook; any other build refuses.
+    pub fn crash_after_appends(mut self, n: Option<u64>) -> Result<Self> {
+        if n.is_some() && !cfg!(feature = "fault-injection") {
+            return Err(Error::Storage(
+                "this build has no fault injection (feature `fault-injection`, tests only)".into(),
+            ));
+        }
+        self.crash_after_appends = n;
+        Ok(self)
+    }
+
+    /// The log's verifier key.
+    pub fn vkey(&self) -> VerifierKey {
+        note::verifier_key(&self.origin, SIG_TYPE_ED25519, &self.signer).expect("checked in open")
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, LogStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Durably append an entry and return its index.
+    pub fn append(&self, entry: &[u8]) -> Result<u64> {
+        let index = self.store().append(entry)?;
+        let n = self.appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        #[cfg(feature = "fault-injection")]
+        if self.crash_after_appends == Some(n) {
+            // Simulated crash between the durable write and the acknowledgement.
+            std::process::abort();
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        let _ = n;
+        Ok(index)
+    }
+
+    /// Sign a checkpoint at the current size, collect witness cosignatures, store and
+    /// return the note.
+    pub async fn publish_checkpoint(&self) -> Result<String> {
+        let _one_at_a_time = self.publish.lock().await;
+        let (size, root) = {
+            let s = self.store();
+            (s.tree().size(), s.tree().root())
+        };
+        let body = Checkpoint { origin: self.origin.clone(), size, root }.body();
+        let mut signatures = vec![note::sign_note(&body, &self.origin, &self.signer)?];
+        let signed = Note { text: body.clone(), signatures: signatures.clone() }.encode();
+        for url in &self.witnesses {
+            match self.ask_witness(url, size, &signed).await {
+                Ok(sig) => signatures.push(sig),
+                Err(e) => tracing::warn!("witness {url} did not cosign: {e}"),
+            }
+        }
+        let note = Note { text: body, signatures }.encode();
+        self.store().put_checkpoint(size, &note)?;
+        Ok(note)
+    }
+
+    async fn ask_witness(&self, url: &str, size: u64, signed: &str) -> Result<NoteSignature> {
+        let mut old =
+            self.witness_sizes.lock().unwrap_or_else(|p| p.into_inner()).get(url).copied().unwrap_or(0);
+        for _ in 0..2 {
+            let proof = if old > 0 && old < size {
+                self.store().tree().consistency_proof(old, size).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let body = crate::witness::encode_request(old, &proof, signed);
+            let (status, resp) = bkv_client::http::request(
+                &self.http,
+                reqwest::Method::POST,
+                &format!("{url}/add-checkpoint"),
+                Some((body.into_bytes(), "text/plain")),
+            )
+            .await
+            .map_err(|e| Error::Http(e.0))?;
+            match status {
+                200 => {
+                    let lines = String::from_utf8(resp).map_err(|_| Error::Http("bad cosignature".into()))?;
+                    let parsed = Note::parse(&format!("x\n\n{lines}"))?;
+                    self.witness_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(url.to_owned(), size);
+                    return parsed.signatures.into_iter().next().ok_or(Error::Http("no cosignature".into()));
+                }
+                409 => {
+                    old = std::str::from_utf8(&resp)
+                        .ok()
+                        .and_then(|s| s.trim_end_matches('\n').parse().ok())
+                        .ok_or_else(|| Error::Http("bad 409 body".into()))?;
+                }
+                s => return Err(Error::Http(format!("{s} {}", String::from_utf8_lossy(&resp)))),
+            }
+        }
+        Err(Error::Http("witness conflict persists".into()))
+    }
+}
+
+type Reply = (StatusCode, [(axum::http::header::HeaderName, &'static str); 1], Vec<u8>);
+
+fn reply(status: StatusCode, ctype: &'static str, body: Vec<u8>) -> Reply {
+    (status, [(axum::http::header::CONTENT_TYPE, ctype)], body)
+}
+
+fn fail(e: Error) -> Reply {
+    let status = if matches!(e, Error::Protocol(_)) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    reply(status, "text/plain", e.code().as_bytes().to_vec())
+}
+
+fn not_found() -> Reply {
+    reply(StatusCode::NOT_FOUND, "text/plain", b"not found".to_vec())
+}
+
+fn json<T: Serialize>(v: &T) -> Reply {
+    reply(StatusCode::OK, "application/json", serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The HTTP API of spec/audit-log.md §8.1.
+pub fn router(log: Arc<LogService>) -> axum::Router {
+    axum::Router::new()
+        .route("/checkpoint", get(latest_checkpoint).post(publish))
+        .route("/checkpoint/{size}", get(checkpoint_at))
+        .route("/entries/{start}/{end}", get(entries))
+        .route("/proof/inclusion/{index}/{size}", get(inclusion))
+        .route("/proof/consistency/{size1}/{size2}", get(consistency))
+        .route("/tile/{*path}", get(tile))
+        .route("/add", post(add))
+        .with_state(log)
+}
+
+async fn latest_checkpoint(State(log): State<Arc<LogService>>) -> Reply {
+    match log.store().checkpoint(None) {
+        Ok(Some(n)) => reply(StatusCode::OK, "text/plain; charset=utf-8", n.into_bytes()),
+        Ok(None) => not_found(),
+        Err(e) => fail(e),
+    }
+}
+
+async fn checkpoint_at(State(log): State<Arc<LogService>>, UrlPath(size): UrlPath<u64>) -> Reply {
+    match log.store().checkpoint(Some(size)) {
+        Ok(Some(n)) => reply(StatusCode::OK, "text/plain; charset=utf-8", n.into_bytes()),
+        Ok(None) => not_found(),
+        Err(e) => fail(e),
+    }
+}
+
+async fn publish(State(log): State<Arc<LogService>>) -> Reply {
+    match log.publish_checkpoint().await {
+        Ok(n) => reply(StatusCode::OK, "text/plain; charset=utf-8", n.into_bytes()),
+        Err(e) => fail(e),
+    }
+}
+
+async fn entries(State(log): State<Arc<LogService>>, UrlPath((start, end)): UrlPath<(u64, u64)>) -> Reply {
+    if end < start || end - start > MAX_ENTRIES_PER_REQUEST {
+        return reply(StatusCode::BAD_REQUEST, "text/plain", b"bad range".to_vec());
+    }
+    match log.store().entries(start, end) {
+        Ok(list) => json(&list.iter().map(hex::encode).collect::<Vec<_>>()),
+        Err(e) => fail(e),
+    }
+}
+
+async fn inclusion(State(log): State<Arc<LogService>>, UrlPath((index, size)): UrlPath<(u64, u64)>) -> Reply {
+    match log.store().tree().inclusion_proof(index, size) {
+        Some(p) => json(&InclusionJson {
+            tree_size: size,
+            leaf_index: index,
+            path: p.iter().map(hex::encode).collect(),
+        }),
+        None => not_found(),
+    }
+}
+
+async fn consistency(
+    State(log): State<Arc<LogService>>,
+    UrlPath((size1, size2)): UrlPath<(u64, u64)>,
+) -> Reply {
+    match log.store().tree().consistency_proof(size1, size2) {
+        Some(p) => json(&ConsistencyJson { size1, size2, path: p.iter().map(hex::encode).collect() }),
+        None => not_found(),
+    }
+}
+
+async fn tile(State(log): State<Arc<LogService>>, UrlPath(path): UrlPath<String>) -> Reply {
+    let Some(t) = crate::tiles::parse(&path) else {
+        return not_found();
+    };
+    let store = log.store();
+    let body = match t.level {
+        Some(level) => crate::tiles::hash_tile(store.tree(), level, t.index, t.width),
+        None => {
+            let start = t.index.saturating_mul(crate::tiles::WIDTH);
+            match store.entries(start, start.saturating_add(t.width)) {
+                Ok(list) if list.len() as u64 == t.width => crate::tiles::entry_bundle(&list),
+                Ok(_) => None,
+                Err(e) => return fail(e),
+            }
+        }
+    };
+    match body {
+        Some(b) => reply(StatusCode::OK, "application/octet-stream", b),
+        None => not_found(),
+    }
+}
+
+async fn add(State(log): State<Arc<LogService>>, body: axum::body::Bytes) -> Reply {
+    // Only well-formed entries are logged.
+    if let Err(e) = bkv_protocol::audit_log::LogEntry::from_cbor(&body) {
+        return fail(e.into());
+    }
+    match log.append(&body) {
+        Ok(index) => json(&bkv_client::log::IndexJson { index }),
+        Err(e) => fail(e),
+    }
+}
+
+/// A server task; dropping it stops the server.
+pub struct Running {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Bind `addr`, then serve `router` until the returned [`Running`] is dropped; returns
+/// as soon as the listener is ready.
+pub async fn spawn(addr: &str, router: axum::Router) -> Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Http(e.to_string()))?;
+    let local = listener.local_addr().map_err(|e| Error::Http(e.to_string()))?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(Running { addr: local, task })
+}
