@@ -33,7 +33,7 @@ use bkv_protocol::vault::{
 };
 use bkv_protocol::{Error, Result};
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::SeedableRng;
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
@@ -56,6 +56,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("log_verify", log_verify),
     ("audit_run", audit_run),
     ("client_response", client_response),
+    ("node_api_decode", node_api_decode),
 ];
 
 /// Decode `data` as `libfuzzer-sys`'s `fuzz_target!(|input: T| ..)` does: too short for
@@ -233,6 +234,19 @@ pub(crate) fn keyset_decode(data: &[u8]) {
 pub(crate) fn anchors_decode(data: &[u8]) {
     if let Ok(a) = TrustAnchors::from_bytes(data) {
         assert_eq!(a.to_bytes(), data);
+    }
+}
+
+/// `node_api_decode`, spec/node-api.md §1, §2: the HTTP bodies a client reads from a node
+/// (`NodeInfo`, the relayed consistency proof) never panic; what decodes re-encodes to the
+/// same bytes, and a decoded proof has only 32-byte hashes.
+pub(crate) fn node_api_decode(data: &[u8]) {
+    use bkv_protocol::node_api::{ConsistencyPath, NodeInfo};
+    if let Ok(info) = cbor::from_slice::<NodeInfo>(data) {
+        assert_eq!(cbor::to_vec(&info), data);
+    }
+    if let Ok(path) = ConsistencyPath::decode(data) {
+        assert_eq!(ConsistencyPath::encode(&path), data);
     }
 }
 
@@ -541,27 +555,7 @@ pub(crate) fn audit_run(data: &[u8]) {
 
 // ---- client-side response parsers ------------------------------------------------------------
 
-/// An RNG that hands out the given bytes once (the vectors' `ikm_e`).
-struct FixedRng(Vec<u8>);
-
-impl RngCore for FixedRng {
-    fn next_u32(&mut self) -> u32 {
-        unimplemented!("only fill_bytes")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unimplemented!("only fill_bytes")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let rest = self.0.split_off(dest.len());
-        dest.copy_from_slice(&self.0);
-        self.0 = rest;
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> core::result::Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for FixedRng {}
+use bkv_protocol::fixtures::FixedRng;
 
 /// The input of a vector case of `area`, by `operation` and `tcId`.
 fn vector_input(area: &'static str, operation: &str, tc_id: u64) -> &'static Map<String, Value> {

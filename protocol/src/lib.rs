@@ -12,6 +12,7 @@ pub mod cbor;
 pub mod crypto;
 pub mod error;
 pub mod evidence;
+pub mod fixtures;
 pub mod fleet_replication;
 pub mod node_api;
 pub mod rotation;

@@ -11,7 +11,7 @@ use bkv_protocol::session::{SessionSecretKey, SessionTarget};
 use bkv_protocol::validation_bundle::{
     Claims, FleetKeySet, KeyRole, Node, NodeKey, TrustAnchors, countersign, keyset, sign,
 };
-use bkv_protocol::vault::server::STORED_REGISTRATION_LEN;
+use bkv_protocol::vault::STORED_REGISTRATION_LEN;
 use bkv_protocol::vault::{VaultServerSetup, WRAPPED_KEY_LEN};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

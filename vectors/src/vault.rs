@@ -8,7 +8,7 @@ use crate::format::{FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
 use bkv_protocol::rotation::{ExportedRecord, ExportedState};
-use bkv_protocol::vault::server::STORED_REGISTRATION_LEN;
+use bkv_protocol::vault::STORED_REGISTRATION_LEN;
 use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup, WRAPPED_KEY_LEN};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

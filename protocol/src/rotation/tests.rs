@@ -7,6 +7,7 @@ use crate::state_machine::StateMachine;
 use crate::validation_bundle::{
     Claims, ClientState, Node, NodeKey, TrustAnchors, countersign, keyset, sign, verify_bundle,
 };
+use crate::vault::{STORED_REGISTRATION_LEN, WRAPPED_KEY_LEN};
 use crate::vault::{VaultCommand, VaultOutput, VaultServerSetup, VaultStateMachine};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

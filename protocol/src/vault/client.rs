@@ -317,6 +317,19 @@ pub enum Outcome {
 }
 
 impl AwaitOutcome {
+    /// spec/vault.md §6.4 step L6 for a `Recover` action: the backup key and the reset
+    /// counter. Any other answer, an answer to another action included, is `cbor.schema`.
+    pub fn finish_recovered(self, response: &[u8]) -> Result<(BackupKey, u32)> {
+        match (self.expect, decode_response(response)?) {
+            (Expect::Recovered, VaultResponse::Recovered { wrapped_key, remaining }) => {
+                let backup_key =
+                    unwrap_backup_key(&self.export_key, &self.fleet_id, &self.record, &wrapped_key)?;
+                Ok((backup_key, remaining))
+            }
+            _ => Err(Error::CborSchema),
+        }
+    }
+
     /// spec/vault.md §6.4 step L6: read the answer; unwrap the backup key.
     pub fn finish(self, response: &[u8]) -> Result<Outcome> {
         match (self.expect, decode_response(response)?) {

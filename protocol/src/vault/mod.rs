@@ -9,6 +9,7 @@
 //!   around `CommandLog::propose` (spec/vault.md §7).
 
 pub mod client;
+pub mod export;
 pub mod server;
 pub mod state;
 
@@ -51,6 +52,10 @@ pub const RECORD_ID_MAX: usize = 64;
 pub const BACKUP_KEY_LEN: usize = 32;
 /// Length of a wrapped backup key: ChaCha20Poly1305 ciphertext of 32 bytes + 16-byte tag.
 pub const WRAPPED_KEY_LEN: usize = BACKUP_KEY_LEN + 16;
+/// Length of a stored registration (spec/vault.md §5.1): the OPRF salt (32) and the
+/// serialized ServerRegistration of this suite: client public key (32), masking key (64),
+/// envelope nonce (32) and tag (64).
+pub const STORED_REGISTRATION_LEN: usize = OPRF_SALT_LEN + 192;
 /// HKDF salt of the key-wrapping key (spec/vault.md §3.2).
 pub const WRAP_SALT: &[u8] = b"bkv vault v1 wrap";
 /// First element of the OPAQUE context array (spec/vault.md §2.2).

@@ -15,8 +15,8 @@
 
 use super::state::VaultOutput;
 use super::{
-    FinishAction, OPRF_SALT_LEN, OpaqueSuite, VaultRequest, VaultResponse, WRAPPED_KEY_LEN, check_record_id,
-    check_salt, credential_identifier, opaque_context, opaque_decode,
+    FinishAction, OPRF_SALT_LEN, OpaqueSuite, STORED_REGISTRATION_LEN, VaultRequest, VaultResponse,
+    WRAPPED_KEY_LEN, check_record_id, check_salt, credential_identifier, opaque_context, opaque_decode,
 };
 use crate::cbor;
 use crate::error::{Error, Result};
@@ -36,9 +36,6 @@ use super::state::VaultCommand;
 pub const PENDING_LOGIN_TTL_SECS: u64 = REQUEST_WINDOW_SECS;
 /// At most this many pending logins per node; the oldest is dropped first (spec/vault.md §7.3).
 pub const PENDING_LOGIN_MAX: usize = 65_536;
-/// Length of a stored registration: OPRF salt (32) and the serialized ServerRegistration of
-/// this suite: client public key (32), masking key (64), envelope nonce (32) and tag (64).
-pub const STORED_REGISTRATION_LEN: usize = OPRF_SALT_LEN + 192;
 
 /// The fleet-wide OPAQUE server setup: OPRF seed, server key pair and the fake-record key
 /// (spec/vault.md §2.3). Every node of a fleet MUST hold the same one.

@@ -5,11 +5,10 @@
 //! node that applies the same commands in the same order holds the same state and gives
 //! the same outputs ([`crate::state_machine::StateMachine`]).
 
-use super::server::STORED_REGISTRATION_LEN;
-use super::{RECORD_ID_MAX, WRAPPED_KEY_LEN, check_record_id};
+use super::export::{ExportedRecord, ExportedState, check_records};
+use super::{RECORD_ID_MAX, STORED_REGISTRATION_LEN, WRAPPED_KEY_LEN, check_record_id};
 use crate::cbor;
 use crate::error::{Error, Result};
-use crate::rotation::{ExportedRecord, ExportedState, check_records};
 use crate::session::{REQUEST_ID_LEN, REQUEST_WINDOW_SECS};
 use crate::state_machine::StateMachine;
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ fn register(n: u8, time: u64) -> VaultCommand {
         request_id: rid(n),
         time,
         record: REC.to_vec(),
-        registration: vec![1; server::STORED_REGISTRATION_LEN],
+        registration: vec![1; STORED_REGISTRATION_LEN],
         wrapped_key: vec![2; WRAPPED_KEY_LEN],
     }
 }
@@ -85,7 +85,7 @@ fn decrement_reset_and_lock() {
     // spec/vault.md §5.4: the record is destroyed, not only marked: neither the stored
     // registration (bytes 0x01) nor the wrapped key (bytes 0x02) is in the state any more.
     let snap = sm.snapshot();
-    for secret in [vec![1u8; server::STORED_REGISTRATION_LEN], vec![2u8; WRAPPED_KEY_LEN]] {
+    for secret in [vec![1u8; STORED_REGISTRATION_LEN], vec![2u8; WRAPPED_KEY_LEN]] {
         assert!(
             !snap.windows(secret.len()).any(|w| w == secret.as_slice()),
             "a destroyed secret is still held"

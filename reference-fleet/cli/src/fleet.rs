@@ -283,13 +283,20 @@ pub struct LocalFleet {
     kek: Kek,
     guess_limit: u32,
     log_layout: LogLayout,
+    /// Listeners bound when the fleet was created, taken by each node's first start.
+    bound: Vec<Option<Bound>>,
 }
 
-fn free_addr() -> Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| Error::Usage(format!("no free loopback port: {e}")))
+/// A loopback listener on a port the OS chose: bound once, and handed to the node that
+/// serves on it (no pick-then-bind race with other processes).
+fn bind_loopback() -> Result<(std::net::TcpListener, SocketAddr)> {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr().map(|a| (l, a))).map_err(|e| {
+        Error::NodeStart(bkv_node::StartError::Bind("127.0.0.1:0".parse().expect("an address"), e))
+    })
 }
+
+/// Node `i`'s listeners of a fleet's first start: node-to-node, then client API.
+type Bound = (std::net::TcpListener, std::net::TcpListener);
 
 fn json_write(path: &Path, v: &impl Serialize) -> Result<()> {
     write_file(path, &serde_json::to_vec_pretty(v).expect("serializable"))
@@ -449,6 +456,7 @@ impl LocalFleet {
             log: genesis.log_layout.clone(),
         };
         let mut entries = Vec::new();
+        let mut bound = Vec::new();
         for (i, hsm) in hsms.iter().enumerate() {
             let id = format!("node-{}", i + 1);
             let datacenter = DATACENTERS[i % DATACENTERS.len()].to_owned();
@@ -458,7 +466,9 @@ impl LocalFleet {
             hsm.seal_to_file(&mut OsRng, &kek, &node_dir.join("hsm.sealed")).map_err(Error::Hsm)?;
             transcript.step(&orgs.operator, now, "keygen", &id);
             entries.push(hsm.node_entry(&id, &datacenter));
-            layout.nodes.push(NodeLayout { id, datacenter, raft: free_addr()?, http: free_addr()? });
+            let ((raft_l, raft), (http_l, http)) = (bind_loopback()?, bind_loopback()?);
+            layout.nodes.push(NodeLayout { id, datacenter, raft, http });
+            bound.push(Some((raft_l, http_l)));
         }
         progress(&format!("{} software HSMs generated their keys (sealed under the KEK)", config.nodes));
 
@@ -576,6 +586,7 @@ impl LocalFleet {
         json_write(&dir.join("fleet.json"), &layout)?;
 
         let mut fleet = Self::assemble(dir, layout, keyset, released, genesis.trust, kek, config.timing)?;
+        fleet.bound = bound;
         fleet.log = Some(log);
         let report = fleet.audit().await?;
         if let Some((step, code)) = &report.failure {
@@ -687,6 +698,7 @@ impl LocalFleet {
             kek,
             guess_limit: layout.guess_limit,
             log_layout: layout.log,
+            bound: Vec::new(),
         })
     }
 
@@ -699,9 +711,14 @@ impl LocalFleet {
     }
 
     async fn start_node_inner(&mut self, i: usize, bootstrap: bool, hsm: &SoftHsm) -> Result<()> {
+        let (raft_listener, http_listener) = match self.bound.get_mut(i).and_then(Option::take) {
+            Some((r, h)) => (Some(r), Some(h)),
+            None => (None, None),
+        };
         let node = &self.nodes[i];
         let opts = NodeOptions {
             clock: bkv_client::clock::SystemClock::shared(),
+            listener: raft_listener,
             id: i as u64,
             dir: self.dir.join(&node.id).join("raft"),
             signer: hsm.node_signer(),
@@ -716,7 +733,7 @@ impl LocalFleet {
             VaultStateMachine::new(self.guess_limit)
         };
         let raft = RaftNode::start(self.members.clone(), opts, initial).await.map_err(Error::NodeStart)?;
-        let http = self.serve_node(i, hsm, raft.command_log()).await?;
+        let http = self.serve_node(i, hsm, raft.command_log(), http_listener).await?;
         let node = &mut self.nodes[i];
         node.raft = Some(raft);
         node.http = Some(http);
@@ -725,7 +742,13 @@ impl LocalFleet {
 
     /// Serve node `i`'s HTTP API (spec/node-api.md) with its HSM's engines, committing
     /// through `log`.
-    async fn serve_node<L: CommandLog>(&self, i: usize, hsm: &SoftHsm, log: L) -> Result<Running> {
+    async fn serve_node<L: CommandLog>(
+        &self,
+        i: usize,
+        hsm: &SoftHsm,
+        log: L,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Running> {
         let node = &self.nodes[i];
         let info = NodeInfo {
             v: 1,
@@ -745,8 +768,11 @@ impl LocalFleet {
             Some(log) => svc.with_audit_log(log.client.clone()),
             None => svc,
         };
-        let addr = node.url.trim_start_matches("http://").to_owned();
-        Ok(server::spawn(&addr, Arc::new(svc).router()).await?)
+        let router = Arc::new(svc).router();
+        match listener {
+            Some(l) => Ok(server::spawn_on(l, router)?),
+            None => Ok(server::spawn(node.url.trim_start_matches("http://"), router).await?),
+        }
     }
 
     /// The baseline of `bkv bench recovery`: start node `i` with the same HSM, session,
@@ -763,7 +789,9 @@ impl LocalFleet {
             VaultStateMachine::new(self.guess_limit)
         };
         let log = UnreplicatedLog::open(&dir.join("unreplicated"), state).map_err(Error::Usage)?;
-        let http = self.serve_node(i, &hsm, LogRef(Arc::new(log))).await?;
+        // The client listener bound at creation, if this node never started (no Raft here).
+        let listener = self.bound.get_mut(i).and_then(Option::take).map(|(_, http)| http);
+        let http = self.serve_node(i, &hsm, LogRef(Arc::new(log)), listener).await?;
         self.nodes[i].http = Some(http);
         Ok(())
     }

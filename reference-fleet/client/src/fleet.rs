@@ -18,7 +18,7 @@ use bkv_protocol::node_api::{CBOR, ConsistencyPath, NodeInfo};
 use bkv_protocol::session::{self, SessionTarget};
 use bkv_protocol::validation_bundle::{ClientState, FleetKeySet, KeyRole, TrustAnchors, verify_bundle};
 use bkv_protocol::vault::{
-    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
+    BackupKey, ClientAction, KsfParams, RecoveryClient, RegistrationClient, VaultContext,
 };
 use bkv_protocol::{Error as ProtocolError, cbor};
 use rand_core::OsRng;
@@ -240,9 +240,7 @@ impl FleetClient {
             Err(ProtocolError::VaultCodeInvalid) => return Ok(Recovery::WrongCode { remaining }),
             Err(e) => return Err(e.into()),
         };
-        match awaiting.finish(&self.call(&finish).await?)? {
-            Outcome::Recovered { backup_key, remaining } => Ok(Recovery::Recovered { backup_key, remaining }),
-            _ => Err(ProtocolError::CborSchema.into()),
-        }
+        let (backup_key, remaining) = awaiting.finish_recovered(&self.call(&finish).await?)?;
+        Ok(Recovery::Recovered { backup_key, remaining })
     }
 }

@@ -282,6 +282,18 @@ impl Drop for Running {
 /// as soon as the listener is ready.
 pub async fn spawn(addr: &str, router: axum::Router) -> Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Http(e.to_string()))?;
+    serve(listener, router)
+}
+
+/// Serve `router` on a listener bound before (so that its address was known before the
+/// server started, with no window in which another process could take the port).
+pub fn spawn_on(listener: std::net::TcpListener, router: axum::Router) -> Result<Running> {
+    let io = |e: std::io::Error| Error::Http(e.to_string());
+    listener.set_nonblocking(true).map_err(io)?;
+    serve(tokio::net::TcpListener::from_std(listener).map_err(io)?, router)
+}
+
+fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> Result<Running> {
     let local = listener.local_addr().map_err(|e| Error::Http(e.to_string()))?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;

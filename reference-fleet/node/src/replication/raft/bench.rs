@@ -200,11 +200,12 @@ impl<L: CommandLog> CommandLog for LogRef<L> {
 pub async fn start_fleet(n: usize, dir: &Path, limit: u64) -> Result<Vec<RaftNode<GuessCounter>>, String> {
     let signers: Vec<Arc<Ed25519Signer>> =
         (0..n).map(|i| Arc::new(Ed25519Signer::from_seed(&[i as u8 + 1; 32]))).collect();
-    let mut nodes = Vec::new();
+    let (mut nodes, mut listeners) = (Vec::new(), Vec::new());
     for (i, s) in signers.iter().enumerate() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?;
+        // Bound once here and handed to the node: no pick-then-bind race.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        listeners.push(listener);
         nodes.push(FleetNode {
             id: i as NodeId,
             addr,
@@ -214,9 +215,10 @@ pub async fn start_fleet(n: usize, dir: &Path, limit: u64) -> Result<Vec<RaftNod
     }
     let members = Arc::new(FleetMembers { fleet_id: "bench".into(), epoch: 1, nodes });
     let mut running = Vec::new();
-    for (i, signer) in signers.into_iter().enumerate() {
+    for (i, (signer, listener)) in signers.into_iter().zip(listeners).enumerate() {
         let opts = NodeOptions {
             clock: bkv_client::clock::SystemClock::shared(),
+            listener: Some(listener),
             id: i as NodeId,
             dir: dir.join(format!("node{i}")),
             signer,

@@ -221,6 +221,9 @@ pub struct NodeOptions {
     pub links: Arc<dyn LinkFilter>,
     /// The clock of the RPC window (spec/fleet-replication.md §4).
     pub clock: SharedClock,
+    /// The node-to-node listener, already bound to this node's address (the first start
+    /// of a fleet, whose addresses were chosen by binding them); `None`: bind the address.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 /// One `leader elected` event per leader change seen by node `id` (with the term), until
@@ -372,7 +375,20 @@ impl<S: StateMachine> RaftNode<S> {
             log: Mutex::new(Some(log.clone())),
             alive: true.into(),
         });
-        let listener = {
+        let bound = match opts.listener.map(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        }) {
+            Some(Err(e)) => {
+                let _ = shared.raft.shutdown().await;
+                return Err(StartError::Bind(me.addr, e));
+            }
+            Some(Ok(l)) => Some(l),
+            None => None,
+        };
+        let listener = if let Some(l) = bound {
+            l
+        } else {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 match tokio::net::TcpListener::bind(me.addr).await {

@@ -1,11 +1,9 @@
 //! spec/vault.md end to end in process: client -> session -> vault server -> state machine.
 
-mod common;
-
+use crate::common::*;
 use bkv_protocol::Error;
 use bkv_protocol::state_machine::StateMachine;
 use bkv_protocol::vault::{BackupKey, RecordState, VaultStateMachine};
-use common::*;
 
 const RECORD: &[u8] = b"record-0123456789abcdef";
 
@@ -490,4 +488,24 @@ fn register_start_gives_no_evaluation_under_a_stored_records_key() {
         panic!()
     };
     assert_eq!(ke2[..32].to_vec(), evaluations[0]);
+}
+
+/// `finish_recovered` takes only a `recovered` answer: the answer to another action, from a
+/// node that lies, is `cbor.schema`; the right answer gives the key and the reset counter.
+#[test]
+fn finish_recovered_takes_only_a_recovered_answer() {
+    let (mut node, mut client, key) = registered(61, 10);
+    let ctx = client.ctx.clone();
+    let start = |client: &mut Client, node: &mut Node| {
+        let (body, rc) = RecoveryClient::start(&mut client.rng, RECORD, b"123456").unwrap();
+        let ke2 = rc.receive(&client.call(node, &body).unwrap()).unwrap();
+        ke2.finish(&mut client.rng, &ctx, ClientAction::Recover).unwrap()
+    };
+    let (_, wait) = start(&mut client, &mut node);
+    let lie = bkv_protocol::cbor::to_vec(&VaultResponse::Deleted);
+    assert_eq!(wait.finish_recovered(&lie).unwrap_err(), Error::CborSchema);
+    let (body, wait) = start(&mut client, &mut node);
+    let (got, remaining) = wait.finish_recovered(&client.call(&mut node, &body).unwrap()).unwrap();
+    assert_eq!(got.as_bytes(), key.as_bytes());
+    assert_eq!(remaining, 10);
 }

@@ -8,7 +8,7 @@
 //! (`vectors/v1/*.json`): `corpora_hold_the_vector_seeds` checks every seed is there and,
 //! with `BKV_WRITE_SEEDS=1`, writes the missing ones (`vector-<operation>-<tcId>`).
 
-#[path = "../../fuzz/fuzz_checks.rs"]
+#[path = "../../../fuzz/fuzz_checks.rs"]
 mod fuzz_checks;
 
 use bkv_protocol::audit_log::note::{Note, VerifierKey};
@@ -90,6 +90,7 @@ replay_tests!(
     log_verify,
     audit_run,
     client_response,
+    node_api_decode,
 );
 
 /// Beyond the targets: every CBOR corpus input as a bundle, against a few decoded anchors.

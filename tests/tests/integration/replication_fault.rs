@@ -12,10 +12,8 @@
 //! - with 2 of 5 nodes down the fleet serves, with 3 down it answers `fleet.unavailable`.
 //!
 //! On failure it prints the seed and the history. Reproduce with `BKV_FAULT_SEED=<seed>`.
-//! The long run: `cargo test -p bkv-tests --test replication_fault -- --ignored`
+//! The long run: `cargo test -p bkv-tests --test integration -- --ignored replication_fault::`
 //! (`BKV_FAULT_RUNS`, `BKV_FAULT_SECS`).
-
-mod replication_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -23,13 +21,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::replication_common::{ChaosStats, Cluster, chaos, long_runs, seed_from_env, state};
 use bkv_node::replication::CommandLog;
 use bkv_node::replication::raft::guess_counter::{GuessCommand, GuessCounter, GuessOutput};
 use bkv_node::replication::raft::{RaftCommandLog, Timing};
 use bkv_protocol::Error;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use replication_common::{ChaosStats, Cluster, chaos, long_runs, seed_from_env, state};
 
 const NODES: usize = 5;
 const LIMIT: u64 = 6;

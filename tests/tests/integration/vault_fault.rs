@@ -19,10 +19,8 @@
 //!   `fleet.unavailable`.
 //!
 //! On failure it prints the seed and the history. Reproduce with `BKV_FAULT_SEED=<hex>`;
-//! the long run is `cargo test -p bkv-tests --test vault_fault -- --ignored`
+//! the long run is `cargo test -p bkv-tests --test integration -- --ignored vault_fault::`
 //! (`BKV_FAULT_RUNS`, `BKV_FAULT_SECS`).
-
-mod replication_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -30,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::replication_common::{ChaosStats, Cluster, chaos, long_runs, seed_from_env};
 use bkv_node::hsm::SoftHsm;
 use bkv_node::replication::raft::{RaftCommandLog, Timing};
 use bkv_node::service::{NodeInfo, NodeService};
@@ -41,7 +40,6 @@ use bkv_protocol::vault::{
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
-use replication_common::{ChaosStats, Cluster, chaos, long_runs, seed_from_env};
 
 const NODES: usize = 5;
 const LIMIT: u32 = 6;

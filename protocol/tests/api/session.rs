@@ -1,11 +1,9 @@
 //! spec/session.md: one test per `session.*` code, and the envelope's round trip.
 
-mod common;
-
+use crate::common::*;
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
 use bkv_protocol::session::{self, SealedRequest, SessionSecretKey, SessionServer, SessionTarget};
-use common::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 

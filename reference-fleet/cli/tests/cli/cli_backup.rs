@@ -3,18 +3,10 @@
 //! `backup restore` restores it through another node, and a wrong code is refused with its
 //! spec code while the counter goes down.
 
-use std::io::{BufRead, BufReader, Write};
+use crate::support::{Running as Fleet, fleet_up as fleet_up_n};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-struct Fleet(Child);
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 fn bkv_with_code(args: &[&str], code: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bkv"))
@@ -28,25 +20,9 @@ fn bkv_with_code(args: &[&str], code: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Start `bkv fleet up --json` and read its description.
+/// Start `bkv fleet up --json` with 3 nodes and read its description.
 fn fleet_up(dir: &Path) -> (Fleet, serde_json::Value) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bkv"))
-        .args(["fleet", "up", "--nodes", "3", "--dir", dir.to_str().unwrap(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run bkv fleet up");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut json = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let end = line == "}";
-        json.push_str(&line);
-        if end {
-            break;
-        }
-    }
-    (Fleet(child), serde_json::from_str(&json).expect("fleet up --json"))
+    fleet_up_n(dir, 3)
 }
 
 #[test]

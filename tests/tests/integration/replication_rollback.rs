@@ -15,15 +15,13 @@
 //! (`log_state_reader.rs`) fired on `B` and `L`, which had `e` committed at that index; the
 //! last test below forces that situation.
 
-mod replication_common;
-
 use std::time::{Duration, Instant};
 
+use crate::replication_common::{Cluster, state};
 use bkv_node::replication::CommandLog;
 use bkv_node::replication::raft::Timing;
 use bkv_node::replication::raft::guess_counter::{GuessCommand, GuessOutput, GuessQuery};
 use bkv_protocol::cbor;
-use replication_common::{Cluster, state};
 use std::path::PathBuf;
 
 /// The tests of this file run one at a time: each is a five-node fleet with 200 ms election

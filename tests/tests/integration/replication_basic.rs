@@ -1,10 +1,9 @@
 //! spec/fleet-replication.md: commit through any node, linearizable reads, catch-up from a
 //! snapshot, `fleet.unavailable` without a majority, and node RPC authentication.
 
-mod replication_common;
-
 use std::time::{Duration, Instant};
 
+use crate::replication_common::{Cluster, state};
 use bkv_node::replication::CommandLog;
 use bkv_node::replication::raft::auth::{self, RpcMessage};
 use bkv_node::replication::raft::guess_counter::{
@@ -13,7 +12,6 @@ use bkv_node::replication::raft::guess_counter::{
 use bkv_node::replication::raft::{Timing, net};
 use bkv_protocol::crypto::Ed25519Signer;
 use bkv_protocol::{Error, cbor};
-use replication_common::{Cluster, state};
 
 async fn propose_until_ok(c: &Cluster, via: usize, cmd: Vec<u8>, within: Duration) -> GuessOutput {
     let deadline = Instant::now() + within;

@@ -1,6 +1,8 @@
 //! spec/audit-log.md §8, §9: the log server, witnesses, the signer's release step, the
 //! monitor, and crash safety of the log, over real HTTP on localhost.
 
+use crate::support::Running;
+use bkv_client::LogClient;
 use bkv_client::monitor::{self, Announced};
 use bkv_protocol::Error;
 use bkv_protocol::audit_log::merkle::{leaf_hash, verify_inclusion};
@@ -9,12 +11,12 @@ use bkv_protocol::audit_log::{LogAnchors, LogEntry, LogState, verify_checkpoint,
 use bkv_protocol::crypto::Ed25519Signer;
 use bkv_third_party::log_server::{self as server, LogService};
 use bkv_third_party::read_seed;
+use bkv_third_party::signer::release;
 use bkv_third_party::witness::{self, AddError, Witness};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use {bkv_client::LogClient, bkv_third_party::signer::release};
 
 /// Raw HTTP exchanges with the services, through the client's one HTTP client.
 mod http {
@@ -234,15 +236,8 @@ async fn witness_state_survives_restart_and_refuses_a_fork() {
 
 /// A `bkv log serve` child process, killed on drop.
 struct Server {
-    child: Child,
+    child: Running,
     url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(db: &std::path::Path, key: &std::path::Path, crash_after: Option<u64>) -> Server {
@@ -266,7 +261,7 @@ fn serve(db: &std::path::Path, key: &std::path::Path, crash_after: Option<u64>) 
             break u.to_owned();
         }
     };
-    Server { child, url }
+    Server { child: Running(child), url }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +280,7 @@ async fn crash_between_append_and_response_loses_no_acknowledged_entry() {
     assert_eq!(log.append(&entries[0]).await.unwrap(), 0);
     assert_eq!(log.append(&entries[1]).await.unwrap(), 1);
     assert!(log.append(&entries[2]).await.is_err(), "the 3rd append must not be acknowledged");
-    let status = s.child.wait().unwrap();
+    let status = s.child.0.wait().unwrap();
     assert!(!status.success(), "the server crashed");
 
     // Restart on the same database.

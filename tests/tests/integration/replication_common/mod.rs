@@ -74,8 +74,12 @@ pub struct Cluster<S = GuessCounter> {
     root: PathBuf,
 }
 
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+/// A loopback listener on a port the OS chose, bound once and handed to the node's first
+/// start.
+fn bind_loopback() -> (std::net::TcpListener, std::net::SocketAddr) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
 }
 
 impl Cluster<GuessCounter> {
@@ -92,10 +96,11 @@ impl<S: StateMachine + Clone> Cluster<S> {
         let _ = std::fs::remove_dir_all(&root);
         let signers: Vec<_> =
             (0..n).map(|i| Arc::new(Ed25519Signer::from_seed(&[i as u8 + 1; 32]))).collect();
+        let (listeners, addrs): (Vec<_>, Vec<_>) = (0..n).map(|_| bind_loopback()).unzip();
         let nodes = (0..n)
             .map(|i| FleetNode {
                 id: i as NodeId,
-                addr: free_addr(),
+                addr: addrs[i],
                 key: signers[i].public_key().clone(),
                 datacenter: format!("dc{}", i % 3),
             })
@@ -112,16 +117,17 @@ impl<S: StateMachine + Clone> Cluster<S> {
             initial,
             root,
         };
-        for i in 0..n {
-            c.boot(i, true).await;
+        for (i, listener) in listeners.into_iter().enumerate() {
+            c.boot(i, true, Some(listener)).await;
         }
         c.wait_leader(Duration::from_secs(30)).await.expect("initial leader");
         c
     }
 
-    async fn boot(&mut self, i: usize, bootstrap: bool) {
+    async fn boot(&mut self, i: usize, bootstrap: bool, listener: Option<std::net::TcpListener>) {
         let opts = NodeOptions {
             clock: bkv_client::clock::SystemClock::shared(),
+            listener,
             id: i as NodeId,
             dir: self.dirs[i].clone(),
             signer: self.signers[i].clone(),
@@ -161,7 +167,7 @@ impl<S: StateMachine + Clone> Cluster<S> {
     /// Restart node `i` from its disk.
     pub async fn restart(&mut self, i: usize) {
         assert!(self.nodes[i].is_none());
-        self.boot(i, false).await;
+        self.boot(i, false, None).await;
     }
 
     /// Copy the disk of a stopped node; returns the copy's directory.
@@ -178,7 +184,7 @@ impl<S: StateMachine + Clone> Cluster<S> {
         assert!(self.nodes[i].is_none());
         let _ = std::fs::remove_dir_all(&self.dirs[i]);
         copy_dir(copy, &self.dirs[i]);
-        self.boot(i, false).await;
+        self.boot(i, false, None).await;
     }
 
     /// Poll metrics until the running nodes agree on a leader that is running.

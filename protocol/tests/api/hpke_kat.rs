@@ -5,7 +5,6 @@
 use bkv_protocol::session::{AEAD_ID, KDF_ID, KEM_ID, SessionSecretKey};
 use hpke::kem::Kem as _;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
-use rand_core::{CryptoRng, RngCore};
 use serde_json::Value;
 
 type Kem = hpke::kem::X25519HkdfSha256;
@@ -24,29 +23,7 @@ fn hx(v: &Value, k: &str) -> Vec<u8> {
     hex::decode(v[k].as_str().unwrap()).unwrap()
 }
 
-/// An RNG that returns the given bytes once, then refuses: proves that the sender used
-/// exactly `ikmE` as its randomness.
-struct FixedRng(Vec<u8>);
-
-impl RngCore for FixedRng {
-    fn next_u32(&mut self) -> u32 {
-        unimplemented!("only fill_bytes is expected")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unimplemented!("only fill_bytes is expected")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        assert!(dest.len() <= self.0.len(), "the sender asked for more randomness than ikmE");
-        let rest = self.0.split_off(dest.len());
-        dest.copy_from_slice(&self.0);
-        self.0 = rest;
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for FixedRng {}
+use bkv_protocol::fixtures::FixedRng;
 
 #[test]
 fn vector_is_the_bkv_suite() {

@@ -1,25 +1,15 @@
 //! `bkv log keygen|serve|monitor` as a user runs them (spec/audit-log.md §8, §9).
 
+use crate::support::{Running, bkv};
 use bkv_client::LogClient;
 use bkv_protocol::audit_log::LogEntry;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 struct Server {
-    child: Child,
+    _child: Running,
     url: String,
     vkey: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bkv() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bkv"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +43,7 @@ async fn keygen_serve_and_monitor() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let served_vkey = lines.next().unwrap().unwrap().strip_prefix("vkey ").unwrap().to_owned();
     let url = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_owned();
-    let server = Server { child, url, vkey: served_vkey };
+    let server = Server { _child: Running(child), url, vkey: served_vkey };
     assert_eq!(server.vkey, vkey);
 
     let log = LogClient::new(&server.url);

@@ -2,6 +2,7 @@
 //! `bundle verify` accepts them with every step of spec/validation-bundle.md §5.1 (log
 //! inclusion included), and refuses a tampered bundle with its spec code and exit status 1.
 
+use crate::support::tempdir;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -30,12 +31,6 @@ fn demo(dir: &Path) {
     for f in ["bundle.cbor", "released-bundle.cbor", "anchors.cbor", "trust.cbor"] {
         std::fs::copy(demo_dir().join(f), dir.join(f)).unwrap();
     }
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("bkv-cli-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 #[test]

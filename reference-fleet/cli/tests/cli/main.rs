@@ -1,0 +1,10 @@
+//! The integration tests of `bkv-fleet`, one binary (one link step) with a module per
+//! area; shared helpers in [`support`].
+
+mod audit_log;
+mod cli_backup;
+mod cli_bench;
+mod cli_bundle;
+mod contract;
+mod log_cli;
+mod support;

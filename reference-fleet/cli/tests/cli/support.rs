@@ -1,0 +1,52 @@
+//! Helpers shared by the modules of this test binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The `bkv` binary under test.
+pub(crate) fn bkv() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bkv"))
+}
+
+/// A child process that is killed and reaped when dropped, also when a test panics.
+pub(crate) struct Running(pub(crate) Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An empty directory under the system's temporary directory, unique to this process.
+pub(crate) fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bkv-cli-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Start `cmd` (a `bkv fleet up --json`) and read the fleet's description from its standard
+/// output: the readiness signal (a pretty-printed JSON object ending with a `}` line).
+pub(crate) fn fleet_up_with(mut cmd: Command) -> (Running, serde_json::Value) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("run bkv fleet up");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut json = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let end = line == "}";
+        json.push_str(&line);
+        if end {
+            break;
+        }
+    }
+    (Running(child), serde_json::from_str(&json).expect("fleet up --json"))
+}
+
+/// `bkv fleet up --nodes N --dir DIR --json`, its standard error discarded.
+pub(crate) fn fleet_up(dir: &Path, nodes: usize) -> (Running, serde_json::Value) {
+    let mut cmd = bkv();
+    cmd.args(["fleet", "up", "--nodes", &nodes.to_string(), "--dir", dir.to_str().unwrap(), "--json"])
+        .stderr(Stdio::null());
+    fleet_up_with(cmd)
+}
