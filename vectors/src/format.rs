@@ -134,3 +134,90 @@ impl FileBuilder {
 pub fn map<const N: usize>(pairs: [(&str, serde_json::Value); N]) -> BTreeMap<String, serde_json::Value> {
     pairs.into_iter().map(|(k, v)| (k.into(), v)).collect()
 }
+
+/// A case as its generator function builds it. Its comment is not here: it is the doc
+/// line of the function ([`CaseFn`]), as x509-limbo takes a case's description from its
+/// docstring.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The flags (each has a note in the file).
+    pub flags: &'static [&'static str],
+    /// The input.
+    pub input: BTreeMap<String, serde_json::Value>,
+    /// The registry error of an invalid case; `None` for a valid one.
+    pub error: Option<bkv_protocol::Error>,
+    /// The output a valid case expects, if it names one.
+    pub output: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl Case {
+    /// A case every implementation must accept, with the output it must produce.
+    pub fn valid(
+        flags: &'static [&'static str],
+        input: BTreeMap<String, serde_json::Value>,
+        output: Option<BTreeMap<String, serde_json::Value>>,
+    ) -> Self {
+        Case { flags, input, error: None, output }
+    }
+
+    /// A case every implementation must refuse with `error`.
+    pub fn invalid(
+        flags: &'static [&'static str],
+        input: BTreeMap<String, serde_json::Value>,
+        error: bkv_protocol::Error,
+    ) -> Self {
+        Case { flags, input, error: Some(error), output: None }
+    }
+}
+
+/// One case's generator: a named function of the world `W` of its file, and its doc
+/// comment, which is the case's `comment`. Written by [`cases!`](crate::cases).
+pub struct CaseFn<W> {
+    /// The function's name (the case's stable name in the generator).
+    pub name: &'static str,
+    /// The doc comment's lines.
+    pub doc: &'static [&'static str],
+    /// Build the case.
+    pub build: fn(&mut W) -> Case,
+}
+
+impl<W> CaseFn<W> {
+    /// The case's comment: the doc lines, trimmed, joined by a space.
+    pub fn comment(&self) -> String {
+        self.doc.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl FileBuilder {
+    /// Add every case of `cases` to the current group, in order, built from `world`.
+    pub fn cases<W>(&mut self, world: &mut W, cases: &[CaseFn<W>]) {
+        for c in cases {
+            let case = (c.build)(world);
+            self.case(&c.comment(), case.flags, case.input, case.error, case.output);
+        }
+    }
+}
+
+/// Define vector cases as one named function each, with a doc line that is the case's
+/// comment, and the list `$list` of them in file order (spec/conformance.md §1):
+///
+/// ```text
+/// cases! { World, CASES;
+///     /// a vote request from node 0 to node 1
+///     fn valid_vote(w) { Case::valid(&["Valid"], w.input(&w.valid), Some(output(&w.base))) }
+/// }
+/// ```
+#[macro_export]
+macro_rules! cases {
+    ($world:ty, $list:ident; $( $(#[doc = $doc:literal])+ fn $name:ident($w:ident) $body:block )+) => {
+        $(
+            $(#[doc = $doc])+
+            fn $name($w: &mut $world) -> $crate::format::Case $body
+        )+
+
+        /// Every case of this list, in the order of the vector file.
+        const $list: &[$crate::format::CaseFn<$world>] = &[$(
+            $crate::format::CaseFn { name: stringify!($name), doc: &[$($doc),+], build: $name }
+        ),+];
+    };
+}
