@@ -4,7 +4,8 @@
 //! deterministic), so regeneration is byte-stable. Each invalid case is built to break
 //! exactly one step, and names the code that step defines.
 
-use crate::format::{FileBuilder, VectorFile, map};
+use crate::cases;
+use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor::value_to_vec;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, PublicKey, Signer, sha256};
@@ -39,13 +40,21 @@ const NOTES: &[(&str, &str)] = &[
 ];
 
 type HeaderMap = Vec<(Value, Value)>;
-type HeaderEdit = Box<dyn Fn(&mut HeaderMap)>;
-type KeySetEdit = Box<dyn Fn(&mut FleetKeySet)>;
 
+/// What every case of this file is built from: both organisations' keys and anchors, the
+/// valid epoch-1 bundle `b1` of the FleetKeySet `payload`, and the chain the rollback cases
+/// use (epoch 2 and 3, and bundles that equivocate or break the chain).
 struct World {
     third_party: Ed25519Signer,
     operator: Esp256Signer,
     anchors: TrustAnchors,
+    payload: Vec<u8>,
+    b1: Vec<u8>,
+    b1x: Vec<u8>,
+    b2: Vec<u8>,
+    b2x: Vec<u8>,
+    b3: Vec<u8>,
+    pinned: TrustAnchors,
 }
 
 fn anchor(name: &str, key: &PublicKey) -> Anchor {
@@ -62,7 +71,28 @@ fn world() -> World {
         operator: vec![anchor(OPERATOR, operator.public_key())],
         pinned: vec![],
     };
-    World { third_party, operator, anchors }
+    let bundle = |ks: &FleetKeySet| {
+        countersign(&sign(&ks.to_bytes(), &claims(), &third_party), &operator).expect("countersign")
+    };
+    let ks1 = keyset(1, None);
+    let b1 = bundle(&ks1);
+    let mut other1 = keyset(1, None);
+    other1.guess_limit = 11;
+    let b1x = bundle(&other1);
+    let b2 = bundle(&keyset(2, Some(sha256(&b1))));
+    let b2x = bundle(&keyset(2, Some(sha256(&b1x))));
+    let b3 = bundle(&keyset(3, Some(sha256(&b2))));
+    let mut pinned = anchors.clone();
+    pinned.pinned.push(serde_bytes::ByteBuf::from(sha256(&ks1.to_bytes()).to_vec()));
+    pinned.pinned.push(serde_bytes::ByteBuf::from(sha256(&other_fleet_keyset().to_bytes()).to_vec()));
+    World { third_party, operator, anchors, payload: ks1.to_bytes(), b1, b1x, b2, b2x, b3, pinned }
+}
+
+/// A valid epoch-1 FleetKeySet of another fleet.
+fn other_fleet_keyset() -> FleetKeySet {
+    let mut ks = keyset(1, None);
+    ks.fleet_id = "other-fleet".into();
+    ks
 }
 
 fn node(i: u8) -> Node {
@@ -178,22 +208,18 @@ fn state_json(st: Option<(u64, [u8; 32])>) -> Json {
     st.map_or(Json::Null, |(e, d)| json!({ "epoch": e, "bundle_sha256": hex::encode(d) }))
 }
 
-struct Gen {
-    f: FileBuilder,
-}
-
-impl Gen {
-    #[allow(clippy::too_many_arguments)]
+impl World {
+    /// A `verify_bundle` case of `bundle` against `anchors`, with the client's rollback
+    /// `state` and the `intermediates` of a skipped epoch (§5.2).
     fn bundle_case(
-        &mut self,
-        comment: &str,
-        flags: &[&str],
+        &self,
+        flags: &'static [&'static str],
         bundle: &[u8],
         anchors: &TrustAnchors,
         state: Option<(u64, [u8; 32])>,
         intermediates: &[&[u8]],
         error: Option<Error>,
-    ) {
+    ) -> Case {
         let input = map([
             ("bundle", json!(hex::encode(bundle))),
             ("anchors", json!(hex::encode(anchors.to_bytes()))),
@@ -210,309 +236,347 @@ impl Gen {
                 ("bundle_sha256", json!(hex::encode(sha256(bundle)))),
             ])
         });
-        self.f.case(comment, flags, input, error, output);
+        Case { flags, input, error, output }
     }
 
-    fn simple(&mut self, w: &World, comment: &str, flags: &[&str], bundle: &[u8], error: Option<Error>) {
-        self.bundle_case(comment, flags, bundle, &w.anchors, None, &[], error);
+    /// `bundle` against the world's anchors, no rollback state.
+    fn simple(&self, flags: &'static [&'static str], bundle: &[u8], error: Option<Error>) -> Case {
+        self.bundle_case(flags, bundle, &self.anchors, None, &[], error)
+    }
+
+    /// A bundle whose protected header is the valid one with `edit` applied.
+    fn header(
+        &self,
+        flags: &'static [&'static str],
+        edit: impl FnOnce(&mut HeaderMap),
+        error: Error,
+    ) -> Case {
+        self.simple(flags, &self.raw(&self.protected(edit), &self.payload), Some(error))
+    }
+
+    /// `b1` with its unprotected header edited.
+    fn unprotected(
+        &self,
+        flags: &'static [&'static str],
+        edit: impl FnOnce(&mut HeaderMap),
+        error: Error,
+    ) -> Case {
+        self.simple(flags, &with_unprotected(&self.b1, edit), Some(error))
+    }
+
+    /// The world's anchors with `edit` applied, against `b1`.
+    fn anchors_case(&self, edit: impl FnOnce(&mut TrustAnchors), error: Error) -> Case {
+        let mut a = self.anchors.clone();
+        edit(&mut a);
+        self.bundle_case(&["Anchor"], &self.b1, &a, None, &[], Some(error))
+    }
+
+    /// A well-signed bundle of a FleetKeySet that breaks §3.2.
+    fn broken_keyset(&self, edit: impl FnOnce(&mut FleetKeySet)) -> Case {
+        let mut ks = keyset(1, None);
+        edit(&mut ks);
+        self.simple(&["KeySet"], &self.bundle(&ks), Some(Error::BundleKeySetInvalid))
+    }
+
+    /// A bundle signed with claims `c`.
+    fn claims_case(&self, c: Claims) -> Case {
+        let b =
+            countersign(&sign(&self.payload, &c, &self.third_party), &self.operator).expect("countersign");
+        self.simple(&["Claims"], &b, Some(Error::BundleClaimsMismatch))
+    }
+
+    /// A bundle whose validity window is shifted by `shift` seconds.
+    fn shifted_window(&self, shift: i64, error: Error) -> Case {
+        let mut ks = keyset(1, None);
+        ks.not_before = ks.not_before.saturating_add_signed(shift);
+        ks.not_after = ks.not_after.saturating_add_signed(shift);
+        self.simple(&["Validity"], &self.bundle(&ks), Some(error))
+    }
+
+    /// A rollback case: `bundle` while the client holds `held`.
+    fn rollback(
+        &self,
+        flags: &'static [&'static str],
+        bundle: &[u8],
+        held: (u64, &[u8]),
+        intermediates: &[&[u8]],
+        error: Option<Error>,
+    ) -> Case {
+        let state = Some((held.0, sha256(held.1)));
+        self.bundle_case(flags, bundle, &self.anchors, state, intermediates, error)
+    }
+
+    /// A `verify_pinned` case: the FleetKeySet `ks` at `now`, against the pinned anchors.
+    fn pinned_case(&self, ks: &[u8], now: u64, error: Option<Error>) -> Case {
+        let output = error
+            .is_none()
+            .then(|| map([("epoch", json!(1)), ("keyset_sha256", json!(hex::encode(sha256(ks))))]));
+        let input = map([
+            ("keyset", json!(hex::encode(ks))),
+            ("anchors", json!(hex::encode(self.pinned.to_bytes()))),
+            ("now", json!(now)),
+        ]);
+        Case { flags: &["Pinned"], input, error, output }
+    }
+
+    /// An abbreviated countersignature at `label`.
+    fn abbreviated(&self, label: i64) -> Case {
+        self.unprotected(
+            &["Countersignature"],
+            |u| u.push((int(label), Value::Bytes(vec![0; 64]))),
+            Error::BundleCountersignatureForbiddenLabel,
+        )
     }
 }
 
-/// The `validation_bundle` vector file.
-pub fn generate() -> VectorFile {
-    let w = world();
-    let mut g = Gen { f: FileBuilder::new("validation_bundle", "spec/validation-bundle.md", NOTES) };
-    g.f.group("verify_bundle", "§5");
-    let ks1 = keyset(1, None);
-    let b1 = w.bundle(&ks1);
-    let payload = ks1.to_bytes();
-
-    // Valid bundles.
-    g.simple(&w, "Ed25519 third party, ESP256 operator", &["Valid"], &b1, None);
-    {
+cases! { World, VERIFY_BUNDLE;
+    /// Ed25519 third party, ESP256 operator
+    fn valid_ed25519_esp256(w) {
+        w.simple(&["Valid"], &w.b1, None)
+    }
+    /// ESP256 third party, Ed25519 operator
+    fn valid_esp256_ed25519(w) {
         let tp = Esp256Signer::from_scalar(&[3; 32]).expect("scalar");
         let op = Ed25519Signer::from_seed(&[4; 32]);
         let mut a = w.anchors.clone();
         a.third_party = vec![anchor(THIRD_PARTY, tp.public_key())];
         a.operator = vec![anchor(OPERATOR, op.public_key())];
-        let b = countersign(&sign(&payload, &claims(), &tp), &op).expect("countersign");
-        g.bundle_case("ESP256 third party, Ed25519 operator", &["Valid"], &b, &a, None, &[], None);
+        let b = countersign(&sign(&w.payload, &claims(), &tp), &op).expect("countersign");
+        w.bundle_case(&["Valid"], &b, &a, None, &[], None)
+    }
+    /// two third-party anchors during a key rotation
+    fn valid_two_third_party_anchors(w) {
+        let tp = Esp256Signer::from_scalar(&[3; 32]).expect("scalar");
         let mut rotated = w.anchors.clone();
         rotated.third_party.insert(0, anchor("old-key", tp.public_key()));
-        g.bundle_case(
-            "two third-party anchors during a key rotation",
-            &["Valid", "Anchor"],
-            &b1,
-            &rotated,
-            None,
-            &[],
-            None,
-        );
+        w.bundle_case(&["Valid", "Anchor"], &w.b1, &rotated, None, &[], None)
     }
-
-    // Two organisations.
-    let swapped = countersign(&sign(&payload, &claims(), &w.operator), &w.third_party).expect("countersign");
-    g.simple(
-        &w,
-        "roles swapped: operator signs, third party countersigns",
-        &["TwoOrganisations"],
-        &swapped,
-        Some(Error::BundleSignerUnknown),
-    );
-    let only_op = countersign(&sign(&payload, &claims(), &w.operator), &w.operator).expect("countersign");
-    g.simple(
-        &w,
-        "operator signs and countersigns",
-        &["TwoOrganisations"],
-        &only_op,
-        Some(Error::BundleSignerUnknown),
-    );
-    let only_tp =
-        countersign(&sign(&payload, &claims(), &w.third_party), &w.third_party).expect("countersign");
-    g.simple(
-        &w,
-        "third party signs and countersigns",
-        &["TwoOrganisations"],
-        &only_tp,
-        Some(Error::BundleCountersignerUnknown),
-    );
-    let signed_only = sign(&payload, &claims(), &w.third_party);
-    g.simple(
-        &w,
-        "no countersignature",
-        &["TwoOrganisations", "Countersignature"],
-        &signed_only,
-        Some(Error::BundleCountersignatureMissing),
-    );
-    {
-        let prot = w.protected(|_| {});
-        let sig = w.third_party.sign(&sig_structure(&prot, &payload));
-        let cs = w.countersignature(Context::V1, &prot, &payload, &sig);
-        let b = encode_sign1(&prot, vec![(int(11), cs.to_value())], &payload, &sig);
-        g.simple(
-            &w,
-            "countersignature over the payload (V1 structure) instead of the signature",
-            &["Countersignature"],
-            &b,
-            Some(Error::BundleCountersignatureInvalid),
-        );
+    /// roles swapped: operator signs, third party countersigns
+    fn roles_swapped(w) {
+        let b = countersign(&sign(&w.payload, &claims(), &w.operator), &w.third_party).expect("countersign");
+        w.simple(&["TwoOrganisations"], &b, Some(Error::BundleSignerUnknown))
+    }
+    /// operator signs and countersigns
+    fn operator_alone(w) {
+        let b = countersign(&sign(&w.payload, &claims(), &w.operator), &w.operator).expect("countersign");
+        w.simple(&["TwoOrganisations"], &b, Some(Error::BundleSignerUnknown))
+    }
+    /// third party signs and countersigns
+    fn third_party_alone(w) {
+        let b = countersign(&sign(&w.payload, &claims(), &w.third_party), &w.third_party).expect("countersign");
+        w.simple(&["TwoOrganisations"], &b, Some(Error::BundleCountersignerUnknown))
+    }
+    /// no countersignature
+    fn no_countersignature(w) {
+        let b = sign(&w.payload, &claims(), &w.third_party);
+        w.simple(&["TwoOrganisations", "Countersignature"], &b, Some(Error::BundleCountersignatureMissing))
+    }
+    /// countersignature over the payload (V1 structure) instead of the signature
+    fn countersignature_v1_over_payload(w) {
+        w.simple(&["Countersignature"], &v1_countersigned(w), Some(Error::BundleCountersignatureInvalid))
+    }
+    /// countersignature moved to another signature over the same payload
+    fn countersignature_moved(w) {
         let mut c = claims();
         c.iat += 1;
-        let other = sign(&payload, &c, &w.third_party);
-        let moved = with_unprotected(&other, |u| *u = parts(&b1).unprotected);
-        g.simple(
-            &w,
-            "countersignature moved to another signature over the same payload",
-            &["Countersignature"],
-            &moved,
-            Some(Error::BundleCountersignatureInvalid),
-        );
+        let other = sign(&w.payload, &c, &w.third_party);
+        let moved = with_unprotected(&other, |u| *u = parts(&w.b1).unprotected);
+        w.simple(&["Countersignature"], &moved, Some(Error::BundleCountersignatureInvalid))
     }
-
-    // Step 1: encoding.
-    let p = parts(&b1);
-    let untagged = value_to_vec(&Value::Array(vec![
-        Value::Bytes(p.protected.clone()),
-        Value::Map(p.unprotected.clone()),
-        Value::Bytes(p.payload.clone()),
-        Value::Bytes(p.signature.clone()),
-    ]));
-    g.simple(&w, "untagged COSE_Sign1", &["Encoding"], &untagged, Some(Error::BundleNotSign1));
-    let detached = value_to_vec(&Value::Tag(
-        18,
-        Box::new(Value::Array(vec![
-            Value::Bytes(p.protected.clone()),
-            Value::Map(p.unprotected.clone()),
-            Value::Null,
-            Value::Bytes(p.signature.clone()),
-        ])),
-    ));
-    g.simple(&w, "detached payload", &["Encoding"], &detached, Some(Error::BundleNotSign1));
-    let mut tag98 = b1.clone();
-    tag98[0] = 0xd8;
-    tag98.insert(1, 98);
-    g.simple(&w, "tag 98 (COSE_Sign) instead of 18", &["Encoding"], &tag98, Some(Error::CborTagUnknown));
-    let mut trailing = b1.clone();
-    trailing.push(0);
-    g.simple(&w, "a byte after the bundle", &["Encoding"], &trailing, Some(Error::CborTrailingBytes));
-    {
+    /// untagged COSE_Sign1
+    fn untagged(w) {
+        let p = parts(&w.b1);
+        let untagged = value_to_vec(&Value::Array(vec![
+            Value::Bytes(p.protected),
+            Value::Map(p.unprotected),
+            Value::Bytes(p.payload),
+            Value::Bytes(p.signature),
+        ]));
+        w.simple(&["Encoding"], &untagged, Some(Error::BundleNotSign1))
+    }
+    /// detached payload
+    fn detached_payload(w) {
+        let p = parts(&w.b1);
+        let detached = value_to_vec(&Value::Tag(
+            18,
+            Box::new(Value::Array(vec![
+                Value::Bytes(p.protected),
+                Value::Map(p.unprotected),
+                Value::Null,
+                Value::Bytes(p.signature),
+            ])),
+        ));
+        w.simple(&["Encoding"], &detached, Some(Error::BundleNotSign1))
+    }
+    /// tag 98 (COSE_Sign) instead of 18
+    fn tag_98(w) {
+        let mut tag98 = w.b1.clone();
+        tag98[0] = 0xd8;
+        tag98.insert(1, 98);
+        w.simple(&["Encoding"], &tag98, Some(Error::CborTagUnknown))
+    }
+    /// a byte after the bundle
+    fn trailing_byte(w) {
+        let mut trailing = w.b1.clone();
+        trailing.push(0);
+        w.simple(&["Encoding"], &trailing, Some(Error::CborTrailingBytes))
+    }
+    /// tag 18 in a one-byte argument
+    fn tag_18_non_minimal(w) {
         // The tag head 0xd2 re-encoded in two bytes.
-        let mut nm = b1.clone();
+        let mut nm = w.b1.clone();
         nm[0] = 0xd8;
         nm.insert(1, 18);
-        g.simple(&w, "tag 18 in a one-byte argument", &["Encoding"], &nm, Some(Error::CborNonMinimal));
+        w.simple(&["Encoding"], &nm, Some(Error::CborNonMinimal))
+    }
+    /// protected header map keys out of order
+    fn protected_keys_unsorted(w) {
+        let p = parts(&w.b1);
         let Ok(Value::Map(mut m)) = ciborium::from_reader::<Value, _>(p.protected.as_slice()) else {
-            panic!()
+            panic!("a protected header map")
         };
         m.swap(0, 1);
         let mut unsorted = Vec::new();
         ciborium::into_writer(&Value::Map(m), &mut unsorted).expect("vec");
-        g.simple(
-            &w,
-            "protected header map keys out of order",
-            &["Encoding", "Header"],
-            &w.raw(&unsorted, &payload),
-            Some(Error::CborMapUnsorted),
-        );
+        w.simple(&["Encoding", "Header"], &w.raw(&unsorted, &w.payload), Some(Error::CborMapUnsorted))
     }
-
-    // Step 2: headers.
-    let header_cases: Vec<(&str, HeaderEdit, Error, &[&str])> = vec![
-        (
-            "no CWT claims",
-            Box::new(|m| m.retain(|(k, _)| *k != int(15))),
-            Error::BundleHeaderMissing,
-            &["Header"],
-        ),
-        ("no alg", Box::new(|m| m.retain(|(k, _)| *k != int(1))), Error::BundleHeaderMissing, &["Header"]),
-        (
-            "no content type",
-            Box::new(|m| m.retain(|(k, _)| *k != int(3))),
-            Error::BundleHeaderMissing,
-            &["Header"],
-        ),
-        (
-            "kid of 8 bytes",
-            Box::new(|m| m[2].1 = Value::Bytes(vec![1; 8])),
-            Error::BundleHeaderMissing,
-            &["Header"],
-        ),
-        (
-            "empty CWT claims",
-            Box::new(|m| m[3].1 = Value::Map(vec![])),
-            Error::BundleHeaderMissing,
-            &["Header", "Claims"],
-        ),
-        (
-            "content type application/cbor",
-            Box::new(|m| m[1].1 = Value::Text("application/cbor".into())),
-            Error::BundleContentType,
-            &["Header"],
-        ),
-        (
-            "unknown protected label 33",
-            Box::new(|m| m.push((int(33), int(0)))),
-            Error::BundleHeaderMisplaced,
-            &["Header"],
-        ),
-        (
-            "alg -8 (EdDSA, deprecated)",
-            Box::new(|m| m[0].1 = int(-8)),
-            Error::CoseAlgorithmDeprecated,
-            &["Header", "Algorithm"],
-        ),
-        (
-            "alg -7 (ES256, deprecated)",
-            Box::new(|m| m[0].1 = int(-7)),
-            Error::CoseAlgorithmDeprecated,
-            &["Header", "Algorithm"],
-        ),
-        (
-            "alg -35 (ES384, unsupported)",
-            Box::new(|m| m[0].1 = int(-35)),
-            Error::CoseAlgorithmUnsupported,
-            &["Header", "Algorithm"],
-        ),
-        (
-            "alg -9 with the kid of the Ed25519 anchor",
-            Box::new(|m| m[0].1 = int(-9)),
-            Error::BundleAlgorithmMismatch,
-            &["Header", "Algorithm", "Anchor"],
-        ),
-    ];
-    for (comment, edit, err, flags) in header_cases {
-        g.simple(&w, comment, flags, &w.raw(&w.protected(edit), &payload), Some(err));
+    /// no CWT claims
+    fn no_claims(w) {
+        w.header(&["Header"], |m| m.retain(|(k, _)| *k != int(15)), Error::BundleHeaderMissing)
     }
-    // Edge cases found by the independent Python harness (conformance/harnesses/python).
-    let edge: Vec<(&str, HeaderEdit, Error)> = vec![
-        (
-            "content type text without a slash",
-            Box::new(|m| m[1].1 = Value::Text("cbor".into())),
-            Error::BundleContentType,
-        ),
-        ("empty content type", Box::new(|m| m[1].1 = Value::Text(String::new())), Error::BundleContentType),
-        ("content type integer 70000", Box::new(|m| m[1].1 = int(70000)), Error::BundleContentType),
-        ("empty kid", Box::new(|m| m[2].1 = Value::Bytes(vec![])), Error::BundleHeaderMissing),
-        ("alg -20, an unassigned integer", Box::new(|m| m[0].1 = int(-20)), Error::CoseAlgorithmUnsupported),
-        (
-            "alg as a text string",
-            Box::new(|m| m[0].1 = Value::Text("EdDSA".into())),
-            Error::CoseAlgorithmUnsupported,
-        ),
-        (
-            "protected label -2^64, an integer outside i64",
-            Box::new(|m| {
-                m.push((
-                    Value::Integer(ciborium::value::Integer::try_from(-(1i128 << 64)).expect("int")),
-                    int(0),
-                ))
-            }),
+    /// no alg
+    fn no_alg(w) {
+        w.header(&["Header"], |m| m.retain(|(k, _)| *k != int(1)), Error::BundleHeaderMissing)
+    }
+    /// no content type
+    fn no_content_type(w) {
+        w.header(&["Header"], |m| m.retain(|(k, _)| *k != int(3)), Error::BundleHeaderMissing)
+    }
+    /// kid of 8 bytes
+    fn kid_8_bytes(w) {
+        w.header(&["Header"], |m| m[2].1 = Value::Bytes(vec![1; 8]), Error::BundleHeaderMissing)
+    }
+    /// empty CWT claims
+    fn empty_claims(w) {
+        w.header(&["Header", "Claims"], |m| m[3].1 = Value::Map(vec![]), Error::BundleHeaderMissing)
+    }
+    /// content type application/cbor
+    fn content_type_cbor(w) {
+        w.header(&["Header"], |m| m[1].1 = Value::Text("application/cbor".into()), Error::BundleContentType)
+    }
+    /// unknown protected label 33
+    fn protected_label_33(w) {
+        w.header(&["Header"], |m| m.push((int(33), int(0))), Error::BundleHeaderMisplaced)
+    }
+    /// alg -8 (EdDSA, deprecated)
+    fn alg_eddsa(w) {
+        w.header(&["Header", "Algorithm"], |m| m[0].1 = int(-8), Error::CoseAlgorithmDeprecated)
+    }
+    /// alg -7 (ES256, deprecated)
+    fn alg_es256(w) {
+        w.header(&["Header", "Algorithm"], |m| m[0].1 = int(-7), Error::CoseAlgorithmDeprecated)
+    }
+    /// alg -35 (ES384, unsupported)
+    fn alg_es384(w) {
+        w.header(&["Header", "Algorithm"], |m| m[0].1 = int(-35), Error::CoseAlgorithmUnsupported)
+    }
+    /// alg -9 with the kid of the Ed25519 anchor
+    fn alg_esp256_with_ed25519_kid(w) {
+        w.header(&["Header", "Algorithm", "Anchor"], |m| m[0].1 = int(-9), Error::BundleAlgorithmMismatch)
+    }
+    /// content type text without a slash
+    fn content_type_without_slash(w) {
+        w.header(&["Header"], |m| m[1].1 = Value::Text("cbor".into()), Error::BundleContentType)
+    }
+    /// empty content type
+    fn content_type_empty(w) {
+        w.header(&["Header"], |m| m[1].1 = Value::Text(String::new()), Error::BundleContentType)
+    }
+    /// content type integer 70000
+    fn content_type_integer(w) {
+        w.header(&["Header"], |m| m[1].1 = int(70000), Error::BundleContentType)
+    }
+    /// empty kid
+    fn kid_empty(w) {
+        w.header(&["Header"], |m| m[2].1 = Value::Bytes(vec![]), Error::BundleHeaderMissing)
+    }
+    /// alg -20, an unassigned integer
+    fn alg_unassigned(w) {
+        w.header(&["Header"], |m| m[0].1 = int(-20), Error::CoseAlgorithmUnsupported)
+    }
+    /// alg as a text string
+    fn alg_text(w) {
+        w.header(&["Header"], |m| m[0].1 = Value::Text("EdDSA".into()), Error::CoseAlgorithmUnsupported)
+    }
+    /// protected label -2^64, an integer outside i64
+    fn protected_label_outside_i64(w) {
+        w.header(
+            &["Header"],
+            |m| m.push((Value::Integer(ciborium::value::Integer::try_from(-(1i128 << 64)).expect("int")), int(0))),
             Error::BundleHeaderMisplaced,
-        ),
-        (
-            "no CWT claims and an extra label: step 2.3 comes before 2.4",
-            Box::new(|m| {
+        )
+    }
+    /// no CWT claims and an extra label: step 2.3 comes before 2.4
+    fn missing_before_misplaced(w) {
+        w.header(
+            &["Header"],
+            |m| {
                 m.retain(|(k, _)| *k != int(15));
                 m.insert(0, (int(-70000), int(0)));
-            }),
+            },
             Error::BundleHeaderMissing,
-        ),
-        (
-            "kid of the wrong type (text) is not an RFC 9052 header map",
-            Box::new(|m| m[2].1 = Value::Text("kid".into())),
-            Error::BundleNotSign1,
-        ),
-        (
-            "crit (label 2) empty is not an RFC 9052 header map",
-            Box::new(|m| m.insert(1, (int(2), Value::Array(vec![])))),
-            Error::BundleNotSign1,
-        ),
-    ];
-    for (comment, edit, err) in edge {
-        g.simple(&w, comment, &["Header"], &w.raw(&w.protected(edit), &payload), Some(err));
+        )
     }
-    let iv = with_unprotected(&b1, |u| u.insert(0, (int(5), Value::Bytes(vec![]))));
-    g.simple(&w, "empty IV in the unprotected header", &["Header"], &iv, Some(Error::BundleHeaderMisplaced));
-    let both = with_unprotected(&b1, |u| {
-        u.insert(0, (int(6), Value::Bytes(vec![1])));
-        u.insert(0, (int(5), Value::Bytes(vec![1])));
-    });
-    g.simple(
-        &w,
-        "IV and Partial IV together are not an RFC 9052 header map",
-        &["Header"],
-        &both,
-        Some(Error::BundleNotSign1),
-    );
-    let seven_bytes = with_unprotected(&b1, |u| u.insert(0, (int(7), Value::Bytes(vec![0; 8]))));
-    g.simple(
-        &w,
-        "label 7 holding a byte string",
-        &["Countersignature"],
-        &seven_bytes,
-        Some(Error::BundleCountersignatureForbiddenLabel),
-    );
-    {
+    /// kid of the wrong type (text) is not an RFC 9052 header map
+    fn kid_text(w) {
+        w.header(&["Header"], |m| m[2].1 = Value::Text("kid".into()), Error::BundleNotSign1)
+    }
+    /// crit (label 2) empty is not an RFC 9052 header map
+    fn crit_empty(w) {
+        w.header(&["Header"], |m| m.insert(1, (int(2), Value::Array(vec![]))), Error::BundleNotSign1)
+    }
+    /// empty IV in the unprotected header
+    fn unprotected_empty_iv(w) {
+        w.unprotected(&["Header"], |u| u.insert(0, (int(5), Value::Bytes(vec![]))), Error::BundleHeaderMisplaced)
+    }
+    /// IV and Partial IV together are not an RFC 9052 header map
+    fn iv_and_partial_iv(w) {
+        w.unprotected(
+            &["Header"],
+            |u| {
+                u.insert(0, (int(6), Value::Bytes(vec![1])));
+                u.insert(0, (int(5), Value::Bytes(vec![1])));
+            },
+            Error::BundleNotSign1,
+        )
+    }
+    /// label 7 holding a byte string
+    fn label_7_bytes(w) {
+        w.unprotected(
+            &["Countersignature"],
+            |u| u.insert(0, (int(7), Value::Bytes(vec![0; 8]))),
+            Error::BundleCountersignatureForbiddenLabel,
+        )
+    }
+    /// simple value 99 in the protected header
+    fn protected_simple_99(w) {
         // The protected header with simple(99) as an extra value: well-formed, so step 2.2
         // reports it.
         let mut simple = w.protected(|_| {});
         simple[0] += 1; // one more entry
         simple.extend([0x18, 0x63, 0xf8, 0x63]); // 99: simple(99)
-        g.simple(
-            &w,
-            "simple value 99 in the protected header",
-            &["Header", "Encoding"],
-            &w.raw(&simple, &payload),
-            Some(Error::CborSimpleUnsupported),
-        );
+        w.simple(&["Header", "Encoding"], &w.raw(&simple, &w.payload), Some(Error::CborSimpleUnsupported))
     }
-    {
+    /// FleetKeySet with the byte-string key h'65706f6368' for "epoch"
+    fn keyset_byte_string_key(w) {
         // Byte-string keys where the CDDL has text: two encodings of one FleetKeySet.
-        let mut ks_bytes = payload.clone();
+        let mut ks_bytes = w.payload.clone();
         let at = ks_bytes.windows(6).position(|x| x == b"\x65epoch").expect("epoch key");
         ks_bytes[at] = 0x45; // text(5) -> bytes(5)
         // Keep the map sorted: rebuild through ciborium's value order.
-        let Ok(Value::Map(mut m)) = ciborium::from_reader::<Value, _>(ks_bytes.as_slice()) else { panic!() };
+        let Ok(Value::Map(mut m)) = ciborium::from_reader::<Value, _>(ks_bytes.as_slice()) else {
+            panic!("a FleetKeySet map")
+        };
         m.sort_by_key(|(k, _)| {
             let mut b = Vec::new();
             ciborium::into_writer(k, &mut b).expect("vec");
@@ -520,344 +584,251 @@ pub fn generate() -> VectorFile {
         });
         let mut sorted = Vec::new();
         ciborium::into_writer(&Value::Map(m), &mut sorted).expect("vec");
-        g.simple(
-            &w,
-            "FleetKeySet with the byte-string key h'65706f6368' for \"epoch\"",
-            &["KeySet"],
-            &w.raw(&w.protected(|_| {}), &sorted),
-            Some(Error::CborSchema),
-        );
+        w.simple(&["KeySet"], &w.raw(&w.protected(|_| {}), &sorted), Some(Error::CborSchema))
     }
-    let kid = w.third_party.public_key().kid();
-    let misplaced = with_unprotected(&b1, |u| u.insert(0, (int(4), Value::Bytes(kid.to_vec()))));
-    g.simple(
-        &w,
-        "kid in the unprotected header",
-        &["Header"],
-        &misplaced,
-        Some(Error::BundleHeaderMisplaced),
-    );
-    let one = p.unprotected[0].1.clone();
-    let two = with_unprotected(&b1, |u| u[0].1 = Value::Array(vec![one.clone(), one.clone()]));
-    g.simple(
-        &w,
-        "two countersignatures at label 11",
-        &["Countersignature"],
-        &two,
-        Some(Error::BundleCountersignatureMultiple),
-    );
-    let junk = with_unprotected(&b1, |u| u[0].1 = int(5));
-    g.simple(
-        &w,
-        "label 11 holds an integer",
-        &["Countersignature"],
-        &junk,
-        Some(Error::BundleCountersignatureMalformed),
-    );
-    for (label, name) in [(9, "Countersignature0 (label 9)"), (12, "Countersignature0V2 (label 12)")] {
-        let b = with_unprotected(&b1, |u| u.push((int(label), Value::Bytes(vec![0; 64]))));
-        g.simple(
-            &w,
-            &format!("an abbreviated countersignature: {name}"),
+    /// kid in the unprotected header
+    fn kid_unprotected(w) {
+        let kid = w.third_party.public_key().kid();
+        w.unprotected(&["Header"], |u| u.insert(0, (int(4), Value::Bytes(kid.to_vec()))), Error::BundleHeaderMisplaced)
+    }
+    /// two countersignatures at label 11
+    fn two_countersignatures(w) {
+        let one = parts(&w.b1).unprotected[0].1.clone();
+        w.unprotected(
             &["Countersignature"],
-            &b,
-            Some(Error::BundleCountersignatureForbiddenLabel),
-        );
+            |u| u[0].1 = Value::Array(vec![one.clone(), one]),
+            Error::BundleCountersignatureMultiple,
+        )
     }
-    let v1 = Value::Array(vec![
-        Value::Bytes(vec![0xa1, 0x01, 0x26]),
-        Value::Map(vec![]),
-        Value::Bytes(vec![0; 64]),
-    ]);
-    let seven = with_unprotected(&b1, |u| u.insert(0, (int(7), v1)));
-    g.simple(
-        &w,
-        "a version-1 countersignature at label 7",
-        &["Countersignature"],
-        &seven,
-        Some(Error::BundleCountersignatureForbiddenLabel),
-    );
-
-    // Steps 3-4: anchors.
-    let mut a = w.anchors.clone();
-    a.third_party = vec![anchor(THIRD_PARTY, Ed25519Signer::from_seed(&[9; 32]).public_key())];
-    g.bundle_case(
-        "signer is not a pinned third-party anchor",
-        &["Anchor"],
-        &b1,
-        &a,
-        None,
-        &[],
-        Some(Error::BundleSignerUnknown),
-    );
-    let mut a = w.anchors.clone();
-    a.operator = vec![anchor(OPERATOR, Esp256Signer::from_scalar(&[9; 32]).expect("scalar").public_key())];
-    g.bundle_case(
-        "countersigner is not a pinned operator anchor",
-        &["Anchor"],
-        &b1,
-        &a,
-        None,
-        &[],
-        Some(Error::BundleCountersignerUnknown),
-    );
-    let mut a = w.anchors.clone();
-    a.third_party[0].not_after = NOW - 1;
-    g.bundle_case(
-        "third-party anchor expired",
-        &["Anchor"],
-        &b1,
-        &a,
-        None,
-        &[],
-        Some(Error::BundleSignerExpired),
-    );
-    let mut a = w.anchors.clone();
-    a.operator[0].not_before = NOW + 1;
-    g.bundle_case(
-        "operator anchor not yet valid",
-        &["Anchor"],
-        &b1,
-        &a,
-        None,
-        &[],
-        Some(Error::BundleCountersignerExpired),
-    );
-
-    // Steps 5-6: signatures.
-    let mut bad = parts(&b1);
-    bad.signature[0] ^= 1;
-    let bad_sig = encode_sign1(&bad.protected, bad.unprotected, &bad.payload, &bad.signature);
-    g.simple(
-        &w,
-        "third-party signature with a flipped bit",
-        &["Signature"],
-        &bad_sig,
-        Some(Error::BundleSignatureInvalid),
-    );
-    let bad_cs = with_unprotected(&b1, |u| {
-        if let Value::Array(items) = &mut u[0].1
-            && let Value::Bytes(sig) = &mut items[2]
-        {
-            sig[5] ^= 1;
-        }
-    });
-    g.simple(
-        &w,
-        "countersignature with a flipped bit",
-        &["Signature", "Countersignature"],
-        &bad_cs,
-        Some(Error::BundleCountersignatureInvalid),
-    );
-
-    // Step 7: the FleetKeySet.
-    let breakers: Vec<(&str, KeySetEdit)> = vec![
-        ("quorum 2 of 5 is not a majority", Box::new(|k| k.quorum = 2)),
-        ("quorum 5 of 5 is not floor(n/2)+1", Box::new(|k| k.quorum = 5)),
-        ("guess limit 0", Box::new(|k| k.guess_limit = 0)),
-        ("guess limit 101", Box::new(|k| k.guess_limit = 101)),
-        ("epoch 0", Box::new(|k| k.epoch = 0)),
-        ("epoch 1 with a previous bundle digest", Box::new(|k| k.prev = Some([1; 32]))),
-        ("not_before after not_after", Box::new(|k| k.not_before = k.not_after + 1)),
-        ("two nodes with one id", Box::new(|k| k.nodes[1].id = "node-1".into())),
-        (
-            "a node without a signing key",
-            Box::new(|k| {
-                k.nodes[1].keys.pop();
-            }),
-        ),
-        ("nodes disagree on the OPAQUE key", Box::new(|k| k.nodes[1].keys[1].key = vec![0xbb; 32])),
-        ("a session key used by two nodes", Box::new(|k| k.nodes[1].keys[0].key = vec![1; 32])),
-        ("session key with suite 0x0010", Box::new(|k| k.nodes[1].keys[0].suite = 0x0010)),
-        ("signing key of 31 bytes", Box::new(|k| k.nodes[1].keys[2].key = vec![0; 31])),
-        ("no nodes", Box::new(|k| k.nodes.clear())),
-        ("empty fleet id", Box::new(|k| k.fleet_id.clear())),
-    ];
-    for (comment, brk) in breakers {
-        let mut ks = keyset(1, None);
-        brk(&mut ks);
-        g.simple(&w, comment, &["KeySet"], &w.bundle(&ks), Some(Error::BundleKeySetInvalid));
+    /// label 11 holds an integer
+    fn label_11_integer(w) {
+        w.unprotected(&["Countersignature"], |u| u[0].1 = int(5), Error::BundleCountersignatureMalformed)
     }
-    let not_a_keyset = bkv_protocol::cbor::to_vec(&std::collections::BTreeMap::from([("v", 1)]));
-    g.simple(
-        &w,
-        "payload is not a FleetKeySet",
-        &["KeySet"],
-        &w.raw(&w.protected(|_| {}), &not_a_keyset),
-        Some(Error::CborSchema),
-    );
-    {
-        let mut ks = keyset(1, None);
-        ks.fleet_id = "other-fleet".into();
+    /// an abbreviated countersignature: Countersignature0 (label 9)
+    fn countersignature0(w) {
+        w.abbreviated(9)
+    }
+    /// an abbreviated countersignature: Countersignature0V2 (label 12)
+    fn countersignature0_v2(w) {
+        w.abbreviated(12)
+    }
+    /// a version-1 countersignature at label 7
+    fn countersignature_v1_label_7(w) {
+        let v1 = Value::Array(vec![Value::Bytes(vec![0xa1, 0x01, 0x26]), Value::Map(vec![]), Value::Bytes(vec![0; 64])]);
+        w.unprotected(&["Countersignature"], |u| u.insert(0, (int(7), v1)), Error::BundleCountersignatureForbiddenLabel)
+    }
+    /// signer is not a pinned third-party anchor
+    fn signer_unknown(w) {
+        let key = Ed25519Signer::from_seed(&[9; 32]);
+        w.anchors_case(|a| a.third_party = vec![anchor(THIRD_PARTY, key.public_key())], Error::BundleSignerUnknown)
+    }
+    /// countersigner is not a pinned operator anchor
+    fn countersigner_unknown(w) {
+        let key = Esp256Signer::from_scalar(&[9; 32]).expect("scalar");
+        w.anchors_case(|a| a.operator = vec![anchor(OPERATOR, key.public_key())], Error::BundleCountersignerUnknown)
+    }
+    /// third-party anchor expired
+    fn signer_expired(w) {
+        w.anchors_case(|a| a.third_party[0].not_after = NOW - 1, Error::BundleSignerExpired)
+    }
+    /// operator anchor not yet valid
+    fn countersigner_not_yet_valid(w) {
+        w.anchors_case(|a| a.operator[0].not_before = NOW + 1, Error::BundleCountersignerExpired)
+    }
+    /// third-party signature with a flipped bit
+    fn signature_bit_flipped(w) {
+        let mut bad = parts(&w.b1);
+        bad.signature[0] ^= 1;
+        let b = encode_sign1(&bad.protected, bad.unprotected, &bad.payload, &bad.signature);
+        w.simple(&["Signature"], &b, Some(Error::BundleSignatureInvalid))
+    }
+    /// countersignature with a flipped bit
+    fn countersignature_bit_flipped(w) {
+        w.unprotected(
+            &["Signature", "Countersignature"],
+            |u| {
+                if let Value::Array(items) = &mut u[0].1
+                    && let Value::Bytes(sig) = &mut items[2]
+                {
+                    sig[5] ^= 1;
+                }
+            },
+            Error::BundleCountersignatureInvalid,
+        )
+    }
+    /// quorum 2 of 5 is not a majority
+    fn quorum_minority(w) {
+        w.broken_keyset(|k| k.quorum = 2)
+    }
+    /// quorum 5 of 5 is not floor(n/2)+1
+    fn quorum_all(w) {
+        w.broken_keyset(|k| k.quorum = 5)
+    }
+    /// guess limit 0
+    fn guess_limit_0(w) {
+        w.broken_keyset(|k| k.guess_limit = 0)
+    }
+    /// guess limit 101
+    fn guess_limit_101(w) {
+        w.broken_keyset(|k| k.guess_limit = 101)
+    }
+    /// epoch 0
+    fn epoch_0(w) {
+        w.broken_keyset(|k| k.epoch = 0)
+    }
+    /// epoch 1 with a previous bundle digest
+    fn epoch_1_with_prev(w) {
+        w.broken_keyset(|k| k.prev = Some([1; 32]))
+    }
+    /// not_before after not_after
+    fn window_inverted(w) {
+        w.broken_keyset(|k| k.not_before = k.not_after + 1)
+    }
+    /// two nodes with one id
+    fn duplicate_node_id(w) {
+        w.broken_keyset(|k| k.nodes[1].id = "node-1".into())
+    }
+    /// a node without a signing key
+    fn node_without_signing_key(w) {
+        w.broken_keyset(|k| {
+            k.nodes[1].keys.pop();
+        })
+    }
+    /// nodes disagree on the OPAQUE key
+    fn opaque_keys_differ(w) {
+        w.broken_keyset(|k| k.nodes[1].keys[1].key = vec![0xbb; 32])
+    }
+    /// a session key used by two nodes
+    fn session_key_shared(w) {
+        w.broken_keyset(|k| k.nodes[1].keys[0].key = vec![1; 32])
+    }
+    /// session key with suite 0x0010
+    fn session_suite_unknown(w) {
+        w.broken_keyset(|k| k.nodes[1].keys[0].suite = 0x0010)
+    }
+    /// signing key of 31 bytes
+    fn signing_key_31_bytes(w) {
+        w.broken_keyset(|k| k.nodes[1].keys[2].key = vec![0; 31])
+    }
+    /// no nodes
+    fn no_nodes(w) {
+        w.broken_keyset(|k| k.nodes.clear())
+    }
+    /// empty fleet id
+    fn empty_fleet_id(w) {
+        w.broken_keyset(|k| k.fleet_id.clear())
+    }
+    /// payload is not a FleetKeySet
+    fn payload_not_a_keyset(w) {
+        let not_a_keyset = bkv_protocol::cbor::to_vec(&std::collections::BTreeMap::from([("v", 1)]));
+        w.simple(&["KeySet"], &w.raw(&w.protected(|_| {}), &not_a_keyset), Some(Error::CborSchema))
+    }
+    /// a valid bundle for another fleet
+    fn another_fleet(w) {
         let c = Claims { sub: "other-fleet".into(), ..claims() };
-        let b = countersign(&sign(&ks.to_bytes(), &c, &w.third_party), &w.operator).expect("countersign");
-        g.simple(&w, "a valid bundle for another fleet", &["KeySet"], &b, Some(Error::BundleFleetMismatch));
+        let b = countersign(&sign(&other_fleet_keyset().to_bytes(), &c, &w.third_party), &w.operator)
+            .expect("countersign");
+        w.simple(&["KeySet"], &b, Some(Error::BundleFleetMismatch))
     }
-
-    // Step 8: claims.
-    for (comment, c) in [
-        ("iss is not the signer anchor's name", Claims { iss: "someone.else".into(), ..claims() }),
-        ("sub is not the fleet id", Claims { sub: "other-fleet".into(), ..claims() }),
-        ("iat after the signer anchor's window", Claims { iat: NOW + 5000, ..claims() }),
-    ] {
-        let b = countersign(&sign(&payload, &c, &w.third_party), &w.operator).expect("countersign");
-        g.simple(&w, comment, &["Claims"], &b, Some(Error::BundleClaimsMismatch));
+    /// iss is not the signer anchor's name
+    fn claims_iss(w) {
+        w.claims_case(Claims { iss: "someone.else".into(), ..claims() })
     }
-
-    // Step 9: validity window.
-    for (comment, shift, err) in
-        [("not yet valid", 200i64, Error::BundleNotYetValid), ("expired", -200, Error::BundleExpired)]
-    {
-        let mut ks = keyset(1, None);
-        ks.not_before = ks.not_before.saturating_add_signed(shift);
-        ks.not_after = ks.not_after.saturating_add_signed(shift);
-        g.simple(&w, comment, &["Validity"], &w.bundle(&ks), Some(err));
+    /// sub is not the fleet id
+    fn claims_sub(w) {
+        w.claims_case(Claims { sub: "other-fleet".into(), ..claims() })
     }
-
-    // Steps 10-11: rollback and chain.
-    let d1 = sha256(&b1);
-    let mut other1 = keyset(1, None);
-    other1.guess_limit = 11;
-    let b1x = w.bundle(&other1);
-    let b2 = w.bundle(&keyset(2, Some(d1)));
-    let d2 = sha256(&b2);
-    let b2x = w.bundle(&keyset(2, Some(sha256(&b1x))));
-    let b3 = w.bundle(&keyset(3, Some(d2)));
-    let a = w.anchors.clone();
-    g.bundle_case(
-        "the bundle the client already holds",
-        &["Valid", "Rollback"],
-        &b1,
-        &a,
-        Some((1, d1)),
-        &[],
-        None,
-    );
-    g.bundle_case(
-        "the next epoch chaining to the held bundle",
-        &["Valid", "Rollback"],
-        &b2,
-        &a,
-        Some((1, d1)),
-        &[],
-        None,
-    );
-    g.bundle_case(
-        "epoch 1 while holding epoch 2",
-        &["Rollback"],
-        &b1,
-        &a,
-        Some((2, d2)),
-        &[],
-        Some(Error::BundleRollback),
-    );
-    g.bundle_case(
-        "another bundle for the held epoch",
-        &["Rollback"],
-        &b1x,
-        &a,
-        Some((1, d1)),
-        &[],
-        Some(Error::BundleEquivocation),
-    );
-    g.bundle_case(
-        "epoch 2 whose prev is not the held bundle",
-        &["Rollback"],
-        &b2x,
-        &a,
-        Some((1, d1)),
-        &[],
-        Some(Error::BundleChainBroken),
-    );
-    g.bundle_case(
-        "epoch 3 while holding epoch 1, no intermediates",
-        &["Rollback"],
-        &b3,
-        &a,
-        Some((1, d1)),
-        &[],
-        Some(Error::BundleChainBroken),
-    );
-    g.bundle_case(
-        "epoch 3 while holding epoch 1, with epoch 2 as intermediate",
-        &["Valid", "Rollback"],
-        &b3,
-        &a,
-        Some((1, d1)),
-        &[&b2],
-        None,
-    );
-    g.bundle_case(
-        "epoch 3 with an intermediate that does not chain",
-        &["Rollback"],
-        &b3,
-        &a,
-        Some((1, d1)),
-        &[&b2x],
-        Some(Error::BundleChainBroken),
-    );
-    {
-        let mut bad_anchors = w.anchors.clone();
-        bad_anchors.operator[0].key.key[10] ^= 0xff;
-        g.bundle_case(
-            "trust anchors holding a key that is not a P-256 point",
-            &["Anchor"],
-            &b1,
-            &bad_anchors,
-            None,
-            &[],
-            Some(Error::CoseKeyInvalid),
-        );
+    /// iat after the signer anchor's window
+    fn claims_iat(w) {
+        w.claims_case(Claims { iat: NOW + 5000, ..claims() })
     }
+    /// not yet valid
+    fn not_yet_valid(w) {
+        w.shifted_window(200, Error::BundleNotYetValid)
+    }
+    /// expired
+    fn expired(w) {
+        w.shifted_window(-200, Error::BundleExpired)
+    }
+    /// the bundle the client already holds
+    fn held_bundle(w) {
+        w.rollback(&["Valid", "Rollback"], &w.b1, (1, &w.b1), &[], None)
+    }
+    /// the next epoch chaining to the held bundle
+    fn next_epoch(w) {
+        w.rollback(&["Valid", "Rollback"], &w.b2, (1, &w.b1), &[], None)
+    }
+    /// epoch 1 while holding epoch 2
+    fn older_epoch(w) {
+        w.rollback(&["Rollback"], &w.b1, (2, &w.b2), &[], Some(Error::BundleRollback))
+    }
+    /// another bundle for the held epoch
+    fn equivocation(w) {
+        w.rollback(&["Rollback"], &w.b1x, (1, &w.b1), &[], Some(Error::BundleEquivocation))
+    }
+    /// epoch 2 whose prev is not the held bundle
+    fn chain_broken(w) {
+        w.rollback(&["Rollback"], &w.b2x, (1, &w.b1), &[], Some(Error::BundleChainBroken))
+    }
+    /// epoch 3 while holding epoch 1, no intermediates
+    fn skipped_epoch_without_intermediates(w) {
+        w.rollback(&["Rollback"], &w.b3, (1, &w.b1), &[], Some(Error::BundleChainBroken))
+    }
+    /// epoch 3 while holding epoch 1, with epoch 2 as intermediate
+    fn skipped_epoch_with_intermediate(w) {
+        w.rollback(&["Valid", "Rollback"], &w.b3, (1, &w.b1), &[&w.b2], None)
+    }
+    /// epoch 3 with an intermediate that does not chain
+    fn intermediate_does_not_chain(w) {
+        w.rollback(&["Rollback"], &w.b3, (1, &w.b1), &[&w.b2x], Some(Error::BundleChainBroken))
+    }
+    /// trust anchors holding a key that is not a P-256 point
+    fn anchor_not_a_point(w) {
+        w.anchors_case(|a| a.operator[0].key.key[10] ^= 0xff, Error::CoseKeyInvalid)
+    }
+}
 
-    // §6: pinned mode.
-    g.f.group("verify_pinned", "§6");
-    let mut pinned = w.anchors.clone();
-    pinned.pinned.push(serde_bytes::ByteBuf::from(sha256(&payload).to_vec()));
-    let mut other_fleet = keyset(1, None);
-    other_fleet.fleet_id = "other-fleet".into();
-    pinned.pinned.push(serde_bytes::ByteBuf::from(sha256(&other_fleet.to_bytes()).to_vec()));
-    let mut changed = keyset(1, None);
-    changed.guess_limit = 9;
-    let pinned_case = |g: &mut Gen, comment: &str, ks: &[u8], now: u64, err: Option<Error>| {
-        let output = err
-            .is_none()
-            .then(|| map([("epoch", json!(1)), ("keyset_sha256", json!(hex::encode(sha256(ks))))]));
-        let input = map([
-            ("keyset", json!(hex::encode(ks))),
-            ("anchors", json!(hex::encode(pinned.to_bytes()))),
-            ("now", json!(now)),
-        ]);
-        g.f.case(comment, &["Pinned"], input, err, output);
-    };
-    pinned_case(&mut g, "the pinned FleetKeySet", &payload, NOW, None);
-    pinned_case(
-        &mut g,
-        "a FleetKeySet that is not pinned",
-        &changed.to_bytes(),
-        NOW,
-        Some(Error::PinnedMismatch),
-    );
-    pinned_case(
-        &mut g,
-        "the pinned FleetKeySet after not_after: retired",
-        &payload,
-        NOW + 101,
-        Some(Error::PinnedFleetRetired),
-    );
-    pinned_case(
-        &mut g,
-        "the pinned FleetKeySet before not_before",
-        &payload,
-        NOW - 101,
-        Some(Error::BundleNotYetValid),
-    );
-    pinned_case(
-        &mut g,
-        "a pinned FleetKeySet of another fleet",
-        &other_fleet.to_bytes(),
-        NOW,
-        Some(Error::BundleFleetMismatch),
-    );
-    g.f.finish()
+cases! { World, VERIFY_PINNED;
+    /// the pinned FleetKeySet
+    fn pinned(w) {
+        w.pinned_case(&w.payload, NOW, None)
+    }
+    /// a FleetKeySet that is not pinned
+    fn not_pinned(w) {
+        let mut changed = keyset(1, None);
+        changed.guess_limit = 9;
+        w.pinned_case(&changed.to_bytes(), NOW, Some(Error::PinnedMismatch))
+    }
+    /// the pinned FleetKeySet after not_after: retired
+    fn pinned_retired(w) {
+        w.pinned_case(&w.payload, NOW + 101, Some(Error::PinnedFleetRetired))
+    }
+    /// the pinned FleetKeySet before not_before
+    fn pinned_not_yet_valid(w) {
+        w.pinned_case(&w.payload, NOW - 101, Some(Error::BundleNotYetValid))
+    }
+    /// a pinned FleetKeySet of another fleet
+    fn pinned_other_fleet(w) {
+        w.pinned_case(&other_fleet_keyset().to_bytes(), NOW, Some(Error::BundleFleetMismatch))
+    }
+}
+
+/// A bundle whose countersignature covers the payload (the V1 structure) instead of the
+/// signature.
+fn v1_countersigned(w: &World) -> Vec<u8> {
+    let prot = w.protected(|_| {});
+    let sig = w.third_party.sign(&sig_structure(&prot, &w.payload));
+    let cs = w.countersignature(Context::V1, &prot, &w.payload, &sig);
+    encode_sign1(&prot, vec![(int(11), cs.to_value())], &w.payload, &sig)
+}
+
+/// The `validation_bundle` vector file.
+pub fn generate() -> VectorFile {
+    let mut w = world();
+    let mut f = FileBuilder::new("validation_bundle", "spec/validation-bundle.md", NOTES);
+    f.group("verify_bundle", "§5");
+    f.cases(&mut w, VERIFY_BUNDLE);
+    f.group("verify_pinned", "§6");
+    f.cases(&mut w, VERIFY_PINNED);
+    f.finish()
 }
