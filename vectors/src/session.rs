@@ -4,7 +4,8 @@
 //! code is the step of §5 that the change breaks. The response half (§4) and the RFC 9180
 //! known answer are in `session_client`.
 
-use crate::format::{FileBuilder, VectorFile, map};
+use crate::cases;
+use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
 use bkv_protocol::session::{SealedRequest, SessionSecretKey, SessionTarget, seal_request_with_id};
@@ -32,6 +33,7 @@ pub(crate) const EPOCH: u64 = 3;
 pub(crate) const NODE: &str = "node-2";
 pub(crate) const NOW: u64 = 1_800_000_000;
 
+#[derive(Clone)]
 struct Node {
     key: Vec<u8>,
     fleet: &'static str,
@@ -51,146 +53,167 @@ fn input(n: &Node, request: &[u8]) -> BTreeMap<String, Value> {
     ])
 }
 
+/// What every case of this file is built from: the node's session key (and another), and
+/// one request sealed to it with a fixed HPKE ephemeral key and request id.
+struct World {
+    node: Node,
+    other: SessionSecretKey,
+    request: Vec<u8>,
+    sealed: SealedRequest,
+    body: Vec<u8>,
+    id: [u8; 16],
+}
+
+impl World {
+    fn new() -> Self {
+        let key = SessionSecretKey::derive(b"bkv vectors: session node key");
+        let other = SessionSecretKey::derive(b"bkv vectors: another node key");
+        let target = SessionTarget {
+            fleet_id: FLEET.into(),
+            epoch: EPOCH,
+            node_id: NODE.into(),
+            session_key: key.public_key(),
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(0x5e55);
+        let body = cbor::to_vec(&("vector body", 1u64));
+        let id = [0x11u8; 16];
+        let (request, _) = seal_request_with_id(&mut rng, &target, NOW, id, &body).expect("seals");
+        let node = Node { key: key.to_bytes().to_vec(), fleet: FLEET, epoch: EPOCH, node: NODE, now: NOW };
+        let sealed: SealedRequest = cbor::from_slice(&request).expect("decodes");
+        World { node, other, request, sealed, body, id }
+    }
+
+    /// The request with one change to its fields, re-encoded.
+    fn reencode(&self, change: impl FnOnce(&mut SealedRequest)) -> Vec<u8> {
+        let mut s = self.sealed.clone();
+        change(&mut s);
+        cbor::to_vec(&s)
+    }
+
+    /// The node's view with one change.
+    fn node_with(&self, change: impl FnOnce(&mut Node)) -> Node {
+        let mut n = self.node.clone();
+        change(&mut n);
+        n
+    }
+
+    /// What the node opens from the request.
+    fn opened(&self) -> BTreeMap<String, Value> {
+        map([
+            ("request_id", json!(hex::encode(self.id))),
+            ("time", json!(NOW)),
+            ("body", json!(hex::encode(&self.body))),
+        ])
+    }
+
+    /// The request, opened by a node whose clock is `dt` s from the request's time.
+    fn at(&self, dt: i64) -> BTreeMap<String, Value> {
+        input(&self.node_with(|n| n.now = (NOW as i64 + dt) as u64), &self.request)
+    }
+
+    /// `request` refused by the node with `e`.
+    fn refused(&self, flags: &'static [&'static str], request: &[u8], e: Error) -> Case {
+        Case::invalid(flags, input(&self.node, request), e)
+    }
+
+    /// The request refused with `e` by a node changed by `change`.
+    fn refused_by(&self, flags: &'static [&'static str], change: impl FnOnce(&mut Node), e: Error) -> Case {
+        Case::invalid(flags, input(&self.node_with(change), &self.request), e)
+    }
+}
+
+cases! { World, SESSION_OPEN_REQUEST;
+    /// a request sealed to this node
+    fn valid_request(w) {
+        Case::valid(&["Valid"], input(&w.node, &w.request), Some(w.opened()))
+    }
+    /// request time 300 s before the node's clock
+    fn valid_300_s_early(w) {
+        Case::valid(&["Valid", "Time"], w.at(300), Some(w.opened()))
+    }
+    /// request time 300 s after
+    fn valid_300_s_late(w) {
+        Case::valid(&["Valid", "Time"], w.at(-300), Some(w.opened()))
+    }
+    /// KEM 0x0021 (X448)
+    fn kem_x448(w) {
+        w.refused(&["Header"], &w.reencode(|s| s.kem = 0x0021), Error::SessionSuiteUnsupported)
+    }
+    /// AEAD 0x0001 (AES-128-GCM)
+    fn aead_aes_128_gcm(w) {
+        w.refused(&["Header"], &w.reencode(|s| s.aead = 0x0001), Error::SessionSuiteUnsupported)
+    }
+    /// sealed for another fleet id than the node's
+    fn another_fleet(w) {
+        w.refused_by(&["Header"], |n| n.fleet = "other.example/vault", Error::SessionFleetMismatch)
+    }
+    /// sealed for the previous epoch
+    fn previous_epoch(w) {
+        w.refused_by(&["Header"], |n| n.epoch = EPOCH + 1, Error::SessionEpochMismatch)
+    }
+    /// addressed to another node
+    fn another_node(w) {
+        w.refused_by(&["Header"], |n| n.node = "node-3", Error::SessionNodeMismatch)
+    }
+    /// the node holds another session key
+    fn another_session_key(w) {
+        let key = w.other.to_bytes().to_vec();
+        w.refused_by(&["Open"], |n| n.key = key, Error::SessionOpenFailed)
+    }
+    /// last ciphertext byte flipped (tag)
+    fn tag_flipped(w) {
+        let bad = w.reencode(|s| {
+            let last = s.ct.len() - 1;
+            s.ct[last] ^= 0x01
+        });
+        w.refused(&["Open"], &bad, Error::SessionOpenFailed)
+    }
+    /// encapsulated key changed
+    fn enc_changed(w) {
+        w.refused(&["Open"], &w.reencode(|s| s.enc[0] ^= 0x80), Error::SessionOpenFailed)
+    }
+    /// all-zero encapsulated key (small-order point)
+    fn enc_zero(w) {
+        w.refused(&["Open"], &w.reencode(|s| s.enc = vec![0; 32]), Error::SessionOpenFailed)
+    }
+    /// a 31-byte encapsulated key: the .size 32 is checked in S4, not S1
+    fn enc_31_bytes(w) {
+        w.refused(&["Open"], &w.reencode(|s| s.enc.truncate(31)), Error::SessionOpenFailed)
+    }
+    /// request time 301 s before the node's clock
+    fn stale_301_s_early(w) {
+        Case::invalid(&["Time"], w.at(301), Error::SessionRequestStale)
+    }
+    /// request time 301 s after
+    fn stale_301_s_late(w) {
+        Case::invalid(&["Time"], w.at(-301), Error::SessionRequestStale)
+    }
+    /// version 2
+    fn version_2(w) {
+        w.refused(&["Encoding"], &w.reencode(|s| s.v = 2), Error::CborSchema)
+    }
+    /// an unknown field
+    fn unknown_field(w) {
+        let mut extra = cbor::value_from_slice(&w.request, &[]).expect("value");
+        if let ciborium::Value::Map(m) = &mut extra {
+            m.push((ciborium::Value::Text("zz".into()), ciborium::Value::Integer(0.into())));
+        }
+        w.refused(&["Encoding"], &cbor::value_to_vec(&extra), Error::CborSchema)
+    }
+    /// indefinite-length map
+    fn indefinite_length_map(w) {
+        let mut indefinite = w.request.clone();
+        indefinite[0] = 0xbf;
+        indefinite.push(0xff);
+        w.refused(&["Encoding"], &indefinite, Error::CborIndefiniteLength)
+    }
+}
+
 /// The session vector file.
 pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("session", "spec/session.md", NOTES);
-    let key = SessionSecretKey::derive(b"bkv vectors: session node key");
-    let other = SessionSecretKey::derive(b"bkv vectors: another node key");
-    let target = SessionTarget {
-        fleet_id: FLEET.into(),
-        epoch: EPOCH,
-        node_id: NODE.into(),
-        session_key: key.public_key(),
-    };
-    let mut rng = ChaCha20Rng::seed_from_u64(0x5e55);
-    let body = cbor::to_vec(&("vector body", 1u64));
-    let id = [0x11u8; 16];
-    let (request, _) = seal_request_with_id(&mut rng, &target, NOW, id, &body).expect("seals");
-    let node = Node { key: key.to_bytes().to_vec(), fleet: FLEET, epoch: EPOCH, node: NODE, now: NOW };
-    let sealed: SealedRequest = cbor::from_slice(&request).expect("decodes");
-    let reencode = |change: &dyn Fn(&mut SealedRequest)| {
-        let mut s = sealed.clone();
-        change(&mut s);
-        cbor::to_vec(&s)
-    };
-    let out = map([
-        ("request_id", json!(hex::encode(id))),
-        ("time", json!(NOW)),
-        ("body", json!(hex::encode(&body))),
-    ]);
-
     f.group("session_open_request", "§5");
-    f.case("a request sealed to this node", &["Valid"], input(&node, &request), None, Some(out.clone()));
-    for (dt, comment) in
-        [(300i64, "request time 300 s before the node's clock"), (-300, "request time 300 s after")]
-    {
-        let n = Node { now: (NOW as i64 + dt) as u64, ..Node { key: node.key.clone(), ..node } };
-        f.case(comment, &["Valid", "Time"], input(&n, &request), None, Some(out.clone()));
-    }
-    // S2-S3: the public header.
-    let bad = reencode(&|s| s.kem = 0x0021);
-    f.case("KEM 0x0021 (X448)", &["Header"], input(&node, &bad), Some(Error::SessionSuiteUnsupported), None);
-    let bad = reencode(&|s| s.aead = 0x0001);
-    f.case(
-        "AEAD 0x0001 (AES-128-GCM)",
-        &["Header"],
-        input(&node, &bad),
-        Some(Error::SessionSuiteUnsupported),
-        None,
-    );
-    let n = Node { fleet: "other.example/vault", key: node.key.clone(), ..node };
-    f.case(
-        "sealed for another fleet id than the node's",
-        &["Header"],
-        input(&n, &request),
-        Some(Error::SessionFleetMismatch),
-        None,
-    );
-    let n = Node { epoch: EPOCH + 1, key: node.key.clone(), ..node };
-    f.case(
-        "sealed for the previous epoch",
-        &["Header"],
-        input(&n, &request),
-        Some(Error::SessionEpochMismatch),
-        None,
-    );
-    let n = Node { node: "node-3", key: node.key.clone(), ..node };
-    f.case(
-        "addressed to another node",
-        &["Header"],
-        input(&n, &request),
-        Some(Error::SessionNodeMismatch),
-        None,
-    );
-    // S4: one code for every failure of the open.
-    let n = Node { key: other.to_bytes().to_vec(), ..Node { key: vec![], ..node } };
-    f.case(
-        "the node holds another session key",
-        &["Open"],
-        input(&n, &request),
-        Some(Error::SessionOpenFailed),
-        None,
-    );
-    let bad = reencode(&|s| {
-        let last = s.ct.len() - 1;
-        s.ct[last] ^= 0x01
-    });
-    f.case(
-        "last ciphertext byte flipped (tag)",
-        &["Open"],
-        input(&node, &bad),
-        Some(Error::SessionOpenFailed),
-        None,
-    );
-    let bad = reencode(&|s| s.enc[0] ^= 0x80);
-    f.case("encapsulated key changed", &["Open"], input(&node, &bad), Some(Error::SessionOpenFailed), None);
-    let bad = reencode(&|s| s.enc = vec![0; 32]);
-    f.case(
-        "all-zero encapsulated key (small-order point)",
-        &["Open"],
-        input(&node, &bad),
-        Some(Error::SessionOpenFailed),
-        None,
-    );
-    let bad = reencode(&|s| s.enc.truncate(31));
-    f.case(
-        "a 31-byte encapsulated key: the .size 32 is checked in S4, not S1",
-        &["Open"],
-        input(&node, &bad),
-        Some(Error::SessionOpenFailed),
-        None,
-    );
-    // S6: the window.
-    for (dt, comment) in
-        [(301i64, "request time 301 s before the node's clock"), (-301, "request time 301 s after")]
-    {
-        let n = Node { now: (NOW as i64 + dt) as u64, key: node.key.clone(), ..node };
-        f.case(comment, &["Time"], input(&n, &request), Some(Error::SessionRequestStale), None);
-    }
-    // S1: encoding.
-    let bad = reencode(&|s| s.v = 2);
-    f.case("version 2", &["Encoding"], input(&node, &bad), Some(Error::CborSchema), None);
-    let mut extra = cbor::value_from_slice(&request, &[]).expect("value");
-    if let ciborium::Value::Map(m) = &mut extra {
-        m.push((ciborium::Value::Text("zz".into()), ciborium::Value::Integer(0.into())));
-    }
-    f.case(
-        "an unknown field",
-        &["Encoding"],
-        input(&node, &cbor::value_to_vec(&extra)),
-        Some(Error::CborSchema),
-        None,
-    );
-    let mut indefinite = request.clone();
-    indefinite[0] = 0xbf;
-    indefinite.push(0xff);
-    f.case(
-        "indefinite-length map",
-        &["Encoding"],
-        input(&node, &indefinite),
-        Some(Error::CborIndefiniteLength),
-        None,
-    );
+    f.cases(&mut World::new(), SESSION_OPEN_REQUEST);
     crate::session_client::add(&mut f);
     f.finish()
 }
