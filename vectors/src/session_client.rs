@@ -8,8 +8,9 @@
 //! one with one thing changed, or plaintexts sealed by hand under the response key; the
 //! expected code is the step of §4.3 that the change breaks.
 
+use crate::cases;
 use crate::fixed_rng::FixedRng;
-use crate::format::{FileBuilder, map};
+use crate::format::{Case, FileBuilder, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
 use bkv_protocol::session::{
@@ -103,277 +104,324 @@ fn fields(response: &[u8]) -> BTreeMap<String, Cbor> {
     v.as_map().expect("map").iter().map(|(k, v)| (k.as_text().expect("text").into(), v.clone())).collect()
 }
 
-fn kat(f: &mut FileBuilder) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../protocol/tests/data/hpke-rfc9180-x25519-sha256-chacha20poly1305-base.json"
-    );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("KAT file")).expect("KAT json");
-    for (k, want) in [("mode", 0), ("kem_id", 32), ("kdf_id", 1), ("aead_id", 3)] {
-        assert_eq!(v[k], json!(want), "the KAT file is the bkv suite");
-    }
-    f.group("hpke_kat", "§2");
-    let mut input = BTreeMap::new();
-    for k in ["info", "ikmE", "pkEm", "skRm", "pkRm", "enc", "encryptions", "exports"] {
-        input.insert(k.to_owned(), v[k].clone());
-    }
-    f.case(
-        "RFC 9180 Appendix A.2.1 (base mode, the bkv suite): the sender keyed by \
-         DeriveKeyPair(ikmE) gives enc and every ct in order, the receiver with skRm opens \
-         them, every export matches",
-        &["Rfc9180"],
-        input,
-        None,
-        None,
-    );
+/// What the response cases are built from: the node, the client's request to it, the
+/// stream of response nonces (drawn in file order), and the node's sealed ok answer.
+struct World {
+    key: SessionSecretKey,
+    client: Client,
+    request: Vec<u8>,
+    server: SessionServer,
+    nonces: ChaCha20Rng,
+    ok: Vec<u8>,
 }
 
-/// Add the groups `hpke_kat`, `session_seal_response` and `session_open_response`.
-pub(crate) fn add(f: &mut FileBuilder) {
-    kat(f);
-    let key = SessionSecretKey::derive(b"bkv vectors: session node key");
-    let client = Client { pk: key.public_key(), ikm_e: IKM_E, id: ID };
-    let request = client.request();
-    let server = SessionServer::new(FLEET, EPOCH, NODE, key.clone());
-    let respond = |rng: &mut dyn FnMut() -> FixedRng, request: &[u8], result: Result<Vec<u8>, Error>| {
-        server.open(request, NOW).expect("opens").responder.seal(&mut rng(), result)
-    };
+impl World {
+    fn new() -> Self {
+        let key = SessionSecretKey::derive(b"bkv vectors: session node key");
+        let client = Client { pk: key.public_key(), ikm_e: IKM_E, id: ID };
+        let request = client.request();
+        let server = SessionServer::new(FLEET, EPOCH, NODE, key.clone());
+        let mut w = World {
+            key,
+            client,
+            request,
+            server,
+            nonces: ChaCha20Rng::seed_from_u64(0x5e56),
+            ok: Vec::new(),
+        };
+        // The first nonce of the stream seals the ok answer of the first open case.
+        let request = w.request.clone();
+        w.ok = w.respond_next(&request, Ok(ANSWER.to_vec()));
+        w
+    }
 
-    f.group("session_seal_response", "§4.2");
-    for (comment, result, sealed) in [
-        ("the node seals an ok body", json!({ "ok": hex::encode(ANSWER) }), Ok(ANSWER.to_vec())),
-        ("the node seals an empty ok body", json!({ "ok": "" }), Ok(Vec::new())),
-        (
-            "the node seals an application error",
-            json!({ "error": Error::VaultRecordLocked.code() }),
-            Err(Error::VaultRecordLocked),
-        ),
-    ] {
-        let response = respond(&mut || FixedRng(NONCE.to_vec()), &request, sealed);
+    /// The next nonce of the stream.
+    fn next_nonce(&mut self) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        self.nonces.fill_bytes(&mut n);
+        n
+    }
+
+    /// The node's answer to `request` with `result`, sealed with `nonce`.
+    fn respond(&self, nonce: &[u8], request: &[u8], result: Result<Vec<u8>, Error>) -> Vec<u8> {
+        self.server.open(request, NOW).expect("opens").responder.seal(&mut FixedRng(nonce.to_vec()), result)
+    }
+
+    /// The node's answer to `request` with `result`, sealed with the next nonce.
+    fn respond_next(&mut self, request: &[u8], result: Result<Vec<u8>, Error>) -> Vec<u8> {
+        let nonce = self.next_nonce();
+        self.respond(&nonce, request, result)
+    }
+
+    /// A `session_seal_response` case: the node seals `sealed` with the fixed nonce.
+    fn seal_case(&self, result: Value, sealed: Result<Vec<u8>, Error>) -> Case {
+        let response = self.respond(&NONCE, &self.request, sealed);
         let input = map([
-            ("node_key", json!(hex::encode(key.to_bytes()))),
+            ("node_key", json!(hex::encode(self.key.to_bytes()))),
             ("fleet_id", json!(FLEET)),
             ("epoch", json!(EPOCH)),
             ("node_id", json!(NODE)),
             ("now", json!(NOW)),
-            ("request", json!(hex::encode(&request))),
+            ("request", json!(hex::encode(&self.request))),
             ("nonce", json!(hex::encode(NONCE))),
             ("result", result),
         ]);
-        f.case(comment, &["Valid"], input, None, Some(map([("response", json!(hex::encode(response)))])));
+        Case::valid(&["Valid"], input, Some(map([("response", json!(hex::encode(response)))])))
     }
 
-    f.group("session_open_response", "§4.3");
-    let mut nonces = ChaCha20Rng::seed_from_u64(0x5e56);
-    let mut next_nonce = || {
-        let mut n = [0u8; 12];
-        nonces.fill_bytes(&mut n);
-        FixedRng(n.to_vec())
-    };
-    let opened = |body: &[u8]| {
-        Some(map([("request", json!(hex::encode(&request))), ("body", json!(hex::encode(body)))]))
-    };
-    let ok = respond(&mut next_nonce, &request, Ok(ANSWER.to_vec()));
-    f.case("a sealed ok body", &["Valid"], client.input(&ok), None, opened(ANSWER));
-    let empty = respond(&mut next_nonce, &request, Ok(Vec::new()));
-    f.case("a sealed empty ok body", &["Valid"], client.input(&empty), None, opened(b""));
-    // Step 4: a sealed error is the node's code.
-    for e in [Error::VaultRecordLocked, Error::SessionRequestReplayed] {
-        let r = respond(&mut next_nonce, &request, Err(e));
-        f.case(&format!("sealed {} (step 4)", e.code()), &["Sealed"], client.input(&r), Some(e), None);
+    /// What the client opens: its request and the answer's body.
+    fn opened(&self, body: &[u8]) -> Option<BTreeMap<String, Value>> {
+        Some(map([("request", json!(hex::encode(&self.request))), ("body", json!(hex::encode(body)))]))
     }
-    // Step 2: unsealed errors.
-    for e in [Error::SessionRequestStale, Error::SessionEpochMismatch, Error::CborSchema] {
-        f.case(
-            &format!("unsealed {} (step 2)", e.code()),
-            &["Unsealed"],
-            client.input(&session::reject(e)),
-            Some(e),
-            None,
-        );
+
+    /// The client refuses `response` with `session.response.invalid`.
+    fn invalid(&self, flags: &'static [&'static str], response: &[u8]) -> Case {
+        Case::invalid(flags, self.client.input(response), Error::SessionResponseInvalid)
     }
-    let invalid = Some(Error::SessionResponseInvalid);
-    f.case(
-        "unsealed vault.record.locked: not a code a node may send unsealed (step 2)",
-        &["Unsealed"],
-        client.input(&session::reject(Error::VaultRecordLocked)),
-        invalid,
-        None,
-    );
-    f.case(
-        "unsealed code that is not in the registry (step 2)",
-        &["Unsealed"],
-        client.input(&cbor_map(vec![("v", 1.into()), ("error", "session.bogus".into())])),
-        invalid,
-        None,
-    );
-    // Step 1: the SessionResponse structure.
-    let parts = fields(&ok);
-    let part = |k: &str| parts[k].as_bytes().expect("bytes").clone();
-    let (nonce, sealed) = (part("nonce"), part("sealed"));
-    let response = |nonce: &[u8], sealed: &[u8], extra: Vec<(&str, Cbor)>| {
+
+    /// A field of the sealed ok answer.
+    fn part(&self, k: &str) -> Vec<u8> {
+        fields(&self.ok)[k].as_bytes().expect("bytes").clone()
+    }
+
+    /// A SealedResponse of `nonce` and `sealed` with `extra` fields.
+    fn response(nonce: &[u8], sealed: &[u8], extra: Vec<(&str, Cbor)>) -> Vec<u8> {
         let mut pairs =
             vec![("v", Cbor::from(1)), ("nonce", nonce.to_vec().into()), ("sealed", sealed.to_vec().into())];
         pairs.extend(extra);
         cbor_map(pairs)
-    };
-    f.case(
-        "unsealed error with v 2 (step 1)",
-        &["Unsealed", "Encoding"],
-        client.input(&cbor_map(vec![("v", 2.into()), ("error", "session.request.stale".into())])),
-        invalid,
-        None,
-    );
-    f.case("not CBOR (step 1)", &["Encoding"], client.input(&[0xff]), invalid, None);
-    f.case(
-        "neither sealed nor error (step 1)",
-        &["Encoding"],
-        client.input(&cbor_map(vec![("v", 1.into())])),
-        invalid,
-        None,
-    );
-    f.case(
-        "both sealed and error (step 1)",
-        &["Encoding"],
-        client.input(&response(&nonce, &sealed, vec![("error", "session.request.stale".into())])),
-        invalid,
-        None,
-    );
-    f.case(
-        "an unknown field next to nonce and sealed (step 1)",
-        &["Encoding"],
-        client.input(&response(&nonce, &sealed, vec![("zz", 0.into())])),
-        invalid,
-        None,
-    );
-    f.case(
-        "a nonce of 11 bytes (step 1)",
-        &["Encoding"],
-        client.input(&response(&nonce[..11], &sealed, vec![])),
-        invalid,
-        None,
-    );
-    let mut indefinite = ok.clone();
-    indefinite[0] = 0xbf;
-    indefinite.push(0xff);
-    f.case(
-        "a SealedResponse as an indefinite-length map (step 1)",
-        &["Encoding"],
-        client.input(&indefinite),
-        invalid,
-        None,
-    );
-    // Step 3: the AEAD under the response key.
-    let mut flipped = sealed.clone();
-    let last = flipped.len() - 1;
-    flipped[last] ^= 0x01;
-    f.case(
-        "last byte of sealed flipped (tag, step 3)",
-        &["Tampered"],
-        client.input(&response(&nonce, &flipped, vec![])),
-        invalid,
-        None,
-    );
-    let mut other_nonce = nonce.clone();
-    other_nonce[0] ^= 0x01;
-    f.case(
-        "nonce changed (step 3)",
-        &["Tampered"],
-        client.input(&response(&other_nonce, &sealed, vec![])),
-        invalid,
-        None,
-    );
-    f.case(
-        "sealed shorter than a tag (step 3)",
-        &["Tampered"],
-        client.input(&response(&nonce, &sealed[..15], vec![])),
-        invalid,
-        None,
-    );
-    let other = Client { pk: client.pk, ikm_e: [0x22; 32], id: ID };
-    f.case(
-        "the node's answer to another request with the same id (another HPKE context, step 3)",
-        &["Context"],
-        client.input(&respond(&mut next_nonce, &other.request(), Ok(ANSWER.to_vec()))),
-        invalid,
-        None,
-    );
-    let other_node =
-        SessionServer::new(FLEET, EPOCH, NODE, SessionSecretKey::derive(b"bkv vectors: another node key"));
-    let other_target = SessionTarget {
-        fleet_id: FLEET.into(),
-        epoch: EPOCH,
-        node_id: NODE.into(),
-        session_key: other_node.public_key(),
-    };
-    let (to_other, _) =
-        session::seal_request_with_id(&mut FixedRng(IKM_E.to_vec()), &other_target, NOW, ID, BODY)
-            .expect("seals");
-    let r = other_node
-        .open(&to_other, NOW)
-        .expect("opens")
-        .responder
-        .seal(&mut next_nonce(), Ok(ANSWER.to_vec()));
-    f.case(
-        "the answer of another node's key to the same ikm_e, id and body (step 3)",
-        &["Context"],
-        client.input(&r),
-        invalid,
-        None,
-    );
-    // Step 4: the ResponsePlaintext.
-    let same_ctx = Client { id: [0x5b; 16], pk: client.pk, ikm_e: IKM_E };
-    f.case(
-        "same HPKE context, the answer names another request id (step 4)",
-        &["Context"],
-        client.input(&respond(&mut next_nonce, &same_ctx.request(), Ok(ANSWER.to_vec()))),
-        invalid,
-        None,
-    );
-    let rk = client.response_key();
-    let mut raw_nonce = || {
-        let mut n = [0u8; 12];
-        nonces.fill_bytes(&mut n);
-        n
-    };
-    let plain = |extra: Vec<(&str, Cbor)>| {
+    }
+
+    /// The ok answer's nonce and sealed bytes, changed by `change`, with `extra` fields.
+    fn ok_with(&self, change: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>), extra: Vec<(&str, Cbor)>) -> Vec<u8> {
+        let (mut nonce, mut sealed) = (self.part("nonce"), self.part("sealed"));
+        change(&mut nonce, &mut sealed);
+        Self::response(&nonce, &sealed, extra)
+    }
+
+    /// A ResponsePlaintext for the request id with `extra` fields, sealed by hand under the
+    /// response key with the next nonce.
+    fn plaintext(&mut self, extra: Vec<(&str, Cbor)>) -> Vec<u8> {
         let mut pairs = vec![("v", Cbor::from(1)), ("id", ID.to_vec().into())];
         pairs.extend(extra);
-        cbor_map(pairs)
-    };
-    let r = seal_raw(&rk, &raw_nonce(), &plain(vec![("ok", ANSWER.to_vec().into())]));
-    f.case(
-        "ResponsePlaintext sealed by hand under the response key: ok (the raw sealing is right)",
-        &["Valid", "Plaintext"],
-        client.input(&r),
-        None,
-        opened(ANSWER),
-    );
-    let bad: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "ResponsePlaintext with both ok and error (step 4)",
-            plain(vec![("ok", ANSWER.to_vec().into()), ("error", "vault.record.locked".into())]),
-        ),
-        ("ResponsePlaintext with neither ok nor error (step 4)", plain(vec![])),
-        (
-            "ResponsePlaintext with an error code not in the registry (step 4)",
-            plain(vec![("error", "vault.bogus".into())]),
-        ),
-        (
-            "ResponsePlaintext with v 2 (step 4)",
-            cbor_map(vec![("v", 2.into()), ("id", ID.to_vec().into()), ("ok", ANSWER.to_vec().into())]),
-        ),
-        (
-            "ResponsePlaintext with a 15-byte id, a prefix of the request id (step 4)",
-            cbor_map(vec![("v", 1.into()), ("id", ID[..15].to_vec().into()), ("ok", ANSWER.to_vec().into())]),
-        ),
-        (
-            "ResponsePlaintext that is not deterministic CBOR: 1 in a one-byte argument (step 4)",
-            vec![0x18, 0x01],
-        ),
-    ];
-    for (comment, pt) in bad {
-        let r = seal_raw(&rk, &raw_nonce(), &pt);
-        f.case(comment, &["Plaintext"], client.input(&r), invalid, None);
+        self.sealed_by_hand(&cbor_map(pairs))
     }
+
+    /// `pt` sealed by hand under the response key with the next nonce.
+    fn sealed_by_hand(&mut self, pt: &[u8]) -> Vec<u8> {
+        let nonce = self.next_nonce();
+        seal_raw(&self.client.response_key(), &nonce, pt)
+    }
+}
+
+cases! { World, HPKE_KAT;
+    /// RFC 9180 Appendix A.2.1 (base mode, the bkv suite): the sender keyed by
+    /// DeriveKeyPair(ikmE) gives enc and every ct in order, the receiver with skRm opens
+    /// them, every export matches
+    fn rfc9180_a_2_1(_w) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../protocol/tests/data/hpke-rfc9180-x25519-sha256-chacha20poly1305-base.json"
+        );
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("KAT file")).expect("KAT json");
+        for (k, want) in [("mode", 0), ("kem_id", 32), ("kdf_id", 1), ("aead_id", 3)] {
+            assert_eq!(v[k], json!(want), "the KAT file is the bkv suite");
+        }
+        let mut input = BTreeMap::new();
+        for k in ["info", "ikmE", "pkEm", "skRm", "pkRm", "enc", "encryptions", "exports"] {
+            input.insert(k.to_owned(), v[k].clone());
+        }
+        Case::valid(&["Rfc9180"], input, None)
+    }
+}
+
+cases! { World, SESSION_SEAL_RESPONSE;
+    /// the node seals an ok body
+    fn seal_ok(w) {
+        w.seal_case(json!({ "ok": hex::encode(ANSWER) }), Ok(ANSWER.to_vec()))
+    }
+    /// the node seals an empty ok body
+    fn seal_empty_ok(w) {
+        w.seal_case(json!({ "ok": "" }), Ok(Vec::new()))
+    }
+    /// the node seals an application error
+    fn seal_error(w) {
+        w.seal_case(json!({ "error": Error::VaultRecordLocked.code() }), Err(Error::VaultRecordLocked))
+    }
+}
+
+cases! { World, SESSION_OPEN_RESPONSE;
+    /// a sealed ok body
+    fn sealed_ok(w) {
+        Case::valid(&["Valid"], w.client.input(&w.ok), w.opened(ANSWER))
+    }
+    /// a sealed empty ok body
+    fn sealed_empty_ok(w) {
+        let request = w.request.clone();
+        let empty = w.respond_next(&request, Ok(Vec::new()));
+        Case::valid(&["Valid"], w.client.input(&empty), w.opened(b""))
+    }
+    /// sealed vault.record.locked (step 4)
+    fn sealed_record_locked(w) {
+        let request = w.request.clone();
+        let r = w.respond_next(&request, Err(Error::VaultRecordLocked));
+        Case::invalid(&["Sealed"], w.client.input(&r), Error::VaultRecordLocked)
+    }
+    /// sealed session.request.replayed (step 4)
+    fn sealed_request_replayed(w) {
+        let request = w.request.clone();
+        let r = w.respond_next(&request, Err(Error::SessionRequestReplayed));
+        Case::invalid(&["Sealed"], w.client.input(&r), Error::SessionRequestReplayed)
+    }
+    /// unsealed session.request.stale (step 2)
+    fn unsealed_request_stale(w) {
+        Case::invalid(&["Unsealed"], w.client.input(&session::reject(Error::SessionRequestStale)), Error::SessionRequestStale)
+    }
+    /// unsealed session.epoch.mismatch (step 2)
+    fn unsealed_epoch_mismatch(w) {
+        Case::invalid(&["Unsealed"], w.client.input(&session::reject(Error::SessionEpochMismatch)), Error::SessionEpochMismatch)
+    }
+    /// unsealed cbor.schema (step 2)
+    fn unsealed_cbor_schema(w) {
+        Case::invalid(&["Unsealed"], w.client.input(&session::reject(Error::CborSchema)), Error::CborSchema)
+    }
+    /// unsealed vault.record.locked: not a code a node may send unsealed (step 2)
+    fn unsealed_client_only_code(w) {
+        w.invalid(&["Unsealed"], &session::reject(Error::VaultRecordLocked))
+    }
+    /// unsealed code that is not in the registry (step 2)
+    fn unsealed_unknown_code(w) {
+        w.invalid(&["Unsealed"], &cbor_map(vec![("v", 1.into()), ("error", "session.bogus".into())]))
+    }
+    /// unsealed error with v 2 (step 1)
+    fn unsealed_v2(w) {
+        w.invalid(&["Unsealed", "Encoding"], &cbor_map(vec![("v", 2.into()), ("error", "session.request.stale".into())]))
+    }
+    /// not CBOR (step 1)
+    fn not_cbor(w) {
+        w.invalid(&["Encoding"], &[0xff])
+    }
+    /// neither sealed nor error (step 1)
+    fn neither_sealed_nor_error(w) {
+        w.invalid(&["Encoding"], &cbor_map(vec![("v", 1.into())]))
+    }
+    /// both sealed and error (step 1)
+    fn both_sealed_and_error(w) {
+        w.invalid(&["Encoding"], &w.ok_with(|_, _| {}, vec![("error", "session.request.stale".into())]))
+    }
+    /// an unknown field next to nonce and sealed (step 1)
+    fn unknown_field(w) {
+        w.invalid(&["Encoding"], &w.ok_with(|_, _| {}, vec![("zz", 0.into())]))
+    }
+    /// a nonce of 11 bytes (step 1)
+    fn nonce_11_bytes(w) {
+        w.invalid(&["Encoding"], &w.ok_with(|n, _| n.truncate(11), vec![]))
+    }
+    /// a SealedResponse as an indefinite-length map (step 1)
+    fn indefinite_length_map(w) {
+        let mut indefinite = w.ok.clone();
+        indefinite[0] = 0xbf;
+        indefinite.push(0xff);
+        w.invalid(&["Encoding"], &indefinite)
+    }
+    /// last byte of sealed flipped (tag, step 3)
+    fn tag_flipped(w) {
+        let r = w.ok_with(
+            |_, s| {
+                let last = s.len() - 1;
+                s[last] ^= 0x01;
+            },
+            vec![],
+        );
+        w.invalid(&["Tampered"], &r)
+    }
+    /// nonce changed (step 3)
+    fn nonce_changed(w) {
+        w.invalid(&["Tampered"], &w.ok_with(|n, _| n[0] ^= 0x01, vec![]))
+    }
+    /// sealed shorter than a tag (step 3)
+    fn sealed_shorter_than_tag(w) {
+        w.invalid(&["Tampered"], &w.ok_with(|_, s| s.truncate(15), vec![]))
+    }
+    /// the node's answer to another request with the same id (another HPKE context, step 3)
+    fn another_hpke_context(w) {
+        let other = Client { pk: w.client.pk, ikm_e: [0x22; 32], id: ID };
+        let r = w.respond_next(&other.request(), Ok(ANSWER.to_vec()));
+        w.invalid(&["Context"], &r)
+    }
+    /// the answer of another node's key to the same ikm_e, id and body (step 3)
+    fn another_node_key(w) {
+        let other_node =
+            SessionServer::new(FLEET, EPOCH, NODE, SessionSecretKey::derive(b"bkv vectors: another node key"));
+        let other_target = SessionTarget {
+            fleet_id: FLEET.into(),
+            epoch: EPOCH,
+            node_id: NODE.into(),
+            session_key: other_node.public_key(),
+        };
+        let (to_other, _) =
+            session::seal_request_with_id(&mut FixedRng(IKM_E.to_vec()), &other_target, NOW, ID, BODY)
+                .expect("seals");
+        let nonce = w.next_nonce();
+        let r = other_node
+            .open(&to_other, NOW)
+            .expect("opens")
+            .responder
+            .seal(&mut FixedRng(nonce.to_vec()), Ok(ANSWER.to_vec()));
+        w.invalid(&["Context"], &r)
+    }
+    /// same HPKE context, the answer names another request id (step 4)
+    fn another_request_id(w) {
+        let same_ctx = Client { id: [0x5b; 16], pk: w.client.pk, ikm_e: IKM_E };
+        let r = w.respond_next(&same_ctx.request(), Ok(ANSWER.to_vec()));
+        w.invalid(&["Context"], &r)
+    }
+    /// ResponsePlaintext sealed by hand under the response key: ok (the raw sealing is right)
+    fn plaintext_ok(w) {
+        let r = w.plaintext(vec![("ok", ANSWER.to_vec().into())]);
+        Case::valid(&["Valid", "Plaintext"], w.client.input(&r), w.opened(ANSWER))
+    }
+    /// ResponsePlaintext with both ok and error (step 4)
+    fn plaintext_ok_and_error(w) {
+        let r = w.plaintext(vec![("ok", ANSWER.to_vec().into()), ("error", "vault.record.locked".into())]);
+        w.invalid(&["Plaintext"], &r)
+    }
+    /// ResponsePlaintext with neither ok nor error (step 4)
+    fn plaintext_neither(w) {
+        let r = w.plaintext(vec![]);
+        w.invalid(&["Plaintext"], &r)
+    }
+    /// ResponsePlaintext with an error code not in the registry (step 4)
+    fn plaintext_unknown_code(w) {
+        let r = w.plaintext(vec![("error", "vault.bogus".into())]);
+        w.invalid(&["Plaintext"], &r)
+    }
+    /// ResponsePlaintext with v 2 (step 4)
+    fn plaintext_v2(w) {
+        let pt = cbor_map(vec![("v", 2.into()), ("id", ID.to_vec().into()), ("ok", ANSWER.to_vec().into())]);
+        let r = w.sealed_by_hand(&pt);
+        w.invalid(&["Plaintext"], &r)
+    }
+    /// ResponsePlaintext with a 15-byte id, a prefix of the request id (step 4)
+    fn plaintext_id_prefix(w) {
+        let pt = cbor_map(vec![("v", 1.into()), ("id", ID[..15].to_vec().into()), ("ok", ANSWER.to_vec().into())]);
+        let r = w.sealed_by_hand(&pt);
+        w.invalid(&["Plaintext"], &r)
+    }
+    /// ResponsePlaintext that is not deterministic CBOR: 1 in a one-byte argument (step 4)
+    fn plaintext_non_minimal(w) {
+        let r = w.sealed_by_hand(&[0x18, 0x01]);
+        w.invalid(&["Plaintext"], &r)
+    }
+}
+
+/// Add the groups `hpke_kat`, `session_seal_response` and `session_open_response`.
+pub(crate) fn add(f: &mut FileBuilder) {
+    let mut w = World::new();
+    f.group("hpke_kat", "§2");
+    f.cases(&mut w, HPKE_KAT);
+    f.group("session_seal_response", "§4.2");
+    f.cases(&mut w, SESSION_SEAL_RESPONSE);
+    f.group("session_open_response", "§4.3");
+    f.cases(&mut w, SESSION_OPEN_RESPONSE);
 }
