@@ -2,7 +2,8 @@
 //! `envelope_open`. Files are sealed with a seeded RNG (fixed file ids); each invalid case
 //! changes a valid file in one way, and its code is the step of §5 that the change breaks.
 
-use crate::format::{FileBuilder, VectorFile, map};
+use crate::cases;
+use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::backup_envelope::{CHUNK_SIZE, seal};
 use bkv_protocol::crypto::sha256;
@@ -56,161 +57,162 @@ fn input(k: &BackupKey, record: &[u8], f: &[u8]) -> BTreeMap<String, Value> {
     ])
 }
 
+/// What every case of this file is built from: the backup key, the record, a file of two
+/// chunks (`two`, the second one final) and a file of three (`three`).
+struct World {
+    k: BackupKey,
+    record: Vec<u8>,
+    two: Vec<u8>,
+    three: Vec<u8>,
+}
+
+impl World {
+    fn new() -> Self {
+        let (k, record) = (key(0x42), vec![0x52u8; 32]);
+        let two = file(&k, &record, &plaintext(CHUNK_SIZE + 1), 7);
+        let three = file(&k, &record, &plaintext(2 * CHUNK_SIZE + 5), 9);
+        World { k, record, two, three }
+    }
+
+    /// A file of `n` bytes of plaintext that opens.
+    fn valid(&self, flags: &'static [&'static str], n: usize) -> Case {
+        let p = plaintext(n);
+        let out = map([("length", json!(n)), ("plaintext_sha256", json!(hex::encode(sha256(&p))))]);
+        Case::valid(
+            flags,
+            input(&self.k, &self.record, &file(&self.k, &self.record, &p, n as u64)),
+            Some(out),
+        )
+    }
+
+    /// `file` opened with the world's key and record fails with `e`.
+    fn refused(&self, flags: &'static [&'static str], file: &[u8], e: Error) -> Case {
+        Case::invalid(flags, input(&self.k, &self.record, file), e)
+    }
+
+    /// `two` with one change, refused with `e`.
+    fn two_with(&self, flags: &'static [&'static str], change: impl FnOnce(&mut Vec<u8>), e: Error) -> Case {
+        let mut bad = self.two.clone();
+        change(&mut bad);
+        self.refused(flags, &bad, e)
+    }
+
+    /// Where the second (final) chunk of `two` starts.
+    fn second(&self) -> usize {
+        chunk_offset(&self.two, 1)
+    }
+
+    /// `two` read through an input that fails after `at` bytes.
+    fn io(&self, at: usize) -> Case {
+        let mut i = input(&self.k, &self.record, &self.two);
+        i.insert("read_error_at".into(), json!(at));
+        Case::invalid(&["Io"], i, Error::EnvelopeIo)
+    }
+}
+
+cases! { World, ENVELOPE_OPEN;
+    /// empty plaintext: one final chunk holding only its tag
+    fn empty(w) {
+        w.valid(&["Valid"], 0)
+    }
+    /// 1000 bytes in one final chunk
+    fn one_final_chunk(w) {
+        w.valid(&["Valid"], 1000)
+    }
+    /// exactly one chunk: a full final chunk
+    fn one_full_chunk(w) {
+        w.valid(&["Valid", "ChunkBoundary"], CHUNK_SIZE)
+    }
+    /// one full chunk and a final chunk of 1 byte
+    fn one_chunk_and_one_byte(w) {
+        w.valid(&["Valid", "ChunkBoundary"], CHUNK_SIZE + 1)
+    }
+    /// first magic byte changed
+    fn magic_changed(w) {
+        w.two_with(&["Header"], |b| b[0] ^= 0x01, Error::EnvelopeMagic)
+    }
+    /// the fleet id in the header changed (still valid CBOR; the MAC no longer matches)
+    fn header_fleet_changed(w) {
+        w.two_with(
+            &["Header"],
+            |b| {
+                let at = b.windows(FLEET.len()).position(|x| x == FLEET.as_bytes()).expect("fleet id in header");
+                b[at] = b'w';
+            },
+            Error::EnvelopeHeaderAuthFailed,
+        )
+    }
+    /// opened with another backup key
+    fn another_key(w) {
+        Case::invalid(&["Header"], input(&key(0x43), &w.record, &w.two), Error::EnvelopeHeaderAuthFailed)
+    }
+    /// the header names another record than the one restored
+    fn another_record(w) {
+        Case::invalid(&["Header"], input(&w.k, &[0x53u8; 32], &w.two), Error::EnvelopeHeaderMismatch)
+    }
+    /// header length above 4096
+    fn header_too_long(w) {
+        w.two_with(&["Header"], |b| b[8..12].copy_from_slice(&5000u32.to_be_bytes()), Error::EnvelopeHeaderUnsupported)
+    }
+    /// cut inside the header
+    fn cut_in_header(w) {
+        w.refused(&["Truncated"], &w.two[..20], Error::EnvelopeTruncated)
+    }
+    /// cut after the first (non-final) chunk
+    fn cut_after_first_chunk(w) {
+        w.refused(&["Truncated"], &w.two[..w.second()], Error::EnvelopeTruncated)
+    }
+    /// last byte missing
+    fn last_byte_missing(w) {
+        w.refused(&["Truncated"], &w.two[..w.two.len() - 1], Error::EnvelopeTruncated)
+    }
+    /// first two chunks swapped
+    fn chunks_swapped(w) {
+        let three = &w.three;
+        let (c0, c1, c2) = (chunk_offset(three, 0), chunk_offset(three, 1), chunk_offset(three, 2));
+        let mut swapped = three[..c0].to_vec();
+        swapped.extend_from_slice(&three[c1..c2]);
+        swapped.extend_from_slice(&three[c0..c1]);
+        swapped.extend_from_slice(&three[c2..]);
+        w.refused(&["Chunks"], &swapped, Error::EnvelopeChunkReordered)
+    }
+    /// chunks 1.. taken from another file under the same key
+    fn chunks_spliced(w) {
+        let other = file(&w.k, &w.record, &plaintext(2 * CHUNK_SIZE + 5), 10);
+        let mut spliced = w.three[..chunk_offset(&w.three, 1)].to_vec();
+        spliced.extend_from_slice(&other[chunk_offset(&other, 1)..]);
+        w.refused(&["Chunks"], &spliced, Error::EnvelopeChunkSpliced)
+    }
+    /// a ciphertext bit flipped in chunk 1
+    fn chunk_bit_flipped(w) {
+        let mut flipped = w.three.clone();
+        flipped[chunk_offset(&w.three, 1) + HEAD + 100] ^= 0x01;
+        w.refused(&["Chunks"], &flipped, Error::EnvelopeChunkCorrupt)
+    }
+    /// chunk 0 marked final
+    fn first_chunk_final(w) {
+        let mut early_last = w.three.clone();
+        early_last[chunk_offset(&w.three, 0) + 20] = 0x01;
+        w.refused(&["Chunks"], &early_last, Error::EnvelopeChunkCorrupt)
+    }
+    /// one byte after the final chunk
+    fn trailing_byte(w) {
+        w.two_with(&["Chunks"], |b| b.push(0), Error::EnvelopeTrailingData)
+    }
+    /// the input fails inside the header: an I/O error is not a short file
+    fn io_error_in_header(w) {
+        w.io(20)
+    }
+    /// the input fails where the final chunk starts (a file cut there is envelope.truncated)
+    fn io_error_at_final_chunk(w) {
+        w.io(w.second())
+    }
+}
+
 /// The backup envelope vector file.
 pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("backup_envelope", "spec/backup-envelope.md", NOTES);
-    let k = key(0x42);
-    let record = vec![0x52u8; 32];
     f.group("envelope_open", "§5");
-    for (n, flags, comment) in [
-        (0usize, &["Valid"][..], "empty plaintext: one final chunk holding only its tag"),
-        (1000, &["Valid"][..], "1000 bytes in one final chunk"),
-        (CHUNK_SIZE, &["Valid", "ChunkBoundary"][..], "exactly one chunk: a full final chunk"),
-        (CHUNK_SIZE + 1, &["Valid", "ChunkBoundary"][..], "one full chunk and a final chunk of 1 byte"),
-    ] {
-        let p = plaintext(n);
-        let out = map([("length", json!(n)), ("plaintext_sha256", json!(hex::encode(sha256(&p))))]);
-        f.case(comment, flags, input(&k, &record, &file(&k, &record, &p, n as u64)), None, Some(out));
-    }
-    let two = file(&k, &record, &plaintext(CHUNK_SIZE + 1), 7);
-    let second = chunk_offset(&two, 1);
-
-    // Header steps.
-    let mut bad = two.clone();
-    bad[0] ^= 0x01;
-    f.case(
-        "first magic byte changed",
-        &["Header"],
-        input(&k, &record, &bad),
-        Some(Error::EnvelopeMagic),
-        None,
-    );
-    let mut bad = two.clone();
-    let at = bad.windows(FLEET.len()).position(|w| w == FLEET.as_bytes()).expect("fleet id in header");
-    bad[at] = b'w';
-    f.case(
-        "the fleet id in the header changed (still valid CBOR; the MAC no longer matches)",
-        &["Header"],
-        input(&k, &record, &bad),
-        Some(Error::EnvelopeHeaderAuthFailed),
-        None,
-    );
-    f.case(
-        "opened with another backup key",
-        &["Header"],
-        input(&key(0x43), &record, &two),
-        Some(Error::EnvelopeHeaderAuthFailed),
-        None,
-    );
-    let other_record = vec![0x53u8; 32];
-    f.case(
-        "the header names another record than the one restored",
-        &["Header"],
-        input(&k, &other_record, &two),
-        Some(Error::EnvelopeHeaderMismatch),
-        None,
-    );
-    let mut bad = two.clone();
-    bad[8..12].copy_from_slice(&5000u32.to_be_bytes());
-    f.case(
-        "header length above 4096",
-        &["Header"],
-        input(&k, &record, &bad),
-        Some(Error::EnvelopeHeaderUnsupported),
-        None,
-    );
-    // Truncation.
-    f.case(
-        "cut inside the header",
-        &["Truncated"],
-        input(&k, &record, &two[..20]),
-        Some(Error::EnvelopeTruncated),
-        None,
-    );
-    f.case(
-        "cut after the first (non-final) chunk",
-        &["Truncated"],
-        input(&k, &record, &two[..second]),
-        Some(Error::EnvelopeTruncated),
-        None,
-    );
-    f.case(
-        "last byte missing",
-        &["Truncated"],
-        input(&k, &record, &two[..two.len() - 1]),
-        Some(Error::EnvelopeTruncated),
-        None,
-    );
-    // Chunks.
-    let three = file(&k, &record, &plaintext(2 * CHUNK_SIZE + 5), 9);
-    let (c1, c2, end) = (chunk_offset(&three, 1), chunk_offset(&three, 2), three.len());
-    let mut swapped = three[..chunk_offset(&three, 0)].to_vec();
-    swapped.extend_from_slice(&three[c1..c2]);
-    swapped.extend_from_slice(&three[chunk_offset(&three, 0)..c1]);
-    swapped.extend_from_slice(&three[c2..end]);
-    f.case(
-        "first two chunks swapped",
-        &["Chunks"],
-        input(&k, &record, &swapped),
-        Some(Error::EnvelopeChunkReordered),
-        None,
-    );
-    let other = file(&k, &record, &plaintext(2 * CHUNK_SIZE + 5), 10);
-    let mut spliced = three[..c1].to_vec();
-    spliced.extend_from_slice(&other[chunk_offset(&other, 1)..]);
-    f.case(
-        "chunks 1.. taken from another file under the same key",
-        &["Chunks"],
-        input(&k, &record, &spliced),
-        Some(Error::EnvelopeChunkSpliced),
-        None,
-    );
-    let mut flipped = three.clone();
-    flipped[c1 + HEAD + 100] ^= 0x01;
-    f.case(
-        "a ciphertext bit flipped in chunk 1",
-        &["Chunks"],
-        input(&k, &record, &flipped),
-        Some(Error::EnvelopeChunkCorrupt),
-        None,
-    );
-    let mut early_last = three.clone();
-    early_last[chunk_offset(&three, 0) + 20] = 0x01;
-    f.case(
-        "chunk 0 marked final",
-        &["Chunks"],
-        input(&k, &record, &early_last),
-        Some(Error::EnvelopeChunkCorrupt),
-        None,
-    );
-    let mut trailing = two.clone();
-    trailing.push(0);
-    f.case(
-        "one byte after the final chunk",
-        &["Chunks"],
-        input(&k, &record, &trailing),
-        Some(Error::EnvelopeTrailingData),
-        None,
-    );
-    // The input fails (an I/O error, not the end of the input) after `read_error_at` bytes.
-    let io = |at: usize| {
-        let mut i = input(&k, &record, &two);
-        i.insert("read_error_at".into(), json!(at));
-        i
-    };
-    f.case(
-        "the input fails inside the header: an I/O error is not a short file",
-        &["Io"],
-        io(20),
-        Some(Error::EnvelopeIo),
-        None,
-    );
-    f.case(
-        "the input fails where the final chunk starts (a file cut there is envelope.truncated)",
-        &["Io"],
-        io(second),
-        Some(Error::EnvelopeIo),
-        None,
-    );
+    f.cases(&mut World::new(), ENVELOPE_OPEN);
     f.finish()
 }
