@@ -3,7 +3,8 @@
 //! `rotation_open_export`). Keys come from fixed seeds; each invalid case changes one
 //! thing the named rule checks.
 
-use crate::format::{FileBuilder, VectorFile, map};
+use crate::cases;
+use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
 use bkv_protocol::rotation::{ExportedRecord, ExportedState, RecordExport, seal_export};
@@ -112,189 +113,228 @@ fn records() -> Vec<ExportedRecord> {
     ]
 }
 
-/// The rotation vector file.
-pub fn generate() -> VectorFile {
-    let mut f = FileBuilder::new("rotation", "spec/rotation.md", NOTES);
-    let o = orgs();
-    let mut rng = ChaCha20Rng::seed_from_u64(0x0707);
-    let opaque = VaultServerSetup::generate(&mut rng).public_key();
-    let old = keyset(1, None, opaque, 10, 1);
-    let old_bundle = bundle(&o, &old);
-    let prev = Some(sha256(&old_bundle));
-    let case = |new: &FleetKeySet| -> BTreeMap<String, Value> {
+/// The successor cases: both organisations, the old fleet's FleetKeySet and bundle, and
+/// the seeded stream that draws OPAQUE setups (and, after these cases, the exports).
+struct Successors {
+    o: Orgs,
+    rng: ChaCha20Rng,
+    opaque: [u8; 32],
+    old: FleetKeySet,
+    old_bundle: Vec<u8>,
+}
+
+impl Successors {
+    fn new() -> Self {
+        let o = orgs();
+        let mut rng = ChaCha20Rng::seed_from_u64(0x0707);
+        let opaque = VaultServerSetup::generate(&mut rng).public_key();
+        let old = keyset(1, None, opaque, 10, 1);
+        let old_bundle = bundle(&o, &old);
+        Successors { o, rng, opaque, old, old_bundle }
+    }
+
+    /// The old bundle's digest: a successor's `prev`.
+    fn prev(&self) -> Option<[u8; 32]> {
+        Some(sha256(&self.old_bundle))
+    }
+
+    /// The input of a successor `new`.
+    fn input(&self, new: &FleetKeySet) -> BTreeMap<String, Value> {
         map([
-            ("old_keyset", json!(hex::encode(old.to_bytes()))),
-            ("old_bundle", json!(hex::encode(&old_bundle))),
-            ("new_bundle", json!(hex::encode(bundle(&o, new)))),
-            ("anchors", json!(hex::encode(o.anchors.to_bytes()))),
+            ("old_keyset", json!(hex::encode(self.old.to_bytes()))),
+            ("old_bundle", json!(hex::encode(&self.old_bundle))),
+            ("new_bundle", json!(hex::encode(bundle(&self.o, new)))),
+            ("anchors", json!(hex::encode(self.o.anchors.to_bytes()))),
             ("now", json!(NOW)),
         ])
-    };
-    f.group("rotation_check_successor", "§2");
-    f.case(
-        "epoch 2, chained, same OPAQUE key and limit, new session and signing keys",
-        &["Successor"],
-        case(&keyset(2, prev, opaque, 10, 2)),
-        None,
-        None,
-    );
-    f.case(
-        "RS1: epoch 3",
-        &["Successor"],
-        case(&keyset(3, prev, opaque, 10, 2)),
-        Some(Error::RotationSuccessorInvalid),
-        None,
-    );
-    f.case(
-        "RS1: prev is not the old bundle's digest",
-        &["Successor"],
-        case(&keyset(2, Some([0; 32]), opaque, 10, 2)),
-        Some(Error::RotationSuccessorInvalid),
-        None,
-    );
-    let other_opaque = VaultServerSetup::generate(&mut rng).public_key();
-    f.case(
-        "RS2: another OPAQUE key",
-        &["Successor"],
-        case(&keyset(2, prev, other_opaque, 10, 2)),
-        Some(Error::RotationOpaqueMismatch),
-        None,
-    );
-    f.case(
-        "RS3: guess limit 11",
-        &["Successor"],
-        case(&keyset(2, prev, opaque, 11, 2)),
-        Some(Error::RotationPolicyMismatch),
-        None,
-    );
+    }
 
-    let key = SessionSecretKey::derive(b"bkv vectors: successor node-1");
-    let digest = [0x5a; 32];
-    let export = |recs: Vec<ExportedRecord>| RecordExport {
+    /// A successor refused with `e`.
+    fn refused(&self, new: &FleetKeySet, e: Error) -> Case {
+        Case::invalid(&["Successor"], self.input(new), e)
+    }
+}
+
+cases! { Successors, ROTATION_CHECK_SUCCESSOR;
+    /// epoch 2, chained, same OPAQUE key and limit, new session and signing keys
+    fn valid_successor(w) {
+        Case::valid(&["Successor"], w.input(&keyset(2, w.prev(), w.opaque, 10, 2)), None)
+    }
+    /// RS1: epoch 3
+    fn epoch_skipped(w) {
+        w.refused(&keyset(3, w.prev(), w.opaque, 10, 2), Error::RotationSuccessorInvalid)
+    }
+    /// RS1: prev is not the old bundle's digest
+    fn prev_not_old_bundle(w) {
+        w.refused(&keyset(2, Some([0; 32]), w.opaque, 10, 2), Error::RotationSuccessorInvalid)
+    }
+    /// RS2: another OPAQUE key
+    fn another_opaque_key(w) {
+        let other_opaque = VaultServerSetup::generate(&mut w.rng).public_key();
+        w.refused(&keyset(2, w.prev(), other_opaque, 10, 2), Error::RotationOpaqueMismatch)
+    }
+    /// RS3: guess limit 11
+    fn successor_guess_limit(w) {
+        w.refused(&keyset(2, w.prev(), w.opaque, 11, 2), Error::RotationPolicyMismatch)
+    }
+}
+
+/// The export cases: node-1 of the successor, the successor bundle's digest, and an
+/// export of three records sealed to node-1 (the stream continues from the successor cases).
+struct Exports {
+    rng: ChaCha20Rng,
+    key: SessionSecretKey,
+    digest: [u8; 32],
+    target: SessionTarget,
+    sealed: Vec<u8>,
+}
+
+impl Exports {
+    fn new(mut rng: ChaCha20Rng) -> Self {
+        let key = SessionSecretKey::derive(b"bkv vectors: successor node-1");
+        let target = SessionTarget {
+            fleet_id: FLEET.into(),
+            epoch: 2,
+            node_id: "node-1".into(),
+            session_key: key.public_key(),
+        };
+        let digest = [0x5a; 32];
+        let sealed = seal_export(&mut rng, &export(digest, records()), &target).expect("seals");
+        Exports { rng, key, digest, target, sealed }
+    }
+
+    /// The input of node `node` of epoch `epoch` (bundle `digest`, limit `limit`) opening
+    /// `sealed` with `key`.
+    fn input(
+        key: &SessionSecretKey,
+        node: &str,
+        epoch: u64,
+        digest: [u8; 32],
+        limit: u32,
+        sealed: &[u8],
+    ) -> BTreeMap<String, Value> {
+        map([
+            ("node_key", json!(hex::encode(&key.to_bytes()[..]))),
+            ("fleet_id", json!(FLEET)),
+            ("epoch", json!(epoch)),
+            ("node_id", json!(node)),
+            ("bundle_sha256", json!(hex::encode(digest))),
+            ("guess_limit", json!(limit)),
+            ("sealed", json!(hex::encode(sealed))),
+        ])
+    }
+
+    /// Node-1 of epoch 2 opening `sealed`, refused with `e`.
+    fn refused(&self, flags: &'static [&'static str], sealed: &[u8], e: Error) -> Case {
+        Case::invalid(flags, Self::input(&self.key, "node-1", 2, self.digest, 10, sealed), e)
+    }
+
+    /// `export` sealed to node-1 with the next draw of the stream.
+    fn seal(&mut self, export: &RecordExport) -> Vec<u8> {
+        seal_export(&mut self.rng, export, &self.target).expect("seals")
+    }
+
+    /// The sealed export with one change to its public fields.
+    fn sealed_with(&self, change: impl FnOnce(&mut bkv_protocol::rotation::SealedExport)) -> Vec<u8> {
+        let mut s: bkv_protocol::rotation::SealedExport =
+            bkv_protocol::cbor::from_slice(&self.sealed).expect("decodes");
+        change(&mut s);
+        bkv_protocol::cbor::to_vec(&s)
+    }
+}
+
+/// The export of `records` from epoch 1 to the successor bundle `digest`.
+fn export(digest: [u8; 32], records: Vec<ExportedRecord>) -> RecordExport {
+    RecordExport {
         v: 1,
         fleet_id: FLEET.into(),
         from_epoch: 1,
         to_epoch: 2,
         successor: digest.to_vec(),
         guess_limit: 10,
-        records: recs,
-    };
-    let target = SessionTarget {
-        fleet_id: FLEET.into(),
-        epoch: 2,
-        node_id: "node-1".into(),
-        session_key: key.public_key(),
-    };
-    let sealed = seal_export(&mut rng, &export(records()), &target).expect("seals");
-    let inp =
-        |key: &SessionSecretKey, node: &str, epoch: u64, digest: [u8; 32], limit: u32, sealed: &[u8]| {
-            map([
-                ("node_key", json!(hex::encode(&key.to_bytes()[..]))),
-                ("fleet_id", json!(FLEET)),
-                ("epoch", json!(epoch)),
-                ("node_id", json!(node)),
-                ("bundle_sha256", json!(hex::encode(digest))),
-                ("guess_limit", json!(limit)),
-                ("sealed", json!(hex::encode(sealed))),
-            ])
-        };
+        records,
+    }
+}
+
+cases! { Exports, ROTATION_OPEN_EXPORT;
+    /// an export sealed to this node for its bundle
+    fn valid_export(w) {
+        let input = Exports::input(&w.key, "node-1", 2, w.digest, 10, &w.sealed);
+        Case::valid(&["Envelope"], input, Some(map([("records", json!(3))])))
+    }
+    /// addressed to node-1, opened by node-2
+    fn another_node(w) {
+        let input = Exports::input(&w.key, "node-2", 2, w.digest, 10, &w.sealed);
+        Case::invalid(&["Envelope"], input, Error::RotationExportMismatch)
+    }
+    /// for epoch 2, opened by epoch 3
+    fn another_epoch(w) {
+        let input = Exports::input(&w.key, "node-1", 3, w.digest, 10, &w.sealed);
+        Case::invalid(&["Envelope"], input, Error::RotationExportMismatch)
+    }
+    /// for another successor bundle
+    fn another_successor(w) {
+        let input = Exports::input(&w.key, "node-1", 2, [0x5b; 32], 10, &w.sealed);
+        Case::invalid(&["Records"], input, Error::RotationExportMismatch)
+    }
+    /// for another guess limit
+    fn export_for_another_guess_limit(w) {
+        let input = Exports::input(&w.key, "node-1", 2, w.digest, 9, &w.sealed);
+        Case::invalid(&["Records"], input, Error::RotationExportMismatch)
+    }
+    /// opened with another session key
+    fn another_session_key(w) {
+        let other = SessionSecretKey::derive(b"bkv vectors: another node");
+        let input = Exports::input(&other, "node-1", 2, w.digest, 10, &w.sealed);
+        Case::invalid(&["Open"], input, Error::RotationOpenFailed)
+    }
+    /// last ciphertext byte flipped
+    fn ciphertext_flipped(w) {
+        let tampered = w.sealed_with(|s| {
+            let last = s.ct.len() - 1;
+            s.ct[last] ^= 1;
+        });
+        w.refused(&["Open"], &tampered, Error::RotationOpenFailed)
+    }
+    /// records out of id order
+    fn records_unsorted(w) {
+        let mut unsorted = records();
+        unsorted.swap(0, 2);
+        let s = w.seal(&export(w.digest, unsorted));
+        w.refused(&["Records"], &s, Error::RotationExportMismatch)
+    }
+    /// a locked record with a guess left
+    fn locked_with_a_guess(w) {
+        let mut bad = records();
+        bad[2].remaining = 1;
+        let s = w.seal(&export(w.digest, bad));
+        w.refused(&["Records"], &s, Error::RotationExportMismatch)
+    }
+    /// SealedExport "v": 2 (and another node id): the version is checked first
+    fn sealed_export_v2(w) {
+        // spec/conventions.md §6: a version the receiver does not implement is cbor.schema,
+        // before any field of the structure is compared.
+        let v2 = w.sealed_with(|s| {
+            s.v = 2;
+            s.node_id = "node-9".into();
+        });
+        w.refused(&["Envelope"], &v2, Error::CborSchema)
+    }
+    /// RecordExport "v": 2 (and another guess limit): the version is checked first
+    fn record_export_v2(w) {
+        let inner_v2 = RecordExport { v: 2, guess_limit: 9, ..export(w.digest, records()) };
+        let s = w.seal(&inner_v2);
+        w.refused(&["Records"], &s, Error::CborSchema)
+    }
+}
+
+/// The rotation vector file.
+pub fn generate() -> VectorFile {
+    let mut f = FileBuilder::new("rotation", "spec/rotation.md", NOTES);
+    let mut successors = Successors::new();
+    f.group("rotation_check_successor", "§2");
+    f.cases(&mut successors, ROTATION_CHECK_SUCCESSOR);
     f.group("rotation_open_export", "§4");
-    f.case(
-        "an export sealed to this node for its bundle",
-        &["Envelope"],
-        inp(&key, "node-1", 2, digest, 10, &sealed),
-        None,
-        Some(map([("records", json!(3))])),
-    );
-    f.case(
-        "addressed to node-1, opened by node-2",
-        &["Envelope"],
-        inp(&key, "node-2", 2, digest, 10, &sealed),
-        Some(Error::RotationExportMismatch),
-        None,
-    );
-    f.case(
-        "for epoch 2, opened by epoch 3",
-        &["Envelope"],
-        inp(&key, "node-1", 3, digest, 10, &sealed),
-        Some(Error::RotationExportMismatch),
-        None,
-    );
-    f.case(
-        "for another successor bundle",
-        &["Records"],
-        inp(&key, "node-1", 2, [0x5b; 32], 10, &sealed),
-        Some(Error::RotationExportMismatch),
-        None,
-    );
-    f.case(
-        "for another guess limit",
-        &["Records"],
-        inp(&key, "node-1", 2, digest, 9, &sealed),
-        Some(Error::RotationExportMismatch),
-        None,
-    );
-    let other = SessionSecretKey::derive(b"bkv vectors: another node");
-    f.case(
-        "opened with another session key",
-        &["Open"],
-        inp(&other, "node-1", 2, digest, 10, &sealed),
-        Some(Error::RotationOpenFailed),
-        None,
-    );
-    let mut s: bkv_protocol::rotation::SealedExport =
-        bkv_protocol::cbor::from_slice(&sealed).expect("decodes");
-    let last = s.ct.len() - 1;
-    s.ct[last] ^= 1;
-    let tampered = bkv_protocol::cbor::to_vec(&s);
-    f.case(
-        "last ciphertext byte flipped",
-        &["Open"],
-        inp(&key, "node-1", 2, digest, 10, &tampered),
-        Some(Error::RotationOpenFailed),
-        None,
-    );
-    let mut unsorted = records();
-    unsorted.swap(0, 2);
-    let s2 = seal_export(&mut rng, &export(unsorted), &target).expect("seals");
-    f.case(
-        "records out of id order",
-        &["Records"],
-        inp(&key, "node-1", 2, digest, 10, &s2),
-        Some(Error::RotationExportMismatch),
-        None,
-    );
-    let mut bad = records();
-    bad[2].remaining = 1;
-    let s3 = seal_export(&mut rng, &export(bad), &target).expect("seals");
-    f.case(
-        "a locked record with a guess left",
-        &["Records"],
-        inp(&key, "node-1", 2, digest, 10, &s3),
-        Some(Error::RotationExportMismatch),
-        None,
-    );
-    // spec/conventions.md §6: a version the receiver does not implement is cbor.schema,
-    // before any field of the structure is compared.
-    let mut v2: bkv_protocol::rotation::SealedExport =
-        bkv_protocol::cbor::from_slice(&sealed).expect("decodes");
-    v2.v = 2;
-    v2.node_id = "node-9".into();
-    f.case(
-        "SealedExport \"v\": 2 (and another node id): the version is checked first",
-        &["Envelope"],
-        inp(&key, "node-1", 2, digest, 10, &bkv_protocol::cbor::to_vec(&v2)),
-        Some(Error::CborSchema),
-        None,
-    );
-    let inner_v2 = RecordExport { v: 2, guess_limit: 9, ..export(records()) };
-    let s4 = seal_export(&mut rng, &inner_v2, &target).expect("seals");
-    f.case(
-        "RecordExport \"v\": 2 (and another guess limit): the version is checked first",
-        &["Records"],
-        inp(&key, "node-1", 2, digest, 10, &s4),
-        Some(Error::CborSchema),
-        None,
-    );
+    f.cases(&mut Exports::new(successors.rng), ROTATION_OPEN_EXPORT);
     f.finish()
 }
