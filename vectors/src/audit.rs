@@ -3,7 +3,8 @@
 //! with one thing broken; its expected code is the step of spec/audit.md §2 that checks
 //! that thing.
 
-use crate::format::{FileBuilder, VectorFile, map};
+use crate::cases;
+use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::audit::fixture::{FIRMWARE, Knobs, NOW, SOFTWARE, build};
 use bkv_protocol::cbor;
@@ -37,202 +38,141 @@ fn input(k: Knobs, software: [u8; 32], drop_last_entry: bool) -> BTreeMap<String
     ])
 }
 
+/// The sample deployment with `knobs` broken, refused with `e`.
+fn broken(flags: &'static [&'static str], knobs: Knobs, e: Error) -> Case {
+    Case::invalid(flags, input(knobs, SOFTWARE, false), e)
+}
+
+/// Each case builds its own deployment from the fixture; there is nothing to share.
+struct World;
+
+cases! { World, AUDIT;
+    /// a clean ceremony: all twelve steps pass
+    fn clean(_w) {
+        Case::valid(&["Clean"], input(Knobs::default(), SOFTWARE, false), Some(map([("steps", json!(12))])))
+    }
+    /// AU3: the policy edited after the operator signed
+    fn tamper_evidence(_w) {
+        broken(&["Evidence"], Knobs { tamper_evidence: true, ..Knobs::default() }, Error::AuditEvidenceSignature)
+    }
+    /// AU3: not an evidence COSE_Sign1 (wrong content type)
+    fn garbage_evidence(_w) {
+        broken(&["Evidence"], Knobs { garbage_evidence: true, ..Knobs::default() }, Error::EvidenceMalformed)
+    }
+    /// AU4: the FleetKeySet names other evidence
+    fn keyset_names_other_evidence(_w) {
+        broken(&["Evidence"], Knobs { keyset_names_other_evidence: true, ..Knobs::default() }, Error::AuditEvidenceMismatch)
+    }
+    /// AU4: the evidence is for another epoch
+    fn evidence_epoch(_w) {
+        broken(&["Evidence"], Knobs { evidence_epoch: Some(2), ..Knobs::default() }, Error::AuditKeysetMismatch)
+    }
+    /// AU5: the evidence is missing from the log
+    fn omit_evidence_entry(_w) {
+        broken(&["Log"], Knobs { omit_evidence_entry: true, ..Knobs::default() }, Error::AuditEvidenceUnlogged)
+    }
+    /// AU5: the bundle is missing from the log
+    fn omit_bundle_entry(_w) {
+        broken(&["Log"], Knobs { omit_bundle_entry: true, ..Knobs::default() }, Error::AuditBundleUnlogged)
+    }
+    /// AU5: the evidence was logged after the bundle
+    fn bundle_logged_first(_w) {
+        broken(&["Log"], Knobs { bundle_logged_first: true, ..Knobs::default() }, Error::AuditEvidenceLate)
+    }
+    /// AU6: a second bundle for the same fleet and epoch
+    fn duplicate_bundle(_w) {
+        broken(&["Log"], Knobs { duplicate_bundle: true, ..Knobs::default() }, Error::AuditLogDuplicate)
+    }
+    /// AU7: device certificates from an unknown vendor root
+    fn foreign_root(_w) {
+        broken(&["Attestation"], Knobs { foreign_root: true, ..Knobs::default() }, Error::AuditAttestationUntrusted)
+    }
+    /// AU7: a statement not signed by its device key
+    fn statement_by_other_key(_w) {
+        broken(&["Attestation"], Knobs { statement_by_other_key: true, ..Knobs::default() }, Error::AuditAttestationInvalid)
+    }
+    /// AU8: a bundle key not in the attestations
+    fn attest_other_session_key(_w) {
+        broken(&["Attestation"], Knobs { attest_other_session_key: true, ..Knobs::default() }, Error::AuditKeysMismatch)
+    }
+    /// AU9: a statement reports other software
+    fn statement_software(_w) {
+        broken(&["Attestation"], Knobs { statement_software: Some([1; 32]), ..Knobs::default() }, Error::AuditMeasurementMismatch)
+    }
+    /// AU10: the evidence states another guess limit
+    fn policy_limit(_w) {
+        broken(&["Evidence"], Knobs { policy_limit: Some(5), ..Knobs::default() }, Error::AuditPolicyMismatch)
+    }
+    /// AU11: a step's prev digest is wrong
+    fn break_chain(_w) {
+        broken(&["Ceremony"], Knobs { break_chain: true, ..Knobs::default() }, Error::AuditTranscriptBroken)
+    }
+    /// AU11: steps signed by someone not listed
+    fn step_by_stranger(_w) {
+        broken(&["Ceremony"], Knobs { step_by_stranger: true, ..Knobs::default() }, Error::AuditTranscriptSignature)
+    }
+    /// AU12: the close step is missing
+    fn skip_close(_w) {
+        broken(&["Ceremony"], Knobs { skip_close: true, ..Knobs::default() }, Error::AuditTranscriptIncomplete)
+    }
+    /// AU9: the rebuilt software measurement differs
+    fn rebuilt_software_differs(_w) {
+        Case::invalid(&["Attestation"], input(Knobs::default(), [0x51; 32], false), Error::AuditMeasurementMismatch)
+    }
+    /// AU2: the entries do not reproduce the checkpoint
+    fn entries_do_not_reproduce_checkpoint(_w) {
+        Case::invalid(&["Log"], input(Knobs::default(), SOFTWARE, true), Error::LogInclusionInvalid)
+    }
+    /// AU7: a vendor chain through an intermediate CA: all twelve steps pass
+    fn intermediate_ca(_w) {
+        // Appended after the first nineteen cases so their ids stay stable.
+        let input = input(Knobs { intermediate_ca: true, ..Knobs::default() }, SOFTWARE, false);
+        Case::valid(&["Attestation"], input, Some(map([("steps", json!(12))])))
+    }
+    /// AU7: the intermediate's certificate is not a CA certificate
+    fn intermediate_not_ca(_w) {
+        broken(&["Attestation"], Knobs { intermediate_not_ca: true, ..Knobs::default() }, Error::AuditAttestationInvalid)
+    }
+    /// AU7: two nodes attested by the same device
+    fn shared_device(_w) {
+        broken(&["Attestation"], Knobs { shared_device: true, ..Knobs::default() }, Error::AuditDeviceReused)
+    }
+    /// AU6: a second evidence for the same fleet and epoch
+    fn duplicate_evidence(_w) {
+        broken(&["Log"], Knobs { duplicate_evidence: true, ..Knobs::default() }, Error::AuditLogDuplicate)
+    }
+    /// AU11: a step timed before the step it follows
+    fn time_backwards(_w) {
+        broken(&["Ceremony"], Knobs { time_backwards: true, ..Knobs::default() }, Error::AuditTranscriptBroken)
+    }
+    /// AU12: a node's keygen step is missing
+    fn skip_keygen(_w) {
+        broken(&["Ceremony"], Knobs { skip_keygen: true, ..Knobs::default() }, Error::AuditTranscriptIncomplete)
+    }
+    /// AU12: a listed participant signed no step
+    fn silent_observer(_w) {
+        broken(&["Ceremony"], Knobs { silent_observer: true, ..Knobs::default() }, Error::AuditTranscriptIncomplete)
+    }
+    /// AU3: the operator signed a payload that is not an Evidence
+    fn signed_non_evidence(_w) {
+        broken(&["Evidence"], Knobs { signed_non_evidence: true, ..Knobs::default() }, Error::EvidenceMalformed)
+    }
+    /// AU3: a payload that is not an Evidence, not signed by the operator: the signature is checked first
+    fn unsigned_non_evidence(_w) {
+        broken(&["Evidence"], Knobs { unsigned_non_evidence: true, ..Knobs::default() }, Error::AuditEvidenceSignature)
+    }
+    /// AU9: the vendor's published firmware measurement differs
+    fn published_firmware_differs(_w) {
+        let mut other_firmware = input(Knobs::default(), SOFTWARE, false);
+        other_firmware.insert("firmware".into(), json!(hex::encode([0xf2; 32])));
+        Case::invalid(&["Attestation"], other_firmware, Error::AuditMeasurementMismatch)
+    }
+}
+
 /// The audit vector file.
 pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("audit", "spec/audit.md", NOTES);
-    let k = Knobs::default;
     f.group("audit", "§2");
-    f.case(
-        "a clean ceremony: all twelve steps pass",
-        &["Clean"],
-        input(k(), SOFTWARE, false),
-        None,
-        Some(map([("steps", json!(12))])),
-    );
-    let cases: Vec<(Knobs, &str, &str, Error)> = vec![
-        (
-            Knobs { tamper_evidence: true, ..k() },
-            "Evidence",
-            "AU3: the policy edited after the operator signed",
-            Error::AuditEvidenceSignature,
-        ),
-        (
-            Knobs { garbage_evidence: true, ..k() },
-            "Evidence",
-            "AU3: not an evidence COSE_Sign1 (wrong content type)",
-            Error::EvidenceMalformed,
-        ),
-        (
-            Knobs { keyset_names_other_evidence: true, ..k() },
-            "Evidence",
-            "AU4: the FleetKeySet names other evidence",
-            Error::AuditEvidenceMismatch,
-        ),
-        (
-            Knobs { evidence_epoch: Some(2), ..k() },
-            "Evidence",
-            "AU4: the evidence is for another epoch",
-            Error::AuditKeysetMismatch,
-        ),
-        (
-            Knobs { omit_evidence_entry: true, ..k() },
-            "Log",
-            "AU5: the evidence is missing from the log",
-            Error::AuditEvidenceUnlogged,
-        ),
-        (
-            Knobs { omit_bundle_entry: true, ..k() },
-            "Log",
-            "AU5: the bundle is missing from the log",
-            Error::AuditBundleUnlogged,
-        ),
-        (
-            Knobs { bundle_logged_first: true, ..k() },
-            "Log",
-            "AU5: the evidence was logged after the bundle",
-            Error::AuditEvidenceLate,
-        ),
-        (
-            Knobs { duplicate_bundle: true, ..k() },
-            "Log",
-            "AU6: a second bundle for the same fleet and epoch",
-            Error::AuditLogDuplicate,
-        ),
-        (
-            Knobs { foreign_root: true, ..k() },
-            "Attestation",
-            "AU7: device certificates from an unknown vendor root",
-            Error::AuditAttestationUntrusted,
-        ),
-        (
-            Knobs { statement_by_other_key: true, ..k() },
-            "Attestation",
-            "AU7: a statement not signed by its device key",
-            Error::AuditAttestationInvalid,
-        ),
-        (
-            Knobs { attest_other_session_key: true, ..k() },
-            "Attestation",
-            "AU8: a bundle key not in the attestations",
-            Error::AuditKeysMismatch,
-        ),
-        (
-            Knobs { statement_software: Some([1; 32]), ..k() },
-            "Attestation",
-            "AU9: a statement reports other software",
-            Error::AuditMeasurementMismatch,
-        ),
-        (
-            Knobs { policy_limit: Some(5), ..k() },
-            "Evidence",
-            "AU10: the evidence states another guess limit",
-            Error::AuditPolicyMismatch,
-        ),
-        (
-            Knobs { break_chain: true, ..k() },
-            "Ceremony",
-            "AU11: a step's prev digest is wrong",
-            Error::AuditTranscriptBroken,
-        ),
-        (
-            Knobs { step_by_stranger: true, ..k() },
-            "Ceremony",
-            "AU11: steps signed by someone not listed",
-            Error::AuditTranscriptSignature,
-        ),
-        (
-            Knobs { skip_close: true, ..k() },
-            "Ceremony",
-            "AU12: the close step is missing",
-            Error::AuditTranscriptIncomplete,
-        ),
-    ];
-    for (knobs, flag, comment, err) in cases {
-        f.case(comment, &[flag], input(knobs, SOFTWARE, false), Some(err), None);
-    }
-    f.case(
-        "AU9: the rebuilt software measurement differs",
-        &["Attestation"],
-        input(k(), [0x51; 32], false),
-        Some(Error::AuditMeasurementMismatch),
-        None,
-    );
-    f.case(
-        "AU2: the entries do not reproduce the checkpoint",
-        &["Log"],
-        input(k(), SOFTWARE, true),
-        Some(Error::LogInclusionInvalid),
-        None,
-    );
-    // Appended after the first nineteen so their ids stay stable.
-    f.case(
-        "AU7: a vendor chain through an intermediate CA: all twelve steps pass",
-        &["Attestation"],
-        input(Knobs { intermediate_ca: true, ..k() }, SOFTWARE, false),
-        None,
-        Some(map([("steps", json!(12))])),
-    );
-    let more: Vec<(Knobs, &str, &str, Error)> = vec![
-        (
-            Knobs { intermediate_not_ca: true, ..k() },
-            "Attestation",
-            "AU7: the intermediate's certificate is not a CA certificate",
-            Error::AuditAttestationInvalid,
-        ),
-        (
-            Knobs { shared_device: true, ..k() },
-            "Attestation",
-            "AU7: two nodes attested by the same device",
-            Error::AuditDeviceReused,
-        ),
-        (
-            Knobs { duplicate_evidence: true, ..k() },
-            "Log",
-            "AU6: a second evidence for the same fleet and epoch",
-            Error::AuditLogDuplicate,
-        ),
-        (
-            Knobs { time_backwards: true, ..k() },
-            "Ceremony",
-            "AU11: a step timed before the step it follows",
-            Error::AuditTranscriptBroken,
-        ),
-        (
-            Knobs { skip_keygen: true, ..k() },
-            "Ceremony",
-            "AU12: a node's keygen step is missing",
-            Error::AuditTranscriptIncomplete,
-        ),
-        (
-            Knobs { silent_observer: true, ..k() },
-            "Ceremony",
-            "AU12: a listed participant signed no step",
-            Error::AuditTranscriptIncomplete,
-        ),
-        (
-            Knobs { signed_non_evidence: true, ..k() },
-            "Evidence",
-            "AU3: the operator signed a payload that is not an Evidence",
-            Error::EvidenceMalformed,
-        ),
-        (
-            Knobs { unsigned_non_evidence: true, ..k() },
-            "Evidence",
-            "AU3: a payload that is not an Evidence, not signed by the operator: the signature is checked first",
-            Error::AuditEvidenceSignature,
-        ),
-    ];
-    for (knobs, flag, comment, err) in more {
-        f.case(comment, &[flag], input(knobs, SOFTWARE, false), Some(err), None);
-    }
-    let mut other_firmware = input(k(), SOFTWARE, false);
-    other_firmware.insert("firmware".into(), json!(hex::encode([0xf2; 32])));
-    f.case(
-        "AU9: the vendor's published firmware measurement differs",
-        &["Attestation"],
-        other_firmware,
-        Some(Error::AuditMeasurementMismatch),
-        None,
-    );
+    f.cases(&mut World, AUDIT);
     f.finish()
 }
