@@ -4,60 +4,15 @@
 //!
 //! Run: `cargo bench -p bkv-protocol --bench bundle`
 
-use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
-use bkv_protocol::validation_bundle::keyset::{OPAQUE_SUITE_1, SESSION_SUITE_X25519};
+use bkv_protocol::fixtures::bundle::{NOW, keyset, organisations};
 use bkv_protocol::validation_bundle::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-const NOW: u64 = 1_800_000_000;
-
+/// The sample deployment of the bundle vectors: its epoch-1 bundle and the app's anchors.
 fn fixture() -> (Vec<u8>, TrustAnchors) {
-    let tp = Ed25519Signer::from_seed(&[1; 32]);
-    let op = Esp256Signer::from_scalar(&[2; 32]).unwrap();
-    let nodes = (1..=5u8)
-        .map(|i| Node {
-            id: format!("node-{i}"),
-            datacenter: format!("dc-{}", i % 3),
-            keys: vec![
-                NodeKey { role: KeyRole::Session, suite: SESSION_SUITE_X25519, key: vec![i; 32] },
-                NodeKey { role: KeyRole::Opaque, suite: OPAQUE_SUITE_1, key: vec![0xaa; 32] },
-                NodeKey {
-                    role: KeyRole::Signing,
-                    suite: -19,
-                    key: Ed25519Signer::from_seed(&[100 + i; 32]).public_key().key.clone(),
-                },
-            ],
-        })
-        .collect();
-    let ks = FleetKeySet {
-        v: 1,
-        fleet_id: "bench".into(),
-        epoch: 1,
-        not_before: NOW - 10,
-        not_after: NOW + 10,
-        guess_limit: 10,
-        quorum: 3,
-        nodes,
-        prev: None,
-        evidence: None,
-    };
-    let claims = Claims { iss: "tp".into(), sub: "bench".into(), iat: NOW };
-    let bundle = countersign(&sign(&ks.to_bytes(), &claims, &tp), &op).unwrap();
-    let anchor = |name: &str, k: &bkv_protocol::crypto::PublicKey| Anchor {
-        name: name.into(),
-        key: k.clone(),
-        not_before: 0,
-        not_after: u64::MAX,
-    };
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: "bench".into(),
-        third_party: vec![anchor("tp", tp.public_key())],
-        operator: vec![anchor("op", op.public_key())],
-        pinned: vec![],
-    };
-    (bundle, anchors)
+    let orgs = organisations();
+    (orgs.bundle(&keyset(1, None)), orgs.anchors)
 }
 
 fn bench(c: &mut Criterion) {

@@ -8,20 +8,16 @@ use crate::cases;
 use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor::value_to_vec;
-use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, PublicKey, Signer, sha256};
+use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
 use bkv_protocol::validation_bundle::countersignature::{
     Context, CoseCountersignature, countersign_structure,
 };
-use bkv_protocol::validation_bundle::keyset::{OPAQUE_SUITE_1, SESSION_SUITE_X25519};
 use bkv_protocol::validation_bundle::*;
 use ciborium::Value;
 use serde_json::{Value as Json, json};
 
-/// Verification time of every case.
-pub const NOW: u64 = 1_800_000_000;
-const FLEET: &str = "chat.example/backup-vault";
-const THIRD_PARTY: &str = "auditco.example";
-const OPERATOR: &str = "operator.example";
+pub use bkv_protocol::fixtures::bundle::NOW;
+use bkv_protocol::fixtures::bundle::{FLEET, OPERATOR, THIRD_PARTY, anchor, claims, keyset, organisations};
 
 const NOTES: &[(&str, &str)] = &[
     ("Valid", "a bundle every implementation must accept"),
@@ -57,23 +53,9 @@ struct World {
     pinned: TrustAnchors,
 }
 
-fn anchor(name: &str, key: &PublicKey) -> Anchor {
-    Anchor { name: name.into(), key: key.clone(), not_before: NOW - 1000, not_after: NOW + 1000 }
-}
-
 fn world() -> World {
-    let third_party = Ed25519Signer::from_seed(&[1; 32]);
-    let operator = Esp256Signer::from_scalar(&[2; 32]).expect("valid scalar");
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: FLEET.into(),
-        third_party: vec![anchor(THIRD_PARTY, third_party.public_key())],
-        operator: vec![anchor(OPERATOR, operator.public_key())],
-        pinned: vec![],
-    };
-    let bundle = |ks: &FleetKeySet| {
-        countersign(&sign(&ks.to_bytes(), &claims(), &third_party), &operator).expect("countersign")
-    };
+    let orgs = organisations();
+    let bundle = |ks: &FleetKeySet| orgs.bundle(ks);
     let ks1 = keyset(1, None);
     let b1 = bundle(&ks1);
     let mut other1 = keyset(1, None);
@@ -82,10 +64,22 @@ fn world() -> World {
     let b2 = bundle(&keyset(2, Some(sha256(&b1))));
     let b2x = bundle(&keyset(2, Some(sha256(&b1x))));
     let b3 = bundle(&keyset(3, Some(sha256(&b2))));
-    let mut pinned = anchors.clone();
+    let mut pinned = orgs.anchors.clone();
     pinned.pinned.push(serde_bytes::ByteBuf::from(sha256(&ks1.to_bytes()).to_vec()));
     pinned.pinned.push(serde_bytes::ByteBuf::from(sha256(&other_fleet_keyset().to_bytes()).to_vec()));
-    World { third_party, operator, anchors, payload: ks1.to_bytes(), b1, b1x, b2, b2x, b3, pinned }
+    let (payload, anchors) = (ks1.to_bytes(), orgs.anchors.clone());
+    World {
+        third_party: orgs.third_party,
+        operator: orgs.operator,
+        anchors,
+        payload,
+        b1,
+        b1x,
+        b2,
+        b2x,
+        b3,
+        pinned,
+    }
 }
 
 /// A valid epoch-1 FleetKeySet of another fleet.
@@ -93,38 +87,6 @@ fn other_fleet_keyset() -> FleetKeySet {
     let mut ks = keyset(1, None);
     ks.fleet_id = "other-fleet".into();
     ks
-}
-
-fn node(i: u8) -> Node {
-    let signing = Ed25519Signer::from_seed(&[100 + i; 32]);
-    Node {
-        id: format!("node-{i}"),
-        datacenter: ["dc-east", "dc-west", "dc-north"][usize::from(i) % 3].into(),
-        keys: vec![
-            NodeKey { role: KeyRole::Session, suite: SESSION_SUITE_X25519, key: vec![i; 32] },
-            NodeKey { role: KeyRole::Opaque, suite: OPAQUE_SUITE_1, key: vec![0xaa; 32] },
-            NodeKey { role: KeyRole::Signing, suite: -19, key: signing.public_key().key.clone() },
-        ],
-    }
-}
-
-fn keyset(epoch: u64, prev: Option<[u8; 32]>) -> FleetKeySet {
-    FleetKeySet {
-        v: 1,
-        fleet_id: FLEET.into(),
-        epoch,
-        not_before: NOW - 100,
-        not_after: NOW + 100,
-        guess_limit: 10,
-        quorum: 3,
-        nodes: (1..=5).map(node).collect(),
-        prev,
-        evidence: None,
-    }
-}
-
-fn claims() -> Claims {
-    Claims { iss: THIRD_PARTY.into(), sub: FLEET.into(), iat: NOW - 10 }
 }
 
 fn int(i: i64) -> Value {

@@ -3,75 +3,25 @@
 //! built to break exactly that step.
 
 use bkv_protocol::Error;
-use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, PublicKey, Signer, sha256};
+use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
+use bkv_protocol::fixtures::bundle::{
+    FLEET, NOW, Organisations, THIRD_PARTY, anchor, claims, keyset, organisations,
+};
 use bkv_protocol::validation_bundle::countersignature::{
     Context, CoseCountersignature, countersign_structure,
 };
-use bkv_protocol::validation_bundle::keyset::{OPAQUE_SUITE_1, SESSION_SUITE_X25519};
 use bkv_protocol::validation_bundle::*;
 use ciborium::Value;
-
-const NOW: u64 = 1_800_000_000;
-const FLEET: &str = "chat.example/backup-vault";
-const THIRD_PARTY: &str = "auditco.example";
 
 type HeaderMap = Vec<(Value, Value)>;
 type Sign1Parts = (Vec<u8>, HeaderMap, Vec<u8>, Vec<u8>);
 type KeySetBreaker = Box<dyn Fn(&mut FleetKeySet)>;
 
-struct World {
-    third_party: Ed25519Signer,
-    operator: Esp256Signer,
-    anchors: TrustAnchors,
-}
-
-fn anchor(name: &str, key: &PublicKey) -> Anchor {
-    Anchor { name: name.into(), key: key.clone(), not_before: NOW - 1000, not_after: NOW + 1000 }
-}
+/// The sample deployment of the bundle vectors (`bkv_protocol::fixtures::bundle`).
+type World = Organisations;
 
 fn world() -> World {
-    let third_party = Ed25519Signer::from_seed(&[1; 32]);
-    let operator = Esp256Signer::from_scalar(&[2; 32]).unwrap();
-    let anchors = TrustAnchors {
-        v: 1,
-        fleet_id: FLEET.into(),
-        third_party: vec![anchor(THIRD_PARTY, third_party.public_key())],
-        operator: vec![anchor("operator.example", operator.public_key())],
-        pinned: vec![],
-    };
-    World { third_party, operator, anchors }
-}
-
-fn node(i: u8) -> Node {
-    let signing = Ed25519Signer::from_seed(&[100 + i; 32]);
-    Node {
-        id: format!("node-{i}"),
-        datacenter: format!("dc-{}", i % 3),
-        keys: vec![
-            NodeKey { role: KeyRole::Session, suite: SESSION_SUITE_X25519, key: vec![i; 32] },
-            NodeKey { role: KeyRole::Opaque, suite: OPAQUE_SUITE_1, key: vec![0xaa; 32] },
-            NodeKey { role: KeyRole::Signing, suite: -19, key: signing.public_key().key.clone() },
-        ],
-    }
-}
-
-fn keyset(epoch: u64, prev: Option<[u8; 32]>) -> FleetKeySet {
-    FleetKeySet {
-        v: 1,
-        fleet_id: FLEET.into(),
-        epoch,
-        not_before: NOW - 100,
-        not_after: NOW + 100,
-        guess_limit: 10,
-        quorum: 3,
-        nodes: (1..=5).map(node).collect(),
-        prev,
-        evidence: None,
-    }
-}
-
-fn claims() -> Claims {
-    Claims { iss: THIRD_PARTY.into(), sub: FLEET.into(), iat: NOW - 10 }
+    organisations()
 }
 
 fn make(w: &World, ks: &FleetKeySet) -> Vec<u8> {
