@@ -1,5 +1,5 @@
 //! The properties every fuzz target checks, written once: each target in
-//! `fuzz_targets/` is one call into this file, and `protocol/tests/fuzz_corpus.rs`
+//! `fuzz_targets/` is one call into this file, and `protocol/tests/api/fuzz_corpus.rs`
 //! replays every committed corpus (`corpus/<target>/`) through the same functions under
 //! plain `cargo test`. Both include it with `#[path]`, so it uses only crates both have:
 //! `bkv-protocol`, `arbitrary`, `hex`, `serde_json`, `rand_core` and `rand_chacha`.
@@ -57,6 +57,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("audit_run", audit_run),
     ("client_response", client_response),
     ("node_api_decode", node_api_decode),
+    ("tile_parse", tile_parse),
 ];
 
 /// Decode `data` as `libfuzzer-sys`'s `fuzz_target!(|input: T| ..)` does: too short for
@@ -247,6 +248,24 @@ pub(crate) fn node_api_decode(data: &[u8]) {
     }
     if let Ok(path) = ConsistencyPath::decode(data) {
         assert_eq!(ConsistencyPath::encode(&path), data);
+    }
+}
+
+/// `tile_parse`, spec/audit-log.md §8.1: the C2SP tile paths and bodies a client reads
+/// never panic; an accepted path, entry bundle or hash tile re-encodes to the same bytes.
+pub(crate) fn tile_parse(data: &[u8]) {
+    use bkv_protocol::audit_log::tiles;
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Some(t) = tiles::parse(text)
+    {
+        assert_eq!(t.to_path(), text);
+    }
+    if let Some(entries) = tiles::parse_entry_bundle(data) {
+        assert_eq!(tiles::entry_bundle(&entries).as_deref(), Some(data));
+    }
+    let width = (data.len() / 32) as u64;
+    if let Some(hashes) = tiles::parse_hash_tile(data, width) {
+        assert_eq!(hashes.concat(), data);
     }
 }
 

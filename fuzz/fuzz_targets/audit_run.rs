@@ -1,6 +1,6 @@
 //! spec/audit.md: the Audit procedure AU1–AU12.
 //! The properties are in `fuzz_checks.rs` (`fuzz_checks::audit_run`), shared with the
-//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+//! corpus replay of `protocol/tests/api/fuzz_corpus.rs`.
 #![no_main]
 
 #[path = "../fuzz_checks.rs"]

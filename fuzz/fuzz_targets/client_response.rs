@@ -1,6 +1,6 @@
 //! spec/session.md §4.3, spec/vault.md §6: the client's response parsers.
 //! The properties are in `fuzz_checks.rs` (`fuzz_checks::client_response`), shared with the
-//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+//! corpus replay of `protocol/tests/api/fuzz_corpus.rs`.
 #![no_main]
 
 #[path = "../fuzz_checks.rs"]

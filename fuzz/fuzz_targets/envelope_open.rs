@@ -1,6 +1,6 @@
 //! spec/backup-envelope.md §5: reading a backup file.
 //! The properties are in `fuzz_checks.rs` (`fuzz_checks::envelope_open`), shared with the
-//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+//! corpus replay of `protocol/tests/api/fuzz_corpus.rs`.
 #![no_main]
 
 #[path = "../fuzz_checks.rs"]

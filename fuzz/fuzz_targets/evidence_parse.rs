@@ -1,6 +1,6 @@
 //! spec/evidence.md §1, spec/rotation.md §4: evidence objects and rotation exports.
 //! The properties are in `fuzz_checks.rs` (`fuzz_checks::evidence_parse`), shared with the
-//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+//! corpus replay of `protocol/tests/api/fuzz_corpus.rs`.
 #![no_main]
 
 #[path = "../fuzz_checks.rs"]

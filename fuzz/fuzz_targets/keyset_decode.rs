@@ -1,6 +1,6 @@
 //! spec/validation-bundle.md §3: FleetKeySet decoding.
 //! The properties are in `fuzz_checks.rs` (`fuzz_checks::keyset_decode`), shared with the
-//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+//! corpus replay of `protocol/tests/api/fuzz_corpus.rs`.
 #![no_main]
 
 #[path = "../fuzz_checks.rs"]

@@ -1,6 +1,6 @@
 //! spec/audit-log.md §4: signed notes, checkpoint bodies, verifier keys.
 //! The properties are in `fuzz_checks.rs` (`fuzz_checks::log_note`), shared with the
-//! corpus replay of `protocol/tests/fuzz_corpus.rs`.
+//! corpus replay of `protocol/tests/api/fuzz_corpus.rs`.
 #![no_main]
 
 #[path = "../fuzz_checks.rs"]

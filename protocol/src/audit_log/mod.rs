@@ -8,6 +8,7 @@
 
 pub mod merkle;
 pub mod note;
+pub mod tiles;
 
 #[cfg(test)]
 mod tests;

@@ -91,6 +91,7 @@ replay_tests!(
     audit_run,
     client_response,
     node_api_decode,
+    tile_parse,
 );
 
 /// Beyond the targets: every CBOR corpus input as a bundle, against a few decoded anchors.

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::http;
 use bkv_protocol::audit_log::merkle::Hash;
 use bkv_protocol::audit_log::note::Note;
+use bkv_protocol::audit_log::tiles::{self, TilePath};
 use bkv_protocol::audit_log::{Checkpoint, InclusionProof};
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +133,24 @@ impl LogClient {
     pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
         let list: Vec<String> = json(&self.get(&format!("/entries/{start}/{end}")).await?)?;
         list.iter().map(|h| hex::decode(h).map_err(|_| Error::Http("bad entry hex".into()))).collect()
+    }
+
+    /// The hash tile of `level` and `index`, of `width` hashes (C2SP tlog-tiles).
+    pub async fn hash_tile(&self, level: u32, index: u64, width: u64) -> Result<Vec<Hash>> {
+        let path = TilePath { level: Some(level), index, width }.to_path();
+        let bytes = self.get(&format!("/tile/{path}")).await?;
+        tiles::parse_hash_tile(&bytes, width)
+            .ok_or_else(|| Error::Http(format!("tile/{path}: not {width} hashes")))
+    }
+
+    /// The entry bundle `index` of `width` entries (C2SP tlog-tiles).
+    pub async fn entry_bundle(&self, index: u64, width: u64) -> Result<Vec<Vec<u8>>> {
+        let path = TilePath { level: None, index, width }.to_path();
+        let bytes = self.get(&format!("/tile/{path}")).await?;
+        match tiles::parse_entry_bundle(&bytes) {
+            Some(entries) if entries.len() as u64 == width => Ok(entries),
+            _ => Err(Error::Http(format!("tile/{path}: not an entry bundle of {width} entries"))),
+        }
     }
 
     /// Every entry `start..end`, in batches of [`MAX_ENTRIES_PER_REQUEST`]; `progress(done,

@@ -1,7 +1,7 @@
 //! `bkv-third-party`: the third party's services (spec/audit-log.md §8).
 //!
 //! The log server ([`log_server`]) stores entries and checkpoints in redb ([`storage`])
-//! and serves tiles ([`tiles`]); witnesses ([`witness`]) cosign checkpoints after checking
+//! and serves tiles (`bkv_protocol::audit_log::tiles`); witnesses ([`witness`]) cosign checkpoints after checking
 //! consistency; the third-party signer releases a bundle only through
 //! [`signer::release`]; [`local`] runs a log and its witnesses on loopback. Clients of the
 //! log (the monitor, the auditor, the signer itself) are in `bkv-client`. All protocol
@@ -12,7 +12,6 @@ pub mod local;
 pub mod log_server;
 pub mod signer;
 pub mod storage;
-pub mod tiles;
 pub mod witness;
 
 /// The one error type of the third party's services.

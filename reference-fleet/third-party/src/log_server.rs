@@ -233,16 +233,18 @@ async fn consistency(
 }
 
 async fn tile(State(log): State<Arc<LogService>>, UrlPath(path): UrlPath<String>) -> Reply {
-    let Some(t) = crate::tiles::parse(&path) else {
+    let Some(t) = bkv_protocol::audit_log::tiles::parse(&path) else {
         return not_found();
     };
     let store = log.store();
     let body = match t.level {
-        Some(level) => crate::tiles::hash_tile(store.tree(), level, t.index, t.width),
+        Some(level) => bkv_protocol::audit_log::tiles::hash_tile(store.tree(), level, t.index, t.width),
         None => {
-            let start = t.index.saturating_mul(crate::tiles::WIDTH);
+            let start = t.index.saturating_mul(bkv_protocol::audit_log::tiles::WIDTH);
             match store.entries(start, start.saturating_add(t.width)) {
-                Ok(list) if list.len() as u64 == t.width => crate::tiles::entry_bundle(&list),
+                Ok(list) if list.len() as u64 == t.width => {
+                    bkv_protocol::audit_log::tiles::entry_bundle(&list)
+                }
                 Ok(_) => None,
                 Err(e) => return fail(e),
             }

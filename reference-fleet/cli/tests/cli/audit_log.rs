@@ -373,6 +373,12 @@ async fn tlog_tiles_match_the_tree() {
         rest = &rest[2 + n..];
     }
     assert_eq!(got, entries[256..300]);
+    // The client reads the same tiles.
+    assert_eq!(net.log.entry_bundle(1, 44).await.unwrap(), entries[256..300]);
+    let hashes = net.log.hash_tile(0, 0, 256).await.unwrap();
+    assert_eq!(hashes[255], leaf_hash(&entries[255]));
+    assert_eq!(net.log.hash_tile(1, 0, 1).await.unwrap(), vec![tree.root_at(256).unwrap()]);
+    assert!(net.log.entry_bundle(1, 45).await.is_err(), "a tile the log does not have");
     // Tiles that do not exist yet are 404.
     for missing in ["0/001", "0/001.p/45", "1/000", "entries/001", "2/000.p/1", "0/x1/000"] {
         let (status, _) = http::request("GET", &format!("{base}/tile/{missing}"), &[]).await.unwrap();

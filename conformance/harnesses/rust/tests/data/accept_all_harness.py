@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A deliberately broken harness: claims every feature and accepts every input.
-The conformance runner must catch it with named failures (conformance/tests/runner.rs)."""
+The conformance runner must catch it with named failures (conformance/harnesses/rust/tests/runner.rs)."""
 import glob
 import json
 import os

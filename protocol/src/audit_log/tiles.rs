@@ -1,7 +1,8 @@
 //! spec/audit-log.md §8.1: the C2SP `tlog-tiles` read API of the log (hash tiles and
-//! entry bundles, tile height 8, width 256).
+//! entry bundles, tile height 8, width 256): tile paths, and the tile formats as the log
+//! serves them and a client reads them.
 
-use bkv_protocol::audit_log::merkle::Tree;
+use super::merkle::{Hash, Tree};
 
 /// Hashes (or entries) per full tile.
 pub const WIDTH: u64 = 256;
@@ -15,6 +16,15 @@ pub struct TilePath {
     pub index: u64,
     /// Width: 256 for a full tile, 1..=255 for a partial one.
     pub width: u64,
+}
+
+impl TilePath {
+    /// The part of the tile's URL after `/tile/` ([`parse`] inverted).
+    pub fn to_path(&self) -> String {
+        let first = self.level.map_or_else(|| "entries".to_owned(), |l| l.to_string());
+        let partial = if self.width < WIDTH { format!(".p/{}", self.width) } else { String::new() };
+        format!("{first}/{}{partial}", encode_index(self.index))
+    }
 }
 
 /// Encode a tile index as C2SP path elements: `1234067` -> `x001/x234/067`.
@@ -88,6 +98,29 @@ pub fn entry_bundle(entries: &[Vec<u8>]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Read a hash tile of `width` hashes; `None` when it is not exactly that.
+pub fn parse_hash_tile(bytes: &[u8], width: u64) -> Option<Vec<Hash>> {
+    if bytes.len() as u64 != width.checked_mul(32)? {
+        return None;
+    }
+    Some(bytes.chunks_exact(32).map(|h| h.try_into().expect("32 bytes")).collect())
+}
+
+/// Read an entry bundle; `None` when a length runs past the end.
+pub fn parse_entry_bundle(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        if rest.len() < len {
+            return None;
+        }
+        out.push(rest[..len].to_vec());
+        bytes = &rest[len..];
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +139,33 @@ mod tests {
         assert_eq!(parse("01/000"), None);
         assert_eq!(parse("64/000"), None);
         assert_eq!(parse("0/001/002"), None);
+    }
+
+    #[test]
+    fn paths_round_trip() {
+        for t in [
+            TilePath { level: Some(0), index: 1234067, width: 256 },
+            TilePath { level: None, index: 1002, width: 12 },
+            TilePath { level: Some(2), index: 0, width: 1 },
+        ] {
+            assert_eq!(parse(&t.to_path()), Some(t));
+        }
+        assert_eq!(TilePath { level: None, index: 1002, width: 12 }.to_path(), "entries/x001/002.p/12");
+    }
+
+    #[test]
+    fn tiles_read_back_what_is_written() {
+        let entries = vec![b"a".to_vec(), Vec::new(), vec![7; 300]];
+        assert_eq!(parse_entry_bundle(&entry_bundle(&entries).unwrap()), Some(entries));
+        assert_eq!(parse_entry_bundle(&[0, 2, 1]), None, "a length past the end");
+        assert_eq!(parse_entry_bundle(&[0]), None, "half a length");
+        let mut tree = Tree::new();
+        for i in 0..3u8 {
+            tree.push(&[i]);
+        }
+        let tile = hash_tile(&tree, 0, 0, 3).unwrap();
+        let hashes = parse_hash_tile(&tile, 3).unwrap();
+        assert_eq!(hashes[1], tree.leaf(1).unwrap());
+        assert_eq!(parse_hash_tile(&tile[1..], 3), None);
     }
 }
