@@ -60,6 +60,10 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("tile_parse", tile_parse),
 ];
 
+/// Targets whose property lives in another crate than `bkv-protocol`, with that crate's
+/// test that replays their corpus: `node_config` (`bkv_node::config::fuzz_check`).
+pub(crate) const OTHER_CRATE_TARGETS: &[&str] = &["node_config"];
+
 /// Decode `data` as `libfuzzer-sys`'s `fuzz_target!(|input: T| ..)` does: too short for
 /// the type's minimum size or not decodable is no input.
 pub(crate) fn from_fuzzer<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {

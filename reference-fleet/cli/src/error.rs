@@ -59,6 +59,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("{0}")]
     Runtime(String),
+    /// A node's configuration cannot be used.
+    #[error(transparent)]
+    NodeConfig(#[from] bkv_node::config::ConfigError),
 }
 
 impl From<bkv_node::Error> for Error {
@@ -67,6 +70,7 @@ impl From<bkv_node::Error> for Error {
             bkv_node::Error::Protocol(p) => Error::Protocol(p),
             bkv_node::Error::Hsm(h) => Error::Hsm(h),
             bkv_node::Error::Start(s) => Error::NodeStart(s),
+            bkv_node::Error::Config(c) => Error::NodeConfig(c),
             other => Error::Usage(other.to_string()),
         }
     }
@@ -109,6 +113,7 @@ impl Error {
             Error::Hsm(e) => e.code(),
             Error::NodeStart(e) => e.code(),
             Error::Runtime(_) => "io.runtime",
+            Error::NodeConfig(e) => e.code(),
         }
     }
 }
@@ -120,6 +125,7 @@ impl Error {
             Error::Read { path, .. } | Error::Write { path, .. } | Error::BadInput { path, .. } => {
                 Some(path.display().to_string())
             }
+            Error::NodeConfig(e) => Some(e.file.display().to_string()),
             _ => None,
         }
     }
@@ -201,6 +207,11 @@ mod tests {
             Error::NodeStart(bkv_node::StartError::Bind("127.0.0.1:1".parse().unwrap(), io())),
             Error::NodeStart(bkv_node::StartError::Raft("x".into())),
             Error::NodeStart(bkv_node::StartError::NotAMember(9)),
+            Error::NodeConfig(bkv_node::config::ConfigError {
+                file: "node.toml".into(),
+                field: "id".into(),
+                detail: "x".into(),
+            }),
         ]
     }
 

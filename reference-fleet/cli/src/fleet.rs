@@ -208,6 +208,47 @@ struct NodeLayout {
     http: SocketAddr,
 }
 
+/// Write `node-N/node.toml` for every node of the fleet stored in `dir`
+/// (`reference-fleet/README.md`, "Node configuration"), so that each node can run as its
+/// own process with `bkv node run --config`. The addresses are the fleet's stored ones;
+/// `audit_log` is the log URL the nodes relay, if any. Returns the files written.
+pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<PathBuf>> {
+    let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
+        .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
+    let kek_file = if dir.join("kek.hex").exists() { "kek_file = \"../kek.hex\"\n" } else { "" };
+    let mut written = Vec::new();
+    for n in &layout.nodes {
+        let mut text = format!(
+            "# bkv node {id} of fleet {fleet} epoch {epoch} (written by `bkv fleet configs`)\n\
+             id = \"{id}\"\n\
+             data_dir = \".\"\n\
+             released_bundle = \"../released-bundle.cbor\"\n\
+             trust = \"../trust.cbor\"\n\n\
+             [listen]\n\
+             client = \"{http}\"\n\
+             peer = \"{raft}\"\n\n\
+             [hsm]\n\
+             sealed = \"hsm.sealed\"\n\
+             {kek_file}",
+            id = n.id,
+            fleet = layout.fleet_id,
+            epoch = layout.epoch,
+            http = n.http,
+            raft = n.raft,
+        );
+        for p in layout.nodes.iter().filter(|p| p.id != n.id) {
+            text.push_str(&format!("\n[[peers]]\nid = \"{}\"\naddress = \"{}\"\n", p.id, p.raft));
+        }
+        if let Some(url) = audit_log {
+            text.push_str(&format!("\n[audit_log]\nurl = \"{url}\"\n"));
+        }
+        let path = dir.join(&n.id).join("node.toml");
+        write_file(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// The node-to-node addresses of the fleet stored in `dir` (for `bkv fleet status`).
 pub fn raft_addrs(dir: &Path) -> Result<Vec<String>> {
     let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)

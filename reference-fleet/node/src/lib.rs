@@ -4,11 +4,16 @@
 //!   bytes in and out of the node step of `bkv-protocol` (spec/node-api.md §5);
 //! - [`hsm`]: the software HSM that holds the node's keys (spec/node-api.md §4);
 //! - [`replication`]: the replicated command log (spec/fleet-replication.md), openraft over
-//!   redb, and the unreplicated log used as a benchmark baseline.
+//!   redb, and the unreplicated log used as a benchmark baseline;
+//! - [`config`] and [`run`]: one node as its own process (`bkv node run --config`), with
+//!   `/healthz`, `/readyz` and `/metrics` ([`metrics`]).
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod hsm;
+pub mod metrics;
 pub mod replication;
+pub mod run;
 pub mod service;
 
 pub use hsm::HsmError;
@@ -28,6 +33,9 @@ pub enum Error {
     /// The node could not start (`node.start.*`).
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The node's configuration cannot be used (`node.config.invalid`).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 impl Error {
@@ -37,6 +45,7 @@ impl Error {
             Error::Protocol(e) => e.code(),
             Error::Hsm(e) => e.code(),
             Error::Start(e) => e.code(),
+            Error::Config(e) => e.code(),
         }
     }
 }

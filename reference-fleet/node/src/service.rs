@@ -16,6 +16,7 @@
 //! - `GET /v1/log/consistency/{size1}/{size2}`: a consistency proof of the audit log,
 //!   relayed from the log (spec/node-api.md §1; the client verifies it).
 
+use crate::metrics::{NodeMetrics, Status};
 use crate::replication::CommandLog;
 use axum::Router;
 use axum::body::Bytes;
@@ -41,6 +42,22 @@ pub struct NodeService<L> {
     info: NodeInfo,
     released_bundle: Vec<u8>,
     audit_log: Option<LogClient>,
+    metrics: Arc<NodeMetrics>,
+    health: Option<Arc<dyn Fn() -> Readiness + Send + Sync>>,
+}
+
+/// What `GET /readyz` reports: the vote gate (spec/fleet-replication.md §6.3) and the
+/// leader this node knows, with the consensus state `/metrics` exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// The vote gate is open.
+    pub gate_open: bool,
+    /// A leader is known.
+    pub leader_known: bool,
+    /// The current term.
+    pub term: u64,
+    /// The last applied index.
+    pub applied: u64,
 }
 
 impl<L: CommandLog> NodeService<L> {
@@ -54,7 +71,27 @@ impl<L: CommandLog> NodeService<L> {
         released_bundle: Vec<u8>,
     ) -> Self {
         let step = NodeStep::new(session, vault);
-        Self { step, clock: SystemClock::shared(), log, info, released_bundle, audit_log: None }
+        Self {
+            step,
+            clock: SystemClock::shared(),
+            log,
+            info,
+            released_bundle,
+            audit_log: None,
+            metrics: Arc::new(NodeMetrics::new()),
+            health: None,
+        }
+    }
+
+    /// Report readiness (`/readyz`) and the consensus gauges of `/metrics` from `health`.
+    pub fn with_health(mut self, health: impl Fn() -> Readiness + Send + Sync + 'static) -> Self {
+        self.health = Some(Arc::new(health));
+        self
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<NodeMetrics> {
+        &self.metrics
     }
 
     /// Read the node's time from `clock` (tests fix it).
@@ -78,17 +115,28 @@ impl<L: CommandLog> NodeService<L> {
     /// step is given the same `now`).
     pub async fn handle(&self, request: &[u8], now: u64) -> Vec<u8> {
         match self.step.begin(&mut OsRng, request, now) {
-            Begun::Reply(sealed) => sealed,
-            Begun::Commit(pending) => match self.log.propose(pending.command().to_vec()).await {
-                // N3 failed: nothing else happens, in particular no KE2.
-                Err(unavailable) => {
-                    tracing::warn!(node = %self.info.node_id, "{unavailable}");
-                    pending.unavailable(&mut OsRng)
+            Begun::Reply(sealed) => {
+                self.metrics.request("replied");
+                sealed
+            }
+            Begun::Commit(pending) => {
+                let started = std::time::Instant::now();
+                match self.log.propose(pending.command().to_vec()).await {
+                    // N3 failed: nothing else happens, in particular no KE2.
+                    Err(unavailable) => {
+                        self.metrics.request("unavailable");
+                        tracing::warn!(node = %self.info.node_id, "refused request: fleet.unavailable: {unavailable}");
+                        pending.unavailable(&mut OsRng)
+                    }
+                    Ok(output) => {
+                        self.metrics.commits.inc();
+                        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                        self.metrics.request("committed");
+                        self.metrics.vault_output(&output);
+                        pending.resume(&self.step, &mut OsRng, CommitEvidence::host_reported(output), now)
+                    }
                 }
-                Ok(output) => {
-                    pending.resume(&self.step, &mut OsRng, CommitEvidence::host_reported(output), now)
-                }
-            },
+            }
         }
     }
 
@@ -99,9 +147,64 @@ impl<L: CommandLog> NodeService<L> {
             .route("/v1/bundle", get(bundle_endpoint::<L>))
             .route("/v1/node", get(node_endpoint::<L>))
             .route("/v1/log/consistency/{size1}/{size2}", get(consistency_endpoint::<L>))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz_endpoint::<L>))
+            .route("/metrics", get(metrics_endpoint::<L>))
+            .layer(axum::middleware::from_fn_with_state(self.metrics.clone(), count_status))
             .layer(DefaultBodyLimit::max(MAX_REQUEST))
             .with_state(self)
     }
+}
+
+async fn count_status(
+    State(metrics): State<Arc<NodeMetrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    metrics.http.get_or_create(&Status { status: response.status().as_u16().to_string() }).inc();
+    response
+}
+
+impl<L> NodeService<L> {
+    fn readiness(&self) -> Option<Readiness> {
+        let r = self.health.as_ref().map(|h| h())?;
+        self.metrics.term.set(r.term);
+        self.metrics.applied.set(r.applied);
+        self.metrics.gate_open.set(u64::from(r.gate_open));
+        self.metrics.leader_known.set(u64::from(r.leader_known));
+        Some(r)
+    }
+}
+
+async fn readyz_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) -> Response {
+    match svc.readiness() {
+        Some(r) if r.gate_open && r.leader_known => (StatusCode::OK, "ready\n").into_response(),
+        Some(r) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: vote gate {}, leader {}\n", open(r.gate_open), known(r.leader_known)),
+        )
+            .into_response(),
+        // A node without consensus (the unreplicated baseline) is ready when it serves.
+        None => (StatusCode::OK, "ready\n").into_response(),
+    }
+}
+
+fn open(b: bool) -> &'static str {
+    if b { "open" } else { "closed" }
+}
+
+fn known(b: bool) -> &'static str {
+    if b { "known" } else { "unknown" }
+}
+
+async fn metrics_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) -> Response {
+    svc.readiness();
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        svc.metrics.encode(),
+    )
+        .into_response()
 }
 
 fn cbor_response(body: Vec<u8>) -> Response {

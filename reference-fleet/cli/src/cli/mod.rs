@@ -15,6 +15,7 @@ pub mod fleet_rotate;
 pub mod fleet_status;
 pub mod fleet_up;
 pub mod log;
+pub mod node;
 pub mod output;
 pub mod recovery_bench;
 pub mod replication_bench;
@@ -34,7 +35,8 @@ pub struct Cli {
     /// Print the result, or the failure, as one JSON document on stdout (`bkv schema output`).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Format of the log events on stderr (filter them with `RUST_LOG`, default `warn`).
+    /// Format of the log events on stderr (filter them with `RUST_LOG`; default: warnings,
+    /// without openraft's).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// What to do.
@@ -71,6 +73,9 @@ pub enum Command {
     /// Operate a fleet (spec/fleet-replication.md).
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Run one fleet node as its own process.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
     /// Audit a fleet's deployment: evidence, attestations, ceremony, log (spec/audit.md).
     Audit(audit::AuditArgs),
     /// Back up a file under a recovery code, and restore it (spec/vault.md).
@@ -97,6 +102,8 @@ pub enum FleetCommand {
     Rotate(fleet_rotate::RotateArgs),
     /// Leader, term, log and applied indexes, and each node's lag.
     Status(fleet_status::StatusArgs),
+    /// Write each node's configuration file (`node-N/node.toml`) for `bkv node run`.
+    Configs(node::ConfigsArgs),
 }
 
 /// `bkv bench ...`
@@ -109,10 +116,16 @@ pub enum BenchCommand {
     Recovery(recovery_bench::RecoveryBenchArgs),
 }
 
-/// Install the `tracing` subscriber: events on stderr, filtered by `RUST_LOG`.
+/// Without `RUST_LOG`: bkv's warnings; openraft's own error events are left out, because
+/// the vote gate (spec/fleet-replication.md §6.3) refuses vote requests on purpose and
+/// openraft reports each refusal as an error.
+pub const DEFAULT_LOG_FILTER: &str = "warn,openraft=off";
+
+/// Install the `tracing` subscriber: events on stderr, filtered by `RUST_LOG`
+/// (default [`DEFAULT_LOG_FILTER`]).
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -130,6 +143,8 @@ impl Command {
             Command::Fleet(FleetCommand::Up(a)) => a.json = json,
             Command::Fleet(FleetCommand::Rotate(a)) => a.json = json,
             Command::Fleet(FleetCommand::Status(a)) => a.json = json,
+            Command::Fleet(FleetCommand::Configs(a)) => a.json = json,
+            Command::Node(c) => c.set_json(json),
             Command::Audit(a) => a.json = json,
             Command::Backup(c) => c.set_json(json),
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
@@ -216,6 +231,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,
         Command::Fleet(FleetCommand::Rotate(a)) => fleet_rotate::run(a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
+        Command::Fleet(FleetCommand::Configs(a)) => node::configs(a),
+        Command::Node(cmd) => node::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,

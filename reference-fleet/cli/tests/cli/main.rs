@@ -7,4 +7,5 @@ mod cli_bench;
 mod cli_bundle;
 mod contract;
 mod log_cli;
+mod node_run;
 mod support;

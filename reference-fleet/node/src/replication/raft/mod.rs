@@ -651,6 +651,13 @@ impl<S> Clone for RaftCommandLog<S> {
     }
 }
 
+impl<S: StateMachine> RaftCommandLog<S> {
+    /// The status of the node this log commits through (`/readyz`, `/metrics`).
+    pub fn status(&self) -> NodeStatus {
+        self.shared.status()
+    }
+}
+
 impl<S: StateMachine> CommandLog for RaftCommandLog<S> {
     /// §3: committed on a majority (through the leader) and applied; `fleet.unavailable`
     /// after [`Timing::op_timeout`].

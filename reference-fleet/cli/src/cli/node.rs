@@ -1,0 +1,140 @@
+//! `bkv node run --config node.toml`: one fleet node as its own process
+//! (`reference-fleet/README.md`, "Node configuration"); `bkv fleet configs`: write those
+//! files for a local fleet directory.
+
+use crate::cli::contract::Envelope;
+use crate::error::Result;
+use bkv_client::clock::SystemClock;
+use bkv_node::config::NodeConfig;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `bkv node ...`
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run one fleet node from its configuration file until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Check a node's configuration file and exit (nothing is opened or bound).
+    Check(RunArgs),
+}
+
+/// Arguments of `bkv node run` and `bkv node check`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The node's configuration (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// `--json` (global).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// Arguments of `bkv fleet configs`.
+#[derive(Debug, Args)]
+pub struct ConfigsArgs {
+    /// The fleet directory (of `bkv fleet ceremony` or `bkv fleet up`).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The audit log URL the nodes relay consistency proofs from.
+    #[arg(long)]
+    pub audit_log: Option<String>,
+    /// `--json` (global).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+impl NodeCommand {
+    /// Apply the global `--json`.
+    pub fn set_json(&mut self, json: bool) {
+        match self {
+            NodeCommand::Run(a) | NodeCommand::Check(a) => a.json = json,
+        }
+    }
+}
+
+/// Run a `bkv node` subcommand.
+pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
+    match cmd {
+        NodeCommand::Check(a) => {
+            let config = NodeConfig::load(&a.config, bkv_client::clock::system_now())?;
+            let summary = serde_json::json!({
+                "config": a.config, "node": config.raw.id, "fleet_id": config.keyset.fleet_id,
+                "epoch": config.keyset.epoch, "peers": config.raw.peers.len(),
+            });
+            if a.json {
+                Envelope::success(summary).print();
+            } else {
+                println!(
+                    "{}: node {} of fleet {} epoch {}, {} peers: the configuration is usable",
+                    a.config.display(),
+                    config.raw.id,
+                    config.keyset.fleet_id,
+                    config.keyset.epoch,
+                    config.raw.peers.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Run(a) => {
+            let config = NodeConfig::load(&a.config, bkv_client::clock::system_now())?;
+            let running = bkv_node::run::start(&config, SystemClock::shared()).await?;
+            let ready = serde_json::json!({
+                "node": config.raw.id, "pid": std::process::id(),
+                "client": format!("http://{}", running.client_addr), "peer": running.peer_addr.to_string(),
+            });
+            // The readiness line: both listeners are bound and consensus has started.
+            if a.json {
+                Envelope::success(ready).print();
+            } else {
+                println!(
+                    "node {} serving: client http://{}, peers {}, pid {}",
+                    config.raw.id,
+                    running.client_addr,
+                    running.peer_addr,
+                    std::process::id()
+                );
+            }
+            wait_for_termination().await;
+            tracing::info!(node = %config.raw.id, "shutting down");
+            running.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run `bkv fleet configs`.
+pub fn configs(a: ConfigsArgs) -> Result<ExitCode> {
+    let written = crate::fleet::write_node_configs(&a.dir, a.audit_log.as_deref())?;
+    if a.json {
+        Envelope::success(serde_json::json!({ "configs": written })).print();
+    } else {
+        for p in &written {
+            println!("{}", p.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

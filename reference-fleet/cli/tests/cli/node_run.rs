@@ -1,0 +1,171 @@
+//! `bkv node run`: one node per process (`reference-fleet/README.md`, "Node
+//! configuration"). A 3-node fleet of three `bkv node run` processes serves a registration
+//! and recoveries through different nodes, keeps serving when one process is killed with
+//! SIGKILL, answers `/healthz`, `/readyz` and `/metrics`; and a configuration with a
+//! missing field, an unknown peer, a port in use or another node's HSM gets one error
+//! naming the file and the field, and touches no data.
+
+use crate::support::{Running, bkv, tempdir};
+use bkv_client::{FleetClient, Persisted, Recovery, Trust};
+use bkv_protocol::vault::{BackupKey, KsfParams};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A node process and its client URL.
+struct Node {
+    process: Running,
+    url: String,
+}
+
+/// Start `bkv node run --config CONFIG --json` and wait for its readiness line.
+fn run_node(config: &Path) -> Node {
+    let mut child = bkv()
+        .args(["node", "run", "--json", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run bkv node run");
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .expect("a readiness line")
+        .expect("readable");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["ok"], true, "{v}");
+    Node { process: Running(child), url: v["result"]["client"].as_str().unwrap().to_owned() }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// Wait (bounded) until every node answers `/readyz` with 200.
+async fn wait_ready(nodes: &[&Node]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in nodes {
+        while get(&format!("{}/readyz", n.url)).await.0 != 200 {
+            assert!(Instant::now() < deadline, "{} not ready within 60 s", n.url);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A fleet directory from `bkv fleet ceremony` with `node-N/node.toml` from `bkv fleet configs`.
+fn ceremony(name: &str) -> PathBuf {
+    let dir = tempdir(name);
+    let out = bkv().args(["fleet", "ceremony", "--nodes", "3", "--out"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bkv().args(["fleet", "configs", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_serve_and_survive_a_killed_node() {
+    let dir = ceremony("node-run");
+    let mut nodes: Vec<Node> = (1..=3).map(|i| run_node(&dir.join(format!("node-{i}/node.toml")))).collect();
+    wait_ready(&nodes.iter().collect::<Vec<_>>()).await;
+    let pids: std::collections::BTreeSet<u32> = nodes.iter().map(|n| n.process.0.id()).collect();
+    assert_eq!(pids.len(), 3, "one process per node");
+
+    let trust: Trust =
+        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
+    let now = bkv_client::clock::system_now();
+    let connect = |url: String| {
+        let trust = trust.clone();
+        async move {
+            FleetClient::connect(&url, &trust, &Persisted::default(), KsfParams::TEST, now).await.unwrap().0
+        }
+    };
+    let record = [0x42u8; 32];
+    let key = BackupKey::from_bytes([7; 32]);
+    let phone = connect(nodes[0].url.clone()).await;
+    assert_eq!(phone.register(&record, b"482916", &key).await.unwrap(), 10);
+    let other = connect(nodes[2].url.clone()).await;
+    match other.recover(&record, b"000000").await.unwrap() {
+        Recovery::WrongCode { remaining } => assert_eq!(remaining, 9),
+        Recovery::Recovered { .. } => panic!("a wrong code recovered"),
+    }
+
+    // SIGKILL one of three processes: the other two are a majority and keep serving.
+    let mut killed = nodes.remove(1);
+    killed.process.0.kill().unwrap();
+    killed.process.0.wait().unwrap();
+    match other.recover(&record, b"482916").await.unwrap() {
+        Recovery::Recovered { backup_key, remaining } => {
+            assert_eq!(backup_key.as_bytes(), key.as_bytes());
+            assert_eq!(remaining, 10);
+        }
+        Recovery::WrongCode { .. } => panic!("the right code was refused"),
+    }
+
+    let (status, body) = get(&format!("{}/healthz", nodes[0].url)).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, metrics) = get(&format!("{}/metrics", nodes[1].url)).await;
+    assert_eq!(status, 200);
+    for name in ["bkv_commits_total", "bkv_commit_seconds_bucket", "bkv_raft_term", "bkv_vote_gate_open 1"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    assert!(metrics.contains("bkv_session_requests_total{kind=\"committed\"}"), "{metrics}");
+    assert!(metrics.contains("bkv_vault_outputs_total{kind=\"released\"}"), "{metrics}");
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `bkv node run` with `node-1`'s configuration changed by `edit`, in a fresh data
+/// directory: it fails with one `node.config.invalid` error naming `field`, and the data
+/// directory is not created.
+fn refused(dir: &Path, edit: impl Fn(&str) -> String, field: &str) {
+    let text = std::fs::read_to_string(dir.join("node-1/node.toml")).unwrap();
+    let data = dir.join(format!("data-{}", field.replace(['.', '[', ']'], "-")));
+    let text = edit(&text).replace("data_dir = \".\"", &format!("data_dir = {:?}", data.to_str().unwrap()));
+    let config = dir.join("node-1").join(format!("bad-{}.toml", field.replace(['.', '[', ']'], "-")));
+    std::fs::write(&config, text).unwrap();
+    let out = bkv().args(["node", "run", "--json", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(doc["error"]["code"], "node.config.invalid", "{doc}");
+    assert_eq!(doc["error"]["file"], config.to_str().unwrap());
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!(": {field}: ")), "{field} not named in {message}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error [")).count(), 1, "one error: {stderr}");
+    assert!(!data.exists(), "{field}: the data directory was created");
+}
+
+#[test]
+fn a_bad_configuration_is_one_error_naming_the_field_and_touches_no_data() {
+    let dir = ceremony("node-config");
+    refused(
+        &dir,
+        |t| t.lines().filter(|l| !l.starts_with("trust = ")).collect::<Vec<_>>().join("\n"),
+        "trust",
+    );
+    refused(&dir, |t| t.replacen("id = \"node-2\"", "id = \"node-9\"", 1), "peers[0].id");
+    refused(
+        &dir,
+        |t| t.replace("sealed = \"hsm.sealed\"", "sealed = \"../node-2/hsm.sealed\""),
+        "hsm.sealed",
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    refused(
+        &dir,
+        |t| {
+            let line = t.lines().find(|l| l.starts_with("client = ")).unwrap();
+            t.replace(line, &format!("client = \"{port}\""))
+        },
+        "listen.client",
+    );
+    // The unchanged configuration checks out.
+    let ok = bkv().args(["node", "check", "--config"]).arg(dir.join("node-1/node.toml")).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,163 @@
+//! One fleet node as its own process: `bkv node run --config node.toml`.
+//!
+//! [`start`] takes a checked [`NodeConfig`] and, in this order: binds both listeners (a
+//! port in use fails here, naming its field), loads the KEK, opens the HSM and checks that
+//! it holds this node's keys of the FleetKeySet; only then does it open the node's storage
+//! and start consensus. So a configuration that cannot work touches no data.
+
+use crate::config::NodeConfig;
+use crate::hsm::{Kek, SoftHsm};
+use crate::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
+use crate::service::{NodeInfo, NodeService, Readiness};
+use crate::{Error, HsmError};
+use bkv_client::LogClient;
+use bkv_client::clock::SharedClock;
+use bkv_protocol::vault::VaultStateMachine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A running node process's services; dropping it does not stop them: call [`Running::shutdown`].
+pub struct Running {
+    /// The client listener's address (the port is real when the config asked for port 0).
+    pub client_addr: SocketAddr,
+    /// The node-to-node listener's address.
+    pub peer_addr: SocketAddr,
+    raft: RaftNode<VaultStateMachine>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop serving and shut consensus down cleanly.
+    pub async fn shutdown(self) {
+        self.server.abort();
+        self.raft.shutdown().await;
+    }
+}
+
+fn bind(config: &NodeConfig, field: &str, addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| config.error(field, format!("cannot listen on {addr}: {e}")).into())
+}
+
+/// The KEK the config names: `hsm.kek_file`, else `BKV_HSM_KEK`.
+fn kek(config: &NodeConfig) -> Result<Kek, Error> {
+    match &config.raw.hsm.kek_file {
+        Some(path) => Ok(Kek::from_file(path)?),
+        None => match Kek::from_env() {
+            Some(k) => Ok(k?),
+            None => Err(config
+                .error("hsm.kek_file", format!("no KEK: set hsm.kek_file or {}", crate::hsm::KEK_ENV))
+                .into()),
+        },
+    }
+}
+
+/// Start the node of `config`, reading time from `clock`.
+pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, Error> {
+    let id = &config.raw.id;
+    let me = &config.keyset.nodes[config.index];
+    let peer_listener = bind(config, "listen.peer", config.peer_addrs[config.index])?;
+    let client_listener = bind(config, "listen.client", config.client_addr)?;
+    let (peer_addr, client_addr) = (
+        peer_listener.local_addr().map_err(|e| config.error("listen.peer", e.to_string()))?,
+        client_listener.local_addr().map_err(|e| config.error("listen.client", e.to_string()))?,
+    );
+    let hsm = SoftHsm::unseal_file(&config.raw.hsm.sealed, &kek(config)?).map_err(|e| match e {
+        HsmError::Unseal => Error::Hsm(HsmError::Unseal),
+        other => Error::Hsm(other),
+    })?;
+    if hsm.node_entry(id, &me.datacenter) != *me {
+        return Err(config
+            .error("hsm.sealed", format!("holds other keys than node {id} of the FleetKeySet"))
+            .into());
+    }
+    let mut addrs = config.peer_addrs.clone();
+    addrs[config.index] = peer_addr;
+    let members = Arc::new(FleetMembers::from_key_set(&config.keyset, &addrs)?);
+    let timing = match config.raw.timing {
+        Some(t) => Timing {
+            heartbeat_ms: t.heartbeat_ms,
+            election_min_ms: t.election_min_ms,
+            election_max_ms: t.election_max_ms,
+            ..Timing::default()
+        },
+        None => Timing::default(),
+    };
+    let dir = config.raw.data_dir.join("raft");
+    let bootstrap = !dir.exists();
+    std::fs::create_dir_all(&config.raw.data_dir).map_err(|e| {
+        config.error("data_dir", format!("cannot create {}: {e}", config.raw.data_dir.display()))
+    })?;
+    let opts = NodeOptions {
+        id: config.index as u64,
+        dir,
+        signer: hsm.node_signer(),
+        bootstrap,
+        timing,
+        links: Arc::new(AllUp),
+        clock: clock.clone(),
+        listener: Some(peer_listener),
+    };
+    // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
+    let limit = config.keyset.guess_limit;
+    let initial = if config.keyset.prev.is_some() {
+        VaultStateMachine::awaiting_import(limit)
+    } else {
+        VaultStateMachine::new(limit)
+    };
+    let raft = RaftNode::start(members, opts, initial).await?;
+    let info = NodeInfo {
+        v: 1,
+        fleet_id: config.keyset.fleet_id.clone(),
+        epoch: config.keyset.epoch,
+        node_id: id.clone(),
+        datacenter: me.datacenter.clone(),
+    };
+    let log = raft.command_log();
+    let status = log.clone();
+    let svc = NodeService::new(
+        hsm.session_server(&config.keyset.fleet_id, config.keyset.epoch, id),
+        hsm.vault_server(&config.keyset.fleet_id),
+        log,
+        info,
+        config.released.to_cbor(),
+    )
+    .with_clock(clock)
+    .with_health(move || {
+        let s = status.status();
+        Readiness {
+            gate_open: s.gate_open,
+            leader_known: s.leader.is_some(),
+            term: s.term,
+            applied: s.last_applied.unwrap_or(0),
+        }
+    });
+    let svc = match &config.raw.audit_log {
+        Some(l) => svc.with_audit_log(LogClient::new(&l.url)),
+        None => svc,
+    };
+    let metrics = svc.metrics().clone();
+    let mut watch = raft.raft().metrics();
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let leader = watch.borrow_and_update().current_leader;
+            if leader.is_some() && leader != last {
+                metrics.leader_changes.inc();
+                last = leader;
+            }
+            if watch.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    client_listener.set_nonblocking(true).map_err(|e| config.error("listen.client", e.to_string()))?;
+    let listener = tokio::net::TcpListener::from_std(client_listener)
+        .map_err(|e| config.error("listen.client", e.to_string()))?;
+    let router = Arc::new(svc).router();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    tracing::info!(node = %id, client = %client_addr, peer = %peer_addr, "node serving");
+    Ok(Running { client_addr, peer_addr, raft, server })
+}
