@@ -14,7 +14,8 @@ struct Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keygen_serve_and_monitor() {
-    let dir = std::env::temp_dir().join(format!("bkv-log-cli-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-log-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("log.key");

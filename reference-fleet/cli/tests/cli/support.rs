@@ -19,9 +19,11 @@ impl Drop for Running {
     }
 }
 
-/// An empty directory under the system's temporary directory, unique to this process.
+/// An empty directory under cargo's temporary directory for tests (`target/tmp`), unique to
+/// this process, so that what a failed test leaves behind stays out of the system's /tmp.
 pub(crate) fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bkv-cli-test-{name}-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bkv-cli-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
