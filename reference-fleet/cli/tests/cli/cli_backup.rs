@@ -27,8 +27,7 @@ fn fleet_up(dir: &Path) -> (Fleet, serde_json::Value) {
 
 #[test]
 fn backup_create_and_restore_through_the_cli() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bkv-cli-backup-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-cli-backup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (_fleet, up) = fleet_up(&dir.join("fleet"));

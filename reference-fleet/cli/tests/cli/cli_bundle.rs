@@ -14,8 +14,8 @@ fn bkv(args: &[&str]) -> Output {
 fn demo_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("bkv-cli-test-demo-{}", std::process::id()));
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-cli-test-demo-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = bkv(&["demo", "--nodes", "3", "--dir", dir.to_str().unwrap()]);
         assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -22,8 +22,8 @@ impl Drop for Running {
 /// An empty directory under cargo's temporary directory for tests (`target/tmp`), unique to
 /// this process, so that what a failed test leaves behind stays out of the system's /tmp.
 pub(crate) fn tempdir(name: &str) -> PathBuf {
-    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bkv-cli-test-{name}-{}", std::process::id()));
+    let d =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-cli-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
