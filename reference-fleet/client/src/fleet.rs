@@ -72,8 +72,8 @@ pub struct FleetClient {
     clock: SharedClock,
 }
 
-async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
-    http::get(http, url).await.map_err(|e| ClientError::Transport(e.0))
+async fn get(http: &reqwest::Client, url: &str, cap: usize) -> Result<Vec<u8>> {
+    http::get_capped(http, url, cap).await.map_err(|e| ClientError::Transport(e.0))
 }
 
 /// spec/validation-bundle.md §5.1 step 12 (spec/audit-log.md §7.2) for a verified `bundle`
@@ -117,8 +117,9 @@ impl FleetClient {
         now: u64,
     ) -> Result<(Self, Persisted)> {
         let url = url.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::new();
-        let released = LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle")).await?)?;
+        let http = http::client();
+        let released =
+            LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle"), http::MAX_BUNDLE).await?)?;
         let verified = verify_bundle(&released.bundle, &trust.anchors, &held.bundle, now)?;
         let ks = verified.keyset().clone();
         let logged = verify_step_12::<ClientError>(
@@ -128,7 +129,7 @@ impl FleetClient {
             &trust.log,
             &held.log,
             async |a, b| {
-                let raw = get(&http, &format!("{url}/v1/log/consistency/{a}/{b}")).await?;
+                let raw = get(&http, &format!("{url}/v1/log/consistency/{a}/{b}"), http::MAX_SMALL).await?;
                 Ok(ConsistencyPath::decode(&raw)?)
             },
         )
@@ -144,8 +145,9 @@ impl FleetClient {
     /// retired, the client reports `pinned.fleet.retired`: the app must be updated.
     pub async fn connect_pinned(url: &str, trust: &Trust, ksf: KsfParams, now: u64) -> Result<Self> {
         let url = url.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::new();
-        let released = LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle")).await?)?;
+        let http = http::client();
+        let released =
+            LoggedBundle::from_cbor(&get(&http, &format!("{url}/v1/bundle"), http::MAX_BUNDLE).await?)?;
         let payload = bkv_protocol::validation_bundle::Parsed::parse(&released.bundle)?.payload;
         let verified = bkv_protocol::validation_bundle::verify_pinned(&payload, &trust.anchors, now)?;
         Self::bind(http, url, verified.keyset().clone(), ksf, true).await
@@ -158,7 +160,8 @@ impl FleetClient {
         ksf: KsfParams,
         pinned: bool,
     ) -> Result<Self> {
-        let info: NodeInfo = cbor::from_slice(&get(&http, &format!("{url}/v1/node")).await?)?;
+        let info: NodeInfo =
+            cbor::from_slice(&get(&http, &format!("{url}/v1/node"), http::MAX_SMALL).await?)?;
         // The node's claim only selects a key of the verified set: a node that lies about
         // its id cannot open a request sealed to another node's key.
         let node = ks.node(&info.node_id).ok_or(ProtocolError::SessionNodeMismatch)?;

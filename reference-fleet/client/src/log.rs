@@ -84,7 +84,7 @@ pub struct Fetched {
 impl LogClient {
     /// A client of the log at `base`.
     pub fn new(base: &str) -> Self {
-        LogClient { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+        LogClient { base: base.trim_end_matches('/').to_owned(), http: http::client() }
     }
 
     async fn get(&self, path: &str) -> Result<Vec<u8>> {

@@ -42,7 +42,7 @@ impl LogService {
             publish: tokio::sync::Mutex::new(()),
             crash_after_appends: None,
             appends: 0.into(),
-            http: reqwest::Client::new(),
+            http: bkv_client::http::client(),
         })
     }
 
