@@ -319,6 +319,25 @@ pub fn fuzz_check(data: &[u8]) {
 mod tests {
     use super::*;
 
+    /// The example configurations of `reference-fleet/deploy/` are valid node files, and
+    /// list every other node of their five-node fleet once.
+    #[test]
+    fn the_deployment_examples_are_valid_node_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        for i in 1..=5 {
+            let path = dir.join(format!("node-{i}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let f: NodeFile = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(f.id, format!("node-{i}"));
+            let peers: BTreeSet<&str> = f.peers.iter().map(|p| p.id.as_str()).collect();
+            assert_eq!(peers.len(), 4, "{}", path.display());
+            assert!(!peers.contains(f.id.as_str()));
+            assert!(
+                f.listen.peer.parse::<SocketAddr>().is_ok() && f.listen.client.parse::<SocketAddr>().is_ok()
+            );
+        }
+    }
+
     /// Every input the `node_config` fuzz target keeps replays under `cargo test`.
     #[test]
     fn the_fuzz_corpus_replays() {

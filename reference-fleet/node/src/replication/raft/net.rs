@@ -378,6 +378,12 @@ impl RaftNetwork<TypeConfig> for Conn {
                 "vote gate closed for this candidacy",
             ))));
         }
+        tracing::debug!(
+            node = self.ctx.id,
+            to = self.target,
+            term = rpc.vote.leader_id.term,
+            "election: vote requested"
+        );
         self.rpc(RpcKind::Vote, &rpc, &option).await
     }
 }

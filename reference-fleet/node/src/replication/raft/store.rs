@@ -296,6 +296,12 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
         let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
         let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
         write_snapshot(&self.db, &stored)?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            last_index = ?meta.last_log_id.map(|l| l.index),
+            bytes = data.len(),
+            "snapshot built"
+        );
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
@@ -347,7 +353,14 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     ) -> Result<(), SErr> {
         let data = snapshot.into_inner();
         let sm = S::restore(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let bytes = data.len();
         write_snapshot(&self.db, &StoredSnapshot { meta: meta.clone(), data })?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            last_index = ?meta.last_log_id.map(|l| l.index),
+            bytes,
+            "snapshot installed from the leader"
+        );
         let mut a = self.applied.lock().expect("state machine lock");
         a.sm = sm;
         a.last_applied = meta.last_log_id;
