@@ -670,6 +670,18 @@ impl LocalFleet {
 
     /// Restart the fleet stored in `dir`.
     pub async fn open(dir: &Path, timing: Timing, mut progress: impl FnMut(&str)) -> Result<Self> {
+        let mut fleet = Self::open_stopped(dir, timing).await?;
+        for i in 0..fleet.nodes.len() {
+            fleet.start_node(i).await?;
+        }
+        progress(&format!("{} nodes restarted from their storage; waiting for a leader", fleet.nodes.len()));
+        fleet.wait_ready(Duration::from_secs(30)).await?;
+        Ok(fleet)
+    }
+
+    /// The fleet stored in `dir` with its audit log serving and no node started in this
+    /// process (the supervisor of `bkv fleet up --processes` runs each node as a child).
+    pub async fn open_stopped(dir: &Path, timing: Timing) -> Result<Self> {
         if dir.join("RETIRED").exists() {
             return Err(Error::Protocol(bkv_protocol::Error::RotationFleetRetired));
         }
@@ -696,11 +708,6 @@ impl LocalFleet {
         let keyset = FleetKeySet::from_bytes(&parsed.payload)?;
         let mut fleet = Self::assemble(dir, layout, keyset, released, trust, kek, timing)?;
         fleet.log = Some(Arc::new(log));
-        for i in 0..fleet.nodes.len() {
-            fleet.start_node(i).await?;
-        }
-        progress(&format!("{} nodes restarted from their storage; waiting for a leader", fleet.nodes.len()));
-        fleet.wait_ready(Duration::from_secs(30)).await?;
         Ok(fleet)
     }
 
@@ -741,6 +748,12 @@ impl LocalFleet {
             log_layout: layout.log,
             bound: Vec::new(),
         })
+    }
+
+    /// Let go of the listeners bound when the fleet was created (for nodes that run in
+    /// other processes and bind the stored addresses themselves).
+    pub fn release_listeners(&mut self) {
+        self.bound.clear();
     }
 
     /// (Re)start node `i` from its sealed HSM and its storage.

@@ -40,6 +40,9 @@ pub struct UpArgs {
     /// The fleet directory (created if missing; an existing fleet in it is restarted).
     #[arg(long)]
     pub dir: PathBuf,
+    /// Run each node as its own process (`bkv node run`), supervised by this one.
+    #[arg(long)]
+    pub processes: bool,
     /// `--json` (global, spec of the output: `bkv schema output`).
     #[arg(skip)]
     pub json: bool,
@@ -64,6 +67,9 @@ pub struct UpReport {
     pub trust: PathBuf,
     /// The audit log's URL, when this run created the fleet.
     pub log: Option<String>,
+    /// The supervisor's process id (`--processes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<u32>,
 }
 
 /// One node in [`UpReport`].
@@ -77,6 +83,9 @@ pub struct UpNode {
     pub url: String,
     /// Node-to-node endpoint.
     pub raft: String,
+    /// The node's process id (`--processes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// Describe a running fleet.
@@ -94,11 +103,13 @@ pub fn report(fleet: &LocalFleet) -> UpReport {
                 datacenter: n.datacenter.clone(),
                 url: n.url.clone(),
                 raft: n.raft_addr.to_string(),
+                pid: None,
             })
             .collect(),
         bundle: fleet.dir.join("released-bundle.cbor"),
         trust: fleet.dir.join("trust.cbor"),
         log: fleet.log.as_ref().map(|l| l.client.base.clone()),
+        supervisor: None,
     }
 }
 
@@ -113,6 +124,15 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     };
     if !json {
         println!("bkv fleet up — {}", args.dir.display());
+    }
+    if args.processes {
+        let fleet = if args.dir.join("fleet.json").exists() {
+            LocalFleet::open_stopped(&args.dir, config.timing).await?
+        } else {
+            LocalFleet::ceremony(&args.dir, &config, &crate::fleet::Organisations::generate(), say).await?
+        };
+        super::supervisor::run_processes(fleet, json).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     let fleet = LocalFleet::up(&args.dir, &config, say).await?;
     let r = report(&fleet);

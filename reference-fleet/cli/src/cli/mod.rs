@@ -19,6 +19,7 @@ pub mod node;
 pub mod output;
 pub mod recovery_bench;
 pub mod replication_bench;
+pub mod supervisor;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
@@ -104,6 +105,23 @@ pub enum FleetCommand {
     Status(fleet_status::StatusArgs),
     /// Write each node's configuration file (`node-N/node.toml`) for `bkv node run`.
     Configs(node::ConfigsArgs),
+    /// SIGKILL one node process of a `fleet up --processes` fleet.
+    Kill(SupervisorArgs),
+    /// Stop one node process cleanly, or, without --node, the whole fleet.
+    Stop(SupervisorArgs),
+    /// Start one node process again.
+    Start(SupervisorArgs),
+}
+
+/// Arguments of `bkv fleet kill|stop|start`.
+#[derive(Debug, clap::Args)]
+pub struct SupervisorArgs {
+    /// The fleet directory of a running `bkv fleet up --processes`.
+    #[arg(long)]
+    pub dir: std::path::PathBuf,
+    /// The node.
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 /// `bkv bench ...`
@@ -144,6 +162,7 @@ impl Command {
             Command::Fleet(FleetCommand::Rotate(a)) => a.json = json,
             Command::Fleet(FleetCommand::Status(a)) => a.json = json,
             Command::Fleet(FleetCommand::Configs(a)) => a.json = json,
+            Command::Fleet(FleetCommand::Kill(_) | FleetCommand::Stop(_) | FleetCommand::Start(_)) => {}
             Command::Node(c) => c.set_json(json),
             Command::Audit(a) => a.json = json,
             Command::Backup(c) => c.set_json(json),
@@ -220,6 +239,20 @@ fn report(e: &Error, json: bool) -> ExitCode {
     ExitCode::from(contract::exit_status(e))
 }
 
+/// `bkv fleet kill|stop|start`: ask the supervisor.
+async fn supervise(a: SupervisorArgs, action: &str, json: bool) -> Result<ExitCode, Error> {
+    if a.node.is_none() && action != "stop" {
+        return Err(Error::Usage(format!("bkv fleet {action} needs --node")));
+    }
+    let text = supervisor::request(&a.dir, a.node.as_deref(), action).await?;
+    if json {
+        contract::Envelope::success(serde_json::json!({ "done": text })).print();
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Run one parsed command.
 pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let json = cli.json;
@@ -232,6 +265,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Fleet(FleetCommand::Rotate(a)) => fleet_rotate::run(a).await,
         Command::Fleet(FleetCommand::Status(a)) => fleet_status::run(a).await,
         Command::Fleet(FleetCommand::Configs(a)) => node::configs(a),
+        Command::Fleet(FleetCommand::Kill(a)) => supervise(a, "kill", json).await,
+        Command::Fleet(FleetCommand::Stop(a)) => supervise(a, "stop", json).await,
+        Command::Fleet(FleetCommand::Start(a)) => supervise(a, "start", json).await,
         Command::Node(cmd) => node::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Audit(a) => audit::run(a).await,

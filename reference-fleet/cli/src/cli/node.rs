@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// The node's configuration (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// Run as a supervisor's child: stop when standard input closes (the supervisor exited
+    /// or was killed), so that no node outlives its supervisor.
+    #[arg(long, hide = true)]
+    pub supervised: bool,
     /// `--json` (global).
     #[arg(skip)]
     pub json: bool,
@@ -95,7 +99,14 @@ pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
                     std::process::id()
                 );
             }
-            wait_for_termination().await;
+            if a.supervised {
+                tokio::select! {
+                    _ = wait_for_termination() => {}
+                    _ = stdin_closed() => tracing::info!(node = %config.raw.id, "supervisor gone"),
+                }
+            } else {
+                wait_for_termination().await;
+            }
             tracing::info!(node = %config.raw.id, "shutting down");
             running.shutdown().await;
             Ok(ExitCode::SUCCESS)
@@ -103,8 +114,16 @@ pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
     }
 }
 
+/// Wait until standard input reaches its end (the supervisor holds the other end).
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+}
+
 /// Wait for SIGINT or SIGTERM.
-async fn wait_for_termination() {
+pub(crate) async fn wait_for_termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -8,4 +8,5 @@ mod cli_bundle;
 mod contract;
 mod log_cli;
 mod node_run;
+mod supervisor;
 mod support;

@@ -1,0 +1,267 @@
+//! `bkv fleet up --processes`: the supervisor of a local fleet whose nodes are separate
+//! processes (`bkv node run`, one per node), and `bkv fleet kill|stop|start` to exercise
+//! failover by hand.
+//!
+//! The supervisor keeps the fleet's audit log in its own process (for now), writes each
+//! node's `node.toml`, and runs every node as a child with a pipe on its standard input:
+//! when the supervisor exits, or is killed, the pipe closes and every child stops, so no
+//! node outlives it. It serves a control API on loopback, whose address it writes to
+//! `DIR/supervisor.json`: `POST /nodes/{id}/kill` (SIGKILL), `/stop` (SIGTERM, then wait),
+//! `/start`, and `POST /stop` (the whole fleet). Node ports are the fleet's stored ones, so
+//! a restarted node binds its old port or fails clearly.
+
+use crate::error::{Error, Result, write_file};
+use crate::fleet::{LocalFleet, write_node_configs};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Mutex, Notify};
+
+/// A running node process.
+#[derive(Debug)]
+pub struct Child {
+    /// Its process id.
+    pub pid: u32,
+    /// Its client URL.
+    pub url: String,
+    process: tokio::process::Child,
+}
+
+/// The node processes of one fleet.
+pub struct Supervisor {
+    dir: PathBuf,
+    ids: Vec<String>,
+    children: Mutex<BTreeMap<String, Child>>,
+    stop: Notify,
+}
+
+/// `DIR/supervisor.json`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ControlFile {
+    /// The supervisor's process id.
+    pub pid: u32,
+    /// Its control API, `http://127.0.0.1:PORT`.
+    pub control: String,
+}
+
+impl Supervisor {
+    /// The supervisor of the fleet in `dir` whose nodes are `ids`.
+    pub fn new(dir: &Path, ids: Vec<String>) -> Arc<Self> {
+        Arc::new(Supervisor {
+            dir: dir.to_owned(),
+            ids,
+            children: Mutex::new(BTreeMap::new()),
+            stop: Notify::new(),
+        })
+    }
+
+    fn config(&self, id: &str) -> PathBuf {
+        self.dir.join(id).join("node.toml")
+    }
+
+    /// Start node `id` as a child and wait for its readiness line.
+    pub async fn start(&self, id: &str) -> Result<(u32, String)> {
+        if !self.ids.iter().any(|i| i == id) {
+            return Err(Error::Usage(format!("{id} is not a node of this fleet ({})", self.ids.join(", "))));
+        }
+        let mut children = self.children.lock().await;
+        if let Some(c) = children.get_mut(id)
+            && c.process.try_wait().ok().flatten().is_none()
+        {
+            return Ok((c.pid, c.url.clone()));
+        }
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Runtime(format!("cannot find the bkv binary: {e}")))?;
+        let mut process = tokio::process::Command::new(exe)
+            .args(["node", "run", "--supervised", "--json", "--config"])
+            .arg(self.config(id))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::Runtime(format!("cannot start {id}: {e}")))?;
+        let pid = process.id().unwrap_or(0);
+        let mut lines = BufReader::new(process.stdout.take().expect("piped")).lines();
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .map_err(|_| Error::Runtime(format!("{id} did not report ready within 60 s")))?
+            .map_err(|e| Error::Runtime(format!("{id}: {e}")))?;
+        let Some(line) = line else {
+            let status = process.wait().await.map(|s| s.to_string()).unwrap_or_default();
+            return Err(Error::Runtime(format!(
+                "{id} exited before it was ready ({status}); see its error above"
+            )));
+        };
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| Error::Runtime(format!("{id}: readiness line {line:?}: {e}")))?;
+        let url = ready["result"]["client"].as_str().unwrap_or_default().to_owned();
+        // Keep reading its standard output so that the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tracing::info!(node = %id, pid, "node process started");
+        children.insert(id.to_owned(), Child { pid, url: url.clone(), process });
+        Ok((pid, url))
+    }
+
+    /// SIGKILL node `id` (a crash: nothing is flushed that was not already durable).
+    pub async fn kill(&self, id: &str) -> Result<()> {
+        let mut children = self.children.lock().await;
+        let c = children.get_mut(id).ok_or_else(|| Error::Usage(format!("{id} is not running")))?;
+        c.process.start_kill().map_err(|e| Error::Runtime(format!("kill {id}: {e}")))?;
+        let _ = c.process.wait().await;
+        children.remove(id);
+        tracing::info!(node = %id, "node process killed");
+        Ok(())
+    }
+
+    /// Stop node `id` cleanly: close its standard input and wait for it to exit.
+    pub async fn stop(&self, id: &str) -> Result<()> {
+        let mut children = self.children.lock().await;
+        let mut c = children.remove(id).ok_or_else(|| Error::Usage(format!("{id} is not running")))?;
+        drop(c.process.stdin.take());
+        match tokio::time::timeout(std::time::Duration::from_secs(15), c.process.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                let _ = c.process.start_kill();
+                let _ = c.process.wait().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The running children: id, pid, url.
+    pub async fn running(&self) -> Vec<(String, u32, String)> {
+        let mut children = self.children.lock().await;
+        let mut out = Vec::new();
+        for (id, c) in children.iter_mut() {
+            if c.process.try_wait().ok().flatten().is_none() {
+                out.push((id.clone(), c.pid, c.url.clone()));
+            }
+        }
+        out
+    }
+
+    /// Stop every node.
+    pub async fn stop_all(&self) {
+        let ids: Vec<String> = self.children.lock().await.keys().cloned().collect();
+        for id in ids {
+            let _ = self.stop(&id).await;
+        }
+    }
+
+    /// Serve the control API on loopback and write `DIR/supervisor.json`.
+    pub async fn serve_control(self: &Arc<Self>) -> Result<tokio::task::JoinHandle<()>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::Runtime(format!("control listener: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Error::Runtime(e.to_string()))?;
+        let file = ControlFile { pid: std::process::id(), control: format!("http://{addr}") };
+        write_file(
+            &self.dir.join("supervisor.json"),
+            &serde_json::to_vec_pretty(&file).expect("serializable"),
+        )?;
+        let app = axum::Router::new()
+            .route("/nodes/{id}/{action}", post(control))
+            .route(
+                "/stop",
+                post(|State(s): State<Arc<Supervisor>>| async move {
+                    s.stop.notify_one();
+                    "stopping\n"
+                }),
+            )
+            .with_state(self.clone());
+        Ok(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }))
+    }
+
+    /// Wait until the control API or a signal asks the fleet to stop.
+    pub async fn wait_stop(&self) {
+        tokio::select! {
+            _ = self.stop.notified() => {}
+            _ = super::node::wait_for_termination() => {}
+        }
+    }
+}
+
+async fn control(
+    State(s): State<Arc<Supervisor>>,
+    UrlPath((id, action)): UrlPath<(String, String)>,
+) -> (StatusCode, String) {
+    let done = match action.as_str() {
+        "kill" => s.kill(&id).await.map(|_| format!("{id} killed\n")),
+        "stop" => s.stop(&id).await.map(|_| format!("{id} stopped\n")),
+        "start" => s.start(&id).await.map(|(pid, url)| format!("{id} started: pid {pid}, {url}\n")),
+        other => return (StatusCode::NOT_FOUND, format!("no action {other}: kill, stop or start\n")),
+    };
+    match done {
+        Ok(text) => (StatusCode::OK, text),
+        Err(e) => (StatusCode::CONFLICT, format!("error [{}]: {e}\n", e.code())),
+    }
+}
+
+/// Run `bkv fleet up --processes` for the fleet `fleet` (its log serving in this process).
+pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
+    // The ports a new fleet's creation bound are its nodes' now: let them go to the
+    // children, which bind them at once.
+    fleet.release_listeners();
+    let log = fleet.log.as_ref().map(|l| l.client.base.clone());
+    write_node_configs(&fleet.dir, log.as_deref())?;
+    let sup = Supervisor::new(&fleet.dir, fleet.nodes.iter().map(|n| n.id.clone()).collect());
+    for n in &fleet.nodes {
+        if let Err(e) = sup.start(&n.id).await {
+            sup.stop_all().await;
+            return Err(e);
+        }
+    }
+    let control = sup.serve_control().await?;
+    let running = sup.running().await;
+    let mut report = super::fleet_up::report(&fleet);
+    report.supervisor = Some(std::process::id());
+    for n in &mut report.nodes {
+        n.pid = running.iter().find(|(id, _, _)| *id == n.id).map(|(_, pid, _)| *pid);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+    } else {
+        println!("\nfleet {} epoch {}: {} node processes", report.fleet_id, report.epoch, report.nodes.len());
+        for n in &report.nodes {
+            println!("  {:<8} pid {:<7} {}", n.id, n.pid.unwrap_or(0), n.url);
+        }
+        println!(
+            "\n`bkv fleet kill|stop|start --dir {} --node ID` exercises failover; Ctrl-C or `bkv fleet stop --dir {}` stops the fleet.",
+            fleet.dir.display(),
+            fleet.dir.display()
+        );
+    }
+    sup.wait_stop().await;
+    sup.stop_all().await;
+    control.abort();
+    let _ = std::fs::remove_file(fleet.dir.join("supervisor.json"));
+    fleet.shutdown().await;
+    Ok(())
+}
+
+/// Send `action` for `node` (or, with no node, stop the fleet) to the supervisor of `dir`.
+pub async fn request(dir: &Path, node: Option<&str>, action: &str) -> Result<String> {
+    let path = dir.join("supervisor.json");
+    let file: ControlFile = crate::error::read_json(&path)?;
+    let url = match node {
+        Some(id) => format!("{}/nodes/{id}/{action}", file.control),
+        None => format!("{}/stop", file.control),
+    };
+    let http = bkv_client::http::client();
+    let (status, body) =
+        bkv_client::http::request(&http, reqwest::Method::POST, &url, None).await.map_err(|e| {
+            Error::Transport(format!("the supervisor of {} ({}): {}", dir.display(), file.pid, e.0))
+        })?;
+    let text = String::from_utf8_lossy(&body).trim_end().to_owned();
+    if status != 200 {
+        return Err(Error::Usage(text));
+    }
+    Ok(text)
+}
