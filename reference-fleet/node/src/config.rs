@@ -62,6 +62,21 @@ pub struct NodeFile {
     /// Consensus timing; defaults when absent.
     #[serde(default)]
     pub timing: Option<TimingFile>,
+    /// Limits of the client listener; defaults when absent.
+    #[serde(default)]
+    pub limits: Option<LimitsFile>,
+}
+
+/// `[limits]` of the client listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Open connections at most (default 4096).
+    pub max_connections: usize,
+    /// Open connections from one client address at most (default 64).
+    pub max_connections_per_client: usize,
+    /// Milliseconds a client may take to send a request's head (default 5000).
+    pub header_timeout_ms: u64,
 }
 
 /// `[listen]`.
@@ -185,6 +200,11 @@ impl NodeConfig {
         {
             return Err(err("timing", "needs 0 < heartbeat_ms < election_min_ms < election_max_ms".into()));
         }
+        if let Some(l) = raw.limits
+            && (l.max_connections == 0 || l.max_connections_per_client == 0 || l.header_timeout_ms == 0)
+        {
+            return Err(err("limits", "every limit must be above 0".into()));
+        }
         if let Some(log) = &raw.audit_log
             && !(log.url.starts_with("http://") || log.url.starts_with("https://"))
         {
@@ -255,6 +275,18 @@ impl NodeConfig {
         }
         let peer_addrs = peer_addrs.into_iter().map(|a| a.expect("checked")).collect();
         Ok(NodeConfig { file: file.to_owned(), raw, released, keyset, index, peer_addrs, client_addr })
+    }
+
+    /// The client listener's limits.
+    pub fn limits(&self) -> crate::listener::Limits {
+        match self.raw.limits {
+            Some(l) => crate::listener::Limits {
+                max_connections: l.max_connections,
+                max_per_client: l.max_connections_per_client,
+                header_timeout: std::time::Duration::from_millis(l.header_timeout_ms),
+            },
+            None => crate::listener::Limits::default(),
+        }
     }
 
     /// A [`ConfigError`] about `field` of this file.

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod hsm;
+pub mod listener;
 pub mod metrics;
 pub mod replication;
 pub mod run;

@@ -43,6 +43,8 @@ pub struct NodeMetrics {
     pub vault: Family<Kind, Counter>,
     /// HTTP responses of the client listener by status.
     pub http: Family<Status, Counter>,
+    /// Connections of the client listener, `accepted` or `refused` (over a cap).
+    pub connections: Family<Kind, Counter>,
     /// The current Raft term.
     pub term: Gauge<u64, AtomicU64>,
     /// The last applied log index.
@@ -71,6 +73,7 @@ impl NodeMetrics {
             requests: Family::default(),
             vault: Family::default(),
             http: Family::default(),
+            connections: Family::default(),
             term: Gauge::default(),
             applied: Gauge::default(),
             gate_open: Gauge::default(),
@@ -90,6 +93,11 @@ impl NodeMetrics {
             "http_responses",
             "HTTP responses of the client listener by status",
             m.http.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections, accepted or refused over a cap",
+            m.connections.clone(),
         );
         registry.register("raft_term", "The current Raft term", m.term.clone());
         registry.register("raft_applied_index", "The last applied log index", m.applied.clone());

@@ -154,10 +154,9 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
     client_listener.set_nonblocking(true).map_err(|e| config.error("listen.client", e.to_string()))?;
     let listener = tokio::net::TcpListener::from_std(client_listener)
         .map_err(|e| config.error("listen.client", e.to_string()))?;
+    let metrics = svc.metrics().clone();
     let router = Arc::new(svc).router();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let server = tokio::spawn(crate::listener::serve(listener, router, config.limits(), metrics));
     tracing::info!(node = %id, client = %client_addr, peer = %peer_addr, "node serving");
     Ok(Running { client_addr, peer_addr, raft, server })
 }

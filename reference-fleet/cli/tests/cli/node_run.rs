@@ -169,3 +169,76 @@ fn a_bad_configuration_is_one_error_naming_the_field_and_touches_no_data() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A hostile client on 127.0.0.2 holding twice the per-client cap of connections to node-1,
+/// half of them sending nothing: the excess is closed at once, the silent ones after the
+/// header timeout (plus a second), and a legitimate client on 127.0.0.1 registers through
+/// node-1 meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
+    use tokio::io::AsyncReadExt;
+    let dir = ceremony("node-limits");
+    let config = dir.join("node-1/node.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[limits]\nmax_connections = 256\nmax_connections_per_client = 20\nheader_timeout_ms = 1000\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let nodes: Vec<Node> = (1..=3).map(|i| run_node(&dir.join(format!("node-{i}/node.toml")))).collect();
+    wait_ready(&nodes.iter().collect::<Vec<_>>()).await;
+    let addr: std::net::SocketAddr = nodes[0].url.trim_start_matches("http://").parse().unwrap();
+
+    let mut hostile = Vec::new();
+    for _ in 0..40 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        hostile.push(socket.connect(addr).await.unwrap());
+    }
+    // Each hostile connection waits for the node to close it; the time it did is recorded.
+    let opened = Instant::now();
+    let watchers: Vec<_> = hostile
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+                assert!(
+                    matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+                    "a hostile connection stayed open or got an answer: {n:?}"
+                );
+                opened.elapsed()
+            })
+        })
+        .collect();
+    // The legitimate client is served while the connections are held.
+    let trust: Trust =
+        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
+    let now = bkv_client::clock::system_now();
+    let (phone, _) = FleetClient::connect(&nodes[0].url, &trust, &Persisted::default(), KsfParams::TEST, now)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(phone.register(&[0x61; 32], b"482916", &BackupKey::from_bytes([3; 32])).await.unwrap(), 10);
+    assert!(started.elapsed() < Duration::from_secs(2), "registration took {:?}", started.elapsed());
+
+    // Every hostile connection is closed by the node: 20 at once, 20 after the header timeout.
+    let mut closed_at = Vec::new();
+    for w in watchers {
+        closed_at.push(w.await.unwrap());
+    }
+    let early = closed_at.iter().filter(|t| **t < Duration::from_millis(900)).count();
+    assert!(early >= 20, "only {early} of the 20 over the cap were refused at once: {closed_at:?}");
+    assert!(
+        closed_at.iter().all(|t| *t < Duration::from_secs(2) + Duration::from_millis(500)),
+        "{closed_at:?}"
+    );
+    let (_, metrics) = get(&format!("{}/metrics", nodes[0].url)).await;
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("bkv_connections_total{kind=\"refused\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(refused >= 20, "{metrics}");
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
