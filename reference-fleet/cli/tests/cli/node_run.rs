@@ -5,9 +5,9 @@
 //! missing field, an unknown peer, a port in use or another node's HSM gets one error
 //! naming the file and the field, and touches no data.
 
-use crate::support::{Running, bkv, tempdir};
-use bkv_client::{FleetClient, Persisted, Recovery, Trust};
-use bkv_protocol::vault::{BackupKey, KsfParams};
+use crate::support::{Running, bkv, phone, tempdir};
+use bkv_client::Recovery;
+use bkv_protocol::vault::BackupKey;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -74,20 +74,11 @@ async fn three_processes_serve_and_survive_a_killed_node() {
     let pids: std::collections::BTreeSet<u32> = nodes.iter().map(|n| n.process.0.id()).collect();
     assert_eq!(pids.len(), 3, "one process per node");
 
-    let trust: Trust =
-        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
-    let now = bkv_client::clock::system_now();
-    let connect = |url: String| {
-        let trust = trust.clone();
-        async move {
-            FleetClient::connect(&url, &trust, &Persisted::default(), KsfParams::TEST, now).await.unwrap().0
-        }
-    };
     let record = [0x42u8; 32];
     let key = BackupKey::from_bytes([7; 32]);
-    let phone = connect(nodes[0].url.clone()).await;
-    assert_eq!(phone.register(&record, b"482916", &key).await.unwrap(), 10);
-    let other = connect(nodes[2].url.clone()).await;
+    let first = phone(&dir, &nodes[0].url).await;
+    assert_eq!(first.register(&record, b"482916", &key).await.unwrap(), 10);
+    let other = phone(&dir, &nodes[2].url).await;
     match other.recover(&record, b"000000").await.unwrap() {
         Recovery::WrongCode { remaining } => assert_eq!(remaining, 9),
         Recovery::Recovered { .. } => panic!("a wrong code recovered"),
@@ -211,14 +202,9 @@ async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
         })
         .collect();
     // The legitimate client is served while the connections are held.
-    let trust: Trust =
-        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
-    let now = bkv_client::clock::system_now();
-    let (phone, _) = FleetClient::connect(&nodes[0].url, &trust, &Persisted::default(), KsfParams::TEST, now)
-        .await
-        .unwrap();
+    let legit = phone(&dir, &nodes[0].url).await;
     let started = Instant::now();
-    assert_eq!(phone.register(&[0x61; 32], b"482916", &BackupKey::from_bytes([3; 32])).await.unwrap(), 10);
+    assert_eq!(legit.register(&[0x61; 32], b"482916", &BackupKey::from_bytes([3; 32])).await.unwrap(), 10);
     assert!(started.elapsed() < Duration::from_secs(2), "registration took {:?}", started.elapsed());
 
     // Every hostile connection is closed by the node: 20 at once, 20 after the header timeout.

@@ -3,9 +3,9 @@
 //! of three, requests get `fleet.unavailable`; `bkv fleet start` brings them back with every
 //! acknowledged record; no node outlives its supervisor, killed or stopped.
 
-use crate::support::{Running, bkv, fleet_up_with, tempdir};
-use bkv_client::{FleetClient, Persisted, Recovery, Trust};
-use bkv_protocol::vault::{BackupKey, KsfParams};
+use crate::support::{Running, bkv, fleet_up_with, phone, tempdir};
+use bkv_client::Recovery;
+use bkv_protocol::vault::BackupKey;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -61,18 +61,9 @@ async fn five_processes_fail_over_by_hand_and_die_with_their_supervisor() {
     assert_eq!(distinct.len(), 5, "{report}");
     assert!(!pids.contains(&u64::from(supervisor.0.id())) && pids.iter().all(|p| alive(*p)));
     let url = |i: usize| report["nodes"][i]["url"].as_str().unwrap().to_owned();
-    let trust: Trust =
-        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
-    let now = bkv_client::clock::system_now();
-    let connect = |u: String| {
-        let trust = trust.clone();
-        async move {
-            FleetClient::connect(&u, &trust, &Persisted::default(), KsfParams::TEST, now).await.unwrap().0
-        }
-    };
     let (record, key) = ([0x51u8; 32], BackupKey::from_bytes([9; 32]));
-    connect(url(0)).await.register(&record, b"482916", &key).await.unwrap();
-    let last = connect(url(4)).await;
+    phone(&dir, &url(0)).await.register(&record, b"482916", &key).await.unwrap();
+    let last = phone(&dir, &url(4)).await;
 
     fleet(&dir, "kill", Some("node-1"));
     fleet(&dir, "kill", Some("node-2"));

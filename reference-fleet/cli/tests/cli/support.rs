@@ -52,3 +52,21 @@ pub(crate) fn fleet_up(dir: &Path, nodes: usize) -> (Running, serde_json::Value)
         .stderr(Stdio::null());
     fleet_up_with(cmd)
 }
+
+/// A phone of the fleet in `dir` (its `trust.cbor`) talking to the node at `url`, with a
+/// fresh client state and the test KSF profile.
+pub(crate) async fn phone(dir: &Path, url: &str) -> bkv_client::FleetClient {
+    let trust: bkv_client::Trust =
+        bkv_protocol::cbor::from_slice(&std::fs::read(dir.join("trust.cbor")).unwrap()).unwrap();
+    let now = bkv_client::clock::system_now();
+    bkv_client::FleetClient::connect(
+        url,
+        &trust,
+        &bkv_client::Persisted::default(),
+        bkv_protocol::vault::KsfParams::TEST,
+        now,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+    .0
+}
