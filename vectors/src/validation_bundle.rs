@@ -17,7 +17,9 @@ use ciborium::Value;
 use serde_json::{Value as Json, json};
 
 pub use bkv_protocol::fixtures::bundle::NOW;
-use bkv_protocol::fixtures::bundle::{FLEET, OPERATOR, THIRD_PARTY, anchor, claims, keyset, organisations};
+use bkv_protocol::fixtures::bundle::{
+    OPERATOR, THIRD_PARTY, anchor, claims, keyset, organisations, protected_header,
+};
 
 const NOTES: &[(&str, &str)] = &[
     ("Valid", "a bundle every implementation must accept"),
@@ -99,21 +101,7 @@ impl World {
     }
 
     fn protected(&self, edit: impl FnOnce(&mut HeaderMap)) -> Vec<u8> {
-        let mut m = vec![
-            (int(1), int(-19)),
-            (int(3), Value::Text("application/bkv-fleet-key-set+cbor".into())),
-            (int(4), Value::Bytes(self.third_party.public_key().kid().to_vec())),
-            (
-                int(15),
-                Value::Map(vec![
-                    (int(1), Value::Text(THIRD_PARTY.into())),
-                    (int(2), Value::Text(FLEET.into())),
-                    (int(6), Value::Integer((NOW - 10).into())),
-                ]),
-            ),
-        ];
-        edit(&mut m);
-        value_to_vec(&Value::Map(m))
+        protected_header(&self.third_party.public_key().kid(), edit)
     }
 
     fn countersignature(

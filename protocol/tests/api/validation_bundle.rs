@@ -5,7 +5,7 @@
 use bkv_protocol::Error;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
 use bkv_protocol::fixtures::bundle::{
-    FLEET, NOW, Organisations, THIRD_PARTY, anchor, claims, keyset, organisations,
+    NOW, Organisations, THIRD_PARTY, anchor, claims, keyset, organisations, protected_header,
 };
 use bkv_protocol::validation_bundle::countersignature::{
     Context, CoseCountersignature, countersign_structure,
@@ -39,21 +39,7 @@ fn int(i: i64) -> Value {
 
 /// A protected header like the real one, with `edit` applied to its entries.
 fn protected_with(kid: &[u8], edit: impl FnOnce(&mut Vec<(Value, Value)>)) -> Vec<u8> {
-    let mut m = vec![
-        (int(1), int(-19)),
-        (int(3), Value::Text("application/bkv-fleet-key-set+cbor".into())),
-        (int(4), Value::Bytes(kid.to_vec())),
-        (
-            int(15),
-            Value::Map(vec![
-                (int(1), Value::Text(THIRD_PARTY.into())),
-                (int(2), Value::Text(FLEET.into())),
-                (int(6), Value::Integer((NOW - 10).into())),
-            ]),
-        ),
-    ];
-    edit(&mut m);
-    bkv_protocol::cbor::value_to_vec(&Value::Map(m))
+    protected_header(kid, edit)
 }
 
 /// A bundle from raw parts, signed by the third party over `protected` and
