@@ -21,6 +21,13 @@ pub struct Kind {
     pub kind: String,
 }
 
+/// Label of a peer (its position in the FleetKeySet).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Peer {
+    /// The peer.
+    pub peer: String,
+}
+
 /// Label of an HTTP response.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Status {
@@ -55,6 +62,8 @@ pub struct NodeMetrics {
     pub leader_known: Gauge<u64, AtomicU64>,
     /// Leader changes this node has seen.
     pub leader_changes: Counter,
+    /// On the leader: entries each other node is behind.
+    pub peer_lag: Family<Peer, Gauge<u64, AtomicU64>>,
 }
 
 impl Default for NodeMetrics {
@@ -79,6 +88,7 @@ impl NodeMetrics {
             gate_open: Gauge::default(),
             leader_known: Gauge::default(),
             leader_changes: Counter::default(),
+            peer_lag: Family::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Commands committed through this node", m.commits.clone());
@@ -104,6 +114,11 @@ impl NodeMetrics {
         registry.register("vote_gate_open", "1 when the vote gate is open", m.gate_open.clone());
         registry.register("leader_known", "1 when a leader is known", m.leader_known.clone());
         registry.register("leader_changes", "Leader changes seen by this node", m.leader_changes.clone());
+        registry.register(
+            "peer_lag_entries",
+            "On the leader: entries each other node is behind",
+            m.peer_lag.clone(),
+        );
         NodeMetrics { registry, ..m }
     }
 

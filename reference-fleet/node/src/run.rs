@@ -125,11 +125,19 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
     .with_clock(clock)
     .with_health(move || {
         let s = status.status();
+        let last = s.last_log_id.map_or(0, |l| l.index);
+        let lag = s
+            .matched
+            .iter()
+            .filter(|(peer, _)| **peer != s.id)
+            .map(|(peer, stored)| (*peer, last.saturating_sub(stored.unwrap_or(0))))
+            .collect();
         Readiness {
             gate_open: s.gate_open,
             leader_known: s.leader.is_some(),
             term: s.term,
             applied: s.last_applied.unwrap_or(0),
+            lag,
         }
     });
     let svc = match &config.raw.audit_log {

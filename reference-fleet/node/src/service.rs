@@ -48,7 +48,7 @@ pub struct NodeService<L> {
 
 /// What `GET /readyz` reports: the vote gate (spec/fleet-replication.md §6.3) and the
 /// leader this node knows, with the consensus state `/metrics` exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Readiness {
     /// The vote gate is open.
     pub gate_open: bool,
@@ -58,6 +58,9 @@ pub struct Readiness {
     pub term: u64,
     /// The last applied index.
     pub applied: u64,
+    /// On the leader: how many entries each other node is behind (the leader's last log
+    /// index minus what that node is known to have stored), by node position.
+    pub lag: Vec<(u64, u64)>,
 }
 
 impl<L: CommandLog> NodeService<L> {
@@ -173,6 +176,10 @@ impl<L> NodeService<L> {
         self.metrics.applied.set(r.applied);
         self.metrics.gate_open.set(u64::from(r.gate_open));
         self.metrics.leader_known.set(u64::from(r.leader_known));
+        self.metrics.peer_lag.clear();
+        for (peer, lag) in &r.lag {
+            self.metrics.peer_lag.get_or_create(&crate::metrics::Peer { peer: peer.to_string() }).set(*lag);
+        }
         Some(r)
     }
 }

@@ -105,6 +105,15 @@ async fn three_processes_serve_and_survive_a_killed_node() {
     }
     assert!(metrics.contains("bkv_session_requests_total{kind=\"committed\"}"), "{metrics}");
     assert!(metrics.contains("bkv_vault_outputs_total{kind=\"released\"}"), "{metrics}");
+    // The leader, one of the two left, reports each other node's lag; the killed node missed
+    // the recovery committed after it died.
+    let (_, first) = get(&format!("{}/metrics", nodes[0].url)).await;
+    let leader = if first.contains("bkv_peer_lag_entries{") { first } else { metrics };
+    let lag = leader
+        .lines()
+        .find_map(|l| l.strip_prefix("bkv_peer_lag_entries{peer=\"1\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(lag.is_some_and(|n| n > 0), "the killed node's lag is {lag:?}:\n{leader}");
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }
