@@ -5,11 +5,11 @@
 //! it holds this node's keys of the FleetKeySet; only then does it open the node's storage
 //! and start consensus. So a configuration that cannot work touches no data.
 
+use crate::Error;
 use crate::config::NodeConfig;
 use crate::hsm::{Kek, SoftHsm};
 use crate::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
 use crate::service::{NodeInfo, NodeService, Readiness};
-use crate::{Error, HsmError};
 use bkv_client::LogClient;
 use bkv_client::clock::SharedClock;
 use bkv_protocol::vault::VaultStateMachine;
@@ -62,10 +62,7 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
         peer_listener.local_addr().map_err(|e| config.error("listen.peer", e.to_string()))?,
         client_listener.local_addr().map_err(|e| config.error("listen.client", e.to_string()))?,
     );
-    let hsm = SoftHsm::unseal_file(&config.raw.hsm.sealed, &kek(config)?).map_err(|e| match e {
-        HsmError::Unseal => Error::Hsm(HsmError::Unseal),
-        other => Error::Hsm(other),
-    })?;
+    let hsm = SoftHsm::unseal_file(&config.raw.hsm.sealed, &kek(config)?)?;
     if hsm.node_entry(id, &me.datacenter) != *me {
         return Err(config
             .error("hsm.sealed", format!("holds other keys than node {id} of the FleetKeySet"))
@@ -138,27 +135,13 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
             term: s.term,
             applied: s.last_applied.unwrap_or(0),
             lag,
+            leader_changes: status.leader_changes(),
         }
     });
     let svc = match &config.raw.audit_log {
         Some(l) => svc.with_audit_log(LogClient::new(&l.url)),
         None => svc,
     };
-    let metrics = svc.metrics().clone();
-    let mut watch = raft.raft().metrics();
-    tokio::spawn(async move {
-        let mut last = None;
-        loop {
-            let leader = watch.borrow_and_update().current_leader;
-            if leader.is_some() && leader != last {
-                metrics.leader_changes.inc();
-                last = leader;
-            }
-            if watch.changed().await.is_err() {
-                return;
-            }
-        }
-    });
     client_listener.set_nonblocking(true).map_err(|e| config.error("listen.client", e.to_string()))?;
     let listener = tokio::net::TcpListener::from_std(client_listener)
         .map_err(|e| config.error("listen.client", e.to_string()))?;

@@ -61,6 +61,8 @@ pub struct Readiness {
     /// On the leader: how many entries each other node is behind (the leader's last log
     /// index minus what that node is known to have stored), by node position.
     pub lag: Vec<(u64, u64)>,
+    /// Leader changes the node has seen.
+    pub leader_changes: u64,
 }
 
 impl<L: CommandLog> NodeService<L> {
@@ -176,6 +178,10 @@ impl<L> NodeService<L> {
         self.metrics.applied.set(r.applied);
         self.metrics.gate_open.set(u64::from(r.gate_open));
         self.metrics.leader_known.set(u64::from(r.leader_known));
+        let counted = self.metrics.leader_changes.get();
+        if r.leader_changes > counted {
+            self.metrics.leader_changes.inc_by(r.leader_changes - counted);
+        }
         self.metrics.peer_lag.clear();
         for (peer, lag) in &r.lag {
             self.metrics.peer_lag.get_or_create(&crate::metrics::Peer { peer: peer.to_string() }).set(*lag);

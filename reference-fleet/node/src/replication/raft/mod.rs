@@ -231,6 +231,7 @@ pub struct NodeOptions {
 async fn log_leader_changes(
     id: NodeId,
     mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
+    count: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut last: Option<(NodeId, u64)> = None;
     loop {
@@ -242,6 +243,7 @@ async fn log_leader_changes(
             && last.is_none_or(|(l, t)| l != leader || t != term)
         {
             tracing::info!(node = id, leader, term, "leader elected");
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             last = now;
         }
         if metrics.changed().await.is_err() {
@@ -285,6 +287,8 @@ struct Shared<S> {
     applied: Arc<Mutex<Applied<S>>>,
     log: Mutex<Option<LogStore>>,
     alive: std::sync::atomic::AtomicBool,
+    /// Leader changes (a new leader or a new term) this node has seen.
+    leader_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A running fleet node.
@@ -374,6 +378,7 @@ impl<S: StateMachine> RaftNode<S> {
             applied,
             log: Mutex::new(Some(log.clone())),
             alive: true.into(),
+            leader_changes: Arc::default(),
         });
         let bound = match opts.listener.map(|l| {
             l.set_nonblocking(true)?;
@@ -417,7 +422,7 @@ impl<S: StateMachine> RaftNode<S> {
                 })
                 .await;
         });
-        tokio::spawn(log_leader_changes(opts.id, shared.raft.metrics()));
+        tokio::spawn(log_leader_changes(opts.id, shared.raft.metrics(), shared.leader_changes.clone()));
         let gate =
             tokio::spawn(net::run_gate(net, shared.raft.clone(), move || log.last_log_id().ok().flatten()));
         Ok(Self { shared, server, stop_server: Some(tx), gate, db: db_handle })
@@ -655,6 +660,12 @@ impl<S: StateMachine> RaftCommandLog<S> {
     /// The status of the node this log commits through (`/readyz`, `/metrics`).
     pub fn status(&self) -> NodeStatus {
         self.shared.status()
+    }
+
+    /// Leader changes (a new leader or a new term) the node has seen: the events it logs
+    /// as "leader elected".
+    pub fn leader_changes(&self) -> u64 {
+        self.shared.leader_changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
