@@ -295,9 +295,10 @@ impl NodeConfig {
     }
 }
 
-/// The table header in force at byte `at` (`""` for the top level).
-fn table_at(text: &str, at: usize) -> String {
-    let mut table = String::new();
+/// The table header in force at byte `at` (`""` for the top level) and the key of the last
+/// `key = value` line up to the line holding `at` (`""` when none since the header).
+fn position(text: &str, at: usize) -> (String, String) {
+    let (mut table, mut key) = (String::new(), String::new());
     let mut pos = 0;
     for line in text.split_inclusive('\n') {
         if pos > at {
@@ -306,35 +307,27 @@ fn table_at(text: &str, at: usize) -> String {
         let t = line.trim();
         if t.starts_with('[') {
             table = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
-        }
-        pos += line.len();
-    }
-    table
-}
-
-/// The dotted key of the TOML line holding byte `at` (for a parse error's field).
-fn key_at(text: &str, at: usize) -> String {
-    let mut table = String::new();
-    let mut key = String::new();
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t.starts_with('[') {
-            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
             key.clear();
         } else if let Some((k, _)) = t.split_once('=') {
             key = k.trim().to_owned();
         }
-        if pos + line.len() > at {
-            break;
-        }
         pos += line.len();
     }
-    match (table.is_empty(), key.is_empty()) {
-        (true, true) => "-".into(),
-        (true, false) => key,
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
+    (table, key)
+}
+
+/// The table header in force at byte `at` (`""` for the top level).
+fn table_at(text: &str, at: usize) -> String {
+    position(text, at).0
+}
+
+/// The dotted key of the TOML line holding byte `at` (for a parse error's field).
+fn key_at(text: &str, at: usize) -> String {
+    match position(text, at) {
+        (t, k) if t.is_empty() && k.is_empty() => "-".into(),
+        (t, k) if t.is_empty() => k,
+        (t, k) if k.is_empty() => t,
+        (t, k) => format!("{t}.{k}"),
     }
 }
 
