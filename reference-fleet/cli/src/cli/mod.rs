@@ -204,12 +204,12 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let err = Error::Usage(e.render().to_string().trim_end().to_owned());
             if json_requested {
-                contract::Envelope::failure(&err).print();
-                return ExitCode::from(contract::EXIT_USAGE);
+                contract::Envelope::failure(&Error::Usage(e.render().to_string().trim_end().to_owned()))
+                    .print();
+            } else {
+                let _ = e.print();
             }
-            let _ = e.print();
             return ExitCode::from(contract::EXIT_USAGE);
         }
     };
