@@ -82,8 +82,8 @@ impl From<bkv_client::Error> for Error {
             bkv_client::Error::Protocol(p) => Error::Protocol(p),
             bkv_client::Error::Transport(t) => Error::Transport(t),
             bkv_client::Error::Http(t) => Error::Http(t),
-            bkv_client::Error::Io(t) => {
-                Error::Write { path: PathBuf::new(), source: std::io::Error::other(t) }
+            bkv_client::Error::Io { path, detail } => {
+                Error::Write { path, source: std::io::Error::other(detail) }
             }
             other => Error::Transport(other.to_string()),
         }

@@ -45,7 +45,7 @@ fn temp_path(output: &Path) -> PathBuf {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io(format!("cannot write {}: {e}", path.display()))
+    move |e| Error::Io { path: path.to_owned(), detail: e.to_string() }
 }
 
 /// Write `output` through `fill` into a temporary file, sync it and rename it into place;

@@ -14,9 +14,14 @@ pub enum Error {
     /// (spec/audit-log.md §6).
     #[error("{0}")]
     Http(String),
-    /// A file of the backup could not be read or written.
-    #[error("{0}")]
-    Io(String),
+    /// A file of the backup could not be written.
+    #[error("cannot write {}: {detail}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -26,7 +31,7 @@ impl Error {
             Error::Protocol(e) => e.code(),
             Error::Transport(_) => "client.transport",
             Error::Http(_) => "io.http",
-            Error::Io(_) => "io.write",
+            Error::Io { .. } => "io.write",
         }
     }
 }
