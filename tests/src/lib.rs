@@ -1,2 +1,6 @@
-//! Integration tests live in `tests/tests/`; this crate has no library code.
+//! The shared parts of bkv's cross-crate, multi-process and fault tests: the history
+//! checker every fault run uses ([`history`]), and the network-namespace lab of the
+//! multi-process runs ([`netns`]).
 #![forbid(unsafe_code)]
+
+pub mod history;

@@ -5,8 +5,10 @@
 //! scheduler kills and restarts nodes, restarts nodes from an older copy of their disk,
 //! partitions the network and delays links. Afterwards it checks exactly the consequences of
 //! the safety argument:
-//! - per key, acknowledged granted attempts never exceed the limit, and each shows a distinct
-//!   remaining count (no grant was lost and handed out again);
+//! - per key, the history checker ([`bkv_tests::history`], shared with the vault and the
+//!   multi-process runs): acknowledged granted attempts never exceed the limit, each shows a
+//!   distinct remaining count (no grant was lost and handed out again), consistent with one
+//!   committed order;
 //! - every acknowledged command is reflected in the final state with the acknowledged output;
 //! - all nodes converge to the same state bytes after healing;
 //! - with 2 of 5 nodes down the fleet serves, with 3 down it answers `fleet.unavailable`.
@@ -15,7 +17,7 @@
 //! The long run: `cargo test -p bkv-tests --test integration -- --ignored replication_fault::`
 //! (`BKV_FAULT_RUNS`, `BKV_FAULT_SECS`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,6 +28,7 @@ use bkv_node::replication::CommandLog;
 use bkv_node::replication::raft::guess_counter::{GuessCommand, GuessCounter, GuessOutput};
 use bkv_node::replication::raft::{RaftCommandLog, Timing};
 use bkv_protocol::Error;
+use bkv_tests::history::{self, Answer, Entry, Kind};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -40,6 +43,7 @@ const CLIENTS: usize = 8;
 /// One client request and what the client saw.
 #[derive(Debug, Clone)]
 struct Op {
+    sent_ms: u128,
     at_ms: u128,
     client: usize,
     node: usize,
@@ -104,6 +108,7 @@ async fn client(
             let Some(log) = dir.read().unwrap()[node].clone() else {
                 continue;
             };
+            let sent_ms = start.elapsed().as_millis();
             let outcome = log
                 .propose(GuessCommand::attempt(&key, request_id))
                 .await
@@ -111,6 +116,7 @@ async fn client(
                 .map_err(|e| e.to_string());
             let ok = outcome.is_ok();
             h.ops.lock().unwrap().push(Op {
+                sent_ms,
                 at_ms: start.elapsed().as_millis(),
                 client: id,
                 node,
@@ -193,21 +199,31 @@ async fn check(c: &mut Cluster, h: &History) -> Result<(), String> {
             return Err(format!("request {:#x} acknowledged twice with {first:?} and {out:?}", o.request_id));
         }
     }
-    // Per key: acknowledged grants within the limit, each with a distinct remaining count.
-    let mut grants: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for (key, out) in acked.values() {
-        if out.result == "granted" {
-            grants.entry(key).or_default().push(out.remaining);
-        }
-    }
-    for (key, rem) in &grants {
-        if rem.len() as u64 > LIMIT {
-            return Err(format!("key {key}: {} acknowledged grants exceed the limit {LIMIT}", rem.len()));
-        }
-        let distinct: BTreeSet<_> = rem.iter().collect();
-        if distinct.len() != rem.len() {
-            return Err(format!("key {key}: a remaining count was granted twice: {rem:?}"));
-        }
+    // Per key, the history checker: grants within the limit, distinct remaining counts,
+    // consistent with one committed order; a retried request id is one attempt.
+    let history = history::History {
+        limit: LIMIT as u32,
+        entries: ops
+            .iter()
+            .map(|o| Entry {
+                client: o.client as u32,
+                node: format!("node-{}", o.node),
+                record: o.key.clone(),
+                kind: Kind::Guess,
+                request: Some(format!("{:#x}", o.request_id)),
+                start_ms: o.sent_ms as u64,
+                end_ms: o.at_ms as u64,
+                answer: match &o.outcome {
+                    Ok(g) if g.result == "granted" => Answer::WrongCode(g.remaining as u32),
+                    Ok(_) => Answer::Locked,
+                    Err(e) => Answer::Failed(e.split(':').next().unwrap_or_default().to_owned()),
+                },
+            })
+            .collect(),
+    };
+    let (_, violations) = history::check(&history);
+    if let Some(v) = violations.first() {
+        return Err(format!("{} violations, the first: {v}", violations.len()));
     }
     // Every acknowledged command is in the final state with the acknowledged output.
     for (id, (key, out)) in &acked {

@@ -9,11 +9,11 @@
 //!   the same id through different nodes at once;
 //! - owners register new records and recover them with the right code.
 //!
-//! Afterwards it checks:
-//! - per attacked id, the wrong guesses that got a KE2 never exceed the limit, and each saw a
-//!   distinct remaining count;
-//! - every acknowledged registration is still recoverable with its code and gives back its key
-//!   (unless its owner's own lost logins used up its guesses, which the test tracks);
+//! Afterwards every acknowledged registration is restored once, and the history checker
+//! ([`bkv_tests::history`], the same one the multi-process runs use) judges the recorded
+//! requests and answers: per record, the KE2s within the limit with distinct remaining
+//! counts consistent with one committed order, and every acknowledged registration restored
+//! (unless its guesses could all have been spent). Then:
 //! - every node converges to the same state after healing;
 //! - with 2 of 5 nodes down the fleet serves a guess; with 3 down it answers
 //!   `fleet.unavailable`.
@@ -22,7 +22,7 @@
 //! the long run is `cargo test -p bkv-tests --test integration -- --ignored vault_fault::`
 //! (`BKV_FAULT_RUNS`, `BKV_FAULT_SECS`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -33,6 +33,7 @@ use bkv_node::hsm::SoftHsm;
 use bkv_node::replication::raft::{RaftCommandLog, Timing};
 use bkv_node::service::{NodeInfo, NodeService};
 use bkv_protocol::session::{self, SessionTarget};
+use bkv_tests::history::{self, Answer, Entry, History, Kind};
 use bkv_protocol::validation_bundle::KeyRole;
 use bkv_protocol::vault::{
     BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
@@ -47,6 +48,7 @@ const FLEET: &str = "test-fleet";
 const VICTIMS: usize = 24;
 const ATTACKERS: usize = 6;
 const OWNERS: usize = 2;
+const VICTIM_CODE: &[u8] = b"victim's code";
 /// Unknown ids under attack move on every window, so guesses keep being counted while
 /// faults happen.
 const WINDOW_MS: u128 = 1500;
@@ -135,41 +137,42 @@ fn fresh_id() -> [u8; 16] {
     id
 }
 
-/// What happened, for the checks and the failure report.
-#[derive(Debug, Clone)]
-#[expect(dead_code, reason = "every field is printed by the failure report through Debug")]
-enum Op {
-    /// A wrong guess against `record` through `node`: its KE2's remaining count, or the code.
-    Guess { record: String, node: usize, outcome: Result<u32, String> },
-    /// A registration and whether it was acknowledged (`Ok(remaining)`).
-    Register { record: String, node: usize, outcome: Result<u32, String> },
-    /// An owner's recovery: Ok(remaining after success) or the code.
-    Recover { record: String, node: usize, outcome: Result<u32, String> },
-}
-
+/// The run's history: fault events, and every request with its answer (the checker's input).
 #[derive(Default)]
-struct History {
+struct Recorded {
     events: Mutex<Vec<String>>,
-    ops: Mutex<Vec<(u128, Op)>>,
+    history: Mutex<History>,
 }
 
-impl History {
+impl Recorded {
     fn event(&self, start: Instant, s: String) {
         self.events.lock().unwrap().push(format!("{:>7}ms {s}", start.elapsed().as_millis()));
     }
-    fn op(&self, start: Instant, op: Op) {
-        self.ops.lock().unwrap().push((start.elapsed().as_millis(), op));
+    #[expect(clippy::too_many_arguments, reason = "one history entry")]
+    fn op(&self, start: Instant, sent: u64, client: u32, node: usize, record: &str, kind: Kind, answer: Answer) {
+        self.history.lock().unwrap().push(Entry {
+            client,
+            node: node_id(node),
+            record: record.to_owned(),
+            kind,
+            request: None,
+            start_ms: sent,
+            end_ms: start.elapsed().as_millis() as u64,
+            answer,
+        });
     }
     fn render(&self) -> String {
         let mut out = String::new();
         for e in self.events.lock().unwrap().iter() {
             writeln!(out, "event {e}").unwrap();
         }
-        for (t, o) in self.ops.lock().unwrap().iter() {
-            writeln!(out, "op {t:>7}ms {o:?}").unwrap();
-        }
+        out.push_str(&self.history.lock().unwrap().render());
         out
     }
+}
+
+fn ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
 }
 
 /// An acknowledged registration: code, backup key, and the owner's lost logins since its
@@ -180,7 +183,7 @@ struct Shared {
     fleet: Fleet,
     dir: Directory,
     stop: AtomicBool,
-    h: History,
+    h: Recorded,
     start: Instant,
     /// Acknowledged registrations: record -> (code, backup key, owner's lost logins since
     /// its last success).
@@ -196,15 +199,53 @@ impl Shared {
 
 /// A wrong guess: `recover_start`, then the client's finish fails on the KE2 and nothing
 /// more is sent (spec/vault.md §6.4).
-async fn guess(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8]) -> Result<u32, String> {
+async fn guess(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8]) -> Answer {
     let (body, rc) = RecoveryClient::start(&mut OsRng, record, code).unwrap();
-    let resp = call(svc, &s.fleet.targets[node], fresh_id(), &body).await?;
-    let ke2 = rc.receive(&resp).map_err(|e| e.code().to_owned())?;
+    let ke2 = match call(svc, &s.fleet.targets[node], fresh_id(), &body).await {
+        Ok(resp) => rc.receive(&resp).map_err(|e| e.code().to_owned()),
+        Err(e) => Err(e),
+    };
+    let ke2 = match ke2 {
+        Ok(ke2) => ke2,
+        Err(e) => return failed(e),
+    };
     let remaining = ke2.remaining();
     match ke2.finish(&mut OsRng, &s.fleet.ctx, ClientAction::Recover) {
-        Err(e) if e.code() == "vault.code.invalid" => Ok(remaining),
-        Err(e) => Err(format!("unexpected {}", e.code())),
-        Ok(_) => Err("a wrong code opened the KE2".into()),
+        Err(e) if e.code() == "vault.code.invalid" => Answer::WrongCode(remaining),
+        Err(e) => failed(e.code().to_owned()),
+        Ok(_) => Answer::WrongKey,
+    }
+}
+
+fn failed(code: String) -> Answer {
+    if code == "vault.record.locked" { Answer::Locked } else { Answer::Failed(code) }
+}
+
+/// A recovery with the right code through `node`: recover_finish goes to the node that
+/// answered recover_start (spec/vault.md §7.3).
+async fn recover(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8], key: &BackupKey) -> Answer {
+    let target = &s.fleet.targets[node];
+    let (body, rc) = RecoveryClient::start(&mut OsRng, record, code).unwrap();
+    let ke2 = match call(svc, target, fresh_id(), &body).await {
+        Ok(resp) => rc.receive(&resp).map_err(|e| e.code().to_owned()),
+        Err(e) => Err(e),
+    };
+    let ke2 = match ke2 {
+        Ok(ke2) => ke2,
+        Err(e) => return failed(e),
+    };
+    let remaining = ke2.remaining();
+    let (body, wait) = match ke2.finish(&mut OsRng, &s.fleet.ctx, ClientAction::Recover) {
+        Ok(x) => x,
+        Err(e) if e.code() == "vault.code.invalid" => return Answer::RightCodeRefused(remaining),
+        Err(e) => return failed(e.code().to_owned()),
+    };
+    match call(svc, target, fresh_id(), &body).await.and_then(|r| wait.finish(&r).map_err(|e| e.code().to_owned())) {
+        Ok(Outcome::Recovered { backup_key, remaining }) if backup_key.as_bytes() == key.as_bytes() => {
+            Answer::Recovered(remaining)
+        }
+        Ok(_) => Answer::WrongKey,
+        Err(e) => failed(e),
     }
 }
 
@@ -215,13 +256,13 @@ async fn register(
     record: &[u8],
     code: &[u8],
     key: &BackupKey,
-) -> (usize, Result<u32, String>) {
-    let Some((node, svc)) = s.pick(rng) else { return (usize::MAX, Err("no node".into())) };
+) -> (usize, Answer) {
+    let Some((node, svc)) = s.pick(rng) else { return (usize::MAX, Answer::Failed("client.transport".into())) };
     let target = &s.fleet.targets[node];
     let (body, rc) = RegistrationClient::start(&mut OsRng, record, code).unwrap();
     let resp = match call(&svc, target, fresh_id(), &body).await {
         Ok(r) => r,
-        Err(e) => return (node, Err(e)),
+        Err(e) => return (node, failed(e)),
     };
     let (body, wait) = rc.finish(&mut OsRng, &s.fleet.ctx, key, &resp).unwrap().into_request();
     let id = fresh_id();
@@ -232,7 +273,10 @@ async fn register(
             break;
         }
     }
-    (node, last.and_then(|r| wait.finish(&r).map_err(|e| e.code().to_owned())))
+    match last.and_then(|r| wait.finish(&r).map_err(|e| e.code().to_owned())) {
+        Ok(n) => (node, Answer::Registered(n)),
+        Err(e) => (node, failed(e)),
+    }
 }
 
 async fn attacker(s: Arc<Shared>, id: usize, seed: u64) {
@@ -246,12 +290,14 @@ async fn attacker(s: Arc<Shared>, id: usize, seed: u64) {
         };
         let Some((node, svc)) = s.pick(&mut rng) else { continue };
         let code = format!("wrong-{}", rng.next_u64());
-        let outcome = guess(&s, node, &svc, record.as_bytes(), code.as_bytes()).await;
-        s.h.op(s.start, Op::Guess { record, node, outcome });
+        let sent = ms(s.start);
+        let answer = guess(&s, node, &svc, record.as_bytes(), code.as_bytes()).await;
+        s.h.op(s.start, sent, id as u32, node, &record, Kind::Guess, answer);
     }
 }
 
 async fn owner(s: Arc<Shared>, id: usize, seed: u64) {
+    let client = (ATTACKERS + id) as u32;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x0e4e + id as u64));
     let mut seq = 0u64;
     while !s.stop.load(Ordering::SeqCst) {
@@ -260,11 +306,12 @@ async fn owner(s: Arc<Shared>, id: usize, seed: u64) {
             let record = format!("owner-record-{id:04}-{seq:08}");
             let code = format!("code-{id}-{seq}").into_bytes();
             let key = BackupKey::generate(&mut OsRng);
-            let (node, outcome) = register(&s, &mut rng, record.as_bytes(), &code, &key).await;
-            if outcome.is_ok() {
+            let sent = ms(s.start);
+            let (node, answer) = register(&s, &mut rng, record.as_bytes(), &code, &key).await;
+            if matches!(answer, Answer::Registered(_)) {
                 s.owned.lock().unwrap().insert(record.clone(), (code, key, 0));
             }
-            s.h.op(s.start, Op::Register { record, node, outcome });
+            s.h.op(s.start, sent, client, node, &record, Kind::Register, answer);
             continue;
         }
         // Recover one of this owner's records, unless its own lost logins used up guesses.
@@ -281,29 +328,15 @@ async fn owner(s: Arc<Shared>, id: usize, seed: u64) {
         }
         let (record, code, key) = candidates[(rng.next_u64() % candidates.len() as u64) as usize].clone();
         let Some((node, svc)) = s.pick(&mut rng) else { continue };
-        let target = &s.fleet.targets[node];
-        let outcome = async {
-            // Until it succeeds, the attempt may have cost the owner a guess (a lost answer,
-            // a lost pending login, an unknown outcome).
-            s.owned.lock().unwrap().get_mut(&record).unwrap().2 += 1;
-            let (body, rc) = RecoveryClient::start(&mut OsRng, record.as_bytes(), &code).unwrap();
-            let resp = call(&svc, target, fresh_id(), &body).await?;
-            let ke2 = rc.receive(&resp).map_err(|e| e.code().to_owned())?;
-            let (body, wait) = ke2
-                .finish(&mut OsRng, &s.fleet.ctx, ClientAction::Recover)
-                .map_err(|e| e.code().to_owned())?;
-            // recover_finish goes to the node that answered recover_start (spec/vault.md §7.3).
-            let resp = call(&svc, target, fresh_id(), &body).await?;
-            match wait.finish(&resp).map_err(|e| e.code().to_owned())? {
-                Outcome::Recovered { backup_key, remaining } if backup_key.as_bytes() == key.as_bytes() => {
-                    s.owned.lock().unwrap().get_mut(&record).unwrap().2 = 0;
-                    Ok(remaining)
-                }
-                other => Err(format!("wrong outcome {other:?}")),
-            }
+        // Until it succeeds, the attempt may have cost the owner a guess (a lost answer, a
+        // lost pending login, an unknown outcome).
+        s.owned.lock().unwrap().get_mut(&record).unwrap().2 += 1;
+        let sent = ms(s.start);
+        let answer = recover(&s, node, &svc, record.as_bytes(), &code, &key).await;
+        if matches!(answer, Answer::Recovered(_)) {
+            s.owned.lock().unwrap().get_mut(&record).unwrap().2 = 0;
         }
-        .await;
-        s.h.op(s.start, Op::Recover { record, node, outcome });
+        s.h.op(s.start, sent, client, node, &record, Kind::Recover, answer);
     }
 }
 
@@ -328,7 +361,7 @@ async fn run(seed: u64, chaos_for: Duration) -> Result<Stats, String> {
         fleet: Fleet::new(),
         dir: Arc::new(RwLock::new(Vec::new())),
         stop: AtomicBool::new(false),
-        h: History::default(),
+        h: Recorded::default(),
         start,
         owned: Mutex::new(BTreeMap::new()),
     });
@@ -338,12 +371,14 @@ async fn run(seed: u64, chaos_for: Duration) -> Result<Stats, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for v in 0..VICTIMS {
         let record = format!("victim-record-{v:04}");
-        let (_, outcome) =
-            register(&s, &mut rng, record.as_bytes(), b"victim's code", &BackupKey::generate(&mut OsRng))
-                .await;
-        if outcome != Ok(LIMIT) {
-            return Err(format!("victim registration before any fault failed: {outcome:?}"));
+        let key = BackupKey::generate(&mut OsRng);
+        let sent = ms(start);
+        let (node, answer) = register(&s, &mut rng, record.as_bytes(), VICTIM_CODE, &key).await;
+        if answer != Answer::Registered(LIMIT) {
+            return Err(format!("victim registration before any fault failed: {answer:?}"));
         }
+        s.h.op(start, sent, u32::MAX, node, &record, Kind::Register, answer);
+        s.owned.lock().unwrap().insert(record, (VICTIM_CODE.to_vec(), key, 0));
     }
 
     let mut tasks = Vec::new();
@@ -368,13 +403,13 @@ async fn run(seed: u64, chaos_for: Duration) -> Result<Stats, String> {
     s.fleet.publish(&c, &s.dir);
     s.h.event(start, "healed; all nodes up".into());
     let result = check(&mut c, &s).await;
-    let ops = s.h.ops.lock().unwrap().clone();
-    let count = |f: &dyn Fn(&Op) -> bool| ops.iter().filter(|(_, o)| f(o)).count();
+    let h = s.h.history.lock().unwrap().clone();
+    let count = |f: &dyn Fn(&Entry) -> bool| h.entries.iter().filter(|e| f(e)).count();
     let stats = Stats {
-        guesses: count(&|o| matches!(o, Op::Guess { .. })),
-        ke2: count(&|o| matches!(o, Op::Guess { outcome: Ok(_), .. })),
-        registered: count(&|o| matches!(o, Op::Register { outcome: Ok(_), .. })),
-        recovered: count(&|o| matches!(o, Op::Recover { outcome: Ok(_), .. })),
+        guesses: count(&|e| e.kind == Kind::Guess),
+        ke2: count(&|e| matches!(e.answer, Answer::WrongCode(_))),
+        registered: count(&|e| matches!(e.answer, Answer::Registered(_))),
+        recovered: count(&|e| e.kind == Kind::Recover && matches!(e.answer, Answer::Recovered(_))),
         chaos: chaos_stats,
     };
     c.shutdown().await;
@@ -384,75 +419,33 @@ async fn run(seed: u64, chaos_for: Duration) -> Result<Stats, String> {
     }
 }
 
+/// After healing: every node converges, every acknowledged registration is restored once
+/// (the final `Restore` entries), the history checker judges the run, and the fleet's
+/// availability follows its majority.
 async fn check(c: &mut Cluster<VaultStateMachine>, s: &Shared) -> Result<(), String> {
     c.wait_leader(Duration::from_secs(60)).await?;
     c.wait_converged(Duration::from_secs(60)).await?;
-    let ops = s.h.ops.lock().unwrap().clone();
-
-    // Per attacked id: KE2s within the limit, each with a distinct remaining count.
-    let mut ke2: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for (_, o) in &ops {
-        match o {
-            Op::Guess { record, outcome: Ok(remaining), .. } => {
-                ke2.entry(record).or_default().push(*remaining)
-            }
-            // Locked, no majority, or an unknown outcome of the node's own resubmission
-            // (spec/fleet-replication.md §3 rule 4): no KE2, and nothing else is allowed.
-            Op::Guess { record, outcome: Err(e), .. }
-                if !["vault.record.locked", "fleet.unavailable", "session.request.replayed"]
-                    .contains(&e.as_str()) =>
-            {
-                return Err(format!("guess on {record} failed with {e}"));
-            }
-            Op::Recover { record, outcome: Ok(remaining), .. } if *remaining != LIMIT => {
-                return Err(format!("a recovery of {record} left {remaining}, not the reset {LIMIT}"));
-            }
-            _ => {}
-        }
-    }
-    for (record, rem) in &ke2 {
-        if rem.len() > LIMIT as usize {
-            return Err(format!("{record}: {} wrong guesses got a KE2, limit {LIMIT}", rem.len()));
-        }
-        let distinct: BTreeSet<_> = rem.iter().collect();
-        if distinct.len() != rem.len() {
-            return Err(format!("{record}: a remaining count was handed out twice: {rem:?}"));
-        }
-    }
-
-    // Every acknowledged registration is recoverable (through any node) with its key.
-    let owned: Vec<_> =
-        s.owned.lock().unwrap().iter().map(|(r, v)| (r.clone(), v.0.clone(), v.1.clone(), v.2)).collect();
-    for (record, code, key, lost) in owned {
-        if lost + 1 >= LIMIT {
-            continue;
-        }
-        let mut tries = 0;
-        let recovered = loop {
-            tries += 1;
-            let node = tries % NODES;
+    let owned: Vec<_> = s.owned.lock().unwrap().iter().map(|(r, v)| (r.clone(), v.0.clone(), v.1.clone())).collect();
+    for (i, (record, code, key)) in owned.into_iter().enumerate() {
+        // Bounded retries while a node is still catching up.
+        for attempt in 0..5 {
+            let node = (i + attempt) % NODES;
             let svc = s.dir.read().unwrap()[node].clone().unwrap();
-            let target = &s.fleet.targets[node];
-            let (body, rc) = RecoveryClient::start(&mut OsRng, record.as_bytes(), &code).unwrap();
-            let r = async {
-                let resp = call(&svc, target, fresh_id(), &body).await?;
-                let ke2 = rc.receive(&resp).map_err(|e| e.code().to_owned())?;
-                let (body, wait) = ke2
-                    .finish(&mut OsRng, &s.fleet.ctx, ClientAction::Recover)
-                    .map_err(|e| e.code().to_owned())?;
-                let resp = call(&svc, target, fresh_id(), &body).await?;
-                wait.finish(&resp).map_err(|e| e.code().to_owned())
+            let sent = ms(s.start);
+            let answer = recover(s, node, &svc, record.as_bytes(), &code, &key).await;
+            let retry = matches!(&answer, Answer::Failed(e) if e == "fleet.unavailable");
+            s.h.op(s.start, sent, u32::MAX, node, &record, Kind::Restore, answer);
+            if !retry {
+                break;
             }
-            .await;
-            match r {
-                Err(e) if e == "fleet.unavailable" && tries < 5 => continue,
-                other => break other,
-            }
-        };
-        match recovered {
-            Ok(Outcome::Recovered { backup_key, .. }) if backup_key.as_bytes() == key.as_bytes() => {}
-            other => return Err(format!("acknowledged registration {record} not recoverable: {other:?}")),
         }
+    }
+    let h = s.h.history.lock().unwrap().clone();
+    let (summary, violations) = history::check(&History { limit: LIMIT, ..h });
+    eprintln!("history checker: {summary:?}");
+    if !violations.is_empty() {
+        let list: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+        return Err(format!("{} violations:\n{}", list.len(), list.join("\n")));
     }
 
     // Availability: 2 of 5 down serves a guess, 3 down is fleet.unavailable.
@@ -463,15 +456,15 @@ async fn check(c: &mut Cluster<VaultStateMachine>, s: &Shared) -> Result<(), Str
     let svc = |i: usize| s.dir.read().unwrap()[i].clone().unwrap();
     loop {
         match guess(s, 2, &svc(2), b"availability-probe-1", b"x").await {
-            Ok(_) => break,
-            Err(e) if Instant::now() >= deadline => return Err(format!("2 of 5 down does not serve: {e}")),
-            Err(_) => {}
+            Answer::WrongCode(_) => break,
+            other if Instant::now() >= deadline => return Err(format!("2 of 5 down does not serve: {other:?}")),
+            _ => {}
         }
     }
     c.kill(2).await;
     s.fleet.publish(c, &s.dir);
     match guess(s, 3, &svc(3), b"availability-probe-2", b"x").await {
-        Err(e) if e == "fleet.unavailable" => Ok(()),
+        Answer::Failed(e) if e == "fleet.unavailable" => Ok(()),
         other => Err(format!("3 of 5 down answered {other:?}, not fleet.unavailable")),
     }
 }
