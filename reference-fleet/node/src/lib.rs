@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod hsm;
 pub mod listener;
 pub mod metrics;

@@ -172,3 +172,83 @@ async fn restarted_node_is_no_candidate_before_it_holds_what_its_poll_saw() {
     assert_eq!(state(&bytes).applied(E_ID), Some(&acked));
     c.shutdown().await;
 }
+
+/// The rollback scenario of the first test, judged by the history checker
+/// ([`bkv_tests::history`]) instead of by hand: `e`'s grant and every attempt made through
+/// `A`, `C` and `D` while `B` is cut off. `without_gate` starts `A` from the old disk with the
+/// vote gate switched off (the `fault-injection` build of `bkv-node`).
+async fn rollback_history(name: &str, without_gate: bool) -> (bkv_tests::history::Summary, Vec<String>) {
+    use bkv_tests::history::{Answer, Entry, History, Kind, check};
+    let (mut c, [l, a, b, cc, d], old, acked) = commit_e_while_a_is_behind(name).await;
+    let start = Instant::now();
+    let mut h = History { limit: 3, entries: Vec::new() };
+    let answer = |out: &Result<Vec<u8>, String>| match out {
+        Ok(bytes) => {
+            let g = GuessOutput::decode(bytes).unwrap();
+            if g.result == "granted" { Answer::WrongCode(g.remaining as u32) } else { Answer::Locked }
+        }
+        Err(e) => Answer::Failed(e.split(':').next().unwrap_or_default().to_owned()),
+    };
+    h.push(Entry {
+        client: 0,
+        node: format!("node-{l}"),
+        record: "victim".into(),
+        kind: Kind::Guess,
+        request: Some(format!("{E_ID:#x}")),
+        start_ms: 0,
+        end_ms: 0,
+        answer: answer(&Ok(cbor::to_vec(&acked))),
+    });
+    c.kill(l).await;
+    c.kill(a).await;
+    if without_gate {
+        bkv_node::fault_injection::disable_vote_gate(&c.dirs[a]);
+    }
+    c.restart_from(a, &old).await;
+    c.faults.heal();
+    c.faults.partition(&[b as u64], 5);
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut id = 0x100u64;
+    while Instant::now() < until {
+        for via in [a, cc, d] {
+            id += 1;
+            let sent = start.elapsed().as_millis() as u64 + 1;
+            let out = c
+                .log(via)
+                .unwrap()
+                .propose(GuessCommand::attempt("victim", id))
+                .await
+                .map_err(|e| e.to_string());
+            h.push(Entry {
+                client: 1,
+                node: format!("node-{via}"),
+                record: "victim".into(),
+                kind: Kind::Guess,
+                request: Some(format!("{id:#x}")),
+                start_ms: sent,
+                end_ms: start.elapsed().as_millis() as u64 + 1,
+                answer: answer(&out),
+            });
+        }
+    }
+    c.shutdown().await;
+    let (summary, violations) = check(&h);
+    (summary, violations.iter().map(|v| v.to_string()).collect())
+}
+
+/// spec/fleet-replication.md §8: the checker fails a deliberately broken build. With the
+/// vote gate, the history of the rollback scenario passes; without it on the node restored
+/// from the old disk, the fleet grants `e`'s remaining count a second time and the checker
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_checker_fails_a_build_without_the_vote_gate() {
+    let _one = ONE_FLEET_AT_A_TIME.lock().await;
+    let (_, violations) = rollback_history("checker-gate", false).await;
+    assert_eq!(violations, Vec::<String>::new(), "the real build");
+    let (summary, violations) = rollback_history("checker-no-gate", true).await;
+    assert!(summary.acknowledged[1] > 1, "the broken fleet granted nothing after the rollback: {summary:?}");
+    assert!(
+        violations.iter().any(|v| v.contains("remaining count 2 reported twice")),
+        "the checker missed the lost grant: {violations:?}"
+    );
+}

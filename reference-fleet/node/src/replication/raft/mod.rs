@@ -423,6 +423,13 @@ impl<S: StateMachine> RaftNode<S> {
                 .await;
         });
         tokio::spawn(log_leader_changes(opts.id, shared.raft.metrics(), shared.leader_changes.clone()));
+        #[cfg(feature = "fault-injection")]
+        if crate::fault_injection::vote_gate_disabled(&opts.dir) {
+            tracing::warn!(node = opts.id, "fault injection: no vote gate");
+            net.gate.open(0, None);
+            net.gate.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
+            shared.raft.runtime_config().elect(true);
+        }
         let gate =
             tokio::spawn(net::run_gate(net, shared.raft.clone(), move || log.last_log_id().ok().flatten()));
         Ok(Self { shared, server, stop_server: Some(tx), gate, db: db_handle })

@@ -190,7 +190,7 @@ impl NetCtx {
 pub(crate) struct Gate {
     state: RwLock<Option<(u64, Option<LogId<NodeId>>)>>,
     /// §6.3 step 5: the node has applied an entry of a term greater than `T`.
-    lifted: std::sync::atomic::AtomicBool,
+    pub(crate) lifted: std::sync::atomic::AtomicBool,
 }
 
 impl Gate {
