@@ -9,13 +9,14 @@
 //! 1. **No unexpected answer**: an error is one of the indeterminate codes ([`INDETERMINATE`]:
 //!    the attempt may or may not have been committed, spec/fleet-replication.md §3.4), or
 //!    `vault.record.locked`; a right code is never refused and a wrong one never opens.
-//! 2. **Generations**: a record's attempts are split by its successful recoveries (each
-//!    resets the counter, spec/vault.md §5.2). In every generation the attempts that got a
-//!    KE2 are at most the guess limit, and no remaining count is reported twice.
-//! 3. **One committed order**: within a generation, an attempt that ended before another
-//!    began reports a strictly higher remaining count; and no attempt reports fewer guesses
-//!    left than the attempts that could have been counted before it allow (an indeterminate
-//!    answer may have spent a guess, never returned one).
+//! 2. **Segments**: a record's attempts are split at every recovery with the right code that
+//!    succeeded or whose answer was lost (either may have reset the counter, spec/vault.md
+//!    §5.2). In every segment the attempts that got a KE2 are at most the guess limit, no
+//!    remaining count is reported twice, and an attempt that ended before another began
+//!    reports a strictly higher remaining count (one committed order).
+//! 3. **Generations** are split at the successful recoveries only: no attempt reports fewer
+//!    guesses left than the attempts of its generation that could have been counted before
+//!    it allow (an indeterminate answer may have spent a guess, never returned one).
 //! 4. **Locked only when spent**: `vault.record.locked` for a registered record needs as many
 //!    possibly-counted attempts in its generation as the limit.
 //! 5. **Nothing acknowledged is lost**: every acknowledged registration has a final
@@ -142,12 +143,6 @@ fn indeterminate(a: &Answer) -> bool {
     matches!(a, Answer::Failed(code) if INDETERMINATE.contains(&code.as_str()))
 }
 
-/// An attempt of a generation: the entry, whether it got a KE2 (and its count).
-struct Attempt<'a> {
-    e: &'a Entry,
-    ke2: Option<u32>,
-}
-
 impl History {
     /// Append an entry.
     pub fn push(&mut self, e: Entry) {
@@ -187,7 +182,8 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
         match &e.answer {
             Answer::Registered(n) if e.kind == Kind::Register && *n == h.limit => {}
             Answer::WrongCode(n) if e.kind == Kind::Guess && *n < h.limit => {}
-            Answer::Recovered(n) if matches!(e.kind, Kind::Recover | Kind::Restore) && (*n == h.limit || *n == 0) => {}
+            Answer::Recovered(n)
+                if matches!(e.kind, Kind::Recover | Kind::Restore) && (*n == h.limit || *n == 0) => {}
             Answer::Locked if e.kind != Kind::Register => {}
             a if indeterminate(a) => {}
             a => v.push(bad(format!("{:?} answered {a:?} (client {}, {} ms)", e.kind, e.client, e.start_ms))),
@@ -210,10 +206,7 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
                 }
                 Some(first) => {
                     if !indeterminate(&e.answer) && first.answer != e.answer {
-                        v.push(bad(format!(
-                            "request {r} answered {:?} and {:?}",
-                            first.answer, e.answer
-                        )));
+                        v.push(bad(format!("request {r} answered {:?} and {:?}", first.answer, e.answer)));
                     }
                     continue;
                 }
@@ -236,128 +229,148 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
     (s, v)
 }
 
+/// Split `entries` (attempts, not registrations) at `resets`: the attempts that lie wholly
+/// between two resets per part, and per part those that overlap one of its bounds.
+fn partition<'a>(entries: &[&'a Entry], resets: &[&'a Entry]) -> (Vec<Vec<&'a Entry>>, Vec<Vec<&'a Entry>>) {
+    let mut inside: Vec<Vec<&Entry>> = (0..=resets.len()).map(|_| Vec::new()).collect();
+    let mut overlapping: Vec<Vec<&Entry>> = (0..=resets.len()).map(|_| Vec::new()).collect();
+    for e in entries.iter().copied() {
+        if resets.iter().any(|r| std::ptr::eq(*r, e)) {
+            continue;
+        }
+        let after = resets.iter().filter(|r| r.end_ms <= e.start_ms).count();
+        if resets.get(after).is_none_or(|r| e.end_ms <= r.start_ms) {
+            inside[after].push(e);
+        } else {
+            overlapping[after].push(e);
+            if after + 1 < overlapping.len() {
+                overlapping[after + 1].push(e);
+            }
+        }
+    }
+    (inside, overlapping)
+}
+
+fn ke2(e: &Entry) -> Option<u32> {
+    match e.answer {
+        Answer::WrongCode(n) | Answer::RightCodeRefused(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// Whether `e` may have spent a guess: it got a KE2, or its fate is unknown.
+fn may_count(e: &Entry) -> bool {
+    ke2(e).is_some() || indeterminate(&e.answer)
+}
+
+fn by_end(mut r: Vec<&Entry>) -> Vec<&Entry> {
+    r.sort_by_key(|e| e.end_ms);
+    r
+}
+
 fn check_record(limit: u32, record: &str, entries: &[&Entry], v: &mut Vec<Violation>) {
     let bad = |detail: String| Violation { record: record.to_owned(), detail };
     let registered = entries.iter().any(|e| e.kind == Kind::Register);
     let acked_registration = entries.iter().any(|e| matches!(e.answer, Answer::Registered(_)));
-    // Generations end at successful recoveries, ordered by the time they were answered.
-    let resets: Vec<&Entry> = {
-        let mut r: Vec<&Entry> =
-            entries.iter().copied().filter(|e| matches!(e.answer, Answer::Recovered(_))).collect();
-        r.sort_by_key(|e| e.end_ms);
-        r
-    };
-    // An attempt is in generation g if it began after reset g-1 answered and ended before
-    // reset g was sent; one that overlaps a reset is ambiguous and only counted as possible.
-    let mut generations: Vec<Vec<Attempt<'_>>> = (0..=resets.len()).map(|_| Vec::new()).collect();
-    let mut ambiguous: Vec<Vec<&Entry>> = (0..=resets.len()).map(|_| Vec::new()).collect();
-    for e in entries.iter().copied().filter(|e| e.kind != Kind::Register) {
-        if matches!(e.answer, Answer::Recovered(_)) {
-            continue;
+    let attempts: Vec<&Entry> = entries.iter().copied().filter(|e| e.kind != Kind::Register).collect();
+    // Resets: recoveries with the right code that succeeded, and those whose answer was
+    // lost (an indeterminate recovery may have committed its reset).
+    let definite =
+        by_end(attempts.iter().copied().filter(|e| matches!(e.answer, Answer::Recovered(_))).collect());
+    let any_reset = by_end(
+        attempts
+            .iter()
+            .copied()
+            .filter(|e| {
+                matches!(e.answer, Answer::Recovered(_))
+                    || (matches!(e.kind, Kind::Recover | Kind::Restore) && indeterminate(&e.answer))
+            })
+            .collect(),
+    );
+    // Upper bounds (the limit, distinct counts, real-time order) hold in every part between
+    // two possible resets, whichever of them happened.
+    let (segments, _) = partition(&attempts, &any_reset);
+    for (g, part) in segments.iter().enumerate() {
+        let closed_by_success = any_reset.get(g).is_some_and(|r| matches!(r.answer, Answer::Recovered(_)));
+        let ke2s: Vec<(&Entry, u32)> = part.iter().filter_map(|e| ke2(e).map(|n| (*e, n))).collect();
+        let with_closing = ke2s.len() + usize::from(closed_by_success);
+        if with_closing > limit as usize {
+            v.push(bad(format!("segment {g}: {with_closing} attempts got a KE2, the limit is {limit}")));
         }
-        let after = resets.iter().filter(|r| r.end_ms <= e.start_ms).count();
-        let before_next = resets.get(after).is_none_or(|r| e.end_ms <= r.start_ms);
-        let ke2 = match e.answer {
-            Answer::WrongCode(n) | Answer::RightCodeRefused(n) => Some(n),
-            _ => None,
-        };
-        if before_next {
-            generations[after].push(Attempt { e, ke2 });
-        } else {
-            ambiguous[after].push(e);
-            if after + 1 < ambiguous.len() {
-                ambiguous[after + 1].push(e);
+        let mut counts: Vec<u32> = ke2s.iter().map(|(_, n)| *n).collect();
+        counts.sort_unstable();
+        if let Some(w) = counts.windows(2).find(|w| w[0] == w[1]) {
+            v.push(bad(format!("segment {g}: remaining count {} reported twice", w[0])));
+        }
+        for (a, n) in &ke2s {
+            for (b, m) in ke2s.iter().filter(|(b, _)| b.end_ms < a.start_ms) {
+                if m <= n {
+                    v.push(bad(format!(
+                        "segment {g}: {} ms reported {m} left, then {} ms reported {n} left",
+                        b.start_ms, a.start_ms
+                    )));
+                }
             }
         }
     }
-    // The successful recovery that closes generation g is itself one of its attempts.
-    for (g, attempts) in generations.iter().enumerate() {
-        let closing = resets.get(g);
-        let ke2s: Vec<&Attempt<'_>> = attempts.iter().filter(|a| a.ke2.is_some()).collect();
-        let with_closing = ke2s.len() + usize::from(closing.is_some());
-        if with_closing > limit as usize {
-            v.push(bad(format!(
-                "generation {g}: {with_closing} attempts got a KE2, the limit is {limit}"
-            )));
-        }
-        let mut counts: Vec<u32> = ke2s.iter().filter_map(|a| a.ke2).collect();
-        counts.sort_unstable();
-        if let Some(w) = counts.windows(2).find(|w| w[0] == w[1]) {
-            v.push(bad(format!("generation {g}: remaining count {} reported twice", w[0])));
-        }
-        for a in &ke2s {
-            let n = a.ke2.unwrap_or_default();
-            // Real-time order: what ended before `a` began reports more guesses left.
-            for b in ke2s.iter().filter(|b| b.e.end_ms < a.e.start_ms) {
-                if b.ke2.unwrap_or_default() <= n {
+    // Lower bounds (no attempt counted that was not made) hold between definite resets,
+    // counting every attempt that may have spent a guess.
+    let (generations, overlapping) = partition(&attempts, &definite);
+    let possible_before = |g: usize, t: u64| {
+        generations[g].iter().filter(|b| b.start_ms <= t && may_count(b)).count()
+            + overlapping[g].iter().filter(|b| b.start_ms <= t).count()
+    };
+    for (g, part) in generations.iter().enumerate() {
+        for a in part.iter() {
+            if let Some(n) = ke2(a) {
+                let possible = possible_before(g, a.end_ms);
+                if (limit.saturating_sub(n) as usize) > possible {
                     v.push(bad(format!(
-                        "generation {g}: {} ms reported {} left, then {} ms reported {n} left",
-                        b.e.start_ms,
-                        b.ke2.unwrap_or_default(),
-                        a.e.start_ms
+                        "generation {g}: {} ms reported {n} left after at most {possible} attempts",
+                        a.start_ms
                     )));
                 }
             }
-            // At most the attempts that began before `a` ended (and `a`) can have spent guesses.
-            let possible = attempts
-                .iter()
-                .filter(|b| b.e.start_ms <= a.e.end_ms && (b.ke2.is_some() || indeterminate(&b.e.answer)))
-                .count()
-                + ambiguous[g].iter().filter(|b| b.start_ms <= a.e.end_ms).count();
-            if ((limit - n) as usize) > possible {
+        }
+        // The record may be gone by a recovery on its last guess, or spent in this generation.
+        let destroyed = g > 0 && matches!(definite[g - 1].answer, Answer::Recovered(0));
+        if registered && !destroyed {
+            for a in part.iter().filter(|a| a.answer == Answer::Locked) {
+                let possible = possible_before(g, a.end_ms);
+                if possible < limit as usize {
+                    v.push(bad(format!(
+                        "generation {g}: locked at {} ms after at most {possible} attempts",
+                        a.start_ms
+                    )));
+                }
+            }
+        }
+        if let Some(r) = definite.get(g)
+            && r.answer == Answer::Recovered(0)
+        {
+            let possible = possible_before(g, r.end_ms) + 1;
+            if possible < limit as usize {
                 v.push(bad(format!(
-                    "generation {g}: {} ms reported {n} left after at most {possible} attempts",
-                    a.e.start_ms
+                    "generation {g}: the recovery at {} ms was the last guess after at most {possible} attempts",
+                    r.start_ms
                 )));
             }
-        }
-        let possible_all = attempts.iter().filter(|a| a.ke2.is_some() || indeterminate(&a.e.answer)).count()
-            + ambiguous[g].len();
-        if registered {
-            for a in attempts.iter().filter(|a| a.e.answer == Answer::Locked) {
-                let possible_before = attempts
-                    .iter()
-                    .filter(|b| b.e.start_ms <= a.e.end_ms && (b.ke2.is_some() || indeterminate(&b.e.answer)))
-                    .count()
-                    + ambiguous[g].iter().filter(|b| b.start_ms <= a.e.end_ms).count();
-                // The record may be gone by a recovery on its last guess (generation g-1
-                // closed with Recovered(0)), or spent in this generation.
-                let destroyed = g > 0 && matches!(resets[g - 1].answer, Answer::Recovered(0));
-                if possible_before < limit as usize && !destroyed {
-                    v.push(bad(format!(
-                        "generation {g}: locked at {} ms after at most {possible_before} attempts",
-                        a.e.start_ms
-                    )));
-                }
-            }
-        }
-        if let Some(r) = closing
-            && r.answer == Answer::Recovered(0)
-            && possible_all + 1 < limit as usize
-        {
-            v.push(bad(format!(
-                "generation {g}: the recovery at {} ms was the last guess after at most {} attempts",
-                r.start_ms,
-                possible_all + 1
-            )));
         }
     }
     // Nothing acknowledged is lost: the final restore recovers, unless the last generation
     // could have spent every guess.
     if acked_registration {
         let last = generations.len() - 1;
-        let restored = entries.iter().any(|e| e.kind == Kind::Restore && matches!(e.answer, Answer::Recovered(_)));
-        let spent = generations[last]
-            .iter()
-            .filter(|a| a.ke2.is_some() || indeterminate(&a.e.answer))
-            .count()
-            + ambiguous[last].len()
-            >= limit as usize
-            || (last > 0 && resets[last - 1].answer == Answer::Recovered(0));
+        let restored =
+            entries.iter().any(|e| e.kind == Kind::Restore && matches!(e.answer, Answer::Recovered(_)));
+        let spent = possible_before(last, u64::MAX) >= limit as usize
+            || (last > 0 && definite[last - 1].answer == Answer::Recovered(0));
         if !restored && !spent {
             let finals: Vec<&Answer> =
                 entries.iter().filter(|e| e.kind == Kind::Restore).map(|e| &e.answer).collect();
-            v.push(bad(format!("acknowledged registration did not restore at the end (restores: {finals:?})")));
+            v.push(bad(format!(
+                "acknowledged registration did not restore at the end (restores: {finals:?})"
+            )));
         }
     }
 }
@@ -369,7 +382,16 @@ mod tests {
     const LIMIT: u32 = 3;
 
     fn e(client: u32, record: &str, kind: Kind, start_ms: u64, end_ms: u64, answer: Answer) -> Entry {
-        Entry { client, node: "node-1".into(), record: record.into(), kind, request: None, start_ms, end_ms, answer }
+        Entry {
+            client,
+            node: "node-1".into(),
+            record: record.into(),
+            kind,
+            request: None,
+            start_ms,
+            end_ms,
+            answer,
+        }
     }
 
     fn judge(entries: Vec<Entry>) -> Vec<String> {
@@ -412,7 +434,7 @@ mod tests {
             e(2, "r", Kind::Guess, 3, 6, Answer::WrongCode(2)),
             e(0, "r", Kind::Restore, 9, 10, Answer::Recovered(LIMIT)),
         ];
-        assert_eq!(judge(h), vec!["r: generation 0: remaining count 2 reported twice"]);
+        assert_eq!(judge(h), vec!["r: segment 0: remaining count 2 reported twice"]);
     }
 
     #[test]
@@ -423,7 +445,7 @@ mod tests {
         }
         h.push(e(1, "r", Kind::Recover, 40, 41, Answer::Recovered(LIMIT)));
         let v = judge(h);
-        assert!(v.iter().any(|s| s.contains("4 attempts got a KE2, the limit is 3")), "{v:?}");
+        assert!(v.iter().any(|s| s.contains("segment 0: 4 attempts got a KE2, the limit is 3")), "{v:?}");
     }
 
     #[test]
@@ -479,6 +501,27 @@ mod tests {
             e(0, "r", Kind::Restore, 9, 10, Answer::Locked),
         ];
         assert_eq!(judge(h), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_recovery_whose_answer_was_lost_may_have_reset_the_counter() {
+        let h = vec![
+            registered("r"),
+            e(1, "r", Kind::Guess, 2, 3, Answer::WrongCode(2)),
+            e(0, "r", Kind::Recover, 4, 5, unavailable()),
+            e(1, "r", Kind::Guess, 6, 7, Answer::WrongCode(2)),
+            e(0, "r", Kind::Restore, 9, 10, Answer::Recovered(LIMIT)),
+        ];
+        assert_eq!(judge(h), Vec::<String>::new());
+        // A lost wrong guess resets nothing.
+        let h = vec![
+            registered("r"),
+            e(1, "r", Kind::Guess, 2, 3, Answer::WrongCode(2)),
+            e(0, "r", Kind::Guess, 4, 5, unavailable()),
+            e(1, "r", Kind::Guess, 6, 7, Answer::WrongCode(2)),
+            e(0, "r", Kind::Restore, 9, 10, Answer::Recovered(LIMIT)),
+        ];
+        assert_eq!(judge(h).len(), 2, "a duplicate and a count that went up");
     }
 
     #[test]

@@ -33,12 +33,12 @@ use bkv_node::hsm::SoftHsm;
 use bkv_node::replication::raft::{RaftCommandLog, Timing};
 use bkv_node::service::{NodeInfo, NodeService};
 use bkv_protocol::session::{self, SessionTarget};
-use bkv_tests::history::{self, Answer, Entry, History, Kind};
 use bkv_protocol::validation_bundle::KeyRole;
 use bkv_protocol::vault::{
     BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
     VaultServerSetup, VaultStateMachine,
 };
+use bkv_tests::history::{self, Answer, Entry, History, Kind};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
@@ -149,7 +149,16 @@ impl Recorded {
         self.events.lock().unwrap().push(format!("{:>7}ms {s}", start.elapsed().as_millis()));
     }
     #[expect(clippy::too_many_arguments, reason = "one history entry")]
-    fn op(&self, start: Instant, sent: u64, client: u32, node: usize, record: &str, kind: Kind, answer: Answer) {
+    fn op(
+        &self,
+        start: Instant,
+        sent: u64,
+        client: u32,
+        node: usize,
+        record: &str,
+        kind: Kind,
+        answer: Answer,
+    ) {
         self.history.lock().unwrap().push(Entry {
             client,
             node: node_id(node),
@@ -240,7 +249,10 @@ async fn recover(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8],
         Err(e) if e.code() == "vault.code.invalid" => return Answer::RightCodeRefused(remaining),
         Err(e) => return failed(e.code().to_owned()),
     };
-    match call(svc, target, fresh_id(), &body).await.and_then(|r| wait.finish(&r).map_err(|e| e.code().to_owned())) {
+    match call(svc, target, fresh_id(), &body)
+        .await
+        .and_then(|r| wait.finish(&r).map_err(|e| e.code().to_owned()))
+    {
         Ok(Outcome::Recovered { backup_key, remaining }) if backup_key.as_bytes() == key.as_bytes() => {
             Answer::Recovered(remaining)
         }
@@ -257,7 +269,9 @@ async fn register(
     code: &[u8],
     key: &BackupKey,
 ) -> (usize, Answer) {
-    let Some((node, svc)) = s.pick(rng) else { return (usize::MAX, Answer::Failed("client.transport".into())) };
+    let Some((node, svc)) = s.pick(rng) else {
+        return (usize::MAX, Answer::Failed("client.transport".into()));
+    };
     let target = &s.fleet.targets[node];
     let (body, rc) = RegistrationClient::start(&mut OsRng, record, code).unwrap();
     let resp = match call(&svc, target, fresh_id(), &body).await {
@@ -425,7 +439,8 @@ async fn run(seed: u64, chaos_for: Duration) -> Result<Stats, String> {
 async fn check(c: &mut Cluster<VaultStateMachine>, s: &Shared) -> Result<(), String> {
     c.wait_leader(Duration::from_secs(60)).await?;
     c.wait_converged(Duration::from_secs(60)).await?;
-    let owned: Vec<_> = s.owned.lock().unwrap().iter().map(|(r, v)| (r.clone(), v.0.clone(), v.1.clone())).collect();
+    let owned: Vec<_> =
+        s.owned.lock().unwrap().iter().map(|(r, v)| (r.clone(), v.0.clone(), v.1.clone())).collect();
     for (i, (record, code, key)) in owned.into_iter().enumerate() {
         // Bounded retries while a node is still catching up.
         for attempt in 0..5 {
@@ -457,7 +472,9 @@ async fn check(c: &mut Cluster<VaultStateMachine>, s: &Shared) -> Result<(), Str
     loop {
         match guess(s, 2, &svc(2), b"availability-probe-1", b"x").await {
             Answer::WrongCode(_) => break,
-            other if Instant::now() >= deadline => return Err(format!("2 of 5 down does not serve: {other:?}")),
+            other if Instant::now() >= deadline => {
+                return Err(format!("2 of 5 down does not serve: {other:?}"));
+            }
             _ => {}
         }
     }
