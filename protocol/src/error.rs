@@ -158,6 +158,8 @@ define_errors! {
     VaultRecordLocked => "vault.record.locked",
     /// The record changed (re-registered, deleted or destroyed) since this login started: start again.
     VaultRecordChanged => "vault.record.changed",
+    /// This node is refusing attempts on this record for a while (its rate limit); nothing was counted: retry later.
+    VaultAttemptRateLimited => "vault.attempt.rate_limited",
     /// An OPAQUE message or record does not decode (bad length or group element).
     VaultMessageInvalid => "vault.message.invalid",
     /// The recovery code is wrong, or no such record exists (client side; the two look the same).

@@ -38,6 +38,10 @@ use std::fmt;
 pub const INDETERMINATE: &[&str] =
     &["fleet.unavailable", "client.transport", "io.http", "session.request.replayed"];
 
+/// Error codes of a request the node refused before anything was committed (its rate
+/// limits, spec/node-api.md §6): definitely not counted.
+pub const REFUSED: &[&str] = &["vault.attempt.rate_limited", "client.rate_limited"];
+
 /// What a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -185,6 +189,7 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
             Answer::Recovered(n)
                 if matches!(e.kind, Kind::Recover | Kind::Restore) && (*n == h.limit || *n == 0) => {}
             Answer::Locked if e.kind != Kind::Register => {}
+            Answer::Failed(code) if REFUSED.contains(&code.as_str()) => {}
             a if indeterminate(a) => {}
             a => v.push(bad(format!("{:?} answered {a:?} (client {}, {} ms)", e.kind, e.client, e.start_ms))),
         }

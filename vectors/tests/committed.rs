@@ -48,12 +48,19 @@ fn ids_are_sequential_and_invalid_cases_name_a_registry_code() {
 
 /// Codes that no vector can produce, each with the tests that trigger it instead. A vector
 /// is a property of bytes; these codes are outcomes of a running fleet.
-const NOT_IN_VECTORS: &[(&str, &str)] = &[(
-    "fleet.unavailable",
-    "liveness, not bytes: no majority reachable within the time bound (spec/fleet-replication.md \
+const NOT_IN_VECTORS: &[(&str, &str)] = &[
+    (
+        "fleet.unavailable",
+        "liveness, not bytes: no majority reachable within the time bound (spec/fleet-replication.md \
      §7); tests/tests/replication_basic.rs (two_of_five_down_serves_three_down_is_fleet_unavailable), \
      tests/tests/vault_fault.rs (3 of 5 down), tests/tests/replication_fault.rs",
-)];
+    ),
+    (
+        "vault.attempt.rate_limited",
+        "a node's policy over time, not bytes (spec/node-api.md §6); \
+     reference-fleet/node/src/service.rs (attempts_over_the_record_rate_are_refused_uncounted)",
+    ),
+];
 
 #[test]
 fn every_code_of_the_covered_areas_has_a_vector() {

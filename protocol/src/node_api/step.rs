@@ -209,6 +209,18 @@ impl PendingCommit {
     pub fn unavailable<R: RngCore + CryptoRng>(self, rng: &mut R) -> Vec<u8> {
         self.responder.seal(rng, Err(Error::FleetUnavailable))
     }
+
+    /// The record id of a recovery attempt (`recover_start`), which the node's rate limit
+    /// counts before anything is committed (spec/node-api.md §6); `None` for other requests.
+    pub fn attempt_record(&self) -> Option<&[u8]> {
+        self.vault.0.attempt_record()
+    }
+
+    /// spec/node-api.md §6: the node's rate limit refuses this attempt before N3; the
+    /// sealed `vault.attempt.rate_limited`. Nothing was committed, nothing was counted.
+    pub fn rate_limited<R: RngCore + CryptoRng>(self, rng: &mut R) -> Vec<u8> {
+        self.responder.seal(rng, Err(Error::VaultAttemptRateLimited))
+    }
 }
 
 #[cfg(test)]

@@ -276,6 +276,15 @@ impl Proposal {
         &self.command
     }
 
+    /// The record of an attempt (`AttemptStart`), for the node's rate limit
+    /// (spec/node-api.md §6); `None` for every other command.
+    pub(crate) fn attempt_record(&self) -> Option<&[u8]> {
+        match &self.then {
+            Then::AttemptStarted { record, .. } => Some(record),
+            _ => None,
+        }
+    }
+
     /// spec/vault.md §7.1 step N4: after the command is committed with `output`, finish the
     /// request and return the `VaultResponse` body to seal. `now` is the node's clock.
     pub(crate) fn committed<R: RngCore + CryptoRng>(

@@ -62,6 +62,12 @@ pub enum Error {
     /// A node's configuration cannot be used.
     #[error(transparent)]
     NodeConfig(#[from] bkv_node::config::ConfigError),
+    /// A node refused the request for this client's rate (spec/node-api.md §6).
+    #[error("{0}")]
+    RateLimited(String),
+    /// A TLS certificate, key or CA file cannot be used (`--ca`, `--tls-cert`, `--tls-key`).
+    #[error(transparent)]
+    Tls(#[from] bkv_client::tls::TlsError),
 }
 
 impl From<bkv_node::Error> for Error {
@@ -82,6 +88,7 @@ impl From<bkv_client::Error> for Error {
             bkv_client::Error::Protocol(p) => Error::Protocol(p),
             bkv_client::Error::Transport(t) => Error::Transport(t),
             bkv_client::Error::Http(t) => Error::Http(t),
+            e @ bkv_client::Error::RateLimited { .. } => Error::RateLimited(e.to_string()),
             bkv_client::Error::Io { path, detail } => {
                 Error::Write { path, source: std::io::Error::other(detail) }
             }
@@ -114,6 +121,8 @@ impl Error {
             Error::NodeStart(e) => e.code(),
             Error::Runtime(_) => "io.runtime",
             Error::NodeConfig(e) => e.code(),
+            Error::Tls(_) => "tls.config.invalid",
+            Error::RateLimited(_) => "client.rate_limited",
         }
     }
 }
@@ -126,6 +135,7 @@ impl Error {
                 Some(path.display().to_string())
             }
             Error::NodeConfig(e) => Some(e.file.display().to_string()),
+            Error::Tls(e) => Some(e.path.display().to_string()),
             _ => None,
         }
     }
@@ -164,6 +174,21 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Resu
 /// Write a whole file, naming it in the error.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|source| Error::Write { path: path.to_owned(), source })
+}
+
+/// Write a secret to a new file readable by its owner only (never over an existing file).
+pub fn write_secret(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let io = |source| Error::Write { path: path.to_owned(), source };
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)
 }
 
 #[cfg(test)]
@@ -212,6 +237,8 @@ mod tests {
                 field: "id".into(),
                 detail: "x".into(),
             }),
+            Error::Tls(bkv_client::tls::TlsError { path: "ca.pem".into(), detail: "x".into() }),
+            Error::RateLimited("x".into()),
         ]
     }
 

@@ -326,6 +326,9 @@ pub struct LocalFleet {
     log_layout: LogLayout,
     /// Listeners bound when the fleet was created, taken by each node's first start.
     bound: Vec<Option<Bound>>,
+    /// The nodes' rate limits (spec/node-api.md §6): none in a fleet served in this
+    /// process (the demo, tests, benchmarks); `bkv node run` applies its `[limits]`.
+    pub rate_limits: bkv_node::rate::RateLimits,
 }
 
 /// A loopback listener on a port the OS chose: bound once, and handed to the node that
@@ -747,6 +750,7 @@ impl LocalFleet {
             guess_limit: layout.guess_limit,
             log_layout: layout.log,
             bound: Vec::new(),
+            rate_limits: bkv_node::rate::RateLimits::OFF,
         })
     }
 
@@ -779,6 +783,7 @@ impl LocalFleet {
             bootstrap,
             timing: self.timing,
             links: Arc::new(AllUp),
+            tls: None,
         };
         // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
         let initial = if self.keyset.prev.is_some() {
@@ -817,7 +822,8 @@ impl LocalFleet {
             log,
             info,
             self.released.to_cbor(),
-        );
+        )
+        .with_rate_limits(self.rate_limits);
         let svc = match &self.log {
             Some(log) => svc.with_audit_log(log.client.clone()),
             None => svc,

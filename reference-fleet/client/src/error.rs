@@ -14,6 +14,15 @@ pub enum Error {
     /// (spec/audit-log.md §6).
     #[error("{0}")]
     Http(String),
+    /// The node refused the request for its client address's rate (spec/node-api.md §6
+    /// point 1): nothing was opened; retry after the seconds it named.
+    #[error("{url}: rate limited by the node; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// The endpoint.
+        url: String,
+        /// Its `Retry-After`, in seconds.
+        retry_after_secs: u64,
+    },
     /// A file of the backup could not be written.
     #[error("cannot write {}: {detail}", path.display())]
     Io {
@@ -31,6 +40,7 @@ impl Error {
             Error::Protocol(e) => e.code(),
             Error::Transport(_) => "client.transport",
             Error::Http(_) => "io.http",
+            Error::RateLimited { .. } => "client.rate_limited",
             Error::Io { .. } => "io.write",
         }
     }

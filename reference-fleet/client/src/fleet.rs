@@ -76,6 +76,16 @@ async fn get(http: &reqwest::Client, url: &str, cap: usize) -> Result<Vec<u8>> {
     http::get_capped(http, url, cap).await.map_err(|e| ClientError::Transport(e.0))
 }
 
+/// The seconds of a 429 answer's body (`rate limited: retry in N s`), else 1.
+fn retry_after(body: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(body);
+    text.split("retry in ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
 /// spec/validation-bundle.md §5.1 step 12 (spec/audit-log.md §7.2) for a verified `bundle`
 /// of `ks`: inclusion under a sufficiently witnessed checkpoint, and consistency with the
 /// held checkpoint. When the client needs a consistency proof (§7.3 step 3), it is fetched
@@ -212,7 +222,24 @@ impl FleetClient {
     /// POST raw bytes to the session endpoint (tests use it to replay requests).
     pub async fn post(&self, sealed: Vec<u8>) -> Result<Vec<u8>> {
         let url = format!("{}/v1/session", self.url);
-        http::post(&self.http, &url, sealed, CBOR).await.map_err(|e| ClientError::Transport(e.0))
+        let (status, body) = http::request_capped(
+            &self.http,
+            reqwest::Method::POST,
+            &url,
+            Some((sealed, CBOR)),
+            http::MAX_SMALL,
+        )
+        .await
+        .map_err(|e| ClientError::Transport(e.0))?;
+        match status {
+            200 => Ok(body),
+            // spec/node-api.md §6 point 1: the body says when (Retry-After is also sent).
+            429 => Err(ClientError::RateLimited { url, retry_after_secs: retry_after(&body) }),
+            _ => Err(ClientError::Transport(format!(
+                "POST {url}: {status} {}",
+                String::from_utf8_lossy(&body)
+            ))),
+        }
     }
 
     /// The session target (tests seal their own requests with it).

@@ -16,14 +16,19 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the client waits for the next bytes of an answer.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP client every part of `bkv-client` uses: with [`CONNECT_TIMEOUT`] and
-/// [`READ_TIMEOUT`].
+/// The HTTP client every part of `bkv-client` uses: [`builder`] as it is.
 pub fn client() -> reqwest::Client {
+    builder().build().expect("a client with timeouts and rustls builds")
+}
+
+/// The builder of [`client`]: [`CONNECT_TIMEOUT`], [`READ_TIMEOUT`], connections kept
+/// alive and reused, and for `https://` URLs TLS with exactly the roots of
+/// [`crate::tls::trust_roots`].
+pub fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
-        .build()
-        .expect("a client with timeouts and no TLS builds")
+        .tls_backend_preconfigured(crate::tls::client_config())
 }
 
 /// Media type of every CBOR body (spec/node-api.md).
@@ -53,10 +58,17 @@ fn describe(url: &str, e: &reqwest::Error) -> HttpError {
     if e.is_timeout() {
         HttpError(format!("{url}: no answer within {} s", READ_TIMEOUT.as_secs()))
     } else if e.is_connect() {
-        HttpError(format!(
-            "{url}: cannot connect: {}",
-            std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string())
-        ))
+        // The innermost cause says it best ("Connection refused", "invalid peer certificate").
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let hint = if url.starts_with("https://") && !crate::tls::has_roots() {
+            " (https needs the CA that signed the server's certificate: --ca FILE, or tls.ca in node.toml)"
+        } else {
+            ""
+        };
+        HttpError(format!("{url}: cannot connect: {cause}{hint}"))
     } else {
         HttpError(format!("{url}: {e}"))
     }

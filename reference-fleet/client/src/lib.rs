@@ -21,6 +21,7 @@ pub mod fleet;
 pub mod http;
 pub mod log;
 pub mod monitor;
+pub mod tls;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};
 pub use error::{Error, Result};

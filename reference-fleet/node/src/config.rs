@@ -65,6 +65,32 @@ pub struct NodeFile {
     /// Limits of the client listener; defaults when absent.
     #[serde(default)]
     pub limits: Option<LimitsFile>,
+    /// TLS on both listeners, and the roots for peers and the audit log; plain HTTP when
+    /// absent.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// The certificate chain of both listeners (PEM, leaf first); its names must cover the
+    /// addresses clients and peers use.
+    pub cert: PathBuf,
+    /// Its private key (PEM). Not the node's signing key, which stays in the HSM.
+    pub key: PathBuf,
+    /// The CA certificates (PEM) trusted for `https://` peers and the audit log.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+fn default_body_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    60_000
 }
 
 /// `[limits]` of the client listener.
@@ -77,6 +103,43 @@ pub struct LimitsFile {
     pub max_connections_per_client: usize,
     /// Milliseconds a client may take to send a request's head (default 5000).
     pub header_timeout_ms: u64,
+    /// Milliseconds a client may take to send a request's body (default 10000).
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Milliseconds a connection may stay without moving a byte (default 60000).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Recovery attempts per record id this node takes at once (default 10;
+    /// spec/node-api.md §6).
+    #[serde(default = "default_record_burst")]
+    pub attempts_per_record_burst: u32,
+    /// Recovery attempts per record id this node takes per minute after the burst
+    /// (default 10; 0 turns the limit off).
+    #[serde(default = "default_record_per_minute")]
+    pub attempts_per_record_per_minute: u32,
+    /// Requests per client address at once (default 200).
+    #[serde(default = "default_client_burst")]
+    pub requests_per_client_burst: u32,
+    /// Requests per client address per second after the burst (default 100; 0 turns the
+    /// limit off).
+    #[serde(default = "default_client_per_second")]
+    pub requests_per_client_per_second: u32,
+}
+
+fn default_record_burst() -> u32 {
+    10
+}
+
+fn default_record_per_minute() -> u32 {
+    10
+}
+
+fn default_client_burst() -> u32 {
+    200
+}
+
+fn default_client_per_second() -> u32 {
+    100
 }
 
 /// `[listen]`.
@@ -185,6 +248,11 @@ impl NodeConfig {
         raw.trust = resolve(base, &raw.trust);
         raw.hsm.sealed = resolve(base, &raw.hsm.sealed);
         raw.hsm.kek_file = raw.hsm.kek_file.as_deref().map(|p| resolve(base, p));
+        if let Some(t) = &mut raw.tls {
+            t.cert = resolve(base, &t.cert);
+            t.key = resolve(base, &t.key);
+            t.ca = t.ca.as_deref().map(|p| resolve(base, p));
+        }
         let addr = |field: &str, s: &str| -> Result<SocketAddr, ConfigError> {
             s.parse().map_err(|e| err(field, format!("{s:?} is not an IP address and port: {e}")))
         };
@@ -201,14 +269,35 @@ impl NodeConfig {
             return Err(err("timing", "needs 0 < heartbeat_ms < election_min_ms < election_max_ms".into()));
         }
         if let Some(l) = raw.limits
-            && (l.max_connections == 0 || l.max_connections_per_client == 0 || l.header_timeout_ms == 0)
+            && (l.max_connections == 0
+                || l.max_connections_per_client == 0
+                || l.header_timeout_ms == 0
+                || l.body_timeout_ms == 0
+                || l.idle_timeout_ms == 0)
         {
             return Err(err("limits", "every limit must be above 0".into()));
+        }
+        if let Some(l) = raw.limits {
+            if l.attempts_per_record_per_minute > 0 && l.attempts_per_record_burst == 0 {
+                return Err(err("limits.attempts_per_record_burst", "0 would refuse every attempt".into()));
+            }
+            if l.requests_per_client_per_second > 0 && l.requests_per_client_burst == 0 {
+                return Err(err("limits.requests_per_client_burst", "0 would refuse every request".into()));
+            }
         }
         if let Some(log) = &raw.audit_log
             && !(log.url.starts_with("http://") || log.url.starts_with("https://"))
         {
             return Err(err("audit_log.url", format!("{:?} is not an http:// or https:// URL", log.url)));
+        }
+        if let Some(t) = &raw.tls {
+            bkv_serve::tls::server_config(&t.cert, &t.key).map_err(|e| {
+                let field = if e.path == t.key { "tls.key" } else { "tls.cert" };
+                err(field, e.to_string())
+            })?;
+            if let Some(ca) = &t.ca {
+                bkv_client::tls::certificates(ca).map_err(|e| err("tls.ca", e.to_string()))?;
+            }
         }
         if !raw.hsm.sealed.is_file() {
             return Err(err("hsm.sealed", format!("{} is not a file", raw.hsm.sealed.display())));
@@ -278,14 +367,45 @@ impl NodeConfig {
     }
 
     /// The client listener's limits.
-    pub fn limits(&self) -> crate::listener::Limits {
+    pub fn limits(&self) -> bkv_serve::Limits {
+        let ms = std::time::Duration::from_millis;
         match self.raw.limits {
-            Some(l) => crate::listener::Limits {
+            Some(l) => bkv_serve::Limits {
                 max_connections: l.max_connections,
                 max_per_client: l.max_connections_per_client,
-                header_timeout: std::time::Duration::from_millis(l.header_timeout_ms),
+                header_timeout: ms(l.header_timeout_ms),
+                body_timeout: ms(l.body_timeout_ms),
+                idle_timeout: ms(l.idle_timeout_ms),
             },
-            None => crate::listener::Limits::default(),
+            None => bkv_serve::Limits::default(),
+        }
+    }
+
+    /// The rate limits of spec/node-api.md §6 (`[limits]`).
+    pub fn rate_limits(&self) -> crate::rate::RateLimits {
+        use crate::rate::{Rate, RateLimits};
+        match self.raw.limits {
+            None => RateLimits::default(),
+            Some(l) => RateLimits {
+                per_record: Rate {
+                    burst: l.attempts_per_record_burst as f64,
+                    per_second: l.attempts_per_record_per_minute as f64 / 60.0,
+                },
+                per_client: Rate {
+                    burst: l.requests_per_client_burst as f64,
+                    per_second: l.requests_per_client_per_second as f64,
+                },
+            },
+        }
+    }
+
+    /// The listeners' TLS configuration (`[tls]`), checked when the file was loaded.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+        match &self.raw.tls {
+            None => Ok(None),
+            Some(t) => bkv_serve::tls::server_config(&t.cert, &t.key)
+                .map(Some)
+                .map_err(|e| self.error("tls.cert", e.to_string())),
         }
     }
 

@@ -13,8 +13,8 @@ pub mod config;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
 pub mod hsm;
-pub mod listener;
 pub mod metrics;
+pub mod rate;
 pub mod replication;
 pub mod run;
 pub mod service;

@@ -22,6 +22,8 @@ pub struct Running {
     pub client_addr: SocketAddr,
     /// The node-to-node listener's address.
     pub peer_addr: SocketAddr,
+    /// `https` with `[tls]`, else `http`.
+    pub scheme: &'static str,
     raft: RaftNode<VaultStateMachine>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -62,6 +64,14 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
         peer_listener.local_addr().map_err(|e| config.error("listen.peer", e.to_string()))?,
         client_listener.local_addr().map_err(|e| config.error("listen.client", e.to_string()))?,
     );
+    let tls = config.tls()?;
+    if let Some(ca) = config.raw.tls.as_ref().and_then(|t| t.ca.as_ref()) {
+        bkv_client::tls::trust_roots(ca).map_err(|e| config.error("tls.ca", e.to_string()))?;
+    }
+    match bkv_serve::raise_fd_limit() {
+        Ok(n) => tracing::info!(node = %id, "open-file limit {n}"),
+        Err(e) => tracing::warn!(node = %id, "cannot raise the open-file limit: {e}"),
+    }
     let hsm = SoftHsm::unseal_file(&config.raw.hsm.sealed, &kek(config)?)?;
     if hsm.node_entry(id, &me.datacenter) != *me {
         return Err(config
@@ -94,6 +104,7 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
         links: Arc::new(AllUp),
         clock: clock.clone(),
         listener: Some(peer_listener),
+        tls: tls.clone(),
     };
     // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
     let limit = config.keyset.guess_limit;
@@ -120,6 +131,7 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
         config.released.to_cbor(),
     )
     .with_clock(clock)
+    .with_rate_limits(config.rate_limits())
     .with_health(move || {
         let s = status.status();
         let last = s.last_log_id.map_or(0, |l| l.index);
@@ -147,7 +159,18 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
         .map_err(|e| config.error("listen.client", e.to_string()))?;
     let metrics = svc.metrics().clone();
     let router = Arc::new(svc).router();
-    let server = tokio::spawn(crate::listener::serve(listener, router, config.limits(), metrics));
-    tracing::info!(node = %id, client = %client_addr, peer = %peer_addr, "node serving");
-    Ok(Running { client_addr, peer_addr, raft, server })
+    let observe: bkv_serve::Observer = Arc::new(move |e: bkv_serve::ConnectionEvent| {
+        metrics.connections.get_or_create(&crate::metrics::Kind { kind: e.label().into() }).inc();
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = tokio::spawn(bkv_serve::serve(
+        listener,
+        router,
+        config.limits(),
+        tls,
+        observe,
+        std::future::pending(),
+    ));
+    tracing::info!(node = %id, client = %client_addr, peer = %peer_addr, scheme, "node serving");
+    Ok(Running { client_addr, peer_addr, scheme, raft, server })
 }

@@ -17,6 +17,7 @@
 //!   relayed from the log (spec/node-api.md §1; the client verifies it).
 
 use crate::metrics::{NodeMetrics, Status};
+use crate::rate::{Limiter, RateLimits};
 use crate::replication::CommandLog;
 use axum::Router;
 use axum::body::Bytes;
@@ -44,6 +45,8 @@ pub struct NodeService<L> {
     audit_log: Option<LogClient>,
     metrics: Arc<NodeMetrics>,
     health: Option<Arc<dyn Fn() -> Readiness + Send + Sync>>,
+    per_record: Limiter<Vec<u8>>,
+    per_client: Limiter<std::net::IpAddr>,
 }
 
 /// What `GET /readyz` reports: the vote gate (spec/fleet-replication.md §6.3) and the
@@ -85,7 +88,17 @@ impl<L: CommandLog> NodeService<L> {
             audit_log: None,
             metrics: Arc::new(NodeMetrics::new()),
             health: None,
+            per_record: Limiter::new(RateLimits::OFF.per_record),
+            per_client: Limiter::new(RateLimits::OFF.per_client),
         }
+    }
+
+    /// Apply `limits` (spec/node-api.md §6); a new service has none, `bkv node run`
+    /// applies its `[limits]` (defaults [`RateLimits::default`]).
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.per_record = Limiter::new(limits.per_record);
+        self.per_client = Limiter::new(limits.per_client);
+        self
     }
 
     /// Report readiness (`/readyz`) and the consensus gauges of `/metrics` from `health`.
@@ -126,6 +139,15 @@ impl<L: CommandLog> NodeService<L> {
             }
             Begun::Commit(pending) => {
                 let started = std::time::Instant::now();
+                // spec/node-api.md §6 point 2: an attempt over its record's rate is refused
+                // before anything is committed.
+                if let Some(record) = pending.attempt_record()
+                    && self.per_record.take(&record.to_vec(), started).is_err()
+                {
+                    self.metrics.request("rate_limited");
+                    tracing::warn!(node = %self.info.node_id, "refused request: vault.attempt.rate_limited");
+                    return pending.rate_limited(&mut OsRng);
+                }
                 match self.log.propose(pending.command().to_vec()).await {
                     // N3 failed: nothing else happens, in particular no KE2.
                     Err(unavailable) => {
@@ -226,9 +248,23 @@ fn cbor_response(body: Vec<u8>) -> Response {
 
 async fn session_endpoint<L: CommandLog>(
     State(svc): State<Arc<NodeService<L>>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // spec/node-api.md §6 point 1: a client address over its rate, before anything opens.
+    if let Some(axum::Extension(axum::extract::ConnectInfo(addr))) = peer
+        && let Err(wait) = svc.per_client.take(&addr.ip(), std::time::Instant::now())
+    {
+        svc.metrics.request("rate_limited_client");
+        let secs = wait.ceil().max(1.0) as u64;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            format!("rate limited: retry in {secs} s\n"),
+        )
+            .into_response();
+    }
     let is_cbor = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v == CBOR);
     if !is_cbor {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "requests are application/cbor").into_response();
@@ -314,7 +350,7 @@ mod tests {
             async move {
                 let mut headers = HeaderMap::new();
                 headers.insert(header::CONTENT_TYPE, CBOR.parse().unwrap());
-                let response = session_endpoint(State(svc), headers, Bytes::from(sealed)).await;
+                let response = session_endpoint(State(svc), None, headers, Bytes::from(sealed)).await;
                 axum::body::to_bytes(response.into_body(), MAX_REQUEST).await.unwrap().to_vec()
             }
         };
@@ -327,5 +363,83 @@ mod tests {
             bkv_protocol::Error::SessionRequestStale,
             "a request at the host's clock is stale for a node whose clock says {fixed}"
         );
+    }
+
+    /// A log that applies each command at once to one vault state machine.
+    struct MemLog(std::sync::Mutex<bkv_protocol::vault::VaultStateMachine>);
+
+    impl CommandLog for MemLog {
+        async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
+            use bkv_protocol::state_machine::StateMachine;
+            Ok(self.0.lock().unwrap().apply(&command))
+        }
+        async fn read(&self, query: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
+            use bkv_protocol::state_machine::StateMachine;
+            Ok(self.0.lock().unwrap().query(&query))
+        }
+    }
+
+    /// spec/node-api.md §6 point 2: with a burst of 2 attempts per record and one more a
+    /// second, the third attempt at once is refused with the sealed
+    /// `vault.attempt.rate_limited` and counted nowhere: the next attempt, a second later,
+    /// reports the count the third would have had. Another record is not limited by it.
+    #[tokio::test]
+    async fn attempts_over_the_record_rate_are_refused_uncounted() {
+        use crate::rate::{Rate, RateLimits};
+        use bkv_protocol::vault::{BackupKey, ClientAction, KsfParams, RecoveryClient, VaultContext};
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let key = SessionSecretKey::generate(&mut rng);
+        let target = SessionTarget {
+            fleet_id: "f".into(),
+            epoch: 1,
+            node_id: "n1".into(),
+            session_key: key.public_key(),
+        };
+        let setup = VaultServerSetup::generate(&mut rng);
+        let vault = VaultServer::new(setup, "f");
+        let ctx = VaultContext {
+            fleet_id: "f".into(),
+            opaque_server_key: vault.public_key(),
+            ksf: KsfParams::TEST,
+        };
+        let info =
+            NodeInfo { v: 1, fleet_id: "f".into(), epoch: 1, node_id: "n1".into(), datacenter: "dc".into() };
+        let log = MemLog(std::sync::Mutex::new(bkv_protocol::vault::VaultStateMachine::new(10)));
+        let svc = NodeService::new(SessionServer::new("f", 1, "n1", key), vault, log, info, vec![])
+            .with_rate_limits(RateLimits {
+                per_record: Rate { burst: 2.0, per_second: 1.0 },
+                per_client: Rate::OFF,
+            });
+        let call = |body: Vec<u8>, rng: &mut ChaCha20Rng| {
+            let now = SystemClock.now();
+            let (sealed, wait) = session::seal_request(rng, &target, now, &body).unwrap();
+            let svc = &svc;
+            async move { wait.open(&svc.handle(&sealed, now).await) }
+        };
+        for record in [[1u8; 32], [2u8; 32]] {
+            let (body, rc) = RegistrationClient::start(&mut rng, &record, b"123456").unwrap();
+            let resp = call(body, &mut rng).await.unwrap();
+            let (body, wait) =
+                rc.finish(&mut rng, &ctx, &BackupKey::from_bytes([3; 32]), &resp).unwrap().into_request();
+            assert_eq!(wait.finish(&call(body, &mut rng).await.unwrap()).unwrap(), 10);
+        }
+        let ctx = &ctx;
+        let guess = |record: [u8; 32], rng: &mut ChaCha20Rng| {
+            let (body, rc) = RecoveryClient::start(rng, &record, b"000000").unwrap();
+            let answer = call(body, rng);
+            async move {
+                let resp = answer.await?;
+                let ke2 = rc.receive(&resp)?;
+                let n = ke2.remaining();
+                assert!(ke2.finish(&mut ChaCha20Rng::seed_from_u64(1), ctx, ClientAction::Recover).is_err());
+                Ok::<u32, bkv_protocol::Error>(n)
+            }
+        };
+        assert_eq!(guess([1; 32], &mut rng).await, Ok(9));
+        assert_eq!(guess([1; 32], &mut rng).await, Ok(8));
+        assert_eq!(guess([1; 32], &mut rng).await, Err(bkv_protocol::Error::VaultAttemptRateLimited));
+        assert_eq!(guess([2; 32], &mut rng).await, Ok(9), "another record has its own bucket");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(guess([1; 32], &mut rng).await, Ok(7), "the refused attempt was not counted");
     }
 }

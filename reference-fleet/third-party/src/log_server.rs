@@ -283,8 +283,17 @@ impl Drop for Running {
 /// Bind `addr`, then serve `router` until the returned [`Running`] is dropped; returns
 /// as soon as the listener is ready.
 pub async fn spawn(addr: &str, router: axum::Router) -> Result<Running> {
+    spawn_tls(addr, router, None).await
+}
+
+/// [`spawn`], over TLS when `tls` is given.
+pub async fn spawn_tls(
+    addr: &str,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Http(e.to_string()))?;
-    serve(listener, router)
+    serve(listener, router, tls)
 }
 
 /// Serve `router` on a listener bound before (so that its address was known before the
@@ -292,13 +301,23 @@ pub async fn spawn(addr: &str, router: axum::Router) -> Result<Running> {
 pub fn spawn_on(listener: std::net::TcpListener, router: axum::Router) -> Result<Running> {
     let io = |e: std::io::Error| Error::Http(e.to_string());
     listener.set_nonblocking(true).map_err(io)?;
-    serve(tokio::net::TcpListener::from_std(listener).map_err(io)?, router)
+    serve(tokio::net::TcpListener::from_std(listener).map_err(io)?, router, None)
 }
 
-fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> Result<Running> {
+/// The hardened listener of `bkv-serve` (connection caps, header, body and idle timeouts).
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Running> {
     let local = listener.local_addr().map_err(|e| Error::Http(e.to_string()))?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let task = tokio::spawn(bkv_serve::serve(
+        listener,
+        router,
+        bkv_serve::Limits::default(),
+        tls,
+        Arc::new(|_| {}),
+        std::future::pending(),
+    ));
     Ok(Running { addr: local, task })
 }

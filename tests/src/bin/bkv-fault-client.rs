@@ -223,7 +223,7 @@ async fn main() {
     let trust: Trust =
         bkv_protocol::cbor::from_slice(&std::fs::read(a.dir.join("trust.cbor")).expect("trust.cbor"))
             .expect("trust.cbor decodes");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+    let http = bkv_client::http::builder().timeout(Duration::from_secs(2)).build().expect("client");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut clients = Vec::new();
     for url in &a.nodes {

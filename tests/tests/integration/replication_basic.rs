@@ -111,7 +111,7 @@ async fn node_rpc_from_outside_the_key_set_is_rejected() {
         body: Vec::new(),
     };
     let outsider = Ed25519Signer::from_seed(&[99; 32]);
-    let http = reqwest::Client::new();
+    let http = bkv_client::http::client();
     for (from, want) in [(7, Error::FleetRpcSenderUnknown), (1, Error::FleetRpcSignatureInvalid)] {
         let resp = http.post(&url).body(auth::seal(&msg(from), &outsider)).send().await.unwrap();
         assert_eq!(resp.status(), 403);

@@ -249,7 +249,7 @@ async fn transport_errors_are_statuses_and_change_nothing() {
     let fleet = fleet(&dir, 1).await;
     let c = client(&fleet, 0).await;
     c.register(&record(9), b"right", &BackupKey::generate(&mut OsRng)).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = bkv_client::http::client();
     let url = format!("{}/v1/session", fleet.nodes[0].url);
     let (sealed, _) = recover_start(c.target(), &record(9), [1u8; 16]);
     // spec/node-api.md §1 rule 2: wrong media type, oversized body.

@@ -65,7 +65,7 @@ async fn fetch(http: &reqwest::Client, addr: &str) -> std::result::Result<NodeSt
 
 /// Ask every node and assemble the fleet's status.
 pub async fn collect(addrs: &[String]) -> FleetStatus {
-    let http = reqwest::Client::new();
+    let http = bkv_client::http::client();
     let mut nodes = Vec::new();
     for addr in addrs {
         match fetch(&http, addr).await {

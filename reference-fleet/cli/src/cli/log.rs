@@ -1,6 +1,6 @@
 //! `bkv log ...`: run the audit log, a witness, or a monitor (spec/audit-log.md §8, §9).
 
-use crate::error::{Error, write_file};
+use crate::error::{Error, write_file, write_secret};
 use bkv_client::LogClient;
 use bkv_client::monitor::{self, Announced};
 use bkv_protocol::audit_log::note::{self, SIG_TYPE_COSIGNATURE, SIG_TYPE_ED25519, VerifierKey};
@@ -55,6 +55,9 @@ enum Cmd {
         /// Fault injection for crash tests: abort after the n-th durable append, before acknowledging it.
         #[arg(long, hide = true)]
         crash_after_appends: Option<u64>,
+        /// Serve over TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Serve a witness over HTTP (state in redb).
     Witness {
@@ -73,6 +76,9 @@ enum Cmd {
         /// The log's verifier key.
         #[arg(long)]
         log_vkey: String,
+        /// Serve over TLS.
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Walk a log: verify it, list its bundles, flag gaps, forks and unannounced bundles.
     Monitor {
@@ -95,6 +101,32 @@ enum Cmd {
         #[arg(skip)]
         json: bool,
     },
+}
+
+/// `--tls-cert` and `--tls-key` of a server: both, or neither for plain HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// The server's certificate chain (PEM, leaf first).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The TLS configuration, if asked for.
+    pub fn config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Ok(Some(bkv_serve::tls::server_config(c, k)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() { "https" } else { "http" }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -126,23 +158,25 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             println!("{}", vkey.encode());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { db, addr, origin, key_file, witnesses, crash_after_appends } => {
+        Cmd::Serve { db, addr, origin, key_file, witnesses, crash_after_appends, tls } => {
+            let config = tls.config()?;
             let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
             let log = LogService::open(&db, &origin, signer, witnesses)?
                 .crash_after_appends(crash_after_appends)?;
             let vkey = log.vkey().encode();
-            let running = server::spawn(&addr, server::router(Arc::new(log))).await?;
+            let running = server::spawn_tls(&addr, server::router(Arc::new(log)), config).await?;
             println!("vkey {vkey}");
-            println!("listening on http://{}", running.addr);
+            println!("listening on {}://{}", tls.scheme(), running.addr);
             wait_forever().await
         }
-        Cmd::Witness { db, addr, name, key_file, log_vkey } => {
+        Cmd::Witness { db, addr, name, key_file, log_vkey, tls } => {
+            let config = tls.config()?;
             let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
             let w = Witness::open(&db, &name, signer, VerifierKey::parse(&log_vkey)?)?;
             let vkey = w.vkey().encode();
-            let running = server::spawn(&addr, witness::router(Arc::new(w))).await?;
+            let running = server::spawn_tls(&addr, witness::router(Arc::new(w)), config).await?;
             println!("vkey {vkey}");
-            println!("listening on http://{}", running.addr);
+            println!("listening on {}://{}", tls.scheme(), running.addr);
             wait_forever().await
         }
         Cmd::Monitor { url, fleet, anchors, announced, state, json } => {
@@ -214,20 +248,6 @@ fn print_report(r: &monitor::Report) {
             println!("  {}{at}: {}", f.kind, f.detail);
         }
     }
-}
-
-fn write_secret(path: &PathBuf, text: &str) -> Result<(), Error> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let io = |source| Error::Write { path: path.clone(), source };
-    let mut f = opts.open(path).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)
 }
 
 async fn wait_forever() -> Result<ExitCode, Error> {

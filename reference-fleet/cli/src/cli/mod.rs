@@ -20,6 +20,7 @@ pub mod output;
 pub mod recovery_bench;
 pub mod replication_bench;
 pub mod supervisor;
+pub mod tls;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,10 @@ pub struct Cli {
     /// without openraft's).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// CA certificates (PEM) trusted for every `https://` URL (nodes, log, witnesses); no
+    /// other roots are trusted. Plain `http://` needs none.
+    #[arg(long, global = true, env = "BKV_CA")]
+    pub ca: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -88,6 +93,9 @@ pub enum Command {
     /// JSON Schemas of what the CLI prints.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// TLS certificates for a private CA (tests and labs).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// The version, the source revision and the compiler of this build.
     Version,
 }
@@ -168,6 +176,7 @@ impl Command {
             Command::Backup(c) => c.set_json(json),
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
             Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
+            Command::Tls(c) => c.set_json(json),
             Command::Demo(_) | Command::Schema(_) | Command::Version => {}
         }
     }
@@ -215,6 +224,11 @@ pub fn main() -> ExitCode {
     };
     init_logs(cli.log_format);
     let json = cli.json;
+    if let Some(ca) = &cli.ca
+        && let Err(e) = bkv_client::tls::trust_roots(ca)
+    {
+        return report(&Error::Tls(e), json);
+    }
     cli.command.set_json(json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -273,6 +287,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Audit(a) => audit::run(a).await,
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
+        Command::Tls(cmd) => tls::run(cmd),
         Command::Schema(SchemaCommand::Output) => {
             println!("{}", serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes"));
             Ok(ExitCode::SUCCESS)

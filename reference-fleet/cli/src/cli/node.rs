@@ -85,7 +85,7 @@ pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
             let running = bkv_node::run::start(&config, SystemClock::shared()).await?;
             let ready = serde_json::json!({
                 "node": config.raw.id, "pid": std::process::id(),
-                "client": format!("http://{}", running.client_addr), "peer": running.peer_addr.to_string(),
+                "client": format!("{}://{}", running.scheme, running.client_addr), "peer": running.peer_addr.to_string(),
             });
             // The readiness line: both listeners are bound and consensus has started.
             if a.json {

@@ -72,6 +72,8 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A new fleet for the benchmark (served in this process: no rate limits, so its clients
+/// recover the same record as fast as the fleet answers).
 async fn ceremony(dir: &Path, nodes: usize) -> Result<LocalFleet> {
     LocalFleet::ceremony(dir, &FleetConfig::new(FLEET, nodes), &Organisations::generate(), |_| {}).await
 }

@@ -25,11 +25,11 @@ mod http {
     pub(crate) async fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), HttpError> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method name");
         let body = (!body.is_empty()).then(|| (body.to_vec(), "application/octet-stream"));
-        bkv_client::http::request(&reqwest::Client::new(), method, url, body).await
+        bkv_client::http::request(&bkv_client::http::client(), method, url, body).await
     }
 
     pub(crate) async fn get(url: &str) -> Result<Vec<u8>, HttpError> {
-        bkv_client::http::get(&reqwest::Client::new(), url).await
+        bkv_client::http::get(&bkv_client::http::client(), url).await
     }
 }
 

@@ -10,3 +10,4 @@ mod log_cli;
 mod node_run;
 mod supervisor;
 mod support;
+mod tls;

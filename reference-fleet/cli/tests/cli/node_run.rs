@@ -14,13 +14,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// A node process and its client URL.
-struct Node {
-    process: Running,
-    url: String,
+pub(crate) struct Node {
+    pub(crate) process: Running,
+    pub(crate) url: String,
 }
 
 /// Start `bkv node run --config CONFIG --json` and wait for its readiness line.
-fn run_node(config: &Path) -> Node {
+pub(crate) fn run_node(config: &Path) -> Node {
     let mut child = bkv()
         .args(["node", "run", "--json", "--config"])
         .arg(config)
@@ -38,15 +38,15 @@ fn run_node(config: &Path) -> Node {
     Node { process: Running(child), url: v["result"]["client"].as_str().unwrap().to_owned() }
 }
 
-async fn get(url: &str) -> (u16, String) {
-    match reqwest::get(url).await {
+pub(crate) async fn get(url: &str) -> (u16, String) {
+    match bkv_client::http::client().get(url).send().await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(_) => (0, String::new()),
     }
 }
 
 /// Wait (bounded) until every node answers `/readyz` with 200.
-async fn wait_ready(nodes: &[&Node]) {
+pub(crate) async fn wait_ready(nodes: &[&Node]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     for n in nodes {
         while get(&format!("{}/readyz", n.url)).await.0 != 200 {
@@ -57,7 +57,7 @@ async fn wait_ready(nodes: &[&Node]) {
 }
 
 /// A fleet directory from `bkv fleet ceremony` with `node-N/node.toml` from `bkv fleet configs`.
-fn ceremony(name: &str) -> PathBuf {
+pub(crate) fn ceremony(name: &str) -> PathBuf {
     let dir = tempdir(name);
     let out = bkv().args(["fleet", "ceremony", "--nodes", "3", "--out"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

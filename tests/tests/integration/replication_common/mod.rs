@@ -134,6 +134,7 @@ impl<S: StateMachine + Clone> Cluster<S> {
             bootstrap,
             timing: self.timing,
             links: self.faults.clone(),
+            tls: None,
         };
         let node = RaftNode::start(self.members.clone(), opts, self.initial.clone())
             .await

@@ -225,6 +225,7 @@ pub async fn start_fleet(n: usize, dir: &Path, limit: u64) -> Result<Vec<RaftNod
             bootstrap: true,
             timing: Timing::default(),
             links: Arc::new(AllUp),
+            tls: None,
         };
         running.push(
             RaftNode::start(members.clone(), opts, GuessCounter::new(limit))

@@ -224,6 +224,9 @@ pub struct NodeOptions {
     /// The node-to-node listener, already bound to this node's address (the first start
     /// of a fleet, whose addresses were chosen by binding them); `None`: bind the address.
     pub listener: Option<std::net::TcpListener>,
+    /// TLS on the node-to-node listener, and `https://` to every peer; `None`: plain HTTP.
+    /// Confidentiality only: peers are authenticated by the signed envelope (§4).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One `leader elected` event per leader change seen by node `id` (with the term), until
@@ -356,7 +359,8 @@ impl<S: StateMachine> RaftNode<S> {
             timing: t,
             links: opts.links,
             clock: opts.clock,
-            http: reqwest::Client::builder()
+            scheme: if opts.tls.is_some() { "https" } else { "http" },
+            http: bkv_client::http::builder()
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(2))
                 .build()
@@ -411,17 +415,13 @@ impl<S: StateMachine> RaftNode<S> {
             .route(net::STATUS_PATH, axum::routing::get(status_handler::<S>))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            // Small RPCs on loopback: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms per hop.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        // Peers are few and authenticated per RPC; the caps only bound what a stranger on
+        // the node-to-node port can hold.
+        let limits = bkv_serve::Limits { max_per_client: 256, ..bkv_serve::Limits::default() };
+        let server =
+            tokio::spawn(bkv_serve::serve(listener, app, limits, opts.tls, Arc::new(|_| {}), async move {
+                let _ = rx.await;
+            }));
         tokio::spawn(log_leader_changes(opts.id, shared.raft.metrics(), shared.leader_changes.clone()));
         #[cfg(feature = "fault-injection")]
         if crate::fault_injection::vote_gate_disabled(&opts.dir) {

@@ -110,6 +110,8 @@ pub(crate) struct NetCtx {
     pub(crate) links: Arc<dyn LinkFilter>,
     pub(crate) clock: bkv_client::clock::SharedClock,
     pub(crate) http: reqwest::Client,
+    /// `https` when the node-to-node listeners use TLS.
+    pub(crate) scheme: &'static str,
     pub(crate) gate: Gate,
 }
 
@@ -153,7 +155,7 @@ impl NetCtx {
             body,
         };
         let sealed = auth::seal(&msg, self.signer.as_ref());
-        let url = format!("http://{}{RPC_PATH}", node.addr);
+        let url = format!("{}://{}{RPC_PATH}", self.scheme, node.addr);
         let resp = self
             .http
             .post(url)
