@@ -5,7 +5,7 @@
 //!   request head in time, including the TLS handshake, is disconnected), a body read
 //!   timeout (the whole body of a request must arrive in time), and an idle timeout (a
 //!   connection that moves no byte for that long is closed once its request in flight, if
-//!   any, is answered).
+//!   any, is answered; one still stalled after a second idle timeout is dropped).
 //! - Open connections are capped globally and per client address; a connection over a
 //!   cap is closed at once, before any byte is read, so one client holding many
 //!   connections cannot take the process's file descriptors or starve other clients.
@@ -222,6 +222,10 @@ async fn serve_connection<IO>(
                     closing = true;
                     observe(ConnectionEvent::Idle);
                     conn.as_mut().graceful_shutdown();
+                } else if closing && idle >= 2 * limits.idle_timeout {
+                    // A request in flight that moved no byte for another idle timeout is
+                    // stalled: drop the connection.
+                    return;
                 }
             }
         }
