@@ -2,7 +2,8 @@
 //! OPAQUE, the counter decrement committed before KE2 and the reset after KE3, over HTTP)
 //! against an `n`-node replicated loopback fleet, versus the same node software committing
 //! to a local durable log without consensus or replication, in the same run
-//! (spec/fleet-replication.md, spec/vault.md §7.1).
+//! (spec/fleet-replication.md, spec/vault.md §7.1). With `--processes`, also the same
+//! fleet with each node its own `bkv node run` process, children of this one.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -32,6 +33,10 @@ pub struct RecoveryBenchArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
     pub secs: u64,
+    /// Also measure the same fleet with each node its own `bkv node run` process (over
+    /// plain HTTP, the same timings, no rate limits), in the same run.
+    #[arg(long)]
+    pub processes: bool,
     /// Scratch directory (default: a fresh directory under the system temp dir).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
@@ -68,12 +73,62 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     results.push(drive(&format!("{}-node replicated fleet", a.nodes), &fleet, a.clients, dur).await?);
     fleet.shutdown().await;
 
+    if a.processes {
+        eprintln!("{}-node fleet, one process per node: key ceremony, {} clients, {} s...", a.nodes, a.clients, a.secs);
+        let mut fleet = ceremony(&root.join("processes"), a.nodes).await?;
+        fleet.release_listeners();
+        for config in crate::fleet::write_node_configs(&fleet.dir, None)? {
+            // The clients recover the same records as fast as the fleet answers.
+            let mut text = std::fs::read_to_string(&config)
+                .map_err(|source| Error::Read { path: config.clone(), source })?;
+            text.push_str(
+                "\n[limits]\nmax_connections = 4096\nmax_connections_per_client = 4096\nheader_timeout_ms = 5000\n\
+                 attempts_per_record_per_minute = 0\nrequests_per_client_per_second = 0\n",
+            );
+            crate::error::write_file(&config, text.as_bytes())?;
+        }
+        let sup = super::supervisor::Supervisor::new(&fleet.dir, fleet.nodes.iter().map(|n| n.id.clone()).collect());
+        let started = async {
+            for n in &fleet.nodes {
+                sup.start(&n.id).await?;
+            }
+            wait_ready(&fleet, Duration::from_secs(60)).await
+        }
+        .await;
+        let measured = match started {
+            Ok(()) => drive(&format!("{}-node fleet, one process per node", a.nodes), &fleet, a.clients, dur).await,
+            Err(e) => Err(e),
+        };
+        sup.stop_all().await;
+        fleet.shutdown().await;
+        results.push(measured?);
+    }
+
     print_results(&results, a.json).map_err(Error::Usage)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// A new fleet for the benchmark (served in this process: no rate limits, so its clients
 /// recover the same record as fast as the fleet answers).
+/// Wait until every node of `fleet` answers `/readyz` with 200 (bounded by `within`).
+async fn wait_ready(fleet: &LocalFleet, within: Duration) -> Result<()> {
+    let http = bkv_client::http::client();
+    let deadline = Instant::now() + within;
+    for n in &fleet.nodes {
+        loop {
+            let ready = http.get(format!("{}/readyz", n.url)).send().await.is_ok_and(|r| r.status() == 200);
+            if ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Runtime(format!("{} not ready within {} s", n.id, within.as_secs())));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn ceremony(dir: &Path, nodes: usize) -> Result<LocalFleet> {
     LocalFleet::ceremony(dir, &FleetConfig::new(FLEET, nodes), &Organisations::generate(), |_| {}).await
 }

@@ -36,10 +36,11 @@ fn check(v: &Value, labels: &[&str]) {
     }
 }
 
+/// With `--processes`, the same fleet again with one `bkv node run` process per node.
 #[test]
 fn recovery_bench_reports_full_recoveries_against_an_unreplicated_node() {
-    let v = bench_json(&["recovery", "--nodes", "3", "--clients", "2", "--secs", "1"]);
-    check(&v, &["single node, no replication", "3-node replicated fleet"]);
+    let v = bench_json(&["recovery", "--nodes", "3", "--clients", "2", "--secs", "1", "--processes"]);
+    check(&v, &["single node, no replication", "3-node replicated fleet", "3-node fleet, one process per node"]);
 }
 
 #[test]
