@@ -215,7 +215,12 @@ struct NodeLayout {
 pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<PathBuf>> {
     let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
         .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
-    let kek_file = if dir.join("kek.hex").exists() { "kek_file = \"../kek.hex\"\n" } else { "" };
+    // The KEK comes from BKV_HSM_KEK when it is set (as for `LocalFleet`), else the file.
+    let kek_file = if std::env::var_os(bkv_node::hsm::KEK_ENV).is_none() && dir.join("kek.hex").exists() {
+        "kek_file = \"../kek.hex\"\n"
+    } else {
+        ""
+    };
     let mut written = Vec::new();
     for n in &layout.nodes {
         let mut text = format!(
@@ -683,7 +688,7 @@ impl LocalFleet {
     }
 
     /// The fleet stored in `dir` with its audit log serving and no node started in this
-    /// process (the supervisor of `bkv fleet up --processes` runs each node as a child).
+    /// process (the supervisor of `bkv fleet up` runs each node as a child).
     pub async fn open_stopped(dir: &Path, timing: Timing) -> Result<Self> {
         if dir.join("RETIRED").exists() {
             return Err(Error::Protocol(bkv_protocol::Error::RotationFleetRetired));
@@ -709,6 +714,10 @@ impl LocalFleet {
         let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&dir.join("trust.cbor"))?)?;
         let parsed = bkv_protocol::validation_bundle::Parsed::parse(&released.bundle)?;
         let keyset = FleetKeySet::from_bytes(&parsed.payload)?;
+        // Every node's HSM opens under this KEK, or nothing starts (`hsm.unseal.failed`).
+        for n in &layout.nodes {
+            SoftHsm::unseal_file(&dir.join(&n.id).join("hsm.sealed"), &kek).map_err(Error::Hsm)?;
+        }
         let mut fleet = Self::assemble(dir, layout, keyset, released, trust, kek, timing)?;
         fleet.log = Some(Arc::new(log));
         Ok(fleet)

@@ -260,16 +260,30 @@ async fn main() {
     assert_eq!(line.trim(), "restore", "expected `restore`, got {line:?}");
     let pool = run.pool.lock().unwrap().clone();
     let client = (a.owners + a.attackers) as u32;
-    for (i, o) in pool.iter().enumerate() {
-        // Bounded retries while nodes catch up after the faults.
-        for attempt in 0..5 {
-            let answer = run.op(client, (i + attempt) % run.clients.len(), Kind::Restore, o).await;
-            if !matches!(&answer, Answer::Failed(c) if bkv_tests::history::INDETERMINATE.contains(&c.as_str()))
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    // Eight restores at a time; each record with bounded retries while nodes catch up.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pool = Arc::new(pool);
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (run, next, pool) = (run.clone(), next.clone(), pool.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(o) = pool.get(i) else { return };
+                    for attempt in 0..5 {
+                        let answer = run.op(client, (i + attempt) % run.clients.len(), Kind::Restore, o).await;
+                        let retry = matches!(&answer, Answer::Failed(c) if bkv_tests::history::INDETERMINATE.contains(&c.as_str()));
+                        if !retry {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("a restore task panicked");
     }
     run.line("finished");
 }

@@ -339,10 +339,19 @@ fn run(tag: &str, seed: u64, chaos: Duration, max_faults: usize) -> Outcome {
     let mut faults = Faults::default();
     let mut log = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
-    let collect = |rx: &mpsc::Receiver<String>, entries: &mut Vec<Entry>| -> Option<String> {
+    // Every entry is also appended to a file as it arrives, so that a run that fails late
+    // keeps its history.
+    let saved = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("netns-{tag}-{seed:x}.jsonl"));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&saved).unwrap());
+    let mut keep = move |json: &str, entries: &mut Vec<Entry>| {
+        entries.push(serde_json::from_str(json).expect("an entry"));
+        let _ = writeln!(file, "{json}");
+        let _ = file.flush();
+    };
+    let mut collect = |rx: &mpsc::Receiver<String>, entries: &mut Vec<Entry>| -> Option<String> {
         while let Ok(l) = rx.try_recv() {
             match l.strip_prefix("entry ") {
-                Some(json) => entries.push(serde_json::from_str(json).expect("an entry")),
+                Some(json) => keep(json, entries),
                 None => return Some(l),
             }
         }
@@ -362,24 +371,30 @@ fn run(tag: &str, seed: u64, chaos: Duration, max_faults: usize) -> Outcome {
     for i in w.down() {
         w.start(i);
     }
-    let control = |rx: &mpsc::Receiver<String>, entries: &mut Vec<Entry>, what: &str, within: Duration| {
-        let deadline = Instant::now() + within;
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) if l == what => return,
-                Ok(l) => match l.strip_prefix("entry ") {
-                    Some(json) => entries.push(serde_json::from_str(json).expect("an entry")),
-                    None => panic!("unexpected line from the clients: {l}"),
-                },
-                Err(e) => panic!("the clients did not say {what:?}: {e}"),
+    // The clients' next control line, keeping the entries before it. The restore phase
+    // may take a while after a long run: it is bounded by an hour.
+    let mut control =
+        |rx: &mpsc::Receiver<String>, entries: &mut Vec<Entry>, what: &str, within: Duration| {
+            let deadline = Instant::now() + within;
+            loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(l) if l == what => return,
+                    Ok(l) => match l.strip_prefix("entry ") {
+                        Some(json) => keep(json, entries),
+                        None => panic!("unexpected line from the clients: {l}"),
+                    },
+                    Err(e) => panic!(
+                        "the clients did not say {what:?}: {e} (history so far in {})",
+                        saved.display()
+                    ),
+                }
             }
-        }
-    };
+        };
     control(&rx, &mut entries, "done", Duration::from_secs(120));
     let stdin = w.lab.child(driver).stdin.as_mut().unwrap();
     writeln!(stdin, "restore").unwrap();
     stdin.flush().unwrap();
-    control(&rx, &mut entries, "finished", Duration::from_secs(600));
+    control(&rx, &mut entries, "finished", Duration::from_secs(3600));
 
     let limit = 10;
     let h = History { limit, entries };
@@ -407,11 +422,13 @@ fn run(tag: &str, seed: u64, chaos: Duration, max_faults: usize) -> Outcome {
         for (at, what) in &log {
             report.push_str(&format!("{at} {what}\n"));
         }
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("netns-{tag}-{seed:x}.history"));
+        let path = saved.with_extension("history");
         let _ = std::fs::write(&path, h.render());
-        let json: String = h.entries.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
-        let _ = std::fs::write(path.with_extension("jsonl"), json);
-        report.push_str(&format!("--- history in {} ---\n", path.display()));
+        report.push_str(&format!(
+            "--- history in {} (JSON lines: {}) ---\n",
+            path.display(),
+            saved.display()
+        ));
         eprintln!("{report}");
     }
     let by_code: BTreeMap<String, usize> = h.entries.iter().fold(BTreeMap::new(), |mut m, e| {

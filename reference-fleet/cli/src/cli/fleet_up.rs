@@ -40,9 +40,13 @@ pub struct UpArgs {
     /// The fleet directory (created if missing; an existing fleet in it is restarted).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Run each node as its own process (`bkv node run`), supervised by this one.
-    #[arg(long)]
+    /// Run each node as its own process (`bkv node run`), supervised by this one: the
+    /// default, kept for scripts written before it was.
+    #[arg(long, hide = true, conflicts_with = "in_process")]
     pub processes: bool,
+    /// Run every node inside this process instead (one PID; no `bkv fleet kill|stop|start`).
+    #[arg(long)]
+    pub in_process: bool,
     /// `--json` (global, spec of the output: `bkv schema output`).
     #[arg(skip)]
     pub json: bool,
@@ -113,6 +117,57 @@ pub fn report(fleet: &LocalFleet) -> UpReport {
     }
 }
 
+/// The readable description of a running fleet, and what to try next.
+pub fn print_text(r: &UpReport, dir: &std::path::Path) -> Result<()> {
+    if std::env::var_os(bkv_node::hsm::KEK_ENV).is_none() {
+        println!(
+            "  ! the HSM key-encryption key is {}: fine for local development only; set {} in a deployment",
+            dir.join("kek.hex").display(),
+            bkv_node::hsm::KEK_ENV
+        );
+    }
+    println!(
+        "\nfleet {} epoch {}: {} nodes, quorum {}, guess limit {}",
+        r.fleet_id,
+        r.epoch,
+        r.nodes.len(),
+        r.quorum,
+        r.guess_limit
+    );
+    for n in &r.nodes {
+        let pid = n.pid.map(|p| format!("pid {p:<7} ")).unwrap_or_default();
+        println!("  {:<8} {:<9} {pid}{}   (raft {})", n.id, n.datacenter, n.url, n.raft);
+    }
+    println!("  bundle  {}", r.bundle.display());
+    println!("  trust   {}", r.trust.display());
+    if let Some(log) = &r.log {
+        println!("  log     {log}");
+    }
+    println!("\nTry, in another terminal:");
+    println!("  bkv backup create --fleet {} --trust {} chat.db chat.bkv", r.nodes[0].url, r.trust.display());
+    println!(
+        "  bkv backup restore --fleet {} --trust {} chat.bkv restored.db",
+        r.nodes[r.nodes.len() - 1].url,
+        r.trust.display()
+    );
+    println!("  bkv fleet status --dir {}", dir.display());
+    if r.supervisor.is_some() {
+        println!(
+            "  bkv fleet kill --dir {d} --node {n}     (then `bkv fleet start --dir {d} --node {n}`)",
+            d = dir.display(),
+            n = r.nodes[0].id
+        );
+    }
+    if let Some(log) = &r.log {
+        let d = dir.display();
+        println!(
+            "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measurement {}",
+            hex::encode(crate::fleet::software_measurement()?.measurement)
+        );
+    }
+    Ok(())
+}
+
 /// Run `bkv fleet up`.
 pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let config = args.fleet.config();
@@ -125,7 +180,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     if !json {
         println!("bkv fleet up — {}", args.dir.display());
     }
-    if args.processes {
+    if !args.in_process {
         let fleet = if args.dir.join("fleet.json").exists() {
             LocalFleet::open_stopped(&args.dir, config.timing).await?
         } else {
@@ -139,48 +194,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
     } else {
-        if std::env::var_os(bkv_node::hsm::KEK_ENV).is_none() {
-            println!(
-                "  ! the HSM key-encryption key is {}: fine for local development only; set {} in a deployment",
-                args.dir.join("kek.hex").display(),
-                bkv_node::hsm::KEK_ENV
-            );
-        }
-        println!(
-            "\nfleet {} epoch {}: {} nodes, quorum {}, guess limit {}",
-            r.fleet_id,
-            r.epoch,
-            r.nodes.len(),
-            r.quorum,
-            r.guess_limit
-        );
-        for n in &r.nodes {
-            println!("  {:<8} {:<9} {}   (raft {})", n.id, n.datacenter, n.url, n.raft);
-        }
-        println!("  bundle  {}", r.bundle.display());
-        println!("  trust   {}", r.trust.display());
-        if let Some(log) = &r.log {
-            println!("  log     {log}");
-        }
-        println!("\nTry, in another terminal:");
-        println!(
-            "  bkv backup create --fleet {} --trust {} chat.db chat.bkv",
-            r.nodes[0].url,
-            r.trust.display()
-        );
-        println!(
-            "  bkv backup restore --fleet {} --trust {} chat.bkv restored.db",
-            r.nodes[r.nodes.len() - 1].url,
-            r.trust.display()
-        );
-        println!("  bkv fleet status --dir {}", args.dir.display());
-        if let Some(log) = &r.log {
-            let d = args.dir.display();
-            println!(
-                "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measurement {}",
-                hex::encode(crate::fleet::software_measurement()?.measurement)
-            );
-        }
+        print_text(&r, &args.dir)?;
         println!("\nServing until Ctrl-C.");
     }
     tokio::signal::ctrl_c().await.map_err(|e| crate::error::Error::Usage(format!("signal: {e}")))?;

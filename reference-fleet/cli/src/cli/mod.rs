@@ -105,7 +105,7 @@ pub enum Command {
 pub enum FleetCommand {
     /// Run the key ceremony of a new local fleet: keys in HSMs, attestations, evidence, bundle.
     Ceremony(fleet_ceremony::CeremonyArgs),
-    /// Start a local replicated fleet on loopback (or restart the one in --dir).
+    /// Start a local replicated fleet on loopback, one process per node (or restart the one in --dir).
     Up(fleet_up::UpArgs),
     /// Replace a local fleet by its successor, moving every record with its counter.
     Rotate(fleet_rotate::RotateArgs),
@@ -113,7 +113,7 @@ pub enum FleetCommand {
     Status(fleet_status::StatusArgs),
     /// Write each node's configuration file (`node-N/node.toml`) for `bkv node run`.
     Configs(node::ConfigsArgs),
-    /// SIGKILL one node process of a `fleet up --processes` fleet.
+    /// SIGKILL one node process of a `bkv fleet up` fleet.
     Kill(SupervisorArgs),
     /// Stop one node process cleanly, or, without --node, the whole fleet.
     Stop(SupervisorArgs),
@@ -124,7 +124,7 @@ pub enum FleetCommand {
 /// Arguments of `bkv fleet kill|stop|start`.
 #[derive(Debug, clap::Args)]
 pub struct SupervisorArgs {
-    /// The fleet directory of a running `bkv fleet up --processes`.
+    /// The fleet directory of a running `bkv fleet up`.
     #[arg(long)]
     pub dir: std::path::PathBuf,
     /// The node.
@@ -147,9 +147,23 @@ pub enum BenchCommand {
 /// openraft reports each refusal as an error.
 pub const DEFAULT_LOG_FILTER: &str = "warn,openraft=off";
 
+/// The `--log-format` of this process (the supervisor passes it on to its children).
+pub static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+impl LogFormat {
+    /// The `--log-format` value.
+    pub fn arg(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// Install the `tracing` subscriber: events on stderr, filtered by `RUST_LOG`
 /// (default [`DEFAULT_LOG_FILTER`]).
 fn init_logs(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

@@ -74,7 +74,10 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     fleet.shutdown().await;
 
     if a.processes {
-        eprintln!("{}-node fleet, one process per node: key ceremony, {} clients, {} s...", a.nodes, a.clients, a.secs);
+        eprintln!(
+            "{}-node fleet, one process per node: key ceremony, {} clients, {} s...",
+            a.nodes, a.clients, a.secs
+        );
         let mut fleet = ceremony(&root.join("processes"), a.nodes).await?;
         fleet.release_listeners();
         for config in crate::fleet::write_node_configs(&fleet.dir, None)? {
@@ -87,16 +90,22 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
             );
             crate::error::write_file(&config, text.as_bytes())?;
         }
-        let sup = super::supervisor::Supervisor::new(&fleet.dir, fleet.nodes.iter().map(|n| n.id.clone()).collect());
+        let sup = super::supervisor::Supervisor::new(
+            &fleet.dir,
+            fleet.nodes.iter().map(|n| n.id.clone()).collect(),
+        );
         let started = async {
             for n in &fleet.nodes {
                 sup.start(&n.id).await?;
             }
-            wait_ready(&fleet, Duration::from_secs(60)).await
+            let urls: Vec<String> = fleet.nodes.iter().map(|n| n.url.clone()).collect();
+            super::supervisor::wait_ready(&urls, Duration::from_secs(60)).await
         }
         .await;
         let measured = match started {
-            Ok(()) => drive(&format!("{}-node fleet, one process per node", a.nodes), &fleet, a.clients, dur).await,
+            Ok(()) => {
+                drive(&format!("{}-node fleet, one process per node", a.nodes), &fleet, a.clients, dur).await
+            }
             Err(e) => Err(e),
         };
         sup.stop_all().await;
@@ -110,25 +119,6 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
 
 /// A new fleet for the benchmark (served in this process: no rate limits, so its clients
 /// recover the same record as fast as the fleet answers).
-/// Wait until every node of `fleet` answers `/readyz` with 200 (bounded by `within`).
-async fn wait_ready(fleet: &LocalFleet, within: Duration) -> Result<()> {
-    let http = bkv_client::http::client();
-    let deadline = Instant::now() + within;
-    for n in &fleet.nodes {
-        loop {
-            let ready = http.get(format!("{}/readyz", n.url)).send().await.is_ok_and(|r| r.status() == 200);
-            if ready {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Runtime(format!("{} not ready within {} s", n.id, within.as_secs())));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
-}
-
 async fn ceremony(dir: &Path, nodes: usize) -> Result<LocalFleet> {
     LocalFleet::ceremony(dir, &FleetConfig::new(FLEET, nodes), &Organisations::generate(), |_| {}).await
 }

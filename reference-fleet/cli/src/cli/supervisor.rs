@@ -1,4 +1,4 @@
-//! `bkv fleet up --processes`: the supervisor of a local fleet whose nodes are separate
+//! `bkv fleet up` (the default; `--in-process` runs every node in one process): the supervisor of a local fleet whose nodes are separate
 //! processes (`bkv node run`, one per node), and `bkv fleet kill|stop|start` to exercise
 //! failover by hand.
 //!
@@ -78,7 +78,9 @@ impl Supervisor {
         let exe = std::env::current_exe()
             .map_err(|e| Error::Runtime(format!("cannot find the bkv binary: {e}")))?;
         let mut process = tokio::process::Command::new(exe)
-            .args(["node", "run", "--supervised", "--json", "--config"])
+            .args(["node", "run", "--supervised", "--json", "--log-format"])
+            .arg(super::LOG_FORMAT.get().copied().unwrap_or(super::LogFormat::Text).arg())
+            .arg("--config")
             .arg(self.config(id))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -204,7 +206,27 @@ async fn control(
     }
 }
 
-/// Run `bkv fleet up --processes` for the fleet `fleet` (its log serving in this process).
+/// Wait until every node at `urls` answers `/readyz` with 200: its vote gate is open and
+/// it knows a leader (bounded by `within`).
+pub async fn wait_ready(urls: &[String], within: std::time::Duration) -> Result<()> {
+    let http = bkv_client::http::client();
+    let deadline = std::time::Instant::now() + within;
+    for url in urls {
+        loop {
+            let ready = http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200);
+            if ready {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Runtime(format!("{url} not ready within {} s", within.as_secs())));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Run `bkv fleet up` (one process per node) for the fleet `fleet` (its log serving in this process).
 pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
     // The ports a new fleet's creation bound are its nodes' now: let them go to the
     // children, which bind them at once.
@@ -220,6 +242,12 @@ pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
     }
     let control = sup.serve_control().await?;
     let running = sup.running().await;
+    // Serving means a leader is known: the report is printed once every node is ready.
+    let urls: Vec<String> = running.iter().map(|(_, _, url)| url.clone()).collect();
+    if let Err(e) = wait_ready(&urls, std::time::Duration::from_secs(60)).await {
+        sup.stop_all().await;
+        return Err(e);
+    }
     let mut report = super::fleet_up::report(&fleet);
     report.supervisor = Some(std::process::id());
     for n in &mut report.nodes {
@@ -228,13 +256,9 @@ pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
     } else {
-        println!("\nfleet {} epoch {}: {} node processes", report.fleet_id, report.epoch, report.nodes.len());
-        for n in &report.nodes {
-            println!("  {:<8} pid {:<7} {}", n.id, n.pid.unwrap_or(0), n.url);
-        }
+        super::fleet_up::print_text(&report, &fleet.dir)?;
         println!(
-            "\n`bkv fleet kill|stop|start --dir {} --node ID` exercises failover; Ctrl-C or `bkv fleet stop --dir {}` stops the fleet.",
-            fleet.dir.display(),
+            "\nServing until Ctrl-C or `bkv fleet stop --dir {}`; every node is its own process (pids above).",
             fleet.dir.display()
         );
     }

@@ -40,7 +40,10 @@ fn check(v: &Value, labels: &[&str]) {
 #[test]
 fn recovery_bench_reports_full_recoveries_against_an_unreplicated_node() {
     let v = bench_json(&["recovery", "--nodes", "3", "--clients", "2", "--secs", "1", "--processes"]);
-    check(&v, &["single node, no replication", "3-node replicated fleet", "3-node fleet, one process per node"]);
+    check(
+        &v,
+        &["single node, no replication", "3-node replicated fleet", "3-node fleet, one process per node"],
+    );
 }
 
 #[test]

@@ -202,9 +202,10 @@ async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
         socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
         socket.connect(addr).await.unwrap()
     };
-    // Each hostile connection waits (bounded) for the node to close it; when it did is kept.
-    let opened = Instant::now();
+    // Each hostile connection waits (bounded) for the node to close it; how long after it
+    // was opened is kept.
     let watch = |mut s: tokio::net::TcpStream, first: &'static [u8]| {
+        let opened = Instant::now();
         tokio::spawn(async move {
             let _ = s.write_all(first).await;
             let mut buf = vec![0u8; 4096];
@@ -245,7 +246,7 @@ async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
     assert_eq!(status, 200);
     assert!(t.elapsed() < Duration::from_secs(1), "node-2 answered in {:?}", t.elapsed());
 
-    let mut closed = |tasks: Vec<tokio::task::JoinHandle<Option<Duration>>>| async move {
+    let closed = |tasks: Vec<tokio::task::JoinHandle<Option<Duration>>>| async move {
         let mut at = Vec::new();
         for t in tasks {
             at.push(t.await.unwrap().expect("a hostile connection stayed open for 10 s"));
@@ -254,7 +255,7 @@ async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
     };
     let slow_at = closed(slow).await;
     let idle_at = closed(idle).await;
-    let at_once = |at: &[Duration]| at.iter().filter(|t| **t < Duration::from_millis(800)).count();
+    let at_once = |at: &[Duration]| at.iter().filter(|t| **t < Duration::from_millis(950)).count();
     assert!(
         at_once(&slow_at) >= 500 - 64,
         "only {} slow connections over the cap were refused at once",
