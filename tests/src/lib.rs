@@ -1,7 +1,9 @@
 //! The shared parts of bkv's cross-crate, multi-process and fault tests: the history
-//! checker every fault run uses ([`history`]), and the network-namespace lab of the
-//! multi-process runs ([`netns`]).
+//! checker every fault run uses ([`history`]), the network-namespace lab of the
+//! multi-process runs ([`netns`]), and the background load of the liveness tests
+//! ([`load`]).
 #![forbid(unsafe_code)]
 
 pub mod history;
+pub mod load;
 pub mod netns;

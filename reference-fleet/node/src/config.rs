@@ -480,6 +480,7 @@ mod tests {
             assert!(
                 f.listen.peer.parse::<SocketAddr>().is_ok() && f.listen.client.parse::<SocketAddr>().is_ok()
             );
+            assert!(f.tls.as_ref().is_some_and(|t| t.ca.is_some()), "{}: serves TLS", path.display());
         }
     }
 

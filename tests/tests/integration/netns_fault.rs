@@ -12,6 +12,9 @@
 //! healed, every acknowledged registration is restored, and the history checker
 //! ([`bkv_tests::history`]) judges the recorded history alone.
 //!
+//! The short run has a background load of four busy threads per core (liveness, §7), and
+//! so does `liveness_demo_under_load`, the demo beside the same load.
+//!
 //! These tests need root, iproute2 and nftables, and run only with `BKV_NETNS_TESTS=1`
 //! (`.ci/run` sets it, and counts the tests that really ran through `BKV_NETNS_RAN`);
 //! elsewhere they print a loud SKIPPED line and pass. The long run:
@@ -468,13 +471,18 @@ fn report(o: &Outcome) {
     );
 }
 
-/// About a minute of faults on five real node processes; `.ci/run` runs it.
+/// About a minute of faults on five real node processes, with a background load of four
+/// busy threads per core on the same machine (spec/fleet-replication.md §7: the default
+/// timings survive it); `.ci/run` runs it.
 #[test]
 fn netns_fault_short() {
     if !enabled("netns_fault_short") {
         return;
     }
+    let load = bkv_tests::load::BusyLoad::four_per_core(Duration::from_secs(600));
+    eprintln!("background load: {} busy threads", load.threads());
     let o = run("short", seed_from_env(0x5eed_0e75), Duration::from_secs(45), 40);
+    drop(load);
     report(&o);
     assert_eq!(o.violations, Vec::<String>::new(), "seed {:#x}", o.seed);
     assert!(o.faults.kill > 0 && o.faults.partition + o.faults.one_way > 0, "too few faults: {:?}", o.faults);
@@ -524,4 +532,36 @@ fn netns_lab_cleans_up_after_a_panic() {
         assert!(!Lab::exists(n), "{n} is left behind");
     }
     ran("netns_lab_cleans_up_after_a_panic");
+}
+
+/// spec/fleet-replication.md §7, liveness under load: the demo (in-process fleet, default
+/// timings) completes while four busy threads per core run beside it. Heavy and serial, it
+/// runs in `.ci/run`'s namespace step with the tests above.
+#[test]
+fn liveness_demo_under_load() {
+    if !enabled("liveness_demo_under_load") {
+        return;
+    }
+    let load = bkv_tests::load::BusyLoad::four_per_core(Duration::from_secs(900));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-under-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let started = Instant::now();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let code = rt
+        .block_on(bkv_fleet::demo::run(bkv_fleet::demo::DemoArgs {
+            dir: Some(dir.clone()),
+            nodes: 3,
+            insecure_test_ksf: true,
+        }))
+        .unwrap_or_else(|e| panic!("the demo failed under {} busy threads: {e}", load.threads()));
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    eprintln!(
+        "the demo took {:.0} s beside {} busy threads",
+        started.elapsed().as_secs_f64(),
+        load.threads()
+    );
+    drop(load);
+    let _ = std::fs::remove_dir_all(&dir);
+    ran("liveness_demo_under_load");
 }

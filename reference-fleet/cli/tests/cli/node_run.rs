@@ -164,6 +164,7 @@ fn a_bad_configuration_is_one_error_naming_the_field_and_touches_no_data() {
         },
         "listen.client",
     );
+    refused(&dir, |t| format!("{t}\n[tls]\ncert = \"no-such.pem\"\nkey = \"no-such.key\"\n"), "tls.cert");
     // The unchanged configuration checks out.
     let ok = bkv().args(["node", "check", "--config"]).arg(dir.join("node-1/node.toml")).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
