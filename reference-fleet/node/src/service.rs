@@ -303,6 +303,21 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
+    /// Node `n1` of fleet `f` epoch 1: its engines, the session target of its key, its info.
+    fn test_node(rng: &mut ChaCha20Rng) -> (SessionServer, VaultServer, SessionTarget, NodeInfo) {
+        let key = SessionSecretKey::generate(rng);
+        let target = SessionTarget {
+            fleet_id: "f".into(),
+            epoch: 1,
+            node_id: "n1".into(),
+            session_key: key.public_key(),
+        };
+        let vault = VaultServer::new(VaultServerSetup::generate(rng), "f");
+        let info =
+            NodeInfo { v: 1, fleet_id: "f".into(), epoch: 1, node_id: "n1".into(), datacenter: "dc".into() };
+        (SessionServer::new("f", 1, "n1", key), vault, target, info)
+    }
+
     /// A log that commits nothing (the requests of this test need no commit).
     struct NoLog;
 
@@ -322,24 +337,8 @@ mod tests {
     async fn the_session_endpoint_uses_the_clock_it_is_given() {
         let fixed = 4_000_000_000;
         let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let key = SessionSecretKey::generate(&mut rng);
-        let target = SessionTarget {
-            fleet_id: "f".into(),
-            epoch: 1,
-            node_id: "n1".into(),
-            session_key: key.public_key(),
-        };
-        let setup = VaultServerSetup::generate(&mut rng);
-        let info =
-            NodeInfo { v: 1, fleet_id: "f".into(), epoch: 1, node_id: "n1".into(), datacenter: "dc".into() };
-        let svc = NodeService::new(
-            SessionServer::new("f", 1, "n1", key),
-            VaultServer::new(setup, "f"),
-            NoLog,
-            info,
-            vec![],
-        )
-        .with_clock(FixedClock::at(fixed));
+        let (session, vault, target, info) = test_node(&mut rng);
+        let svc = NodeService::new(session, vault, NoLog, info, vec![]).with_clock(FixedClock::at(fixed));
         let svc = Arc::new(svc);
         let ask = |time: u64, rng: &mut ChaCha20Rng| {
             let (body, _) = RegistrationClient::start(rng, &[7u8; 32], b"123456").unwrap();
@@ -388,28 +387,17 @@ mod tests {
         use crate::rate::{Rate, RateLimits};
         use bkv_protocol::vault::{BackupKey, ClientAction, KsfParams, RecoveryClient, VaultContext};
         let mut rng = ChaCha20Rng::seed_from_u64(11);
-        let key = SessionSecretKey::generate(&mut rng);
-        let target = SessionTarget {
-            fleet_id: "f".into(),
-            epoch: 1,
-            node_id: "n1".into(),
-            session_key: key.public_key(),
-        };
-        let setup = VaultServerSetup::generate(&mut rng);
-        let vault = VaultServer::new(setup, "f");
+        let (session, vault, target, info) = test_node(&mut rng);
         let ctx = VaultContext {
             fleet_id: "f".into(),
             opaque_server_key: vault.public_key(),
             ksf: KsfParams::TEST,
         };
-        let info =
-            NodeInfo { v: 1, fleet_id: "f".into(), epoch: 1, node_id: "n1".into(), datacenter: "dc".into() };
         let log = MemLog(std::sync::Mutex::new(bkv_protocol::vault::VaultStateMachine::new(10)));
-        let svc = NodeService::new(SessionServer::new("f", 1, "n1", key), vault, log, info, vec![])
-            .with_rate_limits(RateLimits {
-                per_record: Rate { burst: 2.0, per_second: 1.0 },
-                per_client: Rate::OFF,
-            });
+        let svc = NodeService::new(session, vault, log, info, vec![]).with_rate_limits(RateLimits {
+            per_record: Rate { burst: 2.0, per_second: 1.0 },
+            per_client: Rate::OFF,
+        });
         let call = |body: Vec<u8>, rng: &mut ChaCha20Rng| {
             let now = SystemClock.now();
             let (sealed, wait) = session::seal_request(rng, &target, now, &body).unwrap();

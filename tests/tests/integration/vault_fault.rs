@@ -206,17 +206,28 @@ impl Shared {
     }
 }
 
-/// A wrong guess: `recover_start`, then the client's finish fails on the KE2 and nothing
-/// more is sent (spec/vault.md §6.4).
-async fn guess(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8]) -> Answer {
+/// `recover_start` through `node`: the KE2, or the answer that ended the attempt.
+async fn start_recovery(
+    s: &Shared,
+    node: usize,
+    svc: &Svc,
+    record: &[u8],
+    code: &[u8],
+) -> Result<bkv_protocol::vault::RecoveryKe2, Answer> {
     let (body, rc) = RecoveryClient::start(&mut OsRng, record, code).unwrap();
     let ke2 = match call(svc, &s.fleet.targets[node], fresh_id(), &body).await {
         Ok(resp) => rc.receive(&resp).map_err(|e| e.code().to_owned()),
         Err(e) => Err(e),
     };
-    let ke2 = match ke2 {
+    ke2.map_err(failed)
+}
+
+/// A wrong guess: `recover_start`, then the client's finish fails on the KE2 and nothing
+/// more is sent (spec/vault.md §6.4).
+async fn guess(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8]) -> Answer {
+    let ke2 = match start_recovery(s, node, svc, record, code).await {
         Ok(ke2) => ke2,
-        Err(e) => return failed(e),
+        Err(answer) => return answer,
     };
     let remaining = ke2.remaining();
     match ke2.finish(&mut OsRng, &s.fleet.ctx, ClientAction::Recover) {
@@ -234,14 +245,9 @@ fn failed(code: String) -> Answer {
 /// answered recover_start (spec/vault.md §7.3).
 async fn recover(s: &Shared, node: usize, svc: &Svc, record: &[u8], code: &[u8], key: &BackupKey) -> Answer {
     let target = &s.fleet.targets[node];
-    let (body, rc) = RecoveryClient::start(&mut OsRng, record, code).unwrap();
-    let ke2 = match call(svc, target, fresh_id(), &body).await {
-        Ok(resp) => rc.receive(&resp).map_err(|e| e.code().to_owned()),
-        Err(e) => Err(e),
-    };
-    let ke2 = match ke2 {
+    let ke2 = match start_recovery(s, node, svc, record, code).await {
         Ok(ke2) => ke2,
-        Err(e) => return failed(e),
+        Err(answer) => return answer,
     };
     let remaining = ke2.remaining();
     let (body, wait) = match ke2.finish(&mut OsRng, &s.fleet.ctx, ClientAction::Recover) {

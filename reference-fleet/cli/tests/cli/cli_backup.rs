@@ -3,22 +3,8 @@
 //! `backup restore` restores it through another node, and a wrong code is refused with its
 //! spec code while the counter goes down.
 
-use crate::support::{Running as Fleet, fleet_up as fleet_up_n};
-use std::io::Write;
+use crate::support::{Running as Fleet, bkv_with_code, fleet_up as fleet_up_n};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn bkv_with_code(args: &[&str], code: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bkv"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run bkv");
-    child.stdin.take().unwrap().write_all(format!("{code}\n").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 /// Start `bkv fleet up --json` with 3 nodes and read its description.
 fn fleet_up(dir: &Path) -> (Fleet, serde_json::Value) {

@@ -9,6 +9,20 @@ pub(crate) fn bkv() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bkv"))
 }
 
+/// Run `bkv ARGS` with `code` and a newline on its standard input (`--code-stdin`).
+pub(crate) fn bkv_with_code(args: &[impl AsRef<std::ffi::OsStr>], code: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = bkv()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bkv");
+    child.stdin.take().unwrap().write_all(format!("{code}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A child process that is killed and reaped when dropped, also when a test panics.
 pub(crate) struct Running(pub(crate) Child);
 

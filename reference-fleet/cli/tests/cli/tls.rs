@@ -6,22 +6,10 @@
 //! witnessed checkpoint. Without `--ca` the client refuses, saying what to pass.
 
 use crate::node_run::{Node, ceremony, get, run_node, wait_ready};
-use crate::support::{Running, bkv};
-use std::io::{BufRead, BufReader, Write};
+use crate::support::{Running, bkv, bkv_with_code};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-
-fn with_code(args: &[String], code: &str) -> Output {
-    let mut child = bkv()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run bkv");
-    child.stdin.take().unwrap().write_all(format!("{code}\n").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
+use std::process::Stdio;
 
 fn p(x: &Path) -> String {
     x.to_str().unwrap().to_owned()
@@ -84,16 +72,16 @@ async fn https_for_nodes_peers_log_and_witness() {
         a.extend(files.iter().map(|f| p(f)));
         a
     };
-    let out = with_code(&args("create", 0, [&input, &backup]), "482913");
+    let out = bkv_with_code(&args("create", 0, [&input, &backup]), "482913");
     assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
-    let out = with_code(&args("restore", 2, [&backup, &restored]), "482913");
+    let out = bkv_with_code(&args("restore", 2, [&backup, &restored]), "482913");
     assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&restored).unwrap(), std::fs::read(&input).unwrap());
 
     // Without --ca the https:// node is refused, and the message says what to pass.
     let mut bare = args("restore", 1, [&backup, &dir.join("again.db")]);
     bare.drain(0..2);
-    let out = with_code(&bare, "482913");
+    let out = bkv_with_code(&bare, "482913");
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["error"]["code"], "client.transport", "{doc}");
