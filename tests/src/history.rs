@@ -235,7 +235,11 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
 }
 
 /// Split `entries` (attempts, not registrations) at `resets`: the attempts that lie wholly
-/// between two resets per part, and per part those that overlap one of its bounds.
+/// between two resets per part, and per part those that may have taken effect in it but
+/// overlap one of its bounds. An attempt takes effect somewhere between being sent and
+/// being answered, as does a reset, so an attempt may fall in any part from the one after
+/// the resets answered before it was sent to the one after the resets sent before it was
+/// answered.
 fn partition<'a>(entries: &[&'a Entry], resets: &[&'a Entry]) -> (Vec<Vec<&'a Entry>>, Vec<Vec<&'a Entry>>) {
     let mut inside: Vec<Vec<&Entry>> = (0..=resets.len()).map(|_| Vec::new()).collect();
     let mut overlapping: Vec<Vec<&Entry>> = (0..=resets.len()).map(|_| Vec::new()).collect();
@@ -243,13 +247,13 @@ fn partition<'a>(entries: &[&'a Entry], resets: &[&'a Entry]) -> (Vec<Vec<&'a En
         if resets.iter().any(|r| std::ptr::eq(*r, e)) {
             continue;
         }
-        let after = resets.iter().filter(|r| r.end_ms <= e.start_ms).count();
-        if resets.get(after).is_none_or(|r| e.end_ms <= r.start_ms) {
-            inside[after].push(e);
+        let first = resets.iter().filter(|r| r.end_ms <= e.start_ms).count();
+        let last = resets.iter().filter(|r| r.start_ms < e.end_ms).count().max(first);
+        if first == last {
+            inside[first].push(e);
         } else {
-            overlapping[after].push(e);
-            if after + 1 < overlapping.len() {
-                overlapping[after + 1].push(e);
+            for part in &mut overlapping[first..=last] {
+                part.push(e);
             }
         }
     }
@@ -527,6 +531,23 @@ mod tests {
             e(0, "r", Kind::Restore, 9, 10, Answer::Recovered(LIMIT)),
         ];
         assert_eq!(judge(h).len(), 2, "a duplicate and a count that went up");
+    }
+
+    /// A guess sent before two resets and answered after both may have been counted after
+    /// the second (seen in a long run: the checker once counted it in the first two parts
+    /// only and flagged the later counts as too low).
+    #[test]
+    fn an_attempt_spanning_several_resets_may_count_in_the_last() {
+        let h = vec![
+            registered("r"),
+            e(0, "r", Kind::Recover, 10, 20, Answer::Recovered(LIMIT)),
+            e(1, "r", Kind::Guess, 15, 60, Answer::WrongCode(1)),
+            e(0, "r", Kind::Recover, 20, 30, Answer::Recovered(LIMIT)),
+            e(2, "r", Kind::Guess, 40, 50, Answer::WrongCode(2)),
+            e(2, "r", Kind::Guess, 70, 80, Answer::WrongCode(0)),
+            e(0, "r", Kind::Restore, 90, 95, Answer::Locked),
+        ];
+        assert_eq!(judge(h), Vec::<String>::new());
     }
 
     #[test]
