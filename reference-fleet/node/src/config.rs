@@ -376,8 +376,12 @@ impl NodeConfig {
                 header_timeout: ms(l.header_timeout_ms),
                 body_timeout: ms(l.body_timeout_ms),
                 idle_timeout: ms(l.idle_timeout_ms),
+                max_body: bkv_protocol::node_api::MAX_REQUEST,
             },
-            None => bkv_serve::Limits::default(),
+            None => bkv_serve::Limits {
+                max_body: bkv_protocol::node_api::MAX_REQUEST,
+                ..bkv_serve::Limits::default()
+            },
         }
     }
 

@@ -43,6 +43,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// How long a connection may stay without moving a byte.
     pub idle_timeout: Duration,
+    /// The largest request body read (else `413`); a service's own, smaller limits apply
+    /// after it.
+    pub max_body: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            max_body: 8 << 20,
         }
     }
 }
@@ -169,20 +173,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
-/// Read the whole body of each request within `timeout` (else `408`), before the handler.
+/// Read the whole body of each request within the body timeout (else `408`) and up to the
+/// body cap (else `413`), before the handler.
 async fn read_body_in_time(
-    axum::extract::State(timeout): axum::extract::State<Duration>,
+    axum::extract::State(limits): axum::extract::State<Limits>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = request.into_parts();
-    // The handlers' own size limits still apply; this only bounds the time.
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, usize::MAX)).await {
+    match tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limits.max_body)).await {
         Ok(Ok(bytes)) => {
             next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
         }
-        Ok(Err(_)) => (axum::http::StatusCode::BAD_REQUEST, "unreadable request body\n").into_response(),
+        Ok(Err(_)) => (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body unreadable or over {} bytes\n", limits.max_body),
+        )
+            .into_response(),
         Err(_) => {
             (axum::http::StatusCode::REQUEST_TIMEOUT, "request body not received in time\n").into_response()
         }
@@ -243,7 +251,7 @@ pub async fn serve(
     observe: Observer,
     shutdown: impl Future<Output = ()>,
 ) {
-    let router = router.layer(axum::middleware::from_fn_with_state(limits.body_timeout, read_body_in_time));
+    let router = router.layer(axum::middleware::from_fn_with_state(limits, read_body_in_time));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let counts = Arc::new(Mutex::new(Counts::default()));
     // The connections; dropping the set (when this returns) aborts them.

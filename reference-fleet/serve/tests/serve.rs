@@ -54,6 +54,19 @@ async fn a_body_that_stops_arriving_gets_408_after_the_body_timeout() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_cap_gets_413_without_being_buffered() {
+    let limits = Limits { max_body: 1024, ..Limits::default() };
+    let (addr, _) = start(limits, None).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n").await.unwrap();
+    s.write_all(&[0u8; 4096]).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[tokio::test]
 async fn a_connection_stalled_mid_request_is_dropped_after_twice_the_idle_timeout() {
     // The body timeout is longer than the idle timeout: only the idle timeout can close it.
     let limits = Limits {

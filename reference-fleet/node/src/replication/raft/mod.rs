@@ -417,7 +417,8 @@ impl<S: StateMachine> RaftNode<S> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         // Peers are few and authenticated per RPC; the caps only bound what a stranger on
         // the node-to-node port can hold.
-        let limits = bkv_serve::Limits { max_per_client: 256, ..bkv_serve::Limits::default() };
+        let limits =
+            bkv_serve::Limits { max_per_client: 256, max_body: 64 << 20, ..bkv_serve::Limits::default() };
         let server =
             tokio::spawn(bkv_serve::serve(listener, app, limits, opts.tls, Arc::new(|_| {}), async move {
                 let _ = rx.await;
