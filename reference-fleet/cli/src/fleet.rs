@@ -213,8 +213,43 @@ struct NodeLayout {
 /// own process with `bkv node run --config`. The addresses are the fleet's stored ones;
 /// `audit_log` is the log URL the nodes relay, if any. Returns the files written.
 pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<PathBuf>> {
-    let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
-        .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
+    write_configs(dir, &read_layout(dir)?, audit_log, false)
+}
+
+/// Write every node's `node.toml` for a supervisor's first start of a new fleet: every
+/// listen and peer address has port 0 (the nodes bind, report their ports and are told
+/// their peers', `bkv node run --announce`); [`store_node_addrs`] then stores the real ones.
+pub fn write_first_start_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<PathBuf>> {
+    write_configs(dir, &read_layout(dir)?, audit_log, true)
+}
+
+/// Store the addresses the nodes of the fleet in `dir` bound on their first start (id,
+/// client, peer) in `fleet.json` and in every `node.toml`, so that restarts bind them again.
+pub fn store_node_addrs(
+    dir: &Path,
+    audit_log: Option<&str>,
+    bound: &[(String, SocketAddr, SocketAddr)],
+) -> Result<()> {
+    let mut layout = read_layout(dir)?;
+    for n in &mut layout.nodes {
+        let (_, http, raft) = bound
+            .iter()
+            .find(|(id, _, _)| *id == n.id)
+            .ok_or_else(|| Error::Runtime(format!("{} reported no address", n.id)))?;
+        (n.http, n.raft) = (*http, *raft);
+    }
+    json_write(&dir.join("fleet.json"), &layout)?;
+    write_configs(dir, &layout, audit_log, false)?;
+    Ok(())
+}
+
+fn read_layout(dir: &Path) -> Result<Layout> {
+    serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
+        .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })
+}
+
+fn write_configs(dir: &Path, layout: &Layout, audit_log: Option<&str>, port0: bool) -> Result<Vec<PathBuf>> {
+    let open = |a: SocketAddr| if port0 { SocketAddr::new(a.ip(), 0) } else { a };
     // The KEK comes from BKV_HSM_KEK when it is set (as for `LocalFleet`), else the file.
     let kek_file = if std::env::var_os(bkv_node::hsm::KEK_ENV).is_none() && dir.join("kek.hex").exists() {
         "kek_file = \"../kek.hex\"\n"
@@ -238,11 +273,11 @@ pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<Pat
             id = n.id,
             fleet = layout.fleet_id,
             epoch = layout.epoch,
-            http = n.http,
-            raft = n.raft,
+            http = open(n.http),
+            raft = open(n.raft),
         );
         for p in layout.nodes.iter().filter(|p| p.id != n.id) {
-            text.push_str(&format!("\n[[peers]]\nid = \"{}\"\naddress = \"{}\"\n", p.id, p.raft));
+            text.push_str(&format!("\n[[peers]]\nid = \"{}\"\naddress = \"{}\"\n", p.id, open(p.raft)));
         }
         if let Some(url) = audit_log {
             text.push_str(&format!("\n[audit_log]\nurl = \"{url}\"\n"));
@@ -256,8 +291,7 @@ pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<Pat
 
 /// The node-to-node addresses of the fleet stored in `dir` (for `bkv fleet status`).
 pub fn raft_addrs(dir: &Path) -> Result<Vec<String>> {
-    let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
-        .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
+    let layout = read_layout(dir)?;
     Ok(layout.nodes.iter().map(|n| n.raft.to_string()).collect())
 }
 
@@ -693,8 +727,7 @@ impl LocalFleet {
         if dir.join("RETIRED").exists() {
             return Err(Error::Protocol(bkv_protocol::Error::RotationFleetRetired));
         }
-        let layout: Layout = serde_json::from_slice(&read_file(&dir.join("fleet.json"))?)
-            .map_err(|e| Error::BadInput { path: dir.join("fleet.json"), detail: e.to_string() })?;
+        let layout = read_layout(dir)?;
         // A previous incarnation in this process may still be letting go of the log's files
         // (its server tasks end asynchronously): retry for a while.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -258,7 +258,7 @@ impl NodeConfig {
         };
         let client_addr = addr("listen.client", &raw.listen.client)?;
         let peer_addr = addr("listen.peer", &raw.listen.peer)?;
-        if client_addr == peer_addr {
+        if client_addr == peer_addr && client_addr.port() != 0 {
             return Err(err("listen.peer", "the same address as listen.client".into()));
         }
         if let Some(t) = raw.timing

@@ -54,16 +54,93 @@ fn kek(config: &NodeConfig) -> Result<Kek, Error> {
     }
 }
 
+/// Both listeners of a node, bound and not yet serving (the first half of [`start`]).
+///
+/// A supervisor's first start of a new fleet gives every node port 0 (so no port is picked
+/// by one process and bound by another): each node binds, reports [`Bound::client_addr`]
+/// and [`Bound::peer_addr`], and is then told its peers' real addresses
+/// ([`Bound::start`] with `peers`).
+pub struct Bound {
+    /// The client listener's address (the port is real when the config asked for port 0).
+    pub client_addr: SocketAddr,
+    /// The node-to-node listener's address.
+    pub peer_addr: SocketAddr,
+    client: std::net::TcpListener,
+    peer: std::net::TcpListener,
+}
+
+/// Bind both listeners of `config` (a port in use fails here, naming its field).
+pub fn bind_listeners(config: &NodeConfig) -> Result<Bound, Error> {
+    let peer = bind(config, "listen.peer", config.peer_addrs[config.index])?;
+    let client = bind(config, "listen.client", config.client_addr)?;
+    Ok(Bound {
+        peer_addr: peer.local_addr().map_err(|e| config.error("listen.peer", e.to_string()))?,
+        client_addr: client.local_addr().map_err(|e| config.error("listen.client", e.to_string()))?,
+        client,
+        peer,
+    })
+}
+
 /// Start the node of `config`, reading time from `clock`.
 pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, Error> {
+    bind_listeners(config)?.start(config, None, clock).await
+}
+
+impl Bound {
+    /// Start the node of `config` on these listeners. `peers`, when given, replaces the
+    /// config's peer addresses (by node id; every peer whose config address has port 0 must
+    /// be in it); without it no peer address may have port 0.
+    pub async fn start(
+        self,
+        config: &NodeConfig,
+        peers: Option<&std::collections::BTreeMap<String, SocketAddr>>,
+        clock: SharedClock,
+    ) -> Result<Running, Error> {
+        start_bound(config, self, peers, clock).await
+    }
+}
+
+/// The node-to-node addresses of every node, in FleetKeySet order: the config's, with
+/// `peers` applied; a peer left at port 0 is an error naming it.
+fn peer_addrs(
+    config: &NodeConfig,
+    own: SocketAddr,
+    peers: Option<&std::collections::BTreeMap<String, SocketAddr>>,
+) -> Result<Vec<SocketAddr>, Error> {
+    let mut addrs = config.peer_addrs.clone();
+    addrs[config.index] = own;
+    for (i, node) in config.keyset.nodes.iter().enumerate() {
+        if i == config.index {
+            continue;
+        }
+        if let Some(a) = peers.and_then(|p| p.get(&node.id)) {
+            addrs[i] = *a;
+        }
+        if addrs[i].port() == 0 {
+            return Err(config
+                .error(
+                    "peers",
+                    format!(
+                        "the address of {} has port 0, which only a supervisor's first start may leave open",
+                        node.id
+                    ),
+                )
+                .into());
+        }
+    }
+    Ok(addrs)
+}
+
+async fn start_bound(
+    config: &NodeConfig,
+    bound: Bound,
+    peers: Option<&std::collections::BTreeMap<String, SocketAddr>>,
+    clock: SharedClock,
+) -> Result<Running, Error> {
     let id = &config.raw.id;
     let me = &config.keyset.nodes[config.index];
-    let peer_listener = bind(config, "listen.peer", config.peer_addrs[config.index])?;
-    let client_listener = bind(config, "listen.client", config.client_addr)?;
-    let (peer_addr, client_addr) = (
-        peer_listener.local_addr().map_err(|e| config.error("listen.peer", e.to_string()))?,
-        client_listener.local_addr().map_err(|e| config.error("listen.client", e.to_string()))?,
-    );
+    let Bound { client_addr, peer_addr, client: client_listener, peer: peer_listener } = bound;
+    let addrs = peer_addrs(config, peer_addr, peers)?;
     let tls = config.tls()?;
     if let Some(ca) = config.raw.tls.as_ref().and_then(|t| t.ca.as_ref()) {
         bkv_client::tls::trust_roots(ca).map_err(|e| config.error("tls.ca", e.to_string()))?;
@@ -78,8 +155,6 @@ pub async fn start(config: &NodeConfig, clock: SharedClock) -> Result<Running, E
             .error("hsm.sealed", format!("holds other keys than node {id} of the FleetKeySet"))
             .into());
     }
-    let mut addrs = config.peer_addrs.clone();
-    addrs[config.index] = peer_addr;
     let members = Arc::new(FleetMembers::from_key_set(&config.keyset, &addrs)?);
     let timing = match config.raw.timing {
         Some(t) => Timing {

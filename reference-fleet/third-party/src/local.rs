@@ -35,6 +35,13 @@ fn persistent_key(
     Ok(key)
 }
 
+/// `DIR/ports.json`: where the log and its witnesses listen.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Ports {
+    log: String,
+    witnesses: Vec<String>,
+}
+
 /// A running local log; dropping it stops the servers.
 pub struct LocalLog {
     /// Client of the log server.
@@ -56,6 +63,22 @@ impl LocalLog {
         std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         let log_key = persistent_key(&dir.join("log.seed"), rng)?;
         let log_vkey = verifier_key(origin, SIG_TYPE_ED25519, &log_key)?;
+        // The ports of an earlier start, so that a restart serves where clients and nodes
+        // were told the log is; a new log takes ports the OS picks and stores them.
+        let ports_file = dir.join("ports.json");
+        let stored: Option<Ports> = match std::fs::read(&ports_file) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
+                Error::Storage(format!("{}: not the log's ports: {e}", ports_file.display()))
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Storage(format!("{}: {e}", ports_file.display()))),
+        };
+        let listen = |at: Option<&str>| -> Result<std::net::TcpListener> {
+            let addr = at.unwrap_or("127.0.0.1:0");
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                Error::Http(format!("cannot listen on {addr} (stored in {}): {e}", ports_file.display()))
+            })
+        };
         let (mut urls, mut wkeys, mut servers) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..witnesses {
             let name = format!("witness{i}.{origin}");
@@ -66,14 +89,24 @@ impl LocalLog {
                 log_vkey.clone(),
             )?;
             wkeys.push(w.vkey());
-            let running = server::spawn("127.0.0.1:0", witness::router(Arc::new(w))).await?;
+            let at = stored.as_ref().and_then(|p| p.witnesses.get(i)).map(String::as_str);
+            let running = server::spawn_on(listen(at)?, witness::router(Arc::new(w)))?;
             urls.push(format!("http://{}", running.addr));
             servers.push(running);
         }
         let log = LogService::open(&dir.join("log.redb"), origin, log_key, urls)?;
-        let running = server::spawn("127.0.0.1:0", server::router(Arc::new(log))).await?;
+        let running =
+            server::spawn_on(listen(stored.as_ref().map(|p| p.log.as_str()))?, server::router(Arc::new(log)))?;
         let client = LogClient::new(&format!("http://{}", running.addr));
         servers.push(running);
+        if stored.is_none() {
+            let ports = Ports {
+                log: servers.last().expect("the log").addr.to_string(),
+                witnesses: servers[..witnesses].iter().map(|r| r.addr.to_string()).collect(),
+            };
+            std::fs::write(&ports_file, serde_json::to_vec_pretty(&ports).expect("serializable"))
+                .map_err(|e| Error::Storage(format!("{}: {e}", ports_file.display())))?;
+        }
         let anchors =
             LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;

@@ -3,10 +3,11 @@
 //! files for a local fleet directory.
 
 use crate::cli::contract::Envelope;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use bkv_client::clock::SystemClock;
 use bkv_node::config::NodeConfig;
 use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,6 +30,11 @@ pub struct RunArgs {
     /// or was killed), so that no node outlives its supervisor.
     #[arg(long, hide = true)]
     pub supervised: bool,
+    /// A supervisor's first start of a new fleet: bind the listeners (port 0 allowed), print
+    /// a `bound` line with the real addresses, then read the peers' addresses as one JSON
+    /// line `{"peers": {"node-2": "127.0.0.1:PORT", ...}}` from standard input.
+    #[arg(long, hide = true, requires = "supervised")]
+    pub announce: bool,
     /// `--json` (global).
     #[arg(skip)]
     pub json: bool,
@@ -82,7 +88,9 @@ pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
         }
         NodeCommand::Run(a) => {
             let config = NodeConfig::load(&a.config, bkv_client::clock::system_now())?;
-            let running = bkv_node::run::start(&config, SystemClock::shared()).await?;
+            let bound = bkv_node::run::bind_listeners(&config)?;
+            let peers = if a.announce { Some(announce(&config, &bound).await?) } else { None };
+            let running = bound.start(&config, peers.as_ref(), SystemClock::shared()).await?;
             let ready = serde_json::json!({
                 "node": config.raw.id, "pid": std::process::id(),
                 "client": format!("{}://{}", running.scheme, running.client_addr), "peer": running.peer_addr.to_string(),
@@ -112,6 +120,34 @@ pub async fn run(cmd: NodeCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The `--announce` exchange: print the bound addresses, read the peers' from the supervisor.
+async fn announce(
+    config: &NodeConfig,
+    bound: &bkv_node::run::Bound,
+) -> Result<BTreeMap<String, std::net::SocketAddr>> {
+    use tokio::io::AsyncBufReadExt;
+    Envelope::success(serde_json::json!({ "bound": {
+        "node": config.raw.id, "client": bound.client_addr, "peer": bound.peer_addr,
+    }}))
+    .print();
+    let mut line = String::new();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), stdin.read_line(&mut line)).await;
+    let no_peers = |why: String| Error::Runtime(format!("{}: no peer addresses from the supervisor: {why}", config.raw.id));
+    match read {
+        Err(_) => return Err(no_peers("none within 60 s".into())),
+        Ok(Err(e)) => return Err(no_peers(e.to_string())),
+        Ok(Ok(0)) => return Err(no_peers("standard input closed".into())),
+        Ok(Ok(_)) => {}
+    }
+    #[derive(serde::Deserialize)]
+    struct Peers {
+        peers: BTreeMap<String, std::net::SocketAddr>,
+    }
+    let peers: Peers = serde_json::from_str(&line).map_err(|e| no_peers(format!("{line:?}: {e}")))?;
+    Ok(peers.peers)
 }
 
 /// Wait until standard input reaches its end (the supervisor holds the other end).

@@ -7,11 +7,14 @@
 //! when the supervisor exits, or is killed, the pipe closes and every child stops, so no
 //! node outlives it. It serves a control API on loopback, whose address it writes to
 //! `DIR/supervisor.json`: `POST /nodes/{id}/kill` (SIGKILL), `/stop` (SIGTERM, then wait),
-//! `/start`, and `POST /stop` (the whole fleet). Node ports are the fleet's stored ones, so
-//! a restarted node binds its old port or fails clearly.
+//! `/start`, and `POST /stop` (the whole fleet). On a new fleet's first start every node
+//! binds port 0 and reports the ports it got (`bkv node run --announce`), is sent its peers'
+//! and the supervisor stores them in `fleet.json` and every `node.toml`; from then on a
+//! (re)started node binds its stored ports or fails clearly. The log keeps its ports in
+//! its own directory (`ports.json`).
 
 use crate::error::{Error, Result, write_file};
-use crate::fleet::{LocalFleet, write_node_configs};
+use crate::fleet::{LocalFleet, store_node_addrs, write_first_start_configs, write_node_configs};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -19,7 +22,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use std::net::SocketAddr;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Mutex, Notify};
 
 /// A running node process.
@@ -30,6 +34,52 @@ pub struct Child {
     /// Its client URL.
     pub url: String,
     process: tokio::process::Child,
+}
+
+/// A child that has not reported ready yet.
+struct Spawned {
+    id: String,
+    pid: u32,
+    process: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Spawned {
+    /// The child's next JSON line on standard output (`what` names it in errors), within 60 s.
+    async fn line(&mut self, what: &str) -> Result<serde_json::Value> {
+        let id = &self.id;
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), self.lines.next_line())
+            .await
+            .map_err(|_| Error::Runtime(format!("{id} did not report {what} within 60 s")))?
+            .map_err(|e| Error::Runtime(format!("{id}: {e}")))?;
+        let Some(line) = line else {
+            let status = self.process.wait().await.map(|s| s.to_string()).unwrap_or_default();
+            return Err(Error::Runtime(format!(
+                "{id} exited before it was {what} ({status}); see its error above"
+            )));
+        };
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| Error::Runtime(format!("{id}: {what} line {line:?}: {e}")))?;
+        if v["ok"] == false {
+            return Err(Error::Runtime(format!(
+                "{id} could not start: [{}] {}",
+                v["error"]["code"].as_str().unwrap_or("?"),
+                v["error"]["message"].as_str().unwrap_or("?")
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Wait for the readiness line (both listeners bound, consensus started).
+    async fn ready(mut self) -> Result<Child> {
+        let ready = self.line("ready").await?;
+        let url = ready["result"]["client"].as_str().unwrap_or_default().to_owned();
+        // Keep reading its standard output so that the child never blocks on a full pipe.
+        let mut lines = self.lines;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tracing::info!(node = %self.id, pid = self.pid, "node process started");
+        Ok(Child { pid: self.pid, url, process: self.process })
+    }
 }
 
 /// The node processes of one fleet.
@@ -75,11 +125,62 @@ impl Supervisor {
         {
             return Ok((c.pid, c.url.clone()));
         }
+        let spawned = self.spawn(id, false)?;
+        let child = spawned.ready().await?;
+        let out = (child.pid, child.url.clone());
+        children.insert(id.to_owned(), child);
+        Ok(out)
+    }
+
+    /// The first start of a new fleet, whose configurations give every node port 0: each
+    /// child binds, reports its real addresses, and is then sent every peer's; `persist` is
+    /// given those addresses (id, client, peer) to store before the nodes serve, so that a
+    /// restart binds the same ports. No port is picked by one process and bound by another.
+    pub async fn start_first(
+        &self,
+        persist: impl FnOnce(&[(String, SocketAddr, SocketAddr)]) -> Result<()>,
+    ) -> Result<()> {
+        let mut children = self.children.lock().await;
+        let mut spawned = Vec::new();
+        let mut bound = Vec::new();
+        for id in &self.ids {
+            let mut s = self.spawn(id, true)?;
+            let line = s.line("bound").await?;
+            let addr = |k: &str| -> Result<SocketAddr> {
+                line["result"]["bound"][k].as_str().and_then(|a| a.parse().ok()).ok_or_else(|| {
+                    Error::Runtime(format!("{id}: the bound line has no {k} address: {line}"))
+                })
+            };
+            bound.push((id.clone(), addr("client")?, addr("peer")?));
+            spawned.push(s);
+        }
+        let peers: BTreeMap<&str, SocketAddr> = bound.iter().map(|(id, _, p)| (id.as_str(), *p)).collect();
+        let line = format!("{}\n", serde_json::json!({ "peers": peers }));
+        for s in &mut spawned {
+            let stdin = s.process.stdin.as_mut().expect("piped");
+            stdin
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|e| Error::Runtime(format!("{}: cannot send the peer addresses: {e}", s.id)))?;
+        }
+        persist(&bound)?;
+        for s in spawned {
+            let id = s.id.clone();
+            children.insert(id, s.ready().await?);
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, id: &str, announce: bool) -> Result<Spawned> {
         let exe = std::env::current_exe()
             .map_err(|e| Error::Runtime(format!("cannot find the bkv binary: {e}")))?;
-        let mut process = tokio::process::Command::new(exe)
-            .args(["node", "run", "--supervised", "--json", "--log-format"])
-            .arg(super::LOG_FORMAT.get().copied().unwrap_or(super::LogFormat::Text).arg())
+        let mut command = tokio::process::Command::new(exe);
+        command.args(["node", "run", "--supervised", "--json", "--log-format"]);
+        command.arg(super::LOG_FORMAT.get().copied().unwrap_or(super::LogFormat::Text).arg());
+        if announce {
+            command.arg("--announce");
+        }
+        let mut process = command
             .arg("--config")
             .arg(self.config(id))
             .stdin(Stdio::piped())
@@ -88,25 +189,8 @@ impl Supervisor {
             .spawn()
             .map_err(|e| Error::Runtime(format!("cannot start {id}: {e}")))?;
         let pid = process.id().unwrap_or(0);
-        let mut lines = BufReader::new(process.stdout.take().expect("piped")).lines();
-        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .map_err(|_| Error::Runtime(format!("{id} did not report ready within 60 s")))?
-            .map_err(|e| Error::Runtime(format!("{id}: {e}")))?;
-        let Some(line) = line else {
-            let status = process.wait().await.map(|s| s.to_string()).unwrap_or_default();
-            return Err(Error::Runtime(format!(
-                "{id} exited before it was ready ({status}); see its error above"
-            )));
-        };
-        let ready: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| Error::Runtime(format!("{id}: readiness line {line:?}: {e}")))?;
-        let url = ready["result"]["client"].as_str().unwrap_or_default().to_owned();
-        // Keep reading its standard output so that the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        tracing::info!(node = %id, pid, "node process started");
-        children.insert(id.to_owned(), Child { pid, url: url.clone(), process });
-        Ok((pid, url))
+        let lines = BufReader::new(process.stdout.take().expect("piped")).lines();
+        Ok(Spawned { id: id.to_owned(), pid, process, lines })
     }
 
     /// SIGKILL node `id` (a crash: nothing is flushed that was not already durable).
@@ -232,13 +316,39 @@ pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
     // children, which bind them at once.
     fleet.release_listeners();
     let log = fleet.log.as_ref().map(|l| l.client.base.clone());
-    write_node_configs(&fleet.dir, log.as_deref())?;
     let sup = Supervisor::new(&fleet.dir, fleet.nodes.iter().map(|n| n.id.clone()).collect());
-    for n in &fleet.nodes {
-        if let Err(e) = sup.start(&n.id).await {
-            sup.stop_all().await;
-            return Err(e);
+    // A node that never ran has no storage: on a new fleet every node binds port 0 and
+    // reports its port, which is stored for every later start.
+    let first = fleet.nodes.iter().all(|n| !fleet.dir.join(&n.id).join("raft").exists());
+    let started = if first {
+        write_first_start_configs(&fleet.dir, log.as_deref())?;
+        let mut stored = Vec::new();
+        let r = sup
+            .start_first(|bound| {
+                stored = bound.to_vec();
+                store_node_addrs(&fleet.dir, log.as_deref(), bound)
+            })
+            .await;
+        for (id, client, peer) in stored {
+            if let Some(n) = fleet.nodes.iter_mut().find(|n| n.id == id) {
+                (n.url, n.raft_addr) = (format!("http://{client}"), peer);
+            }
         }
+        r
+    } else {
+        write_node_configs(&fleet.dir, log.as_deref())?;
+        let mut r = Ok(());
+        for n in &fleet.nodes {
+            r = sup.start(&n.id).await.map(|_| ());
+            if r.is_err() {
+                break;
+            }
+        }
+        r
+    };
+    if let Err(e) = started {
+        sup.stop_all().await;
+        return Err(e);
     }
     let control = sup.serve_control().await?;
     let running = sup.running().await;

@@ -164,6 +164,15 @@ fn a_bad_configuration_is_one_error_naming_the_field_and_touches_no_data() {
         },
         "listen.client",
     );
+    // Port 0 for a peer is only for a supervisor's first start (`--announce`).
+    refused(
+        &dir,
+        |t| {
+            let line = t.lines().find(|l| l.starts_with("address = ")).unwrap();
+            t.replacen(line, "address = \"127.0.0.1:0\"", 1)
+        },
+        "peers",
+    );
     refused(&dir, |t| format!("{t}\n[tls]\ncert = \"no-such.pem\"\nkey = \"no-such.key\"\n"), "tls.cert");
     // The unchanged configuration checks out.
     let ok = bkv().args(["node", "check", "--config"]).arg(dir.join("node-1/node.toml")).output().unwrap();

@@ -119,5 +119,28 @@ fn fleet_stop_stops_every_node_and_the_supervisor() {
     assert!(status.success(), "{status}");
     wait_gone(&pids);
     assert!(!dir.join("supervisor.json").exists());
+
+    // The first start gave every node port 0 and stored the ports the nodes bound: each
+    // node.toml names them, and a restart binds every one again, the log's included.
+    let addrs = |r: &serde_json::Value| -> Vec<(String, String)> {
+        let nodes = r["nodes"].as_array().unwrap();
+        nodes.iter().map(|n| (n["url"].as_str().unwrap().into(), n["raft"].as_str().unwrap().into())).collect()
+    };
+    for (i, (url, raft)) in addrs(&report).iter().enumerate() {
+        let toml = std::fs::read_to_string(dir.join(format!("node-{}/node.toml", i + 1))).unwrap();
+        assert!(!toml.contains(":0\""), "a port 0 was left in node-{}: {toml}", i + 1);
+        assert!(toml.contains(&format!("client = \"{}\"", url.trim_start_matches("http://"))), "{toml}");
+        assert!(toml.contains(&format!("peer = \"{raft}\"")), "{toml}");
+    }
+    let (mut again, second) = up(&dir, 3);
+    assert_eq!(addrs(&second), addrs(&report));
+    assert_eq!(second["log"], report["log"]);
+    fleet(&dir, "stop", None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while again.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the restarted supervisor did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_gone(&self::pids(&second));
     let _ = std::fs::remove_dir_all(&dir);
 }
