@@ -133,10 +133,19 @@ impl LogEntry {
         crate::cbor::to_vec(self)
     }
 
-    /// Strictly decode an entry; fails with a `cbor.*` code.
+    /// The largest encoded entry (spec/audit-log.md §5): a `fleet_id` of 255 bytes and the
+    /// largest `epoch`. A log refuses a longer body before decoding it.
+    pub const MAX_ENCODED: usize = 400;
+
+    /// Strictly decode an entry; fails with a `cbor.*` code. spec/audit-log.md §5: a
+    /// `fleet_id` outside 1..255 bytes, or a body over [`LogEntry::MAX_ENCODED`], is
+    /// `cbor.schema`.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() > Self::MAX_ENCODED {
+            return Err(Error::CborSchema);
+        }
         let e: LogEntry = crate::cbor::from_slice(bytes)?;
-        if e.v != 1 {
+        if e.v != 1 || e.fleet_id.is_empty() || e.fleet_id.len() > 255 {
             return Err(Error::CborSchema);
         }
         Ok(e)

@@ -151,6 +151,19 @@ fn entry_encoding_is_the_cddl() {
     assert!(evidence.to_cbor().windows(8).any(|w| w == b"evidence"));
 }
 
+/// spec/audit-log.md §5: every field is bounded; the largest entry fits `MAX_ENCODED`, and
+/// an empty or over-long `fleet_id`, or an over-long body, is `cbor.schema`.
+#[test]
+fn entry_fields_are_bounded() {
+    let largest = LogEntry::bundle(&"f".repeat(255), u64::MAX, b"abc");
+    assert!(largest.to_cbor().len() <= LogEntry::MAX_ENCODED, "{}", largest.to_cbor().len());
+    assert_eq!(LogEntry::from_cbor(&largest.to_cbor()).unwrap(), largest);
+    for fleet_id in [String::new(), "f".repeat(256), "f".repeat(80_000)] {
+        let bytes = LogEntry::bundle(&fleet_id, 1, b"abc").to_cbor();
+        assert_eq!(LogEntry::from_cbor(&bytes), Err(Error::CborSchema), "{} bytes", fleet_id.len());
+    }
+}
+
 #[test]
 fn wrong_root_index_truncated_padded_and_missing_entry_are_inclusion_invalid() {
     let f = Fixture::new();

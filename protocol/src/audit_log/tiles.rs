@@ -78,6 +78,29 @@ fn three_digits(s: &str) -> Option<u64> {
     (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
 }
 
+/// Every tile a log of `size` entries serves (spec/audit-log.md §8.1): its entry bundles,
+/// and at each level with at least one complete subtree hash its hash tiles, each run of
+/// tiles ending in a partial one where the count is not a multiple of [`WIDTH`]. A monitor
+/// fetches them all (spec/audit-log.md §9).
+pub fn tiles_for_size(size: u64) -> Vec<TilePath> {
+    let mut out = Vec::new();
+    let mut run = |level: Option<u32>, count: u64| {
+        out.extend((0..count / WIDTH).map(|index| TilePath { level, index, width: WIDTH }));
+        if count % WIDTH > 0 {
+            out.push(TilePath { level, index: count / WIDTH, width: count % WIDTH });
+        }
+    };
+    run(None, size);
+    for level in 0..8u32 {
+        let count = size >> (8 * level);
+        if count == 0 {
+            break;
+        }
+        run(Some(level), count);
+    }
+    out
+}
+
 /// The hash tile at `path` from `tree`, if all its hashes exist.
 pub fn hash_tile(tree: &Tree, level: u32, index: u64, width: u64) -> Option<Vec<u8>> {
     let tree_level = level.checked_mul(8)?;
@@ -123,6 +146,25 @@ pub fn parse_entry_bundle(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tiles_for_size_lists_bundles_and_every_level() {
+        let path = |t: &TilePath| t.to_path();
+        assert!(tiles_for_size(0).is_empty());
+        assert_eq!(tiles_for_size(3).iter().map(path).collect::<Vec<_>>(), ["entries/000.p/3", "0/000.p/3"]);
+        let big: Vec<String> = tiles_for_size(256 * 256 + 300).iter().map(path).collect();
+        // 257 full bundles and a partial of 44; as many level-0 tiles; level 1: 257 hashes
+        // (one full tile and a partial of 1); level 2: one hash.
+        assert_eq!(big.iter().filter(|p| p.starts_with("entries/")).count(), 258);
+        assert_eq!(big.iter().filter(|p| p.starts_with("0/")).count(), 258);
+        assert!(big.contains(&"entries/x001/000.p/44".to_owned()), "{big:?}");
+        assert_eq!(
+            big.iter().filter(|p| p.starts_with("1/")).cloned().collect::<Vec<_>>(),
+            ["1/000", "1/001.p/1"]
+        );
+        assert_eq!(big.iter().filter(|p| p.starts_with("2/")).cloned().collect::<Vec<_>>(), ["2/000.p/1"]);
+    }
+
     use super::*;
 
     #[test]

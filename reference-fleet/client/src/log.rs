@@ -129,6 +129,19 @@ impl LogClient {
         hashes(&j.path)
     }
 
+    /// The consistency proof between `size1` and `size2`, or `None` when the log answers
+    /// that it has no such range (404: a size above its tree, or `size1` above `size2`).
+    pub async fn consistency_proof_in_range(&self, size1: u64, size2: u64) -> Result<Option<Vec<Hash>>> {
+        let url = format!("{}/proof/consistency/{size1}/{size2}", self.base);
+        match http::request(&self.http, reqwest::Method::GET, &url, None).await? {
+            (200, body) => Ok(Some(hashes(&json::<ConsistencyJson>(&body)?.path)?)),
+            (404 | 400, _) => Ok(None),
+            (status, body) => {
+                Err(Error::Http(format!("GET {url}: {status} {}", String::from_utf8_lossy(&body))))
+            }
+        }
+    }
+
     /// Entries `start..end` (at most [`MAX_ENTRIES_PER_REQUEST`]).
     pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
         let list: Vec<String> = json(&self.get(&format!("/entries/{start}/{end}")).await?)?;

@@ -26,7 +26,7 @@ pub struct BundleRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// `gap`, `fork`, `root_mismatch`, `malformed_entry`, `unannounced`, `equivocation`,
-    /// `retirement`.
+    /// `retirement`, `tile_missing`, `tile_mismatch`.
     pub kind: &'static str,
     /// The entry index concerned, if any.
     pub index: Option<u64>,
@@ -101,9 +101,9 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
     let mut logged: BTreeSet<(String, u64, [u8; 32])> = BTreeSet::new();
     let mut retirements: Vec<(u64, LogEntry)> = Vec::new();
     let fetched = log.fetch_entries(0, cp.size, &mut |done, total| progress(done, total)).await;
-    for entry in fetched.entries {
-        let index = tree.push(&entry);
-        match LogEntry::from_cbor(&entry) {
+    for entry in &fetched.entries {
+        let index = tree.push(entry);
+        match LogEntry::from_cbor(entry) {
             Ok(e) if e.kind == EntryType::Retirement => retirements.push((index, e)),
             Ok(e) if e.kind == EntryType::Bundle => {
                 logged.insert((e.fleet_id.clone(), e.epoch, e.digest));
@@ -139,6 +139,8 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
             index: None,
             detail: "the entries served do not hash to the checkpoint root".into(),
         });
+    } else if tree.size() == cp.size {
+        check_tiles(log, &tree, &fetched.entries, &mut findings).await;
     }
     if let Some(prev) = opts.previous {
         if prev.size > cp.size {
@@ -224,4 +226,36 @@ pub async fn run(log: &LogClient, opts: &Options, progress: &dyn Fn(u64, u64)) -
         findings,
         head,
     })
+}
+
+/// spec/audit-log.md §9: every tile and entry bundle a log of this size must serve
+/// (`tiles::tiles_for_size`) is served, and holds the hashes or entries of the tree the
+/// monitor rebuilt; one that is not is a `tile_missing` or `tile_mismatch` finding, since a
+/// tlog-tiles client could not follow the log past it.
+async fn check_tiles(log: &LogClient, tree: &Tree, entries: &[Vec<u8>], findings: &mut Vec<Finding>) {
+    use bkv_protocol::audit_log::tiles::{self, WIDTH};
+    for t in tiles::tiles_for_size(tree.size()) {
+        let start = t.index.saturating_mul(WIDTH);
+        let served = match t.level {
+            None => {
+                let want = usize::try_from(start).ok().and_then(|s| entries.get(s..s + t.width as usize));
+                log.entry_bundle(t.index, t.width).await.map(|e| Some(e.as_slice()) == want)
+            }
+            Some(level) => {
+                let want = tiles::hash_tile(tree, level, t.index, t.width)
+                    .and_then(|b| tiles::parse_hash_tile(&b, t.width));
+                log.hash_tile(level, t.index, t.width).await.map(|h| Some(h) == want)
+            }
+        };
+        let (kind, detail) = match served {
+            Ok(true) => continue,
+            Ok(false) => ("tile_mismatch", "differs from the entries and tree the log served".to_owned()),
+            Err(e) => ("tile_missing", e.to_string()),
+        };
+        findings.push(Finding {
+            kind,
+            index: Some(start),
+            detail: format!("tile/{}: {detail}", t.to_path()),
+        });
+    }
 }

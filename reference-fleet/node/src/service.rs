@@ -287,9 +287,20 @@ async fn consistency_endpoint<L: CommandLog>(
     let Some(log) = &svc.audit_log else {
         return (StatusCode::NOT_FOUND, "this node relays no audit log").into_response();
     };
-    match log.consistency_proof(size1, size2).await {
-        Ok(path) => cbor_response(ConsistencyPath::encode(&path)),
-        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    // spec/node-api.md §1: a range the log cannot have is 400 `node.log.range`; a log that
+    // does not answer is 502 `node.log.unreachable`, and the log's address (internal to the
+    // deployment) never leaves the node.
+    let range = || (StatusCode::BAD_REQUEST, "node.log.range").into_response();
+    if size1 == 0 || size1 > size2 {
+        return range();
+    }
+    match log.consistency_proof_in_range(size1, size2).await {
+        Ok(Some(path)) => cbor_response(ConsistencyPath::encode(&path)),
+        Ok(None) => range(),
+        Err(e) => {
+            tracing::warn!(size1, size2, "audit log relay failed: {e}");
+            (StatusCode::BAD_GATEWAY, "node.log.unreachable").into_response()
+        }
     }
 }
 
@@ -362,6 +373,51 @@ mod tests {
             bkv_protocol::Error::SessionRequestStale,
             "a request at the host's clock is stale for a node whose clock says {fixed}"
         );
+    }
+
+    /// spec/node-api.md §1: the relay answers a range the log cannot have with 400
+    /// `node.log.range` and a log that does not answer with 502 `node.log.unreachable`;
+    /// neither body names the log's address.
+    #[tokio::test]
+    async fn the_log_relay_refuses_bad_ranges_and_hides_the_log_address() {
+        // A stand-in log of 4 entries: only ranges within 4 have proofs.
+        let log = Router::new().route(
+            "/proof/consistency/{a}/{b}",
+            get(|Path((a, b)): Path<(u64, u64)>| async move {
+                if a <= b && b <= 4 {
+                    let path = vec![hex::encode([7u8; 32])];
+                    let json = serde_json::json!({ "size1": a, "size2": b, "path": path });
+                    (StatusCode::OK, json.to_string()).into_response()
+                } else {
+                    (StatusCode::NOT_FOUND, "not found").into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, log).await.unwrap() });
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let relay = |url: String, rng: &mut ChaCha20Rng| {
+            let (session, vault, _, info) = test_node(rng);
+            Arc::new(
+                NodeService::new(session, vault, NoLog, info, vec![]).with_audit_log(LogClient::new(&url)),
+            )
+        };
+        let ask = |svc: Arc<NodeService<NoLog>>, a: u64, b: u64| async move {
+            let response = consistency_endpoint(State(svc), Path((a, b))).await;
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), MAX_REQUEST).await.unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        let svc = relay(format!("http://{addr}"), &mut rng);
+        assert_eq!(ask(svc.clone(), 2, 4).await.0, 200);
+        for (a, b) in [(5, 3), (0, 0), (3, 9)] {
+            assert_eq!(ask(svc.clone(), a, b).await, (400, "node.log.range".to_owned()), "{a}/{b}");
+        }
+        let (status, body) = ask(relay(format!("http://{dead}"), &mut rng), 1, 2).await;
+        assert_eq!((status, body.as_str()), (502, "node.log.unreachable"));
+        server.abort();
     }
 
     /// A log that applies each command at once to one vault state machine.

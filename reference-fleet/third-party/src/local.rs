@@ -95,8 +95,10 @@ impl LocalLog {
             servers.push(running);
         }
         let log = LogService::open(&dir.join("log.redb"), origin, log_key, urls)?;
-        let running =
-            server::spawn_on(listen(stored.as_ref().map(|p| p.log.as_str()))?, server::router(Arc::new(log)))?;
+        let running = server::spawn_on(
+            listen(stored.as_ref().map(|p| p.log.as_str()))?,
+            server::router(Arc::new(log)),
+        )?;
         let client = LogClient::new(&format!("http://{}", running.addr));
         servers.push(running);
         if stored.is_none() {

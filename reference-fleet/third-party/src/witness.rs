@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bkv_client::clock::{SharedClock, SystemClock};
 use bkv_protocol::audit_log::merkle::Hash;
-use bkv_protocol::audit_log::note::{self, SIG_TYPE_COSIGNATURE, VerifierKey};
+use bkv_protocol::audit_log::note::{self, Note, SIG_TYPE_COSIGNATURE, VerifierKey};
 use bkv_protocol::audit_log::{Checkpoint, TreeHead, witness_check};
 use bkv_protocol::crypto::Ed25519Signer;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
@@ -132,6 +132,15 @@ impl Witness {
         now: u64,
     ) -> Result<String, AddError> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        // spec/audit-log.md §8.3: a checkpoint of an origin this witness does not follow is
+        // 404 before anything is compared with what the witness holds (for another log).
+        let origin = Note::parse(checkpoint)
+            .and_then(|n| Checkpoint::parse_body(&n.text))
+            .map_err(Error::from)?
+            .origin;
+        if origin != self.log_key.name {
+            return Err(AddError::Failed(Error::Protocol(bkv_protocol::Error::LogCheckpointOrigin)));
+        }
         let held = self.held()?;
         let held_size = held.map_or(0, |h| h.size);
         if old_size != held_size {

@@ -135,7 +135,9 @@ async fn announce(
     let mut line = String::new();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let read = tokio::time::timeout(std::time::Duration::from_secs(60), stdin.read_line(&mut line)).await;
-    let no_peers = |why: String| Error::Runtime(format!("{}: no peer addresses from the supervisor: {why}", config.raw.id));
+    let no_peers = |why: String| {
+        Error::Runtime(format!("{}: no peer addresses from the supervisor: {why}", config.raw.id))
+    };
     match read {
         Err(_) => return Err(no_peers("none within 60 s".into())),
         Ok(Err(e)) => return Err(no_peers(e.to_string())),

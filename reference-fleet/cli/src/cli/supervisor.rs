@@ -19,10 +19,10 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Mutex, Notify};
 
@@ -147,9 +147,10 @@ impl Supervisor {
             let mut s = self.spawn(id, true)?;
             let line = s.line("bound").await?;
             let addr = |k: &str| -> Result<SocketAddr> {
-                line["result"]["bound"][k].as_str().and_then(|a| a.parse().ok()).ok_or_else(|| {
-                    Error::Runtime(format!("{id}: the bound line has no {k} address: {line}"))
-                })
+                line["result"]["bound"][k]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| Error::Runtime(format!("{id}: the bound line has no {k} address: {line}")))
             };
             bound.push((id.clone(), addr("client")?, addr("peer")?));
             spawned.push(s);

@@ -312,6 +312,19 @@ async fn crash_between_append_and_response_loses_no_acknowledged_entry() {
     let (status, body) = http::request("POST", &format!("{}/add", s2.url), b"\xff").await.unwrap();
     assert_eq!((status, String::from_utf8(body).unwrap().as_str()), (400, "cbor.malformed"));
     assert_eq!(log.entries(0, 10).await.unwrap().len(), 4);
+    // Entries with a fleet_id over 255 bytes (a hostile client's 80 kB one could never be
+    // served in an entry bundle) are refused before storage (spec/audit-log.md §5); the
+    // tiles stay servable and the monitor still finds nothing.
+    for len in [256, 80_000] {
+        let entry = LogEntry::bundle(&"x".repeat(len), 1, b"b").to_cbor();
+        let (status, body) = http::request("POST", &format!("{}/add", s2.url), &entry).await.unwrap();
+        assert_eq!((status, String::from_utf8(body).unwrap().as_str()), (400, "cbor.schema"), "{len}");
+    }
+    assert_eq!(log.entries(0, 10).await.unwrap().len(), 4);
+    let (status, _) = http::request("GET", &format!("{}/tile/entries/000.p/4", s2.url), b"").await.unwrap();
+    assert_eq!(status, 200);
+    let r = monitor::run(&log, &monitor::Options::default(), &|_, _| {}).await.unwrap();
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
     drop(s2);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
@@ -432,8 +445,49 @@ async fn witness_http_status_codes_follow_tlog_witness() {
     // Unknown origin 404; signed by another key 403; old above the size 400.
     let other = Ed25519Signer::from_seed(&[9; 32]);
     assert_eq!(post(encode_request(5, &[], &note("other.example/log", 5, &other))).await.0, 404);
+    // Also when `old` is not the held size: the origin is checked first, so the witness
+    // never answers 409 with the size it holds for another log (spec/audit-log.md §8.3).
+    let (s, b) = post(encode_request(0, &[], &note("other.example/log", 4, &other))).await;
+    assert_eq!((s, b.as_str()), (404, "log.checkpoint.origin"));
     assert_eq!(post(encode_request(5, &[], &note(ORIGIN, 5, &other))).await.0, 403);
     assert_eq!(post(encode_request(5, &[], &note(ORIGIN, 4, &log_key))).await.0, 400);
     drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// spec/audit-log.md §9: a log that serves its entries and proofs but not its entry bundles
+/// (as a log holding an entry too long for a bundle would) is flagged by the monitor, tile
+/// by tile; the same log serving everything is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_flags_a_tile_the_log_does_not_serve() {
+    let dir = temp("tiles");
+    let log = Arc::new(
+        LogService::open(&dir.join("log.redb"), ORIGIN, Ed25519Signer::from_seed(&[1; 32]), vec![]).unwrap(),
+    );
+    for e in 0..3u64 {
+        log.append(&LogEntry::bundle("f", e, &[e as u8; 8]).to_cbor()).unwrap();
+    }
+    log.publish_checkpoint().await.unwrap();
+    let hide_bundles =
+        axum::middleware::from_fn(|req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if req.uri().path().starts_with("/tile/entries/") {
+                return axum::http::StatusCode::NOT_FOUND.into_response();
+            }
+            next.run(req).await
+        });
+    use axum::response::IntoResponse as _;
+    let listen = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let whole = server::spawn_on(listen(), server::router(log.clone())).unwrap();
+    let partial = server::spawn_on(listen(), server::router(log).layer(hide_bundles)).unwrap();
+    let run = |addr: std::net::SocketAddr| async move {
+        monitor::run(&LogClient::new(&format!("http://{addr}")), &monitor::Options::default(), &|_, _| {})
+            .await
+            .unwrap()
+    };
+    assert!(run(whole.addr).await.findings.is_empty());
+    let findings = run(partial.addr).await.findings;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!((findings[0].kind, findings[0].index), ("tile_missing", Some(0)));
+    assert!(findings[0].detail.starts_with("tile/entries/000.p/3: "), "{}", findings[0].detail);
     let _ = std::fs::remove_dir_all(&dir);
 }

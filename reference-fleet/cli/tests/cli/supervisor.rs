@@ -124,7 +124,10 @@ fn fleet_stop_stops_every_node_and_the_supervisor() {
     // node.toml names them, and a restart binds every one again, the log's included.
     let addrs = |r: &serde_json::Value| -> Vec<(String, String)> {
         let nodes = r["nodes"].as_array().unwrap();
-        nodes.iter().map(|n| (n["url"].as_str().unwrap().into(), n["raft"].as_str().unwrap().into())).collect()
+        nodes
+            .iter()
+            .map(|n| (n["url"].as_str().unwrap().into(), n["raft"].as_str().unwrap().into()))
+            .collect()
     };
     for (i, (url, raft)) in addrs(&report).iter().enumerate() {
         let toml = std::fs::read_to_string(dir.join(format!("node-{}/node.toml", i + 1))).unwrap();
