@@ -86,7 +86,7 @@ pub fn tiles_for_size(size: u64) -> Vec<TilePath> {
     let mut out = Vec::new();
     let mut run = |level: Option<u32>, count: u64| {
         out.extend((0..count / WIDTH).map(|index| TilePath { level, index, width: WIDTH }));
-        if count % WIDTH > 0 {
+        if !count.is_multiple_of(WIDTH) {
             out.push(TilePath { level, index: count / WIDTH, width: count % WIDTH });
         }
     };

@@ -82,8 +82,24 @@ pub async fn request_capped(
     body: Option<(Vec<u8>, &str)>,
     cap: usize,
 ) -> Result<(u16, Vec<u8>), HttpError> {
+    request_authorized(http, method, url, body, cap, None).await
+}
+
+/// [`request_capped`] with `Authorization: Bearer <bearer>` when `bearer` is given (the
+/// audit log's admin listener, spec/audit-log.md §8.1).
+pub async fn request_authorized(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<(Vec<u8>, &str)>,
+    cap: usize,
+    bearer: Option<&str>,
+) -> Result<(u16, Vec<u8>), HttpError> {
     let t = |e: reqwest::Error| describe(url, &e);
     let mut req = http.request(method, url);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
     if let Some((bytes, media)) = body {
         req = req.header(reqwest::header::CONTENT_TYPE, media).body(bytes);
     }

@@ -48,6 +48,8 @@ pub struct LogClient {
     /// Base URL, e.g. `http://127.0.0.1:8080`.
     pub base: String,
     http: reqwest::Client,
+    /// The admin listener's URL and bearer token, for the writes (spec/audit-log.md §8.1).
+    admin: Option<(String, zeroize::Zeroizing<String>)>,
 }
 
 fn hashes(hex_list: &[String]) -> Result<Vec<Hash>> {
@@ -84,7 +86,21 @@ pub struct Fetched {
 impl LogClient {
     /// A client of the log at `base`.
     pub fn new(base: &str) -> Self {
-        LogClient { base: base.trim_end_matches('/').to_owned(), http: http::client() }
+        LogClient { base: base.trim_end_matches('/').to_owned(), http: http::client(), admin: None }
+    }
+
+    /// This client, also writing (`POST /add`, `POST /checkpoint`) to the log's admin
+    /// listener at `admin` with the bearer `token` (spec/audit-log.md §8.1): what the
+    /// third-party signer holds, and nobody else.
+    pub fn with_admin(mut self, admin: &str, token: &str) -> Self {
+        self.admin =
+            Some((admin.trim_end_matches('/').to_owned(), zeroize::Zeroizing::new(token.to_owned())));
+        self
+    }
+
+    /// The admin listener's URL, if this client writes.
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin.as_ref().map(|(u, _)| u.as_str())
     }
 
     async fn get(&self, path: &str) -> Result<Vec<u8>> {
@@ -92,7 +108,29 @@ impl LogClient {
     }
 
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
-        Ok(http::post(&self.http, &format!("{}{path}", self.base), body, "application/octet-stream").await?)
+        let Some((admin, token)) = &self.admin else {
+            return Err(Error::Http(format!(
+                "{}: writes go to the log's admin listener with its token, and this client has neither",
+                self.base
+            )));
+        };
+        let url = format!("{admin}{path}");
+        let media = Some((body, "application/octet-stream"));
+        match http::request_authorized(
+            &self.http,
+            reqwest::Method::POST,
+            &url,
+            media,
+            http::MAX_SMALL,
+            Some(token),
+        )
+        .await?
+        {
+            (200, body) => Ok(body),
+            (status, body) => {
+                Err(Error::Http(format!("POST {url}: {status} {}", String::from_utf8_lossy(&body))))
+            }
+        }
     }
 
     /// Append an entry; returns its index once durable.

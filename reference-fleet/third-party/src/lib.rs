@@ -76,6 +76,19 @@ impl From<serde_json::Error> for Error {
 /// `Result` of the audit-log services.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
+/// Write the secret `bytes` to a new file at `path`, readable by its owner only, and sync
+/// it (seed files, the log's admin token). An existing file is never replaced.
+pub fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    use std::io::Write;
+    opts.open(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
+}
+
 /// Read a 32-byte Ed25519 seed stored as hex in a file (secrets never on the command line).
 pub fn read_seed(path: &std::path::Path) -> Result<[u8; 32]> {
     let text =

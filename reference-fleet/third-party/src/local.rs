@@ -3,7 +3,7 @@
 //! over HTTP on 127.0.0.1, with anchors that require `threshold` cosignatures. Keys are
 //! kept as seed files in `dir`, so starting it again on the same `dir` resumes the same log.
 
-use crate::log_server::{self as server, LogService, Running};
+use crate::log_server::{self as server, AdminToken, LogService, Running};
 use crate::witness::{self, Witness};
 use crate::{Error, Result};
 use bkv_client::LogClient;
@@ -24,14 +24,7 @@ fn persistent_key(
     }
     let key = Ed25519Signer::generate(rng);
     let text = zeroize::Zeroizing::new(hex::encode(&key.seed()[..]));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    use std::io::Write;
-    opts.open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
-        .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+    crate::write_secret_file(path, text.as_bytes())?;
     Ok(key)
 }
 
@@ -39,6 +32,7 @@ fn persistent_key(
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Ports {
     log: String,
+    admin: String,
     witnesses: Vec<String>,
 }
 
@@ -95,17 +89,24 @@ impl LocalLog {
             servers.push(running);
         }
         let log = LogService::open(&dir.join("log.redb"), origin, log_key, urls)?;
-        let running = server::spawn_on(
-            listen(stored.as_ref().map(|p| p.log.as_str()))?,
-            server::router(Arc::new(log)),
+        let log = Arc::new(log);
+        let token = AdminToken::load_or_create(&dir.join("admin.token"), rng)?;
+        let running =
+            server::spawn_on(listen(stored.as_ref().map(|p| p.log.as_str()))?, server::router(log.clone()))?;
+        let admin = server::spawn_on(
+            listen(stored.as_ref().map(|p| p.admin.as_str()))?,
+            server::admin_router(log, token.clone()),
         )?;
-        let client = LogClient::new(&format!("http://{}", running.addr));
+        let client = LogClient::new(&format!("http://{}", running.addr))
+            .with_admin(&format!("http://{}", admin.addr), token.expose());
+        let ports = Ports {
+            log: running.addr.to_string(),
+            admin: admin.addr.to_string(),
+            witnesses: servers[..witnesses].iter().map(|r| r.addr.to_string()).collect(),
+        };
         servers.push(running);
+        servers.push(admin);
         if stored.is_none() {
-            let ports = Ports {
-                log: servers.last().expect("the log").addr.to_string(),
-                witnesses: servers[..witnesses].iter().map(|r| r.addr.to_string()).collect(),
-            };
             std::fs::write(&ports_file, serde_json::to_vec_pretty(&ports).expect("serializable"))
                 .map_err(|e| Error::Storage(format!("{}: {e}", ports_file.display())))?;
         }

@@ -4,6 +4,7 @@ use crate::storage::LogStore;
 use crate::{Error, Result};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 pub use bkv_client::log::{ConsistencyJson, InclusionJson, MAX_ENTRIES_PER_REQUEST};
 use bkv_protocol::audit_log::Checkpoint;
@@ -168,17 +169,97 @@ fn json<T: Serialize>(v: &T) -> Reply {
     reply(StatusCode::OK, "application/json", serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// The HTTP API of spec/audit-log.md §8.1.
+/// The public read API of spec/audit-log.md §8.1: checkpoints, entries, proofs and tiles.
+/// It has no write endpoint: those are on [`admin_router`], on another listener.
 pub fn router(log: Arc<LogService>) -> axum::Router {
     axum::Router::new()
-        .route("/checkpoint", get(latest_checkpoint).post(publish))
+        .route("/checkpoint", get(latest_checkpoint))
         .route("/checkpoint/{size}", get(checkpoint_at))
         .route("/entries/{start}/{end}", get(entries))
         .route("/proof/inclusion/{index}/{size}", get(inclusion))
         .route("/proof/consistency/{size1}/{size2}", get(consistency))
         .route("/tile/{*path}", get(tile))
+        .with_state(log)
+}
+
+/// The bearer token of the log's admin listener (spec/audit-log.md §8.1): only the
+/// third-party signer holds it. Compared in constant time, through SHA-256 digests so that
+/// not even its length leaks.
+#[derive(Clone)]
+pub struct AdminToken(zeroize::Zeroizing<String>);
+
+impl AdminToken {
+    /// The token in `path` (its text, trimmed); an empty or short one is refused.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?,
+        );
+        let token = text.trim();
+        if token.len() < 32 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::Storage(format!(
+                "{}: an admin token is at least 32 characters, without spaces",
+                path.display()
+            )));
+        }
+        Ok(AdminToken(zeroize::Zeroizing::new(token.to_owned())))
+    }
+
+    /// A new random token (32 bytes, hex).
+    pub fn generate(rng: &mut (impl rand_core::CryptoRng + rand_core::RngCore)) -> Self {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut bytes[..]);
+        AdminToken(zeroize::Zeroizing::new(hex::encode(&bytes[..])))
+    }
+
+    /// The token in `path`, or a new one written there (owner-only) when it does not exist.
+    pub fn load_or_create(
+        path: &Path,
+        rng: &mut (impl rand_core::CryptoRng + rand_core::RngCore),
+    ) -> Result<Self> {
+        if path.exists() {
+            return Self::from_file(path);
+        }
+        let token = Self::generate(rng);
+        crate::write_secret_file(path, token.0.as_bytes())?;
+        Ok(token)
+    }
+
+    /// The token's text (for the signer's client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn admits(&self, header: Option<&axum::http::HeaderValue>) -> bool {
+        use bkv_protocol::crypto::{ct_eq, sha256};
+        let given = header.and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+        given.is_some_and(|g| ct_eq(&sha256(g.as_bytes()), &sha256(self.0.as_bytes())))
+    }
+}
+
+/// The admin API of spec/audit-log.md §8.1, for its own listener: `POST /add` and
+/// `POST /checkpoint`, each only with `Authorization: Bearer <token>`; any request without
+/// it is `401` (`log.admin.unauthorized`) and changes nothing.
+pub fn admin_router(log: Arc<LogService>, token: AdminToken) -> axum::Router {
+    let guard =
+        axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let admitted = token.admits(req.headers().get(axum::http::header::AUTHORIZATION));
+            async move {
+                if !admitted {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                        "log.admin.unauthorized",
+                    )
+                        .into_response();
+                }
+                next.run(req).await
+            }
+        });
+    axum::Router::new()
+        .route("/checkpoint", post(publish))
         .route("/add", post(add))
         .with_state(log)
+        .layer(guard)
 }
 
 async fn latest_checkpoint(State(log): State<Arc<LogService>>) -> Reply {

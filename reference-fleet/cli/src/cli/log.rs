@@ -52,6 +52,14 @@ enum Cmd {
         /// Witness base URLs to ask for cosignatures.
         #[arg(long = "witness")]
         witnesses: Vec<String>,
+        /// Listen address of the admin listener: `POST /add` and `POST /checkpoint`, for the
+        /// third-party signer only (spec/audit-log.md §8.1).
+        #[arg(long, default_value = "127.0.0.1:8079")]
+        admin_addr: String,
+        /// The admin listener's bearer token (created, owner-only, when the file does not
+        /// exist); a write without it is 401 and changes nothing.
+        #[arg(long)]
+        admin_token_file: PathBuf,
         /// Fault injection for crash tests: abort after the n-th durable append, before acknowledging it.
         #[arg(long, hide = true)]
         crash_after_appends: Option<u64>,
@@ -158,14 +166,29 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             println!("{}", vkey.encode());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { db, addr, origin, key_file, witnesses, crash_after_appends, tls } => {
+        Cmd::Serve {
+            db,
+            addr,
+            origin,
+            key_file,
+            witnesses,
+            admin_addr,
+            admin_token_file,
+            crash_after_appends,
+            tls,
+        } => {
             let config = tls.config()?;
             let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
-            let log = LogService::open(&db, &origin, signer, witnesses)?
-                .crash_after_appends(crash_after_appends)?;
+            let token = server::AdminToken::load_or_create(&admin_token_file, &mut rand_core::OsRng)?;
+            let log = Arc::new(
+                LogService::open(&db, &origin, signer, witnesses)?
+                    .crash_after_appends(crash_after_appends)?,
+            );
             let vkey = log.vkey().encode();
-            let running = server::spawn_tls(&addr, server::router(Arc::new(log)), config).await?;
+            let running = server::spawn_tls(&addr, server::router(log.clone()), config.clone()).await?;
+            let admin = server::spawn_tls(&admin_addr, server::admin_router(log, token), config).await?;
             println!("vkey {vkey}");
+            println!("admin on {}://{} (token in {})", tls.scheme(), admin.addr, admin_token_file.display());
             println!("listening on {}://{}", tls.scheme(), running.addr);
             wait_forever().await
         }

@@ -28,6 +28,24 @@ mod http {
         bkv_client::http::request(&bkv_client::http::client(), method, url, body).await
     }
 
+    /// POST `body` to `url` with the bearer token in the file `token`; status and body text.
+    pub(crate) async fn post_bearer(url: &str, token: &std::path::Path, body: &[u8]) -> (u16, String) {
+        let token = std::fs::read_to_string(token).unwrap();
+        let body = Some((body.to_vec(), "application/octet-stream"));
+        let http = bkv_client::http::client();
+        let (status, body) = bkv_client::http::request_authorized(
+            &http,
+            reqwest::Method::POST,
+            url,
+            body,
+            1 << 16,
+            Some(token.trim()),
+        )
+        .await
+        .unwrap();
+        (status, String::from_utf8(body).unwrap())
+    }
+
     pub(crate) async fn get(url: &str) -> Result<Vec<u8>, HttpError> {
         bkv_client::http::get(&bkv_client::http::client(), url).await
     }
@@ -70,10 +88,15 @@ async fn start(dir: &std::path::Path, witnesses: usize, k: u64) -> Net {
         servers.push(running);
     }
     let log = LogService::open(&dir.join("log.redb"), ORIGIN, log_key, urls).unwrap();
-    let running = server::spawn("127.0.0.1:0", server::router(Arc::new(log))).await.unwrap();
+    let log = Arc::new(log);
+    let token = server::AdminToken::generate(&mut rand_core::OsRng);
+    let running = server::spawn("127.0.0.1:0", server::router(log.clone())).await.unwrap();
+    let admin = server::spawn("127.0.0.1:0", server::admin_router(log, token.clone())).await.unwrap();
     let anchors = LogAnchors { origin: ORIGIN.into(), log_key: log_vkey, witnesses: wkeys, threshold: k };
-    let log = LogClient::new(&format!("http://{}", running.addr));
+    let log = LogClient::new(&format!("http://{}", running.addr))
+        .with_admin(&format!("http://{}", admin.addr), token.expose());
     servers.push(running);
+    servers.push(admin);
     Net { log, anchors, _servers: servers }
 }
 
@@ -239,11 +262,24 @@ async fn witness_state_survives_restart_and_refuses_a_fork() {
 struct Server {
     child: Running,
     url: String,
+    admin: String,
+    token: PathBuf,
+}
+
+impl Server {
+    /// A client that reads from the log and writes through its admin listener.
+    fn client(&self) -> LogClient {
+        let token = std::fs::read_to_string(&self.token).unwrap();
+        LogClient::new(&self.url).with_admin(&self.admin, token.trim())
+    }
 }
 
 fn serve(db: &std::path::Path, key: &std::path::Path, crash_after: Option<u64>) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bkv"));
-    cmd.args(["log", "serve", "--addr", "127.0.0.1:0", "--origin", ORIGIN])
+    let token = db.with_file_name("admin.token");
+    cmd.args(["log", "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--origin", ORIGIN])
+        .arg("--admin-token-file")
+        .arg(&token)
         .arg("--db")
         .arg(db)
         .arg("--key-file")
@@ -256,13 +292,17 @@ fn serve(db: &std::path::Path, key: &std::path::Path, crash_after: Option<u64>) 
     let mut child = cmd.spawn().unwrap();
     // Readiness: the server prints its address once the listener is bound.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut admin = String::new();
     let url = loop {
         let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(a) = line.strip_prefix("admin on ") {
+            admin = a.split(' ').next().unwrap().to_owned();
+        }
         if let Some(u) = line.strip_prefix("listening on ") {
             break u.to_owned();
         }
     };
-    Server { child: Running(child), url }
+    Server { child: Running(child), url, admin, token }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +317,7 @@ async fn crash_between_append_and_response_loses_no_acknowledged_entry() {
 
     // The server aborts right after the durable write of the 3rd append, before answering.
     let mut s = serve(&db, &key, Some(3));
-    let log = LogClient::new(&s.url);
+    let log = s.client();
     assert_eq!(log.append(&entries[0]).await.unwrap(), 0);
     assert_eq!(log.append(&entries[1]).await.unwrap(), 1);
     assert!(log.append(&entries[2]).await.is_err(), "the 3rd append must not be acknowledged");
@@ -286,7 +326,7 @@ async fn crash_between_append_and_response_loses_no_acknowledged_entry() {
 
     // Restart on the same database.
     let s2 = serve(&db, &key, None);
-    let log = LogClient::new(&s2.url);
+    let log = s2.client();
     // The next append lands after everything that was durably written.
     assert_eq!(log.append(&entries[3]).await.unwrap(), 3);
     let stored = log.entries(0, 4).await.unwrap();
@@ -309,16 +349,16 @@ async fn crash_between_append_and_response_loses_no_acknowledged_entry() {
     let r = monitor::run(&log, &monitor::Options::default(), &|_, _| {}).await.unwrap();
     assert!(r.findings.is_empty(), "{:?}", r.findings);
     // Malformed entries are refused and change nothing.
-    let (status, body) = http::request("POST", &format!("{}/add", s2.url), b"\xff").await.unwrap();
-    assert_eq!((status, String::from_utf8(body).unwrap().as_str()), (400, "cbor.malformed"));
+    let (status, body) = http::post_bearer(&format!("{}/add", s2.admin), &s2.token, b"\xff").await;
+    assert_eq!((status, body.as_str()), (400, "cbor.malformed"));
     assert_eq!(log.entries(0, 10).await.unwrap().len(), 4);
     // Entries with a fleet_id over 255 bytes (a hostile client's 80 kB one could never be
     // served in an entry bundle) are refused before storage (spec/audit-log.md §5); the
     // tiles stay servable and the monitor still finds nothing.
     for len in [256, 80_000] {
         let entry = LogEntry::bundle(&"x".repeat(len), 1, b"b").to_cbor();
-        let (status, body) = http::request("POST", &format!("{}/add", s2.url), &entry).await.unwrap();
-        assert_eq!((status, String::from_utf8(body).unwrap().as_str()), (400, "cbor.schema"), "{len}");
+        let (status, body) = http::post_bearer(&format!("{}/add", s2.admin), &s2.token, &entry).await;
+        assert_eq!((status, body.as_str()), (400, "cbor.schema"), "{len}");
     }
     assert_eq!(log.entries(0, 10).await.unwrap().len(), 4);
     let (status, _) = http::request("GET", &format!("{}/tile/entries/000.p/4", s2.url), b"").await.unwrap();

@@ -33,8 +33,20 @@ async fn keygen_serve_and_monitor() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("io.write"));
 
     let mut child = bkv()
-        .args(["log", "serve", "--addr", "127.0.0.1:0", "--origin", origin, "--db"])
+        .args([
+            "log",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--origin",
+            origin,
+            "--db",
+        ])
         .arg(dir.join("log.redb"))
+        .arg("--admin-token-file")
+        .arg(dir.join("admin.token"))
         .arg("--key-file")
         .arg(&key)
         .stdout(Stdio::piped())
@@ -43,11 +55,41 @@ async fn keygen_serve_and_monitor() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let served_vkey = lines.next().unwrap().unwrap().strip_prefix("vkey ").unwrap().to_owned();
+    let admin_line = lines.next().unwrap().unwrap();
+    let admin = admin_line.strip_prefix("admin on ").unwrap().split(' ').next().unwrap().to_owned();
     let url = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_owned();
     let server = Server { _child: Running(child), url, vkey: served_vkey };
     assert_eq!(server.vkey, vkey);
 
-    let log = LogClient::new(&server.url);
+    // spec/audit-log.md §8.1: the public listener takes no write, the admin listener only
+    // with the token; a refused write changes nothing.
+    let entry = LogEntry::bundle("fleet-x", 1, b"unauthenticated").to_cbor();
+    let post = |url: String, token: Option<&'static str>| {
+        let entry = entry.clone();
+        async move {
+            let mut req = bkv_client::http::client().post(url).body(entry);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(post(format!("{}/add", server.url), None).await.0, 404);
+    assert_eq!(post(format!("{}/checkpoint", server.url), None).await.0, 405);
+    for (path, token) in
+        [("add", None), ("add", Some("not-the-token-not-the-token-not-the-token")), ("checkpoint", None)]
+    {
+        let (status, body) = post(format!("{admin}/{path}"), token).await;
+        assert_eq!((status, body.as_str()), (401, "log.admin.unauthorized"), "{path} {token:?}");
+    }
+    let reader = LogClient::new(&server.url);
+    assert!(reader.checkpoint().await.is_err(), "no checkpoint was published");
+    let e = reader.append(&entry).await.unwrap_err();
+    assert!(e.to_string().contains("admin listener"), "{e}");
+
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let log = LogClient::new(&server.url).with_admin(&admin, token.trim());
     let b0 = LogEntry::bundle("fleet-a", 1, b"bundle one");
     let b1 = LogEntry::bundle("fleet-b", 1, b"bundle two");
     log.append(&b0.to_cbor()).await.unwrap();

@@ -16,12 +16,22 @@ fn p(x: &Path) -> String {
 }
 
 /// `bkv log ...` printing `vkey ...` and `listening on URL`: the child, its vkey and URL.
-fn serve(args: &[String]) -> (Running, String, String) {
+fn serve(args: &[String]) -> (Running, String, String, Option<String>) {
     let mut child = bkv().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let vkey = lines.next().unwrap().unwrap().strip_prefix("vkey ").unwrap().to_owned();
-    let url = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_owned();
-    (Running(child), vkey, url)
+    // A log also prints its admin listener ("admin on URL (token in FILE)") first.
+    let mut admin = None;
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(a) = line.strip_prefix("admin on ") {
+            admin = a.split(' ').next().map(str::to_owned);
+        }
+        if let Some(u) = line.strip_prefix("listening on ") {
+            break u.to_owned();
+        }
+    };
+    (Running(child), vkey, url, admin)
 }
 
 fn keygen(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
@@ -97,18 +107,23 @@ async fn https_for_nodes_peers_log_and_witness() {
     w_args.extend(["--db".into(), p(&dir.join("w.redb")), "--key-file".into(), p(&w_key)]);
     w_args.extend(["--log-vkey".into(), log_vkey.clone()]);
     w_args.extend(tls.clone());
-    let (_witness, _, w_url) = serve(&w_args);
+    let (_witness, _, w_url, _) = serve(&w_args);
     assert!(w_url.starts_with("https://"), "{w_url}");
     let mut l_args: Vec<String> =
         ["--ca", &p(&ca), "log", "serve", "--addr", "127.0.0.1:0", "--origin", origin]
             .map(String::from)
             .into();
     l_args.extend(["--db".into(), p(&dir.join("log.redb")), "--key-file".into(), p(&log_key)]);
+    l_args.extend(["--admin-token-file".into(), p(&dir.join("admin.token"))]);
+    l_args.extend(["--admin-addr".into(), "127.0.0.1:0".into()]);
     l_args.extend(["--witness".into(), w_url.clone()]);
     l_args.extend(tls);
-    let (_log, _, log_url) = serve(&l_args);
+    let (_log, _, log_url, admin) = serve(&l_args);
+    let admin = admin.expect("the log's admin listener");
+    assert!(admin.starts_with("https://"), "{admin}");
     assert!(log_url.starts_with("https://"), "{log_url}");
-    let log = bkv_client::LogClient::new(&log_url);
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let log = bkv_client::LogClient::new(&log_url).with_admin(&admin, token.trim());
     let entry = bkv_protocol::audit_log::LogEntry::bundle("fleet-tls", 1, b"a bundle");
     log.append(&entry.to_cbor()).await.unwrap();
     log.publish_checkpoint().await.unwrap();
