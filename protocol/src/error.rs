@@ -226,6 +226,26 @@ define_errors! {
     /// The witness holds a larger checkpoint than the one offered; send a newer checkpoint with a consistency proof from the witness's size.
     LogWitnessConflict => "log.witness.conflict",
 
+    // ---- spec/signer-api.md §5: the signing protocol between the two organisations ----
+    /// The signing request is not a request of spec/signer-api.md §2.
+    SignerRequestMalformed => "signer.request.malformed",
+    /// The signing request's key is no operator anchor valid at the signer's time.
+    SignerRequestUnauthenticated => "signer.request.unauthenticated",
+    /// The signing request's signature does not verify.
+    SignerRequestSignatureInvalid => "signer.request.signature_invalid",
+    /// The signing request was made more than 300 s from the signer's time.
+    SignerRequestStale => "signer.request.stale",
+    /// The FleetKeySet to sign is not a valid FleetKeySet of the anchors' fleet.
+    SignerKeysetInvalid => "signer.keyset.invalid",
+    /// Another FleetKeySet or evidence was already signed for this fleet and epoch.
+    SignerEpochTaken => "signer.epoch.taken",
+    /// No pending signing has this request id.
+    SignerRequestUnknown => "signer.request.unknown",
+    /// The countersignature is not the operator's over this request's intermediate bundle.
+    SignerCountersignatureInvalid => "signer.countersignature.invalid",
+    /// The signer answered for another request, or signed other bytes than the operator sent.
+    SignerIntermediateMismatch => "signer.intermediate.mismatch",
+
     // ---- spec/fleet-replication.md: replication and node-to-node RPCs ----------------
     /// No majority of the fleet's nodes is reachable within the time bound; retry later with the same request id.
     FleetUnavailable => "fleet.unavailable",

@@ -17,6 +17,7 @@ pub mod fleet_replication;
 pub mod node_api;
 pub mod rotation;
 pub mod session;
+pub mod signer_api;
 pub mod state_machine;
 pub mod validation_bundle;
 pub mod vault;

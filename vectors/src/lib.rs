@@ -16,6 +16,7 @@ pub mod format;
 pub mod rotation;
 pub mod session;
 mod session_client;
+pub mod signer_api;
 pub mod validation_bundle;
 pub mod vault;
 mod vault_exchange;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<VectorFile> {
         fleet_replication::generate(),
         rotation::generate(),
         audit::generate(),
+        signer_api::generate(),
     ]
 }
 

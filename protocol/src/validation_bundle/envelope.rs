@@ -74,6 +74,13 @@ pub fn sign(keyset_bytes: &[u8], claims: &Claims, signer: &dyn Signer) -> Vec<u8
 /// The operator MUST check the payload is the FleetKeySet it submitted before calling
 /// this (see [`Parsed::payload`]).
 pub fn countersign(bundle: &[u8], operator: &dyn Signer) -> Result<Vec<u8>> {
+    attach_countersignature(bundle, &countersignature(bundle, operator)?)
+}
+
+/// spec/validation-bundle.md §4.3: the operator's COSE_Countersignature over the
+/// not-yet-countersigned `bundle` (RFC 9338 V2), as deterministic CBOR: what the operator
+/// sends the signer (spec/signer-api.md §2.3). The operator MUST check the payload first.
+pub fn countersignature(bundle: &[u8], operator: &dyn Signer) -> Result<Vec<u8>> {
     let parsed = Parsed::parse(bundle)?;
     if parsed.countersignature.is_some() {
         return Err(Error::BundleCountersignatureMultiple);
@@ -96,9 +103,21 @@ pub fn countersign(bundle: &[u8], operator: &dyn Signer) -> Result<Vec<u8>> {
         unprotected: Vec::new(),
         signature: operator.sign(&tbs),
     };
+    Ok(cbor::value_to_vec(&cs.to_value()))
+}
+
+/// Place the COSE_Countersignature `countersignature` (deterministic CBOR) at unprotected
+/// label 11 of the not-yet-countersigned `bundle`, giving the final bundle bytes. Nothing
+/// is verified here: verify the result (spec/validation-bundle.md §5.1).
+pub fn attach_countersignature(bundle: &[u8], countersignature: &[u8]) -> Result<Vec<u8>> {
+    let parsed = Parsed::parse(bundle)?;
+    if parsed.countersignature.is_some() {
+        return Err(Error::BundleCountersignatureMultiple);
+    }
+    let cs = cbor::value_from_slice(countersignature, &[])?;
     Ok(encode_sign1(
         &parsed.protected,
-        vec![(int(LABEL_COUNTERSIGNATURE_V2), cs.to_value())],
+        vec![(int(LABEL_COUNTERSIGNATURE_V2), cs)],
         &parsed.payload,
         &parsed.signature,
     ))

@@ -13,6 +13,8 @@ pub mod keyset;
 pub mod verify;
 
 pub use anchors::{Anchor, ClientState, TrustAnchors};
-pub use envelope::{Claims, Parsed, countersign, encode_sign1, sig_structure, sign};
+pub use envelope::{
+    Claims, Parsed, attach_countersignature, countersign, countersignature, encode_sign1, sig_structure, sign,
+};
 pub use keyset::{FleetKeySet, KeyRole, Node, NodeKey};
 pub use verify::{TrustMode, VerifiedFleet, verify_bundle, verify_bundle_update, verify_pinned};

@@ -280,6 +280,11 @@ async fn node_endpoint<L: CommandLog>(State(svc): State<Arc<NodeService<L>>>) ->
     cbor_response(cbor::to_vec(&svc.info))
 }
 
+/// spec/conventions.md §8: the relay's answer to sizes that are no range of the log.
+pub const LOG_RANGE: &str = "node.log.range";
+/// spec/conventions.md §8: the relay's answer when the log does not answer.
+pub const LOG_UNREACHABLE: &str = "node.log.unreachable";
+
 async fn consistency_endpoint<L: CommandLog>(
     State(svc): State<Arc<NodeService<L>>>,
     Path((size1, size2)): Path<(u64, u64)>,
@@ -290,7 +295,7 @@ async fn consistency_endpoint<L: CommandLog>(
     // spec/node-api.md §1: a range the log cannot have is 400 `node.log.range`; a log that
     // does not answer is 502 `node.log.unreachable`, and the log's address (internal to the
     // deployment) never leaves the node.
-    let range = || (StatusCode::BAD_REQUEST, "node.log.range").into_response();
+    let range = || (StatusCode::BAD_REQUEST, LOG_RANGE).into_response();
     if size1 == 0 || size1 > size2 {
         return range();
     }
@@ -299,7 +304,7 @@ async fn consistency_endpoint<L: CommandLog>(
         Ok(None) => range(),
         Err(e) => {
             tracing::warn!(size1, size2, "audit log relay failed: {e}");
-            (StatusCode::BAD_GATEWAY, "node.log.unreachable").into_response()
+            (StatusCode::BAD_GATEWAY, LOG_UNREACHABLE).into_response()
         }
     }
 }

@@ -236,6 +236,9 @@ impl AdminToken {
     }
 }
 
+/// spec/conventions.md §8: the admin listener's answer to a request without its token.
+pub const ADMIN_UNAUTHORIZED: &str = "log.admin.unauthorized";
+
 /// The admin API of spec/audit-log.md §8.1, for its own listener: `POST /add` and
 /// `POST /checkpoint`, each only with `Authorization: Bearer <token>`; any request without
 /// it is `401` (`log.admin.unauthorized`) and changes nothing.
@@ -248,7 +251,7 @@ pub fn admin_router(log: Arc<LogService>, token: AdminToken) -> axum::Router {
                     return (
                         StatusCode::UNAUTHORIZED,
                         [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-                        "log.admin.unauthorized",
+                        ADMIN_UNAUTHORIZED,
                     )
                         .into_response();
                 }

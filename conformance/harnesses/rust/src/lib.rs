@@ -28,6 +28,7 @@ pub const FEATURES: &[&str] = &[
     "rotation",
     "fleet_replication",
     "audit",
+    "signer_api",
     "live",
 ];
 
@@ -343,6 +344,53 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
             })())
         }
         "fleet_rpc_open" => outcome(fleet_replication::open_rpc(input)?),
+        "signer_open_request" => {
+            let (request, anchors, now) =
+                (hex_field(input, "request")?, hex_field(input, "anchors")?, u64_field(input, "now")?);
+            outcome((|| {
+                let anchors = TrustAnchors::from_bytes(&anchors)?;
+                let o = bkv_protocol::signer_api::open_sign_request(&request, &anchors, now)?;
+                Ok(Some(obj(json!({
+                    "request_id": hex::encode(o.request.request_id),
+                    "fleet_id": o.keyset.fleet_id,
+                    "epoch": o.keyset.epoch,
+                    "keyset_sha256": hex::encode(o.keyset_digest()),
+                    "evidence_sha256": hex::encode(o.evidence_digest()),
+                }))))
+            })())
+        }
+        "operator_check_intermediate" => {
+            let (request, response, anchors, now) = (
+                hex_field(input, "request")?,
+                hex_field(input, "response")?,
+                hex_field(input, "anchors")?,
+                u64_field(input, "now")?,
+            );
+            let request: bkv_protocol::signer_api::SignRequest =
+                bkv_protocol::cbor::from_slice(&request).map_err(|e| BadInput(format!("request: {e}")))?;
+            outcome((|| {
+                let anchors = TrustAnchors::from_bytes(&anchors)?;
+                let response = bkv_protocol::signer_api::SignResponse::from_cbor(&response)?;
+                bkv_protocol::signer_api::check_intermediate(&request, &response, &anchors, now)?;
+                Ok(None)
+            })())
+        }
+        "signer_attach_countersignature" => {
+            let (intermediate, cs, anchors, now) = (
+                hex_field(input, "intermediate")?,
+                hex_field(input, "countersignature")?,
+                hex_field(input, "anchors")?,
+                u64_field(input, "now")?,
+            );
+            outcome((|| {
+                let anchors = TrustAnchors::from_bytes(&anchors)?;
+                let bundle = bkv_protocol::signer_api::attach_and_verify(&intermediate, &cs, &anchors, now)?;
+                Ok(Some(obj(json!({
+                    "bundle": hex::encode(&bundle),
+                    "bundle_sha256": hex::encode(sha256(&bundle)),
+                }))))
+            })())
+        }
         "rotation_check_successor" => {
             let (old_keyset, old_bundle, new_bundle, anchors) = (
                 hex_field(input, "old_keyset")?,
