@@ -8,5 +8,6 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod fleet;
+pub mod operator;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@
 pub mod local;
 pub mod log_server;
 pub mod signer;
+pub mod signer_service;
 pub mod storage;
 pub mod witness;
 

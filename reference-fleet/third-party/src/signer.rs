@@ -22,6 +22,20 @@ pub async fn release(
     epoch: u64,
 ) -> Result<LoggedBundle> {
     let index = log.append(&LogEntry::bundle(fleet_id, epoch, &final_bundle).to_cbor()).await?;
+    prove(log, anchors, final_bundle, fleet_id, epoch, index).await
+}
+
+/// spec/audit-log.md §8.2 steps 4–5 for a bundle entry already durable at `index`: publish
+/// a witnessed checkpoint that covers it and return the [`LoggedBundle`], verified as a
+/// fresh client with `anchors` would verify it.
+pub async fn prove(
+    log: &LogClient,
+    anchors: &LogAnchors,
+    final_bundle: Vec<u8>,
+    fleet_id: &str,
+    epoch: u64,
+    index: u64,
+) -> Result<LoggedBundle> {
     let checkpoint = log.publish_checkpoint().await?;
     let size = Checkpoint::parse_body(&Note::parse(&checkpoint)?.text)?.size;
     let inclusion = log.inclusion_proof(index, size).await?;

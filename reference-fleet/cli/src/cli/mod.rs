@@ -19,6 +19,7 @@ pub mod node;
 pub mod output;
 pub mod recovery_bench;
 pub mod replication_bench;
+pub mod signer;
 pub mod supervisor;
 pub mod tls;
 
@@ -96,6 +97,12 @@ pub enum Command {
     /// TLS certificates for a private CA (tests and labs).
     #[command(subcommand)]
     Tls(tls::TlsCommand),
+    /// The third party's signer: its key and the signing protocol (spec/signer-api.md §3).
+    #[command(subcommand)]
+    Signer(signer::SignerCommand),
+    /// The operator: have a FleetKeySet signed, check it, countersign (spec/signer-api.md §4).
+    #[command(subcommand)]
+    Operator(signer::OperatorCommand),
     /// The version, the source revision and the compiler of this build.
     Version,
 }
@@ -191,6 +198,8 @@ impl Command {
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
             Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
             Command::Tls(c) => c.set_json(json),
+            Command::Operator(signer::OperatorCommand::Countersign(a)) => a.json = json,
+            Command::Signer(_) => {}
             Command::Demo(_) | Command::Schema(_) | Command::Version => {}
         }
     }
@@ -302,6 +311,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
         Command::Tls(cmd) => tls::run(cmd),
+        Command::Signer(cmd) => signer::run_signer(cmd).await,
+        Command::Operator(cmd) => signer::run_operator(cmd).await,
         Command::Schema(SchemaCommand::Output) => {
             println!("{}", serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes"));
             Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ mod cli_bundle;
 mod contract;
 mod log_cli;
 mod node_run;
+mod signer;
 mod supervisor;
 mod support;
 mod tls;
