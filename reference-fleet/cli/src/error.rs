@@ -68,6 +68,9 @@ pub enum Error {
     /// A TLS certificate, key or CA file cannot be used (`--ca`, `--tls-cert`, `--tls-key`).
     #[error(transparent)]
     Tls(#[from] bkv_client::tls::TlsError),
+    /// An organisation's key in a PKCS#11 token could not be used.
+    #[error(transparent)]
+    Pkcs11(#[from] bkv_pkcs11::Error),
 }
 
 impl From<bkv_node::Error> for Error {
@@ -123,6 +126,7 @@ impl Error {
             Error::NodeConfig(e) => e.code(),
             Error::Tls(_) => "tls.config.invalid",
             Error::RateLimited(_) => "client.rate_limited",
+            Error::Pkcs11(e) => e.code(),
         }
     }
 }
@@ -239,6 +243,7 @@ mod tests {
             }),
             Error::Tls(bkv_client::tls::TlsError { path: "ca.pem".into(), detail: "x".into() }),
             Error::RateLimited("x".into()),
+            Error::Pkcs11(bkv_pkcs11::Error::Pin("x".into())),
         ]
     }
 

@@ -103,6 +103,9 @@ pub enum Command {
     /// The operator: have a FleetKeySet signed, check it, countersign (spec/signer-api.md §4).
     #[command(subcommand)]
     Operator(signer::OperatorCommand),
+    /// Organisation keys in a PKCS#11 token: generate, inspect.
+    #[command(subcommand)]
+    Keys(signer::KeysCommand),
     /// The version, the source revision and the compiler of this build.
     Version,
 }
@@ -200,6 +203,7 @@ impl Command {
             Command::Tls(c) => c.set_json(json),
             Command::Operator(signer::OperatorCommand::Countersign(a)) => a.json = json,
             Command::Signer(_) => {}
+            Command::Keys(c) => c.set_json(json),
             Command::Demo(_) | Command::Schema(_) | Command::Version => {}
         }
     }
@@ -313,6 +317,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Tls(cmd) => tls::run(cmd),
         Command::Signer(cmd) => signer::run_signer(cmd).await,
         Command::Operator(cmd) => signer::run_operator(cmd).await,
+        Command::Keys(cmd) => signer::run_keys(cmd),
         Command::Schema(SchemaCommand::Output) => {
             println!("{}", serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes"));
             Ok(ExitCode::SUCCESS)

@@ -14,6 +14,62 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Where an organisation's signing key is: a hex key file (development), or a PKCS#11
+/// token (`--pkcs11-module`, `--token-label`, `--key-label`, the PIN from `--pin-file` or
+/// `BKV_PKCS11_PIN`, never from the command line).
+#[derive(Debug, Clone, Args)]
+pub struct KeySource {
+    /// The key as a hex file (mode 0600): development only.
+    #[arg(long, conflicts_with = "pkcs11_module", required_unless_present = "pkcs11_module")]
+    pub key_file: Option<PathBuf>,
+    /// The PKCS#11 module that holds the key (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, requires_all = ["token_label", "key_label"])]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, requires = "pkcs11_module")]
+    pub token_label: Option<String>,
+    /// The key's label in the token.
+    #[arg(long, requires = "pkcs11_module")]
+    pub key_label: Option<String>,
+    /// A file holding the token's user PIN (else `BKV_PKCS11_PIN`).
+    #[arg(long, requires = "pkcs11_module")]
+    pub pin_file: Option<PathBuf>,
+}
+
+/// The environment variable a PKCS#11 PIN is read from when no `--pin-file` is given.
+pub const PIN_ENV: &str = "BKV_PKCS11_PIN";
+
+impl KeySource {
+    /// The token key this source names, if it names one.
+    pub fn token(&self) -> Result<Option<bkv_pkcs11::KeyRef>> {
+        let (Some(module), Some(token_label), Some(key_label)) =
+            (&self.pkcs11_module, &self.token_label, &self.key_label)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(bkv_pkcs11::KeyRef {
+            module: module.clone(),
+            token_label: token_label.clone(),
+            key_label: key_label.clone(),
+            pin: bkv_pkcs11::read_pin(self.pin_file.as_deref(), PIN_ENV)?,
+        }))
+    }
+
+    /// The key: from the token, or from the file as `software` reads it.
+    fn signer(
+        &self,
+        software: impl FnOnce(
+            &zeroize::Zeroizing<[u8; 32]>,
+        ) -> Result<Box<dyn bkv_protocol::crypto::Signer + Send + Sync>>,
+    ) -> Result<Box<dyn bkv_protocol::crypto::Signer + Send + Sync>> {
+        match (self.token()?, &self.key_file) {
+            (Some(key), _) => Ok(Box::new(bkv_pkcs11::TokenSigner::open(&key)?)),
+            (None, Some(file)) => software(&secret(file)?),
+            (None, None) => Err(Error::Usage("give --key-file or --pkcs11-module".into())),
+        }
+    }
+}
+
 /// `bkv signer ...`
 #[derive(Debug, Subcommand)]
 pub enum SignerCommand {
@@ -30,9 +86,9 @@ pub struct ServeArgs {
     /// The signer's state (redb): one signing per fleet and epoch.
     #[arg(long)]
     pub db: PathBuf,
-    /// The third party's Ed25519 signing key (hex seed file, mode 0600).
-    #[arg(long)]
-    pub key_file: PathBuf,
+    /// The third party's signing key: an Ed25519 seed file, or a key in a token.
+    #[command(flatten)]
+    pub key: KeySource,
     /// The fleet's anchors (`trust.cbor`): the operator keys it authenticates, the log's.
     #[arg(long)]
     pub trust: PathBuf,
@@ -73,9 +129,9 @@ pub struct CountersignArgs {
     /// The third party's signer.
     #[arg(long)]
     pub signer: String,
-    /// The operator's ESP256 countersigning key (hex scalar file, mode 0600).
-    #[arg(long)]
-    pub key_file: PathBuf,
+    /// The operator's countersigning key: an ESP256 scalar file, or a key in a token.
+    #[command(flatten)]
+    pub key: KeySource,
     /// The fleet's anchors (`trust.cbor`).
     #[arg(long)]
     pub trust: PathBuf,
@@ -128,7 +184,7 @@ pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
     let token = String::from_utf8(token)
         .map_err(|_| Error::BadInput { path: a.log_token_file.clone(), detail: "not text".into() })?;
     let config = SignerConfig {
-        key: Box::new(Ed25519Signer::from_seed(&*secret(&a.key_file)?)),
+        key: a.key.signer(|seed| Ok(Box::new(Ed25519Signer::from_seed(seed))))?,
         anchors: trust.anchors,
         log_anchors: trust.log,
         vendor_roots,
@@ -153,10 +209,10 @@ pub async fn run_operator(cmd: OperatorCommand) -> Result<ExitCode> {
     let out = super::contract::OutputFile::new(&a.out, a.force);
     out.check()?;
     let trust = trust(&a.trust)?;
-    let operator = Esp256Signer::from_scalar(&*secret(&a.key_file)?)?;
+    let operator = a.key.signer(|scalar| Ok(Box::new(Esp256Signer::from_scalar(scalar)?)))?;
     let released = crate::operator::countersign_release(
         &a.signer,
-        &operator,
+        operator.as_ref(),
         &trust,
         &read_file(&a.keyset)?,
         &read_file(&a.evidence)?,
@@ -179,6 +235,102 @@ pub async fn run_operator(cmd: OperatorCommand) -> Result<ExitCode> {
             summary["bundle_sha256"].as_str().unwrap_or_default(),
             released.proof.inclusion.leaf_index,
             a.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bkv keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate an organisation's signing key in a PKCS#11 token (non-extractable,
+    /// sensitive) and print its public key and key id.
+    Init(KeysArgs),
+    /// Print a token key's public key, key id and attributes.
+    Inspect(KeysArgs),
+}
+
+/// Arguments of `bkv keys init|inspect`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// The PKCS#11 module.
+    #[arg(long)]
+    pub pkcs11_module: PathBuf,
+    /// The token's label.
+    #[arg(long)]
+    pub token_label: String,
+    /// The key's label in the token.
+    #[arg(long)]
+    pub key_label: String,
+    /// A file holding the token's user PIN (else `BKV_PKCS11_PIN`).
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+    /// The algorithm (`init`): `ed25519` for a third party, `esp256` for an operator.
+    #[arg(long, value_enum, default_value_t = KeyAlg::Ed25519)]
+    pub alg: KeyAlg,
+    /// `--json` (global).
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// `--alg` of `bkv keys init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyAlg {
+    /// Ed25519 (COSE -19), `CKM_EDDSA`.
+    Ed25519,
+    /// ESP256 (COSE -9), SHA-256 then `CKM_ECDSA`.
+    Esp256,
+}
+
+impl KeysCommand {
+    /// Apply the global `--json`.
+    pub fn set_json(&mut self, json: bool) {
+        match self {
+            KeysCommand::Init(a) | KeysCommand::Inspect(a) => a.json = json,
+        }
+    }
+}
+
+/// Run `bkv keys`.
+pub fn run_keys(cmd: KeysCommand) -> Result<ExitCode> {
+    let (a, init) = match cmd {
+        KeysCommand::Init(a) => (a, true),
+        KeysCommand::Inspect(a) => (a, false),
+    };
+    let key = bkv_pkcs11::KeyRef {
+        module: a.pkcs11_module.clone(),
+        token_label: a.token_label.clone(),
+        key_label: a.key_label.clone(),
+        pin: bkv_pkcs11::read_pin(a.pin_file.as_deref(), PIN_ENV)?,
+    };
+    let (pk, attrs) = if init {
+        let alg = match a.alg {
+            KeyAlg::Ed25519 => bkv_protocol::crypto::Algorithm::Ed25519,
+            KeyAlg::Esp256 => bkv_protocol::crypto::Algorithm::Esp256,
+        };
+        bkv_pkcs11::generate(&key, alg)?
+    } else {
+        bkv_pkcs11::inspect(&key)?
+    };
+    let report = serde_json::json!({
+        "token": a.token_label, "key": a.key_label,
+        "public_key": { "alg": pk.alg.cose_id(), "key": hex::encode(&pk.key) },
+        "public_key_cbor": hex::encode(bkv_protocol::cbor::to_vec(&pk)),
+        "kid": hex::encode(pk.kid()),
+        "attributes": attrs,
+    });
+    if a.json {
+        Envelope::success(report).print();
+    } else {
+        println!(
+            "{} key {:?} in token {:?}: kid {}\n  public key {}\n  extractable {}, sensitive {}",
+            if init { "generated" } else { "found" },
+            a.key_label,
+            a.token_label,
+            report["kid"].as_str().unwrap_or_default(),
+            hex::encode(&pk.key),
+            attrs.extractable,
+            attrs.sensitive
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -26,7 +26,16 @@ struct Served {
 
 /// Run `bkv ARGS` and wait for its `listening on URL` line.
 fn serve(args: &[String]) -> Served {
-    let mut child = bkv().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    serve_env(args, &[])
+}
+
+/// [`serve`] with environment variables.
+fn serve_env(args: &[String], env: &[(&str, &Path)]) -> Served {
+    let mut cmd = bkv();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut admin = None;
     let url = loop {
@@ -70,6 +79,13 @@ struct World {
 
 impl World {
     fn new(name: &str) -> World {
+        World::with_keys(name, None)
+    }
+
+    /// The world with the organisations' keys in `tokens` when given (their public keys
+    /// are added to the anchors beside the ceremony's software keys, which signed the
+    /// evidence).
+    fn with_keys(name: &str, tokens: Option<&Tokens>) -> World {
         let dir = ceremony(name);
         let (log_key, log_vkey) = keygen(&dir, ORIGIN, "log", "test-log.key");
         let mut witness_args = Vec::new();
@@ -129,6 +145,14 @@ impl World {
             witnesses: wkeys,
             threshold: 2,
         };
+        if let Some(t) = tokens {
+            let mut tp = trust.anchors.third_party[0].clone();
+            tp.key = t.third_party.clone();
+            trust.anchors.third_party.push(tp);
+            let mut op = trust.anchors.operator[0].clone();
+            op.key = t.operator.clone();
+            trust.anchors.operator.push(op);
+        }
         std::fs::write(dir.join("test-trust.cbor"), bkv_protocol::cbor::to_vec(&trust)).unwrap();
         let keyset = Parsed::parse(&std::fs::read(dir.join("bundle.cbor")).unwrap()).unwrap().payload;
         std::fs::write(dir.join("keyset.cbor"), &keyset).unwrap();
@@ -140,8 +164,6 @@ impl World {
             "127.0.0.1:0".into(),
             "--db".into(),
             p(&dir.join("signer.redb")),
-            "--key-file".into(),
-            p(&dir.join("orgs/third-party.seed")),
             "--trust".into(),
             p(&dir.join("test-trust.cbor")),
             "--vendor-roots".into(),
@@ -157,8 +179,18 @@ impl World {
             "--log-token-file".into(),
             p(&dir.join("test-log.token")),
         ];
-        let signer = serve(&signer_args);
         let mut signer_args = signer_args;
+        let env: Vec<(&str, &Path)> = match tokens {
+            Some(t) => {
+                signer_args.extend(t.key_args("tp"));
+                vec![("SOFTHSM2_CONF", t.conf("tp"))]
+            }
+            None => {
+                signer_args.extend(["--key-file".into(), p(&dir.join("orgs/third-party.seed"))]);
+                vec![]
+            }
+        };
+        let signer = serve_env(&signer_args, &env);
         signer_args[3] = signer.url.trim_start_matches("http://").to_owned();
         World { dir, witnesses, witness_args, log, signer, signer_args, trust, keyset }
     }
@@ -168,6 +200,20 @@ impl World {
         bkv()
             .args(["--json", "operator", "countersign", "--signer", &self.signer.url])
             .args(["--key-file", &p(&self.dir.join("orgs/operator.scalar"))])
+            .args(["--trust", &p(&self.dir.join("test-trust.cbor"))])
+            .args(["--keyset", &p(&self.dir.join("keyset.cbor"))])
+            .args(["--evidence", &p(&self.dir.join("evidence.cbor"))])
+            .args(["--out", &p(&self.dir.join(out))])
+            .output()
+            .unwrap()
+    }
+
+    /// `bkv operator countersign` with the operator's key in its token.
+    fn countersign_with_token(&self, t: &Tokens, out: &str) -> std::process::Output {
+        bkv()
+            .env("SOFTHSM2_CONF", t.conf("op"))
+            .args(["--json", "operator", "countersign", "--signer", &self.signer.url])
+            .args(t.key_args("op"))
             .args(["--trust", &p(&self.dir.join("test-trust.cbor"))])
             .args(["--keyset", &p(&self.dir.join("keyset.cbor"))])
             .args(["--evidence", &p(&self.dir.join("evidence.cbor"))])
@@ -360,4 +406,135 @@ async fn a_signer_killed_before_the_checkpoint_releases_one_bundle_logged_once()
     assert_eq!(w.entries(EntryType::Bundle).await.len(), 1, "logged once");
     assert_eq!(w.entries(EntryType::Evidence).await.len(), 1);
     let _ = std::fs::remove_dir_all(&w.dir);
+}
+
+/// The two organisations' key stores: one SoftHSM2 token each, in its own directory and
+/// configuration, with a key generated in it by `bkv keys init`.
+struct Tokens {
+    root: PathBuf,
+    module: PathBuf,
+    third_party: bkv_protocol::crypto::PublicKey,
+    operator: bkv_protocol::crypto::PublicKey,
+    confs: Vec<PathBuf>,
+}
+
+impl Tokens {
+    /// The SoftHSM2 configuration of `org` (`tp` or `op`).
+    fn conf(&self, org: &str) -> &Path {
+        &self.confs[usize::from(org == "op")]
+    }
+
+    fn key_args(&self, org: &str) -> Vec<String> {
+        vec![
+            "--pkcs11-module".into(),
+            p(&self.module),
+            "--token-label".into(),
+            org.into(),
+            "--key-label".into(),
+            format!("{org}-signing"),
+            "--pin-file".into(),
+            p(&self.root.join("pin")),
+        ]
+    }
+
+    /// A token per organisation and a key in each: the attributes the token reports for
+    /// each key are checked (never extractable, sensitive).
+    fn init(root: &Path) -> Tokens {
+        let module = PathBuf::from(
+            std::env::var("BKV_PKCS11_MODULE").unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into()),
+        );
+        std::fs::create_dir_all(root).unwrap();
+        std::fs::write(root.join("pin"), "5678\n").unwrap();
+        let (mut keys, mut confs) = (Vec::new(), Vec::new());
+        for (org, alg) in [("tp", "ed25519"), ("op", "esp256")] {
+            let dir = root.join(org);
+            std::fs::create_dir_all(dir.join("tokens")).unwrap();
+            let conf = dir.join("softhsm2.conf");
+            let settings =
+                format!("directories.tokendir = {}\nobjectstore.backend = file\n", p(&dir.join("tokens")));
+            std::fs::write(&conf, settings).unwrap();
+            let out = std::process::Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(["--init-token", "--free", "--label", org, "--so-pin", "1234", "--pin", "5678"])
+                .output()
+                .expect("softhsm2-util (Debian's softhsm2; .ci/run installs it)");
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let out = bkv()
+                .env("SOFTHSM2_CONF", &conf)
+                .args([
+                    "--json",
+                    "keys",
+                    "init",
+                    "--alg",
+                    alg,
+                    "--pkcs11-module",
+                    &p(&module),
+                    "--token-label",
+                    org,
+                ])
+                .args(["--key-label", &format!("{org}-signing"), "--pin-file", &p(&root.join("pin"))])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let attrs = &doc["result"]["attributes"];
+            assert_eq!(attrs["extractable"].as_bool(), Some(false), "{doc}");
+            assert_eq!(attrs["sensitive"].as_bool(), Some(true), "{doc}");
+            assert_eq!(attrs["never_extractable"].as_bool(), Some(true), "{doc}");
+            let cbor = hex::decode(doc["result"]["public_key_cbor"].as_str().unwrap()).unwrap();
+            keys.push(bkv_protocol::cbor::from_slice::<bkv_protocol::crypto::PublicKey>(&cbor).unwrap());
+            confs.push(conf);
+        }
+        let operator = keys.pop().unwrap();
+        let third_party = keys.pop().unwrap();
+        Tokens { root: root.to_owned(), module, third_party, operator, confs }
+    }
+}
+
+/// Whether the PKCS#11 tests run here (`.ci/run` sets `BKV_PKCS11_TESTS=1` and installs
+/// SoftHSM2); elsewhere they say loudly that they were skipped. A test that runs records
+/// its name in `BKV_PKCS11_RAN`, so `.ci/run` can check that they all ran.
+fn pkcs11_enabled(test: &str) -> bool {
+    if std::env::var("BKV_PKCS11_TESTS").as_deref() != Ok("1") {
+        eprintln!(
+            "\n*** SKIPPED {test}: set BKV_PKCS11_TESTS=1 to run it (needs SoftHSM2; .ci/run does) ***\n"
+        );
+        return false;
+    }
+    if let Ok(path) = std::env::var("BKV_PKCS11_RAN") {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("BKV_PKCS11_RAN");
+        writeln!(f, "{test}").unwrap();
+    }
+    true
+}
+
+/// Both organisation keys generated in (separate) SoftHSM2 tokens, never extractable; the
+/// signer and the operator, each its own process with its own token, release a bundle that
+/// the existing verifier accepts, signed by the token keys (Ed25519 by `CKM_EDDSA`, ESP256
+/// by SHA-256 then `CKM_ECDSA`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_in_pkcs11_tokens_sign_and_countersign_a_bundle_clients_accept() {
+    if !pkcs11_enabled("keys_in_pkcs11_tokens_sign_and_countersign_a_bundle_clients_accept") {
+        return;
+    }
+    let root = crate::support::tempdir("pkcs11-tokens");
+    let tokens = Tokens::init(&root);
+    let w = World::with_keys("signer-pkcs11", Some(&tokens));
+    let out = w.countersign_with_token(&tokens, "released.cbor");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let released = LoggedBundle::from_cbor(&std::fs::read(w.dir.join("released.cbor")).unwrap()).unwrap();
+    let now = bkv_client::clock::system_now();
+    verify_bundle(&released.bundle, &w.trust.anchors, &ClientState::default(), now).unwrap();
+    // Signed by the token keys, not the ceremony's software keys.
+    let parsed = Parsed::parse(&released.bundle).unwrap();
+    assert_eq!(parsed.kid, tokens.third_party.kid().to_vec());
+    assert_eq!(parsed.countersignature.as_ref().unwrap().kid, tokens.operator.kid().to_vec());
+    // A client pinning only the token keys accepts it too.
+    let mut only_tokens = w.trust.anchors.clone();
+    only_tokens.third_party.remove(0);
+    only_tokens.operator.remove(0);
+    verify_bundle(&released.bundle, &only_tokens, &ClientState::default(), now).unwrap();
+    let _ = std::fs::remove_dir_all(&w.dir);
+    let _ = std::fs::remove_dir_all(&root);
 }
