@@ -4,6 +4,7 @@
 mod common;
 
 mod audit_log_vectors;
+mod azul;
 mod fuzz_corpus;
 mod hpke_kat;
 mod registry;
