@@ -12,6 +12,7 @@ pub mod cbor;
 pub mod crypto;
 pub mod error;
 pub mod evidence;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod fleet_replication;
 pub mod node_api;

@@ -48,6 +48,17 @@ impl World {
         map([("request", json!(hex::encode(sealed))), ("anchors", self.anchors()), ("now", json!(now))])
     }
 
+    /// The output of `signer_open_request` for `r`.
+    fn opened(r: &SignRequest) -> BTreeMap<String, Value> {
+        map([
+            ("request_id", json!(hex::encode(r.request_id))),
+            ("fleet_id", json!(bkv_protocol::fixtures::bundle::FLEET)),
+            ("epoch", json!(1)),
+            ("keyset_sha256", json!(hex::encode(sha256(&r.keyset)))),
+            ("evidence_sha256", json!(hex::encode(sha256(&r.evidence)))),
+        ])
+    }
+
     fn refused_request(&self, sealed: &[u8], now: u64, e: Error) -> Case {
         Case::invalid(&["Request"], self.open(sealed, now), e)
     }
@@ -111,14 +122,7 @@ cases! { World, SIGNER_OPEN_REQUEST;
     /// a request signed by the operator, made 5 s before the signer's time
     fn valid_request(w) {
         let r = w.request(NOW - 5);
-        let output = map([
-            ("request_id", json!(hex::encode(r.request_id))),
-            ("fleet_id", json!(bkv_protocol::fixtures::bundle::FLEET)),
-            ("epoch", json!(1)),
-            ("keyset_sha256", json!(hex::encode(sha256(&r.keyset)))),
-            ("evidence_sha256", json!(hex::encode(sha256(&r.evidence)))),
-        ]);
-        Case::valid(&["Request"], w.open(&seal_sign_request(&r, &w.orgs.operator), NOW), Some(output))
+        Case::valid(&["Request"], w.open(&seal_sign_request(&r, &w.orgs.operator), NOW), Some(World::opened(&r)))
     }
     /// S1: truncated CBOR
     fn truncated(w) {
@@ -171,14 +175,7 @@ cases! { World, SIGNER_OPEN_REQUEST;
     /// S4: made exactly 300 s after the signer's time (the edge is accepted)
     fn skew_300_accepted(w) {
         let r = w.request(NOW + 300);
-        let output = map([
-            ("request_id", json!(hex::encode(r.request_id))),
-            ("fleet_id", json!(bkv_protocol::fixtures::bundle::FLEET)),
-            ("epoch", json!(1)),
-            ("keyset_sha256", json!(hex::encode(sha256(&r.keyset)))),
-            ("evidence_sha256", json!(hex::encode(sha256(&r.evidence)))),
-        ]);
-        Case::valid(&["Request"], w.open(&seal_sign_request(&r, &w.orgs.operator), NOW), Some(output))
+        Case::valid(&["Request"], w.open(&seal_sign_request(&r, &w.orgs.operator), NOW), Some(World::opened(&r)))
     }
     /// S5: a FleetKeySet of another fleet
     fn keyset_of_another_fleet(w) {

@@ -7,11 +7,12 @@
 //! live in the service (`bkv-third-party`).
 
 use crate::cbor;
-use crate::crypto::{Digest32, Signer, sha256};
+use crate::crypto::{Algorithm, Digest32, Signer, sha256};
 use crate::error::{Error, Result};
 use crate::evidence::{Sign1, sign1};
 use crate::validation_bundle::{
-    ClientState, FleetKeySet, Parsed, TrustAnchors, attach_countersignature, sig_structure, verify_bundle,
+    Anchor, ClientState, FleetKeySet, Parsed, TrustAnchors, attach_countersignature, sig_structure,
+    verify_bundle,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -105,6 +106,11 @@ impl CountersignRequest {
     }
 }
 
+/// The anchor of `list` with key id `kid` and algorithm `alg` whose window contains `now`.
+fn anchor<'a>(list: &'a [Anchor], kid: &[u8], alg: Algorithm, now: u64) -> Option<&'a Anchor> {
+    list.iter().find(|a| a.key.kid().as_slice() == kid && a.key.alg == alg && a.valid_at(now))
+}
+
 /// spec/signer-api.md §2.1: the operator signs `request` with its operator key.
 pub fn seal_sign_request(request: &SignRequest, operator: &dyn Signer) -> Vec<u8> {
     sign1(&cbor::to_vec(request), CT_SIGN_REQUEST, operator)
@@ -142,13 +148,8 @@ pub fn open_sign_request(bytes: &[u8], anchors: &TrustAnchors, now: u64) -> Resu
         other => other,
     })?;
     // S2
-    let operator = anchors
-        .operator
-        .iter()
-        .find(|a| {
-            a.key.kid().as_slice() == signed.kid.as_slice() && a.key.alg == signed.alg && a.valid_at(now)
-        })
-        .ok_or(Error::SignerRequestUnauthenticated)?;
+    let operator =
+        anchor(&anchors.operator, &signed.kid, signed.alg, now).ok_or(Error::SignerRequestUnauthenticated)?;
     // S3
     if !signed.verified_by(&operator.key) {
         return Err(Error::SignerRequestSignatureInvalid);
@@ -187,13 +188,8 @@ pub fn check_intermediate(
     if parsed.countersignature.is_some() || parsed.payload != request.keyset.as_slice() {
         return Err(Error::SignerIntermediateMismatch);
     }
-    let signer = anchors
-        .third_party
-        .iter()
-        .find(|a| {
-            a.key.kid().as_slice() == parsed.kid.as_slice() && a.key.alg == parsed.alg && a.valid_at(now)
-        })
-        .ok_or(Error::BundleSignerUnknown)?;
+    let signer =
+        anchor(&anchors.third_party, &parsed.kid, parsed.alg, now).ok_or(Error::BundleSignerUnknown)?;
     if !signer.key.verify(&sig_structure(&parsed.protected, &parsed.payload), &parsed.signature) {
         return Err(Error::BundleSignatureInvalid);
     }

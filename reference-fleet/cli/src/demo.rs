@@ -13,10 +13,9 @@
 use crate::cli::bundle::describe;
 use crate::cli::output::{rfc3339, short_hex};
 use crate::error::{Error, Result, write_file};
-use crate::fleet::{FleetConfig, LocalFleet, Organisations};
+use crate::fleet::{FleetConfig, LocalFleet, OperatorKeys};
 use bkv_client::clock::system_now as now;
 use bkv_client::{FleetClient, Persisted, Recovery};
-use bkv_protocol::audit_log::verify_logged_bundle;
 use bkv_protocol::backup_envelope;
 use bkv_protocol::crypto::{Signer, sha256};
 use bkv_protocol::validation_bundle::{Claims, ClientState, Parsed, countersign, sign, verify_bundle};
@@ -111,10 +110,20 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("bkv demo — files in {}", dir.display());
 
     let t = step.begin("Two independent organisations create their signing keys");
-    let orgs = Organisations::generate();
-    println!("    third-party signer  Ed25519  kid {}", short_hex(&orgs.third_party.public_key().kid(), 8));
-    println!("    operator            ESP256   kid {}", short_hex(&orgs.operator.public_key().kid(), 8));
-    step.done(t, "keys created");
+    // The third party's key is made by its own process (`bkv keys file`) in its own
+    // directory; this process, the operator's, never reads it.
+    let third_party =
+        crate::third_party::ThirdParty::open_or_create(&dir.join("fleet").join("third-party")).await?;
+    let orgs = OperatorKeys::generate();
+    println!(
+        "    third-party signer  Ed25519  kid {}   (its own process and key file)",
+        short_hex(&third_party.public.kid(), 8)
+    );
+    println!(
+        "    operator            ESP256   kid {}   (this process)",
+        short_hex(&orgs.operator.public_key().kid(), 8)
+    );
+    step.done(t, "keys created, each in its own organisation's key store");
 
     let t = step.begin(&format!(
         "The operator deploys a fleet of {} HSM nodes; the third party signs, logs and releases its bundle",
@@ -244,34 +253,51 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     step.done(t, &format!("the files match: {}", restored_path.display()));
 
-    let t = step.begin("A second bundle both organisations signed but nobody logged is refused");
+    let t = step.begin("The third party signs no second FleetKeySet for this epoch");
     let ks_bytes = parsed.payload.clone();
-    let claims = Claims { iss: crate::fleet::THIRD_PARTY.into(), sub: DEMO_FLEET.into(), iat: now() + 1 };
-    let unlogged = countersign(&sign(&ks_bytes, &claims, &orgs.third_party), &orgs.operator)?;
-    let v2 = verify_bundle(&unlogged, &fleet.trust.anchors, &ClientState::default(), now())?;
-    match verify_logged_bundle(
-        &unlogged,
-        &v2.keyset().fleet_id,
-        v2.keyset().epoch,
-        &fleet.released.proof,
-        &fleet.trust.log,
-        &Default::default(),
-        None,
-    ) {
-        Err(e) => println!("    signatures valid, but refused [{}] {}", e.code(), e.description()),
-        Ok(_) => unreachable!("a bundle that is not in the log must never be accepted"),
+    let mut other = fleet.keyset.clone();
+    other.guess_limit += 1;
+    let signer = fleet.start_signer().await?;
+    let evidence = crate::error::read_file(&fleet.dir.join("evidence.cbor"))?;
+    match crate::operator::countersign_release(
+        &signer.url,
+        &orgs.operator,
+        &fleet.trust,
+        &other.to_bytes(),
+        &evidence,
+        now(),
+    )
+    .await
+    {
+        Err(e) => println!(
+            "    the signer (pid {}) refused the same fleet and epoch with guess limit {}: [{}]",
+            signer.pid,
+            other.guess_limit,
+            e.code()
+        ),
+        Ok(_) => unreachable!("the signer must sign one FleetKeySet per fleet and epoch"),
     }
-    step.done(t, "a split view needs the log key and K witnesses too, and every monitor would see it");
+    drop(signer);
+    step.done(t, "one keyset per fleet and epoch, and only after its evidence is logged and checked");
 
     let t = step.begin("A rogue fleet signed by the operator alone is refused");
+    let claims = Claims { iss: crate::fleet::THIRD_PARTY.into(), sub: DEMO_FLEET.into(), iat: now() + 1 };
     let rogue = countersign(&sign(&ks_bytes, &claims, &orgs.operator), &orgs.operator)?;
     match verify_bundle(&rogue, &fleet.trust.anchors, &ClientState::default(), now()) {
         Err(e) => println!("    refused [{}] {}", e.code(), e.description()),
         Ok(_) => unreachable!("a bundle without the third party's signature must never verify"),
     }
-    let unsigned = sign(&ks_bytes, &claims, &orgs.third_party);
+    // What the third party alone produced: its signature, without the countersignature.
+    let unsigned = bkv_protocol::validation_bundle::encode_sign1(
+        &parsed.protected,
+        vec![],
+        &parsed.payload,
+        &parsed.signature,
+    );
     match verify_bundle(&unsigned, &fleet.trust.anchors, &ClientState::default(), now()) {
-        Err(e) => println!("    refused [{}] {}", e.code(), e.description()),
+        Err(e) => {
+            println!("    the third party's signature alone: refused [{}] {}", e.code(), e.description())
+        }
         Ok(_) => unreachable!("a bundle without the operator's countersignature must never verify"),
     }
     step.done(t, "neither organisation alone can introduce a fleet");

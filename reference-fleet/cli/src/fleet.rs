@@ -24,6 +24,7 @@
 //!   (spec/rotation.md §6); such a directory no longer starts.
 
 use crate::error::{Error, Result, read_file, write_file};
+use crate::third_party::ThirdParty;
 use bkv_client::Trust;
 use bkv_node::hsm::{Kek, SoftHsm};
 use bkv_node::replication::CommandLog;
@@ -35,12 +36,11 @@ use bkv_protocol::audit_log::{LogEntry, LogState, verify_logged_bundle};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
 use bkv_protocol::session::SessionTarget;
-use bkv_protocol::validation_bundle::{Anchor, Claims, FleetKeySet, TrustAnchors, countersign, sign};
+use bkv_protocol::validation_bundle::{Anchor, FleetKeySet, TrustAnchors};
 use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
 use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup, VaultStateMachine};
 use bkv_third_party::local::LocalLog;
 use bkv_third_party::log_server::{self as server, Running};
-use bkv_third_party::signer::release;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -123,11 +123,11 @@ impl FleetConfig {
     }
 }
 
-/// The two organisations whose keys make a bundle (spec/validation-bundle.md §2). Their
-/// keys live with them, never in the fleet directory.
-pub struct Organisations {
-    /// The third-party signer (Ed25519).
-    pub third_party: Ed25519Signer,
+/// The operator's side of a local fleet: the operator's countersigning key, and the HSM
+/// vendor's root and the ceremony observer that a development fleet simulates. The third
+/// party's key is never here: it lives in its own directory and process
+/// ([`crate::third_party`]), so no process of a local fleet holds both organisations' keys.
+pub struct OperatorKeys {
     /// The operator (ESP256).
     pub operator: Esp256Signer,
     /// The HSM vendor's root (simulated; spec/evidence.md §3).
@@ -136,18 +136,17 @@ pub struct Organisations {
     pub observer: Ed25519Signer,
 }
 
-impl Organisations {
-    /// Fresh keys for both.
+impl OperatorKeys {
+    /// Fresh keys.
     pub fn generate() -> Self {
         Self {
-            third_party: Ed25519Signer::generate(&mut OsRng),
             operator: Esp256Signer::generate(&mut OsRng),
             vendor: Ed25519Signer::generate(&mut OsRng),
             observer: Ed25519Signer::generate(&mut OsRng),
         }
     }
 
-    /// Keep both keys in `dir/orgs/` (development fleets only; see the module docs).
+    /// Keep the keys in `dir/orgs/` (development fleets only; see the module docs).
     pub fn store(&self, dir: &Path) -> Result<()> {
         let orgs = dir.join("orgs");
         std::fs::create_dir_all(&orgs).map_err(|source| Error::Write { path: orgs.clone(), source })?;
@@ -156,13 +155,12 @@ impl Organisations {
                 .and_then(|k| k.write_file(&orgs.join(name)))
                 .map_err(Error::Hsm)
         };
-        write("third-party.seed", &self.third_party.seed()[..])?;
         write("operator.scalar", &self.operator.scalar()[..])?;
         write("vendor.seed", &self.vendor.seed()[..])?;
         write("observer.seed", &self.observer.seed()[..])
     }
 
-    /// Load the keys [`Organisations::store`] kept.
+    /// Load the keys [`OperatorKeys::store`] kept.
     pub fn load(dir: &Path) -> Result<Self> {
         let read = |name: &str| -> Result<zeroize::Zeroizing<[u8; 32]>> {
             let path = dir.join("orgs").join(name);
@@ -170,7 +168,6 @@ impl Organisations {
             Ok(kek.expose())
         };
         Ok(Self {
-            third_party: Ed25519Signer::from_seed(&*read("third-party.seed")?),
             operator: Esp256Signer::from_scalar(&*read("operator.scalar")?)?,
             vendor: Ed25519Signer::from_seed(&*read("vendor.seed")?),
             observer: Ed25519Signer::from_seed(&*read("observer.seed")?),
@@ -186,6 +183,9 @@ struct Layout {
     guess_limit: u32,
     nodes: Vec<NodeLayout>,
     log: LogLayout,
+    /// The third party's directory (its key and signer state); `DIR/third-party` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    third_party: Option<PathBuf>,
 }
 
 /// Where the fleet's audit log lives and how it is witnessed.
@@ -304,6 +304,7 @@ struct Genesis {
     log: Arc<LocalLog>,
     log_layout: LogLayout,
     trust: Trust,
+    third_party: ThirdParty,
 }
 
 /// What a rotation moved (spec/rotation.md).
@@ -363,6 +364,8 @@ pub struct LocalFleet {
     kek: Kek,
     guess_limit: u32,
     log_layout: LogLayout,
+    /// The third party's directory (its key and its signer's state).
+    third_party: PathBuf,
     /// Listeners bound when the fleet was created, taken by each node's first start.
     bound: Vec<Option<Bound>>,
     /// The nodes' rate limits (spec/node-api.md §6): none in a fleet served in this
@@ -413,14 +416,14 @@ impl LocalFleet {
     /// Create a new fleet in `dir` (which must not hold one) and start it, with fresh keys
     /// for both organisations.
     pub async fn create(dir: &Path, config: &FleetConfig, progress: impl FnMut(&str)) -> Result<Self> {
-        Self::create_with(dir, config, &Organisations::generate(), progress).await
+        Self::create_with(dir, config, &OperatorKeys::generate(), progress).await
     }
 
     /// [`LocalFleet::create`] with the organisations' keys given.
     pub async fn create_with(
         dir: &Path,
         config: &FleetConfig,
-        orgs: &Organisations,
+        orgs: &OperatorKeys,
         progress: impl FnMut(&str),
     ) -> Result<Self> {
         Self::first_epoch(dir, config, orgs, true, progress).await
@@ -431,7 +434,7 @@ impl LocalFleet {
     pub async fn ceremony(
         dir: &Path,
         config: &FleetConfig,
-        orgs: &Organisations,
+        orgs: &OperatorKeys,
         progress: impl FnMut(&str),
     ) -> Result<Self> {
         Self::first_epoch(dir, config, orgs, false, progress).await
@@ -440,7 +443,7 @@ impl LocalFleet {
     async fn first_epoch(
         dir: &Path,
         config: &FleetConfig,
-        orgs: &Organisations,
+        orgs: &OperatorKeys,
         start: bool,
         progress: impl FnMut(&str),
     ) -> Result<Self> {
@@ -475,11 +478,13 @@ impl LocalFleet {
             not_before: now - 86_400,
             not_after: now + 2 * 365 * 86_400,
         };
+        // The third party's key is made by its own process, in its own directory.
+        let third_party = ThirdParty::open_or_create(&dir.join("third-party")).await?;
         let trust = Trust {
             anchors: TrustAnchors {
                 v: 1,
                 fleet_id: config.fleet_id.clone(),
-                third_party: vec![window(THIRD_PARTY, orgs.third_party.public_key())],
+                third_party: vec![window(THIRD_PARTY, &third_party.public)],
                 operator: vec![window(OPERATOR, orgs.operator.public_key())],
                 pinned: vec![],
             },
@@ -492,6 +497,7 @@ impl LocalFleet {
             log,
             log_layout,
             trust,
+            third_party,
         };
         Self::deploy(dir, config, orgs, genesis, start, progress).await
     }
@@ -504,7 +510,7 @@ impl LocalFleet {
     async fn deploy(
         dir: &Path,
         config: &FleetConfig,
-        orgs: &Organisations,
+        orgs: &OperatorKeys,
         genesis: Genesis,
         start: bool,
         mut progress: impl FnMut(&str),
@@ -537,6 +543,7 @@ impl LocalFleet {
             guess_limit: config.guess_limit,
             nodes: Vec::new(),
             log: genesis.log_layout.clone(),
+            third_party: None,
         };
         let mut entries = Vec::new();
         let mut bound = Vec::new();
@@ -624,48 +631,46 @@ impl LocalFleet {
             evidence.ceremony.steps.len()
         ));
 
-        // The third party logs the evidence before the bundle (spec/evidence.md §2).
+        // The third party signs in its own process, with its own key (spec/signer-api.md):
+        // it logs the evidence, checks it (spec/audit.md §3) and signs; this process, the
+        // operator, checks what it signed, countersigns, and checks the release.
         let log = genesis.log;
-        let entry = LogEntry::evidence(&keyset.fleet_id, keyset.epoch, &evidence_bytes);
-        let evidence_index = log.client.append(&entry.to_cbor()).await?;
-        // The third party signs only if the evidence passes the Audit procedure up to the
-        // log steps (spec/evidence.md §2, spec/audit.md §3).
-        let check = bkv_protocol::audit::check_before_signing(
-            &bkv_protocol::audit::EvidenceInputs {
-                evidence: &evidence_bytes,
-                anchors: &genesis.trust.anchors,
-                vendor_roots: &vendor_roots,
-                software: evidence.software.measurement,
-                firmware: None,
-                now,
-            },
-            &keyset,
-        );
-        if let Some((step, code)) = &check.failure {
-            return Err(Error::Usage(format!(
-                "the third party refuses to sign: evidence fails {step} [{code}]"
-            )));
-        }
+        write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&genesis.trust))?;
+        let signer = genesis
+            .third_party
+            .start_signer(
+                &dir.join("trust.cbor"),
+                &dir.join("vendor-roots.cbor"),
+                evidence.software.measurement,
+                SOFT_HSM_FIRMWARE,
+                &log.client,
+                &genesis.log_layout.dir.join("admin.token"),
+            )
+            .await?;
+        let released = crate::operator::countersign_release(
+            &signer.url,
+            &orgs.operator,
+            &genesis.trust,
+            &keyset.to_bytes(),
+            &evidence_bytes,
+            now,
+        )
+        .await?;
+        let signer_pid = signer.pid;
+        drop(signer);
+        let bundle = released.bundle.clone();
         progress(&format!(
-            "the third party checked the evidence ({} steps of spec/audit.md §3) before signing",
-            check.passed.len()
-        ));
-        let claims = Claims { iss: THIRD_PARTY.into(), sub: config.fleet_id.clone(), iat: now };
-        let bundle = countersign(&sign(&keyset.to_bytes(), &claims, &orgs.third_party), &orgs.operator)?;
-        progress(&format!(
-            "FleetKeySet of {} bytes (epoch {}) signed by the third party (COSE_Sign1) and countersigned by the operator (RFC 9338)",
+            "the third party's signer (pid {signer_pid}: its own process and key) logged the evidence, checked it (spec/audit.md §3) and signed the FleetKeySet of {} bytes (epoch {}); the operator checked it and countersigned (RFC 9338)",
             keyset.to_bytes().len(),
             keyset.epoch
         ));
-        let released =
-            release(&log.client, &log.anchors, bundle.clone(), &config.fleet_id, keyset.epoch).await?;
         progress(&format!(
-            "evidence is entry #{evidence_index} and the bundle entry #{} of the audit log, cosigned by {} witnesses",
+            "the bundle is entry #{} of the audit log, cosigned by {} witnesses",
             released.proof.inclusion.leaf_index, log.anchors.threshold
         ));
         write_file(&dir.join("bundle.cbor"), &bundle)?;
         write_file(&dir.join("released-bundle.cbor"), &released.to_cbor())?;
-        write_file(&dir.join("trust.cbor"), &bkv_protocol::cbor::to_vec(&genesis.trust))?;
+        layout.third_party = Some(genesis.third_party.dir.clone());
         json_write(&dir.join("fleet.json"), &layout)?;
 
         let mut fleet = Self::assemble(dir, layout, keyset, released, genesis.trust, kek, config.timing)?;
@@ -685,6 +690,28 @@ impl LocalFleet {
         }
         drop(hsms);
         Ok(fleet)
+    }
+
+    /// Start this fleet's third-party signer (`bkv signer serve`: its own process, with the
+    /// third party's key), checking evidence against this fleet's vendor roots and the
+    /// software measurement in its evidence.
+    pub async fn start_signer(&self) -> Result<crate::third_party::SignerProcess> {
+        let log =
+            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
+        let evidence = read_file(&self.dir.join("evidence.cbor"))?;
+        let ev = bkv_protocol::evidence::Sign1::parse(&evidence, bkv_protocol::evidence::CT_EVIDENCE)?;
+        let doc: bkv_protocol::evidence::Evidence = ev.decode()?;
+        ThirdParty::open_or_create(&self.third_party)
+            .await?
+            .start_signer(
+                &self.dir.join("trust.cbor"),
+                &self.dir.join("vendor-roots.cbor"),
+                doc.software.measurement,
+                SOFT_HSM_FIRMWARE,
+                &log.client,
+                &self.log_layout.dir.join("admin.token"),
+            )
+            .await
     }
 
     /// Run the Audit procedure (spec/audit.md) on this fleet's deployment, against its log,
@@ -790,6 +817,7 @@ impl LocalFleet {
             timing,
             kek,
             guess_limit: layout.guess_limit,
+            third_party: layout.third_party.unwrap_or_else(|| dir.join("third-party")),
             log_layout: layout.log,
             bound: Vec::new(),
             rate_limits: bkv_node::rate::RateLimits::OFF,
@@ -960,7 +988,7 @@ impl LocalFleet {
     pub async fn rotate(
         &mut self,
         new_dir: &Path,
-        orgs: &Organisations,
+        orgs: &OperatorKeys,
         mut progress: impl FnMut(&str),
     ) -> Result<(LocalFleet, RotationReport)> {
         use bkv_protocol::rotation::{ExportedState, Importer, RecordExport, seal_export};
@@ -980,6 +1008,7 @@ impl LocalFleet {
             log: log.clone(),
             log_layout: self.log_layout.clone(),
             trust: self.trust.clone(),
+            third_party: ThirdParty::open_or_create(&self.third_party).await?,
         };
         drop(old_hsm);
         let config = FleetConfig {

@@ -228,7 +228,7 @@ impl SignerService {
             ks,
         );
         if let Some((step, code)) = &check.failure {
-            tracing::warn!(fleet = %ks.fleet_id, epoch = ks.epoch, %step, %code, "evidence refused: nothing signed");
+            tracing::info!(fleet = %ks.fleet_id, epoch = ks.epoch, %step, %code, "evidence refused: nothing signed");
             // Nothing is signed and nothing stays pending: the refused evidence remains in
             // the log, where auditors see it, and the operator may submit fixed evidence.
             self.remove(&key)?;
@@ -322,7 +322,7 @@ fn answer(r: Result<Vec<u8>>) -> Response {
             ([(axum::http::header::CONTENT_TYPE, bkv_protocol::node_api::CBOR)], body).into_response()
         }
         Err(e) => {
-            tracing::warn!(code = e.code(), "signer refused a request: {e}");
+            tracing::info!(code = e.code(), "signer refused a request: {e}");
             (failure(&e), e.code()).into_response()
         }
     }

@@ -3,7 +3,7 @@
 //! the step and code in the JSON report.
 
 use bkv_fleet::cli::audit::{AuditArgs, run};
-use bkv_fleet::fleet::{FleetConfig, LocalFleet, Organisations, software_measurement};
+use bkv_fleet::fleet::{FleetConfig, LocalFleet, OperatorKeys, software_measurement};
 use rand_core::{OsRng, RngCore};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,7 +35,7 @@ async fn audit_command_passes_a_clean_ceremony_and_names_each_failure() {
         std::env::temp_dir().join(format!("bkv-audit-cli-{}-{}", std::process::id(), OsRng.next_u64()));
     let dir = root.join("fleet");
     let config = FleetConfig::new("audit.bkv.example/vault", 3);
-    let fleet = LocalFleet::ceremony(&dir, &config, &Organisations::generate(), |_| {}).await.unwrap();
+    let fleet = LocalFleet::ceremony(&dir, &config, &OperatorKeys::generate(), |_| {}).await.unwrap();
     let log = fleet.log.as_ref().unwrap().client.base.clone();
     let good = software_measurement().unwrap().measurement;
 
@@ -79,7 +79,7 @@ async fn audit_command_catches_a_second_bundle_and_an_unpinned_vendor() {
     let dir = root.join("fleet");
     let fleet_id = "audit2.bkv.example/vault";
     let config = FleetConfig::new(fleet_id, 3);
-    let fleet = LocalFleet::ceremony(&dir, &config, &Organisations::generate(), |_| {}).await.unwrap();
+    let fleet = LocalFleet::ceremony(&dir, &config, &OperatorKeys::generate(), |_| {}).await.unwrap();
     let log = fleet.log.as_ref().unwrap().client.clone();
     let good = software_measurement().unwrap().measurement;
 

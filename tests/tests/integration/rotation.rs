@@ -3,7 +3,7 @@
 //! refuses a successor that does not verify, and decommissioning is logged.
 
 use bkv_client::{FleetClient, Persisted, Recovery, Trust};
-use bkv_fleet::fleet::{FleetConfig, LocalFleet, Organisations};
+use bkv_fleet::fleet::{FleetConfig, LocalFleet, OperatorKeys};
 use bkv_node::replication::raft::Timing;
 use bkv_protocol::audit_log::{EntryType, LogEntry};
 use bkv_protocol::crypto::sha256;
@@ -32,7 +32,7 @@ fn now() -> u64 {
     bkv_client::clock::system_now()
 }
 
-async fn fleet(dir: &Scratch, orgs: &Organisations) -> LocalFleet {
+async fn fleet(dir: &Scratch, orgs: &OperatorKeys) -> LocalFleet {
     let mut config = FleetConfig::new(FLEET, 3);
     config.timing = Timing::fast();
     LocalFleet::create_with(&dir.0.join("epoch-1"), &config, orgs, |_| {}).await.unwrap()
@@ -48,7 +48,7 @@ fn wrong(r: Recovery) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_keeps_counters_and_clients_follow_the_chain() {
     let dir = scratch("keeps");
-    let orgs = Organisations::generate();
+    let orgs = OperatorKeys::generate();
     let mut old = fleet(&dir, &orgs).await;
     let (phone, held) =
         FleetClient::connect(&old.nodes[0].url, &old.trust, &Persisted::default(), KsfParams::TEST, now())
@@ -117,7 +117,7 @@ async fn rotation_keeps_counters_and_clients_follow_the_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     let dir = scratch("refuses");
-    let orgs = Organisations::generate();
+    let orgs = OperatorKeys::generate();
     let old = fleet(&dir, &orgs).await;
     let phone =
         FleetClient::connect(&old.nodes[0].url, &old.trust, &Persisted::default(), KsfParams::TEST, now())
@@ -127,6 +127,13 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     phone.register(&[3u8; 32], b"code", &BackupKey::generate(&mut OsRng)).await.unwrap();
 
     let evidence = std::fs::read(old.dir.join("evidence.cbor")).unwrap();
+    // This test plays both organisations to forge successors: the third party's key is in
+    // its own directory (a local fleet's own processes never read it together with the
+    // operator's).
+    let seed = std::fs::read_to_string(old.dir.join("third-party/third-party.seed")).unwrap();
+    let third_party = bkv_protocol::crypto::Ed25519Signer::from_seed(
+        &hex::decode(seed.trim()).unwrap().try_into().unwrap(),
+    );
     // A candidate successor: the old keyset advanced one epoch and chained.
     let mut ks = old.keyset.clone();
     ks.epoch = 2;
@@ -148,7 +155,7 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
         "bundle.signer.unknown"
     );
     // Properly signed but not in the log: the proof is another bundle's.
-    let good = countersign(&sign(&ks.to_bytes(), &claims, &orgs.third_party), &orgs.operator).unwrap();
+    let good = countersign(&sign(&ks.to_bytes(), &claims, &third_party), &orgs.operator).unwrap();
     let mut unlogged = rogue.clone();
     unlogged.bundle = good.clone();
     assert_eq!(
@@ -158,7 +165,7 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     // Not chained to this fleet's bundle.
     let mut unchained = ks.clone();
     unchained.prev = Some([0; 32]);
-    let b = countersign(&sign(&unchained.to_bytes(), &claims, &orgs.third_party), &orgs.operator).unwrap();
+    let b = countersign(&sign(&unchained.to_bytes(), &claims, &third_party), &orgs.operator).unwrap();
     assert_eq!(
         old.verify_successor(&logged(b, 2).await, &evidence, now()).await.unwrap_err().code(),
         "bundle.chain.broken"
@@ -166,7 +173,7 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     // Another guess limit.
     let mut policy = ks.clone();
     policy.guess_limit = 3;
-    let b = countersign(&sign(&policy.to_bytes(), &claims, &orgs.third_party), &orgs.operator).unwrap();
+    let b = countersign(&sign(&policy.to_bytes(), &claims, &third_party), &orgs.operator).unwrap();
     assert_eq!(
         old.verify_successor(&logged(b, 2).await, &evidence, now()).await.unwrap_err().code(),
         "rotation.policy.mismatch"

@@ -9,7 +9,7 @@
 
 use super::fleet_up::NewFleetArgs;
 use crate::error::Result;
-use crate::fleet::{LocalFleet, Organisations};
+use crate::fleet::{LocalFleet, OperatorKeys};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +36,7 @@ pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
             println!("  · {line}");
         }
     };
-    let fleet = LocalFleet::ceremony(&a.out, &config, &Organisations::generate(), say).await?;
+    let fleet = LocalFleet::ceremony(&a.out, &config, &OperatorKeys::generate(), say).await?;
     let files = ["evidence.cbor", "released-bundle.cbor", "trust.cbor", "vendor-roots.cbor"];
     if json {
         let v = serde_json::json!({

@@ -6,7 +6,7 @@
 //! fleet: its HSM keys are destroyed and its retirement is logged.
 
 use crate::error::Result;
-use crate::fleet::{LocalFleet, Organisations};
+use crate::fleet::{LocalFleet, OperatorKeys};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +33,7 @@ pub async fn run(a: RotateArgs) -> Result<ExitCode> {
             println!("  · {line}");
         }
     };
-    let orgs = Organisations::load(&a.dir)?;
+    let orgs = OperatorKeys::load(&a.dir)?;
     let mut old = LocalFleet::open(&a.dir, bkv_node::replication::raft::Timing::default(), say).await?;
     let (new, report) = old.rotate(&a.out, &orgs, say).await?;
     let successor = new.released.bundle.clone();

@@ -184,7 +184,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
         let fleet = if args.dir.join("fleet.json").exists() {
             LocalFleet::open_stopped(&args.dir, config.timing).await?
         } else {
-            LocalFleet::ceremony(&args.dir, &config, &crate::fleet::Organisations::generate(), say).await?
+            LocalFleet::ceremony(&args.dir, &config, &crate::fleet::OperatorKeys::generate(), say).await?
         };
         super::supervisor::run_processes(fleet, json).await?;
         return Ok(ExitCode::SUCCESS);

@@ -14,7 +14,7 @@ use clap::Args;
 use rand_core::{OsRng, RngCore};
 
 use crate::error::{Error, Result};
-use crate::fleet::{FleetConfig, LocalFleet, Organisations};
+use crate::fleet::{FleetConfig, LocalFleet, OperatorKeys};
 use bkv_client::{FleetClient, Persisted, Recovery};
 use bkv_node::replication::raft::bench::{BenchResult, Scratch, print_results, summarize};
 
@@ -120,7 +120,7 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
 /// A new fleet for the benchmark (served in this process: no rate limits, so its clients
 /// recover the same record as fast as the fleet answers).
 async fn ceremony(dir: &Path, nodes: usize) -> Result<LocalFleet> {
-    LocalFleet::ceremony(dir, &FleetConfig::new(FLEET, nodes), &Organisations::generate(), |_| {}).await
+    LocalFleet::ceremony(dir, &FleetConfig::new(FLEET, nodes), &OperatorKeys::generate(), |_| {}).await
 }
 
 /// `clients` clients, client `c` bound to node `c % n`, each registers one record (not

@@ -248,6 +248,23 @@ pub enum KeysCommand {
     Init(KeysArgs),
     /// Print a token key's public key, key id and attributes.
     Inspect(KeysArgs),
+    /// Generate a key as a hex file (mode 0600) and print its public key: development
+    /// fleets only (a deployment keeps organisation keys in a token, `bkv keys init`).
+    File(FileKeyArgs),
+}
+
+/// Arguments of `bkv keys file`.
+#[derive(Debug, Args)]
+pub struct FileKeyArgs {
+    /// The algorithm: `ed25519` for a third party, `esp256` for an operator.
+    #[arg(long, value_enum)]
+    pub alg: KeyAlg,
+    /// The new key file (never replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `--json` (global).
+    #[arg(skip)]
+    pub json: bool,
 }
 
 /// Arguments of `bkv keys init|inspect`.
@@ -287,6 +304,7 @@ impl KeysCommand {
     pub fn set_json(&mut self, json: bool) {
         match self {
             KeysCommand::Init(a) | KeysCommand::Inspect(a) => a.json = json,
+            KeysCommand::File(a) => a.json = json,
         }
     }
 }
@@ -296,6 +314,7 @@ pub fn run_keys(cmd: KeysCommand) -> Result<ExitCode> {
     let (a, init) = match cmd {
         KeysCommand::Init(a) => (a, true),
         KeysCommand::Inspect(a) => (a, false),
+        KeysCommand::File(a) => return key_file(a),
     };
     let key = bkv_pkcs11::KeyRef {
         module: a.pkcs11_module.clone(),
@@ -312,13 +331,10 @@ pub fn run_keys(cmd: KeysCommand) -> Result<ExitCode> {
     } else {
         bkv_pkcs11::inspect(&key)?
     };
-    let report = serde_json::json!({
-        "token": a.token_label, "key": a.key_label,
-        "public_key": { "alg": pk.alg.cose_id(), "key": hex::encode(&pk.key) },
-        "public_key_cbor": hex::encode(bkv_protocol::cbor::to_vec(&pk)),
-        "kid": hex::encode(pk.kid()),
-        "attributes": attrs,
-    });
+    let mut report = public_report(&pk);
+    report["token"] = a.token_label.clone().into();
+    report["key"] = a.key_label.clone().into();
+    report["attributes"] = serde_json::to_value(&attrs).expect("serializable");
     if a.json {
         Envelope::success(report).print();
     } else {
@@ -331,6 +347,44 @@ pub fn run_keys(cmd: KeysCommand) -> Result<ExitCode> {
             hex::encode(&pk.key),
             attrs.extractable,
             attrs.sensitive
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The public key as `bkv keys` prints it.
+fn public_report(pk: &bkv_protocol::crypto::PublicKey) -> serde_json::Value {
+    serde_json::json!({
+        "public_key": { "alg": pk.alg.cose_id(), "key": hex::encode(&pk.key) },
+        "public_key_cbor": hex::encode(bkv_protocol::cbor::to_vec(pk)),
+        "kid": hex::encode(pk.kid()),
+    })
+}
+
+/// `bkv keys file`: a new software key, written owner-only; its public key printed.
+fn key_file(a: FileKeyArgs) -> Result<ExitCode> {
+    use bkv_protocol::crypto::Signer as _;
+    let (secret, pk) = match a.alg {
+        KeyAlg::Ed25519 => {
+            let k = Ed25519Signer::generate(&mut rand_core::OsRng);
+            (zeroize::Zeroizing::new(hex::encode(&k.seed()[..])), k.public_key().clone())
+        }
+        KeyAlg::Esp256 => {
+            let k = Esp256Signer::generate(&mut rand_core::OsRng);
+            (zeroize::Zeroizing::new(hex::encode(&k.scalar()[..])), k.public_key().clone())
+        }
+    };
+    crate::error::write_secret(&a.out, &secret)?;
+    let mut report = public_report(&pk);
+    report["file"] = serde_json::to_value(&a.out).expect("serializable");
+    if a.json {
+        Envelope::success(report).print();
+    } else {
+        println!(
+            "{}: key id {}, public key {}",
+            a.out.display(),
+            hex::encode(pk.kid()),
+            hex::encode(&pk.key)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -195,25 +195,24 @@ impl World {
         World { dir, witnesses, witness_args, log, signer, signer_args, trust, keyset }
     }
 
-    /// `bkv operator countersign` with the operator's key: its exit status and stdout.
+    /// `bkv operator countersign` with the operator's key file: its exit status and stdout.
     fn countersign(&self, out: &str) -> std::process::Output {
-        bkv()
-            .args(["--json", "operator", "countersign", "--signer", &self.signer.url])
-            .args(["--key-file", &p(&self.dir.join("orgs/operator.scalar"))])
-            .args(["--trust", &p(&self.dir.join("test-trust.cbor"))])
-            .args(["--keyset", &p(&self.dir.join("keyset.cbor"))])
-            .args(["--evidence", &p(&self.dir.join("evidence.cbor"))])
-            .args(["--out", &p(&self.dir.join(out))])
-            .output()
-            .unwrap()
+        let key = ["--key-file".to_owned(), p(&self.dir.join("orgs/operator.scalar"))];
+        self.countersign_with(&key, &[], out)
     }
 
     /// `bkv operator countersign` with the operator's key in its token.
     fn countersign_with_token(&self, t: &Tokens, out: &str) -> std::process::Output {
-        bkv()
-            .env("SOFTHSM2_CONF", t.conf("op"))
-            .args(["--json", "operator", "countersign", "--signer", &self.signer.url])
-            .args(t.key_args("op"))
+        self.countersign_with(&t.key_args("op"), &[("SOFTHSM2_CONF", t.conf("op"))], out)
+    }
+
+    fn countersign_with(&self, key: &[String], env: &[(&str, &Path)], out: &str) -> std::process::Output {
+        let mut cmd = bkv();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(["--json", "operator", "countersign", "--signer", &self.signer.url])
+            .args(key)
             .args(["--trust", &p(&self.dir.join("test-trust.cbor"))])
             .args(["--keyset", &p(&self.dir.join("keyset.cbor"))])
             .args(["--evidence", &p(&self.dir.join("evidence.cbor"))])
