@@ -462,12 +462,12 @@ impl LocalFleet {
             threshold: config.witness_threshold,
         };
         let log = Arc::new(
-            LocalLog::start(
+            LocalLog::spawn(
+                &crate::third_party::bkv_binary()?,
                 &log_layout.dir,
                 LOG_ORIGIN,
                 config.witnesses,
                 config.witness_threshold,
-                &mut OsRng,
             )
             .await?,
         );
@@ -758,9 +758,10 @@ impl LocalFleet {
         // A previous incarnation in this process may still be letting go of the log's files
         // (its server tasks end asynchronously): retry for a while.
         let deadline = Instant::now() + Duration::from_secs(10);
+        let bkv = crate::third_party::bkv_binary()?;
         let log = loop {
             let l = &layout.log;
-            match LocalLog::start(&l.dir, &l.origin, l.witnesses, l.threshold, &mut OsRng).await {
+            match LocalLog::spawn(&bkv, &l.dir, &l.origin, l.witnesses, l.threshold).await {
                 Ok(log) => break log,
                 Err(e) if Instant::now() < deadline => {
                     tracing::debug!("audit log not yet free: {e}");

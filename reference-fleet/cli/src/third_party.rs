@@ -90,7 +90,7 @@ impl ThirdParty {
         let admin =
             log.admin_url().ok_or_else(|| Error::Runtime("the log client has no admin URL".into()))?;
         let mut child = tokio::process::Command::new(bkv_binary()?)
-            .args(["signer", "serve", "--addr", "127.0.0.1:0", "--db"])
+            .args(["signer", "serve", "--supervised", "--addr", "127.0.0.1:0", "--db"])
             .arg(self.dir.join("signer.redb"))
             .arg("--key-file")
             .arg(self.dir.join(KEY))

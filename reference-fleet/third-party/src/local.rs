@@ -8,7 +8,7 @@ use crate::witness::{self, Witness};
 use crate::{Error, Result};
 use bkv_client::LogClient;
 use bkv_protocol::audit_log::LogAnchors;
-use bkv_protocol::audit_log::note::{SIG_TYPE_ED25519, verifier_key};
+use bkv_protocol::audit_log::note::{SIG_TYPE_ED25519, VerifierKey, verifier_key};
 use bkv_protocol::crypto::Ed25519Signer;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,17 +36,178 @@ struct Ports {
     witnesses: Vec<String>,
 }
 
-/// A running local log; dropping it stops the servers.
+/// A running local log; dropping it stops the servers (tasks of this process, or child
+/// processes).
 pub struct LocalLog {
     /// Client of the log server.
     pub client: LogClient,
     /// Anchors a client pins for this log.
     pub anchors: LogAnchors,
     _servers: Vec<Running>,
+    /// The child processes of [`LocalLog::spawn`], killed when dropped.
+    _children: Vec<tokio::process::Child>,
+}
+
+/// Read `bkv` lines until `listening on URL`; the URL and, for a log, its admin URL.
+async fn listening(child: &mut tokio::process::Child, what: &str) -> Result<(String, Option<String>)> {
+    use tokio::io::AsyncBufReadExt;
+    let out = child.stdout.take().ok_or_else(|| Error::Http(format!("{what}: no standard output")))?;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let mut admin = None;
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .map_err(|_| Error::Http(format!("{what} did not start within 30 s")))?
+            .map_err(|e| Error::Http(format!("{what}: {e}")))?
+            .ok_or_else(|| Error::Http(format!("{what} exited before it listened; see its error above")))?;
+        if let Some(a) = line.strip_prefix("admin on ") {
+            admin = a.split(' ').next().map(str::to_owned);
+        }
+        if let Some(u) = line.strip_prefix("listening on ") {
+            // Keep reading, so that the child never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok((u.to_owned(), admin));
+        }
+    }
+}
+
+/// The verifier key in `DIR/NAME.vkey`, or a new key that a `bkv log keygen` child writes
+/// to `DIR/NAME.seed` (this process reads only the verifier key it prints).
+async fn child_key(bkv: &Path, dir: &Path, name: &str, key_name: &str, kind: &str) -> Result<VerifierKey> {
+    let vkey_file = dir.join(format!("{name}.vkey"));
+    let seed = dir.join(format!("{name}.seed"));
+    if !vkey_file.exists() {
+        if seed.exists() {
+            // A log started in-process before (its seed, no verifier key file).
+            let t = if kind == "log" {
+                SIG_TYPE_ED25519
+            } else {
+                bkv_protocol::audit_log::note::SIG_TYPE_COSIGNATURE
+            };
+            let vkey = verifier_key(key_name, t, &Ed25519Signer::from_seed(&crate::read_seed(&seed)?))?;
+            std::fs::write(&vkey_file, vkey.encode())
+                .map_err(|e| Error::Storage(format!("{}: {e}", vkey_file.display())))?;
+        } else {
+            let out = tokio::process::Command::new(bkv)
+                .args(["log", "keygen", "--name", key_name, "--kind", kind, "--out"])
+                .arg(&seed)
+                .output()
+                .await
+                .map_err(|e| Error::Http(format!("cannot run {} log keygen: {e}", bkv.display())))?;
+            if !out.status.success() {
+                return Err(Error::Storage(format!(
+                    "bkv log keygen {key_name}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            std::fs::write(&vkey_file, String::from_utf8_lossy(&out.stdout).trim())
+                .map_err(|e| Error::Storage(format!("{}: {e}", vkey_file.display())))?;
+        }
+    }
+    let text = std::fs::read_to_string(&vkey_file)
+        .map_err(|e| Error::Storage(format!("{}: {e}", vkey_file.display())))?;
+    Ok(VerifierKey::parse(text.trim())?)
 }
 
 impl LocalLog {
-    /// Start (or resume) the log in `dir` with origin `origin`; new keys come from `rng`.
+    /// Start (or resume) the log in `dir` as child processes of this one: `witnesses`
+    /// `bkv log witness` and one `bkv log serve` (binary `bkv`), each with its own key,
+    /// made by a `bkv log keygen` child; this process holds no log or witness key, only the
+    /// log's admin token (`DIR/admin.token`, for the third party's signer). Each child
+    /// stops when this process exits (its standard input closes) or the log is dropped.
+    pub async fn spawn(
+        bkv: &Path,
+        dir: &Path,
+        origin: &str,
+        witnesses: usize,
+        threshold: u64,
+    ) -> Result<LocalLog> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        let ports_file = dir.join("ports.json");
+        let stored: Option<Ports> = match std::fs::read(&ports_file) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
+                Error::Storage(format!("{}: not the log's ports: {e}", ports_file.display()))
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Storage(format!("{}: {e}", ports_file.display()))),
+        };
+        let at = |a: Option<&String>| a.cloned().unwrap_or_else(|| "127.0.0.1:0".into());
+        let log_vkey = child_key(bkv, dir, "log", origin, "log").await?;
+        let spawn = |args: Vec<std::ffi::OsString>| {
+            tokio::process::Command::new(bkv)
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| Error::Http(format!("cannot start {}: {e}", bkv.display())))
+        };
+        let (mut urls, mut wkeys, mut children) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..witnesses {
+            let name = format!("witness{i}.{origin}");
+            wkeys.push(child_key(bkv, dir, &format!("witness{i}"), &name, "witness").await?);
+            let mut child = spawn(vec![
+                "log".into(),
+                "witness".into(),
+                "--supervised".into(),
+                "--addr".into(),
+                at(stored.as_ref().and_then(|p| p.witnesses.get(i))).into(),
+                "--name".into(),
+                name.into(),
+                "--db".into(),
+                dir.join(format!("witness{i}.redb")).into(),
+                "--key-file".into(),
+                dir.join(format!("witness{i}.seed")).into(),
+                "--log-vkey".into(),
+                log_vkey.encode().into(),
+            ])?;
+            urls.push(listening(&mut child, &format!("witness {i}")).await?.0);
+            children.push(child);
+        }
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "log".into(),
+            "serve".into(),
+            "--supervised".into(),
+            "--addr".into(),
+            at(stored.as_ref().map(|p| &p.log)).into(),
+            "--admin-addr".into(),
+            at(stored.as_ref().map(|p| &p.admin)).into(),
+            "--origin".into(),
+            origin.into(),
+            "--db".into(),
+            dir.join("log.redb").into(),
+            "--key-file".into(),
+            dir.join("log.seed").into(),
+            "--admin-token-file".into(),
+            dir.join("admin.token").into(),
+        ];
+        for u in &urls {
+            args.extend(["--witness".into(), u.into()]);
+        }
+        let mut child = spawn(args)?;
+        let (url, admin) = listening(&mut child, "the log").await?;
+        children.push(child);
+        let admin = admin.ok_or_else(|| Error::Http("the log printed no admin listener".into()))?;
+        let token = AdminToken::from_file(&dir.join("admin.token"))?;
+        let client = LogClient::new(&url).with_admin(&admin, token.expose());
+        let hostport = |u: &str| u.trim_start_matches("http://").trim_start_matches("https://").to_owned();
+        if stored.is_none() {
+            let ports = Ports {
+                log: hostport(&url),
+                admin: hostport(&admin),
+                witnesses: urls.iter().map(|u| hostport(u)).collect(),
+            };
+            std::fs::write(&ports_file, serde_json::to_vec_pretty(&ports).expect("serializable"))
+                .map_err(|e| Error::Storage(format!("{}: {e}", ports_file.display())))?;
+        }
+        let anchors =
+            LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
+        anchors.validate()?;
+        Ok(LocalLog { client, anchors, _servers: Vec::new(), _children: children })
+    }
+
+    /// Start (or resume) the log in `dir` with origin `origin` as tasks of this process
+    /// (library tests); new keys come from `rng`. [`LocalLog::spawn`] runs it as processes.
     pub async fn start(
         dir: &Path,
         origin: &str,
@@ -113,6 +274,6 @@ impl LocalLog {
         let anchors =
             LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;
-        Ok(LocalLog { client, anchors, _servers: servers })
+        Ok(LocalLog { client, anchors, _servers: servers, _children: Vec::new() })
     }
 }

@@ -60,6 +60,9 @@ enum Cmd {
         /// exist); a write without it is 401 and changes nothing.
         #[arg(long)]
         admin_token_file: PathBuf,
+        /// Run as a supervisor's child: stop when standard input closes.
+        #[arg(long, hide = true)]
+        supervised: bool,
         /// Fault injection for crash tests: abort after the n-th durable append, before acknowledging it.
         #[arg(long, hide = true)]
         crash_after_appends: Option<u64>,
@@ -84,6 +87,9 @@ enum Cmd {
         /// The log's verifier key.
         #[arg(long)]
         log_vkey: String,
+        /// Run as a supervisor's child: stop when standard input closes.
+        #[arg(long, hide = true)]
+        supervised: bool,
         /// Serve over TLS.
         #[command(flatten)]
         tls: TlsArgs,
@@ -174,6 +180,7 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             witnesses,
             admin_addr,
             admin_token_file,
+            supervised,
             crash_after_appends,
             tls,
         } => {
@@ -190,9 +197,9 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             println!("vkey {vkey}");
             println!("admin on {}://{} (token in {})", tls.scheme(), admin.addr, admin_token_file.display());
             println!("listening on {}://{}", tls.scheme(), running.addr);
-            wait_forever().await
+            wait_forever(supervised).await
         }
-        Cmd::Witness { db, addr, name, key_file, log_vkey, tls } => {
+        Cmd::Witness { db, addr, name, key_file, log_vkey, supervised, tls } => {
             let config = tls.config()?;
             let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
             let w = Witness::open(&db, &name, signer, VerifierKey::parse(&log_vkey)?)?;
@@ -200,7 +207,7 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             let running = server::spawn_tls(&addr, witness::router(Arc::new(w)), config).await?;
             println!("vkey {vkey}");
             println!("listening on {}://{}", tls.scheme(), running.addr);
-            wait_forever().await
+            wait_forever(supervised).await
         }
         Cmd::Monitor { url, fleet, anchors, announced, state, json } => {
             let opts = monitor::Options {
@@ -273,7 +280,16 @@ fn print_report(r: &monitor::Report) {
     }
 }
 
-async fn wait_forever() -> Result<ExitCode, Error> {
-    let _ = tokio::signal::ctrl_c().await;
+/// Serve until SIGINT or SIGTERM, or, for a supervisor's child, until its standard input
+/// closes (the supervisor exited or was killed).
+async fn wait_forever(supervised: bool) -> Result<ExitCode, Error> {
+    if supervised {
+        tokio::select! {
+            _ = super::node::wait_for_termination() => {}
+            _ = super::node::stdin_closed() => {}
+        }
+    } else {
+        super::node::wait_for_termination().await;
+    }
     Ok(ExitCode::SUCCESS)
 }

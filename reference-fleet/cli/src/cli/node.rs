@@ -153,7 +153,7 @@ async fn announce(
 }
 
 /// Wait until standard input reaches its end (the supervisor holds the other end).
-async fn stdin_closed() {
+pub(crate) async fn stdin_closed() {
     use tokio::io::AsyncReadExt;
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 64];

@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// Serve over TLS.
     #[command(flatten)]
     pub tls: super::log::TlsArgs,
+    /// Run as a supervisor's child: stop when standard input closes.
+    #[arg(long, hide = true)]
+    pub supervised: bool,
 }
 
 /// `bkv operator ...`
@@ -199,7 +202,14 @@ pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
         .await
         .map_err(Error::AuditLog)?;
     println!("listening on {}://{}", a.tls.scheme(), running.addr);
-    let _ = tokio::signal::ctrl_c().await;
+    if a.supervised {
+        tokio::select! {
+            _ = super::node::wait_for_termination() => {}
+            _ = super::node::stdin_closed() => {}
+        }
+    } else {
+        super::node::wait_for_termination().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -186,7 +186,7 @@ impl World {
                 vec![("SOFTHSM2_CONF", t.conf("tp"))]
             }
             None => {
-                signer_args.extend(["--key-file".into(), p(&dir.join("orgs/third-party.seed"))]);
+                signer_args.extend(["--key-file".into(), p(&dir.join("third-party/third-party.seed"))]);
                 vec![]
             }
         };
@@ -267,6 +267,11 @@ fn text(b: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_and_signer_release_a_bundle_clients_accept() {
     let w = World::new("signer-release");
+    // The ceremony's operator keys and the third party's key are apart: the third party's
+    // was made by its own process, in its own directory.
+    assert!(w.dir.join("orgs/operator.scalar").exists());
+    assert!(!w.dir.join("orgs/third-party.seed").exists());
+    assert!(w.dir.join("third-party/third-party.seed").exists());
     let out = w.countersign("released.cbor");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -302,7 +307,7 @@ async fn neither_organisation_alone_makes_a_bundle_clients_accept() {
     let w = World::new("signer-alone");
     let now = bkv_client::clock::system_now();
     let operator = w.operator_key();
-    let third_party_seed = std::fs::read_to_string(w.dir.join("orgs/third-party.seed")).unwrap();
+    let third_party_seed = std::fs::read_to_string(w.dir.join("third-party/third-party.seed")).unwrap();
     let third_party =
         Ed25519Signer::from_seed(&hex::decode(third_party_seed.trim()).unwrap().try_into().unwrap());
     // The operator's key on both sides: no third-party signature, no bundle.

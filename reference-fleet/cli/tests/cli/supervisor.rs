@@ -48,6 +48,22 @@ fn wait_gone(pids: &[u64]) {
     }
 }
 
+/// The processes whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u64>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // Fields after the command name: state, then the parent's pid.
+        let ppid =
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
 fn pids(report: &serde_json::Value) -> Vec<u64> {
     report["nodes"].as_array().unwrap().iter().map(|n| n["pid"].as_u64().expect("a pid")).collect()
 }
@@ -95,10 +111,14 @@ async fn five_processes_fail_over_by_hand_and_die_with_their_supervisor() {
             }
         }
     }
-    // SIGKILL of the supervisor: every node process stops with it.
+    // SIGKILL of the supervisor: every node process stops with it, and so do the audit
+    // log's and the witnesses' processes (each its own `bkv log serve|witness`).
     assert!(running.iter().all(|p| alive(*p)), "{running:?}");
+    let children = children_of(supervisor.0.id());
+    assert!(children.len() >= 5 + 1 + 3, "nodes, log and witnesses: {children:?}");
     drop(supervisor);
     wait_gone(&running);
+    wait_gone(&children);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
