@@ -259,9 +259,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     other.guess_limit += 1;
     let signer = fleet.start_signer().await?;
     let evidence = crate::error::read_file(&fleet.dir.join("evidence.cbor"))?;
-    match crate::operator::countersign_release(
+    match bkv_operator::countersign_release(
         &signer.url,
-        &orgs.operator,
+        &orgs.countersigning_key()?,
         &fleet.trust,
         &other.to_bytes(),
         &evidence,

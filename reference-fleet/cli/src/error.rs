@@ -100,6 +100,16 @@ impl From<bkv_client::Error> for Error {
     }
 }
 
+impl From<bkv_operator::Error> for Error {
+    fn from(e: bkv_operator::Error) -> Self {
+        match e {
+            bkv_operator::Error::Protocol(p) => Error::Protocol(p),
+            bkv_operator::Error::Transport(t) => Error::Transport(t),
+            bkv_operator::Error::Http(t) => Error::Http(t),
+        }
+    }
+}
+
 impl From<bkv_third_party::Error> for Error {
     fn from(e: bkv_third_party::Error) -> Self {
         match e {

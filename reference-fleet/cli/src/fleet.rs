@@ -160,6 +160,12 @@ impl OperatorKeys {
         write("observer.seed", &self.observer.seed()[..])
     }
 
+    /// The operator's countersigning key, for the signing protocol (`bkv_operator`).
+    pub fn countersigning_key(&self) -> Result<bkv_operator::OperatorKey> {
+        let key = Esp256Signer::from_scalar(&self.operator.scalar())?;
+        Ok(bkv_operator::OperatorKey::new(Box::new(key)))
+    }
+
     /// Load the keys [`OperatorKeys::store`] kept.
     pub fn load(dir: &Path) -> Result<Self> {
         let read = |name: &str| -> Result<zeroize::Zeroizing<[u8; 32]>> {
@@ -647,9 +653,9 @@ impl LocalFleet {
                 &genesis.log_layout.dir.join("admin.token"),
             )
             .await?;
-        let released = crate::operator::countersign_release(
+        let released = bkv_operator::countersign_release(
             &signer.url,
-            &orgs.operator,
+            &orgs.countersigning_key()?,
             &genesis.trust,
             &keyset.to_bytes(),
             &evidence_bytes,

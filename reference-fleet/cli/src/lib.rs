@@ -8,7 +8,6 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod fleet;
-pub mod operator;
 pub mod third_party;
 
 pub use error::{Error, Result};

@@ -31,10 +31,22 @@ const SIGNINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("signings")
 /// `request_id` → the key of its signing in [`SIGNINGS`].
 const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests");
 
+/// The third party's signing key (a software key or a key in a token): the only key the
+/// signer holds. The operator's key type is in `bkv-operator`, a crate this one does not
+/// depend on (nor it on this one), so neither side can name the other's key.
+pub struct ThirdPartyKey(Box<dyn Signer + Send + Sync>);
+
+impl ThirdPartyKey {
+    /// The third party's key `key`.
+    pub fn new(key: Box<dyn Signer + Send + Sync>) -> Self {
+        ThirdPartyKey(key)
+    }
+}
+
 /// What the signer holds (spec/signer-api.md §3).
 pub struct SignerConfig {
     /// The third party's signing key: its only key.
-    pub key: Box<dyn Signer + Send + Sync>,
+    pub key: ThirdPartyKey,
     /// The fleet's anchors: the signer's own key is one of `third_party`, and `operator`
     /// authenticates the operator.
     pub anchors: TrustAnchors,
@@ -93,12 +105,12 @@ impl SignerService {
     /// Open (or create) the signer's state at `db`. Fails unless its key is one of the
     /// anchors' third-party keys (its anchor's name is the `iss` of what it signs).
     pub fn open(db: &Path, config: SignerConfig) -> Result<Self> {
-        let kid = config.key.public_key().kid();
+        let kid = config.key.0.public_key().kid();
         let name = config
             .anchors
             .third_party
             .iter()
-            .find(|a| a.key.kid() == kid && a.key.alg == config.key.public_key().alg)
+            .find(|a| a.key.kid() == kid && a.key.alg == config.key.0.public_key().alg)
             .map(|a| a.name.clone())
             .ok_or_else(|| {
                 Error::Storage(format!(
@@ -237,7 +249,7 @@ impl SignerService {
         }
         // S9, recorded (S8) before the answer.
         let claims = Claims { iss: self.name.clone(), sub: ks.fleet_id.clone(), iat: now };
-        let intermediate = sign(&request.keyset, &claims, self.config.key.as_ref());
+        let intermediate = sign(&request.keyset, &claims, self.config.key.0.as_ref());
         signing.appending = None;
         signing.intermediate = Some(ByteBuf::from(intermediate.clone()));
         self.store(&key, &signing, Some(&request.request_id))?;

@@ -16,6 +16,7 @@ pub mod fleet_status;
 pub mod fleet_up;
 pub mod log;
 pub mod node;
+pub mod operator;
 pub mod output;
 pub mod recovery_bench;
 pub mod replication_bench;
@@ -102,7 +103,7 @@ pub enum Command {
     Signer(signer::SignerCommand),
     /// The operator: have a FleetKeySet signed, check it, countersign (spec/signer-api.md §4).
     #[command(subcommand)]
-    Operator(signer::OperatorCommand),
+    Operator(operator::OperatorCommand),
     /// Organisation keys in a PKCS#11 token: generate, inspect.
     #[command(subcommand)]
     Keys(signer::KeysCommand),
@@ -201,7 +202,7 @@ impl Command {
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
             Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
             Command::Tls(c) => c.set_json(json),
-            Command::Operator(signer::OperatorCommand::Countersign(a)) => a.json = json,
+            Command::Operator(operator::OperatorCommand::Countersign(a)) => a.json = json,
             Command::Signer(_) => {}
             Command::Keys(c) => c.set_json(json),
             Command::Demo(_) | Command::Schema(_) | Command::Version => {}
@@ -316,7 +317,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
         Command::Tls(cmd) => tls::run(cmd),
         Command::Signer(cmd) => signer::run_signer(cmd).await,
-        Command::Operator(cmd) => signer::run_operator(cmd).await,
+        Command::Operator(cmd) => operator::run_operator(cmd).await,
         Command::Keys(cmd) => signer::run_keys(cmd),
         Command::Schema(SchemaCommand::Output) => {
             println!("{}", serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes"));

@@ -1,6 +1,7 @@
-//! `bkv signer serve` (the third party: its key and the signing protocol) and `bkv operator
-//! countersign` (the operator: its key only), spec/signer-api.md. Each command loads one
-//! organisation's key; no command loads both.
+//! `bkv signer serve` (the third party: its key and the signing protocol,
+//! spec/signer-api.md §3) and `bkv keys` (organisation keys in a token or a file). The
+//! operator's command is in [`super::operator`]; each command loads one organisation's key,
+//! no command loads both.
 
 use crate::cli::contract::Envelope;
 use crate::error::{Error, Result, read_file};
@@ -8,7 +9,7 @@ use bkv_client::Trust;
 use bkv_client::clock::SystemClock;
 use bkv_protocol::audit::VendorRoot;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer};
-use bkv_third_party::signer_service::{SignerConfig, SignerService, router};
+use bkv_third_party::signer_service::{SignerConfig, SignerService, ThirdPartyKey, router};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,7 +57,7 @@ impl KeySource {
     }
 
     /// The key: from the token, or from the file as `software` reads it.
-    fn signer(
+    pub(crate) fn signer(
         &self,
         software: impl FnOnce(
             &zeroize::Zeroizing<[u8; 32]>,
@@ -118,43 +119,6 @@ pub struct ServeArgs {
     pub supervised: bool,
 }
 
-/// `bkv operator ...`
-#[derive(Debug, Subcommand)]
-pub enum OperatorCommand {
-    /// Have the signer sign a FleetKeySet, check it, countersign, and write the released
-    /// bundle (spec/signer-api.md §4).
-    Countersign(CountersignArgs),
-}
-
-/// Arguments of `bkv operator countersign`.
-#[derive(Debug, Args)]
-pub struct CountersignArgs {
-    /// The third party's signer.
-    #[arg(long)]
-    pub signer: String,
-    /// The operator's countersigning key: an ESP256 scalar file, or a key in a token.
-    #[command(flatten)]
-    pub key: KeySource,
-    /// The fleet's anchors (`trust.cbor`).
-    #[arg(long)]
-    pub trust: PathBuf,
-    /// The FleetKeySet bytes to have signed.
-    #[arg(long)]
-    pub keyset: PathBuf,
-    /// The deployment evidence bytes.
-    #[arg(long)]
-    pub evidence: PathBuf,
-    /// Where to write the released bundle (`-` for stdout).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Replace `--out` if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// `--json` (global).
-    #[arg(skip)]
-    pub json: bool,
-}
-
 fn hex32(flag: &str, s: &str) -> Result<[u8; 32]> {
     hex::decode(s.trim())
         .ok()
@@ -163,11 +127,11 @@ fn hex32(flag: &str, s: &str) -> Result<[u8; 32]> {
 }
 
 /// A 32-byte secret from a hex file (the format of `bkv log keygen` and `orgs/`).
-fn secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+pub(crate) fn secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
     Ok(bkv_node::hsm::Kek::from_file(path).map_err(Error::Hsm)?.expose())
 }
 
-fn trust(path: &std::path::Path) -> Result<Trust> {
+pub(crate) fn trust(path: &std::path::Path) -> Result<Trust> {
     bkv_protocol::cbor::from_slice(&read_file(path)?).map_err(|e| Error::BadInput {
         path: path.to_owned(),
         detail: format!("not trust anchors [{}]: {e}", e.code()),
@@ -187,7 +151,7 @@ pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
     let token = String::from_utf8(token)
         .map_err(|_| Error::BadInput { path: a.log_token_file.clone(), detail: "not text".into() })?;
     let config = SignerConfig {
-        key: a.key.signer(|seed| Ok(Box::new(Ed25519Signer::from_seed(seed))))?,
+        key: ThirdPartyKey::new(a.key.signer(|seed| Ok(Box::new(Ed25519Signer::from_seed(seed))))?),
         anchors: trust.anchors,
         log_anchors: trust.log,
         vendor_roots,
@@ -209,43 +173,6 @@ pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
         }
     } else {
         super::node::wait_for_termination().await;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Run `bkv operator`.
-pub async fn run_operator(cmd: OperatorCommand) -> Result<ExitCode> {
-    let OperatorCommand::Countersign(a) = cmd;
-    let out = super::contract::OutputFile::new(&a.out, a.force);
-    out.check()?;
-    let trust = trust(&a.trust)?;
-    let operator = a.key.signer(|scalar| Ok(Box::new(Esp256Signer::from_scalar(scalar)?)))?;
-    let released = crate::operator::countersign_release(
-        &a.signer,
-        operator.as_ref(),
-        &trust,
-        &read_file(&a.keyset)?,
-        &read_file(&a.evidence)?,
-        bkv_client::clock::system_now(),
-    )
-    .await?;
-    let bytes = released.to_cbor();
-    out.write(&bytes)?;
-    let summary = serde_json::json!({
-        "out": a.out, "bundle_sha256": hex::encode(bkv_protocol::crypto::sha256(&released.bundle)),
-        "leaf_index": released.proof.inclusion.leaf_index,
-    });
-    if out == super::contract::OutputFile::Stdout {
-        eprintln!("released bundle written to standard output: {summary}");
-    } else if a.json {
-        Envelope::success(summary).print();
-    } else {
-        println!(
-            "released bundle {} (log entry #{}) written to {}",
-            summary["bundle_sha256"].as_str().unwrap_or_default(),
-            released.proof.inclusion.leaf_index,
-            a.out.display()
-        );
     }
     Ok(ExitCode::SUCCESS)
 }
