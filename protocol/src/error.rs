@@ -245,6 +245,8 @@ define_errors! {
     SignerCountersignatureInvalid => "signer.countersignature.invalid",
     /// The signer answered for another request, or signed other bytes than the operator sent.
     SignerIntermediateMismatch => "signer.intermediate.mismatch",
+    /// A retirement of an epoch, or for a successor, that the signer did not release.
+    SignerRetirementInvalid => "signer.retirement.invalid",
 
     // ---- spec/fleet-replication.md: replication and node-to-node RPCs ----------------
     /// No majority of the fleet's nodes is reachable within the time bound; retry later with the same request id.

@@ -67,6 +67,12 @@ const NOT_IN_VECTORS: &[(&str, &str)] = &[
      reference-fleet/cli/tests/cli/signer.rs (a_countersignature_for_no_pending_request_is_unknown)",
     ),
     (
+        "signer.retirement.invalid",
+        "the signer's state, not bytes: a retirement of an epoch or for a successor it did not release \
+     (spec/signer-api.md §3.1 R2); reference-fleet/cli/tests/cli/signer.rs \
+     (a_retirement_the_signer_did_not_release_is_refused)",
+    ),
+    (
         "vault.attempt.rate_limited",
         "a node's policy over time, not bytes (spec/node-api.md §6); \
      reference-fleet/node/src/service.rs (attempts_over_the_record_rate_are_refused_uncounted)",

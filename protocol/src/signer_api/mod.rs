@@ -19,6 +19,8 @@ use serde_bytes::ByteBuf;
 
 /// spec/signer-api.md §2.1: content type of a signed [`SignRequest`].
 pub const CT_SIGN_REQUEST: &str = "application/bkv-sign-request+cbor";
+/// spec/signer-api.md §3.1: content type of a signed [`RetireRequest`].
+pub const CT_RETIRE_REQUEST: &str = "application/bkv-retire-request+cbor";
 
 /// spec/signer-api.md §3 S4: how far a request's `iat` may be from the signer's time.
 pub const MAX_REQUEST_SKEW: u64 = 300;
@@ -38,6 +40,45 @@ pub struct SignRequest {
     pub keyset: ByteBuf,
     /// The DeploymentEvidence bytes.
     pub evidence: ByteBuf,
+}
+
+/// spec/signer-api.md §3.1, `RetireRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireRequest {
+    /// Version, 1.
+    pub v: u64,
+    /// The fleet.
+    pub fleet_id: String,
+    /// The retired epoch.
+    pub epoch: u64,
+    /// SHA-256 of the successor's final bundle bytes.
+    #[serde(with = "serde_bytes")]
+    pub successor: [u8; 32],
+    /// When the operator made the request (POSIX seconds).
+    pub iat: u64,
+}
+
+/// spec/signer-api.md §3.1 R3: the answer to a retirement request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireResponse {
+    /// Version, 1.
+    pub v: u64,
+    /// The retirement entry's index in the log.
+    pub index: u64,
+}
+
+impl RetireResponse {
+    /// Deterministic CBOR.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        cbor::to_vec(self)
+    }
+
+    /// Strict decode (`cbor.*`, `signer.request.malformed`).
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self> {
+        decode(bytes, |m: &Self| m.v)
+    }
 }
 
 /// spec/signer-api.md §2.2, `SignResponse`.
@@ -139,11 +180,18 @@ impl OpenedRequest {
     }
 }
 
-/// spec/signer-api.md §3 S1–S5: authenticate and decode a signing request against the
-/// fleet's `anchors` at the signer's time `now`.
-pub fn open_sign_request(bytes: &[u8], anchors: &TrustAnchors, now: u64) -> Result<OpenedRequest> {
+/// spec/signer-api.md §3 S1–S4 for a request of `content_type` whose payload is `T`
+/// (`v_iat` gives its version and time): the request and the key id of the operator key
+/// that signed it.
+fn open_operator_request<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    content_type: &str,
+    anchors: &TrustAnchors,
+    now: u64,
+    v_iat: impl Fn(&T) -> (u64, u64),
+) -> Result<(T, Vec<u8>)> {
     // S1
-    let signed = Sign1::parse(bytes, CT_SIGN_REQUEST).map_err(|e| match e {
+    let signed = Sign1::parse(bytes, content_type).map_err(|e| match e {
         Error::EvidenceMalformed => Error::SignerRequestMalformed,
         other => other,
     })?;
@@ -155,16 +203,37 @@ pub fn open_sign_request(bytes: &[u8], anchors: &TrustAnchors, now: u64) -> Resu
         return Err(Error::SignerRequestSignatureInvalid);
     }
     // S4
-    let request: SignRequest = decode(&signed.payload, |m: &SignRequest| m.v)?;
-    if request.iat.abs_diff(now) > MAX_REQUEST_SKEW {
+    let request: T = decode(&signed.payload, |m: &T| v_iat(m).0)?;
+    if v_iat(&request).1.abs_diff(now) > MAX_REQUEST_SKEW {
         return Err(Error::SignerRequestStale);
     }
+    Ok((request, signed.kid))
+}
+
+/// spec/signer-api.md §3.1: the operator signs a retirement request with its key.
+pub fn seal_retire_request(request: &RetireRequest, operator: &dyn Signer) -> Vec<u8> {
+    sign1(&cbor::to_vec(request), CT_RETIRE_REQUEST, operator)
+}
+
+/// spec/signer-api.md §3.1 R1: authenticate and decode a retirement request (S1–S4, their
+/// codes). R2 needs the signer's state and is the service's.
+pub fn open_retire_request(bytes: &[u8], anchors: &TrustAnchors, now: u64) -> Result<RetireRequest> {
+    let (request, _) =
+        open_operator_request(bytes, CT_RETIRE_REQUEST, anchors, now, |r: &RetireRequest| (r.v, r.iat))?;
+    Ok(request)
+}
+
+/// spec/signer-api.md §3 S1–S5: authenticate and decode a signing request against the
+/// fleet's `anchors` at the signer's time `now`.
+pub fn open_sign_request(bytes: &[u8], anchors: &TrustAnchors, now: u64) -> Result<OpenedRequest> {
+    let (request, operator_kid) =
+        open_operator_request(bytes, CT_SIGN_REQUEST, anchors, now, |r: &SignRequest| (r.v, r.iat))?;
     // S5
     let keyset = FleetKeySet::from_bytes(&request.keyset).map_err(|_| Error::SignerKeysetInvalid)?;
     if keyset.fleet_id != anchors.fleet_id {
         return Err(Error::SignerKeysetInvalid);
     }
-    Ok(OpenedRequest { request, keyset, operator_kid: signed.kid })
+    Ok(OpenedRequest { request, keyset, operator_kid })
 }
 
 /// spec/signer-api.md §4 O1–O2: the operator checks the signer's answer to `request`

@@ -170,3 +170,26 @@ fn messages_round_trip_and_refuse_other_versions() {
     let v2 = SignResponse { v: 2, ..r };
     assert_eq!(SignResponse::from_cbor(&v2.to_cbor()), Err(Error::SignerIntermediateMismatch));
 }
+
+#[test]
+fn a_retirement_request_opens_only_from_the_operator_and_in_time() {
+    let orgs = organisations();
+    let r = RetireRequest { v: 1, fleet_id: "f".into(), epoch: 1, successor: [3; 32], iat: NOW };
+    assert_eq!(
+        open_retire_request(&seal_retire_request(&r, &orgs.operator), &orgs.anchors, NOW),
+        Ok(r.clone())
+    );
+    let by_third_party = seal_retire_request(&r, &orgs.third_party);
+    assert_eq!(
+        open_retire_request(&by_third_party, &orgs.anchors, NOW),
+        Err(Error::SignerRequestUnauthenticated)
+    );
+    let stale = RetireRequest { iat: NOW - 301, ..r.clone() };
+    assert_eq!(
+        open_retire_request(&seal_retire_request(&stale, &orgs.operator), &orgs.anchors, NOW),
+        Err(Error::SignerRequestStale)
+    );
+    // A signing request is not a retirement request (content type).
+    let sign = seal_sign_request(&request(NOW), &orgs.operator);
+    assert_eq!(open_retire_request(&sign, &orgs.anchors, NOW), Err(Error::SignerRequestMalformed));
+}

@@ -367,7 +367,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         ),
         Ok(_) => unreachable!("a retired fleet serves no guess"),
     }
-    fleet.decommission(&epoch2.released.bundle).await?;
+    fleet.decommission(&epoch2.released.bundle, &orgs).await?;
     println!(
         "    epoch 1 HSM keys destroyed; a retirement entry naming the epoch 2 bundle is in the audit log"
     );

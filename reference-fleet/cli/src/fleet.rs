@@ -32,7 +32,7 @@ use bkv_node::replication::raft::bench::{LogRef, UnreplicatedLog};
 use bkv_node::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
 use bkv_node::service::{NodeInfo, NodeService};
 use bkv_protocol::audit_log::LoggedBundle;
-use bkv_protocol::audit_log::{LogEntry, LogState, verify_logged_bundle};
+use bkv_protocol::audit_log::{LogState, verify_logged_bundle};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
 use bkv_protocol::session::SessionTarget;
@@ -649,7 +649,7 @@ impl LocalFleet {
                 &dir.join("vendor-roots.cbor"),
                 evidence.software.measurement,
                 SOFT_HSM_FIRMWARE,
-                &log.client,
+                &log,
                 &genesis.log_layout.dir.join("admin.token"),
             )
             .await?;
@@ -714,7 +714,7 @@ impl LocalFleet {
                 &self.dir.join("vendor-roots.cbor"),
                 doc.software.measurement,
                 SOFT_HSM_FIRMWARE,
-                &log.client,
+                &log,
                 &self.log_layout.dir.join("admin.token"),
             )
             .await
@@ -1113,12 +1113,15 @@ impl LocalFleet {
 
     /// spec/rotation.md §6: stop this retired fleet, destroy its HSMs' keys and sealed
     /// state, and log its retirement for the successor bundle `successor`.
-    pub async fn decommission(mut self, successor: &[u8]) -> Result<()> {
-        let log =
-            self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
-        let entry = LogEntry::retirement(&self.keyset.fleet_id, self.keyset.epoch, successor);
-        log.client.append(&entry.to_cbor()).await?;
-        log.client.publish_checkpoint().await?;
+    pub async fn decommission(mut self, successor: &[u8], orgs: &OperatorKeys) -> Result<()> {
+        // The retirement entry is logged by the third party's signer, the log's only writer,
+        // on the operator's signed request (spec/signer-api.md §3.1).
+        let signer = self.start_signer().await?;
+        let (fleet_id, epoch) = (self.keyset.fleet_id.clone(), self.keyset.epoch);
+        let key = orgs.countersigning_key()?;
+        bkv_operator::retire(&signer.url, &key, &fleet_id, epoch, successor, bkv_client::clock::system_now())
+            .await?;
+        drop(signer);
         for i in 0..self.nodes.len() {
             self.stop_node(i).await;
             let path = self.dir.join(&self.nodes[i].id).join("hsm.sealed");

@@ -76,19 +76,23 @@ impl ThirdParty {
 
     /// Start the third party's signer (`bkv signer serve`, its own process and key) for the
     /// fleet whose anchors are in `trust`, checking evidence against `vendor_roots` and the
-    /// published measurements, writing to the log through `log` (which must write through
-    /// the log's admin listener) with the token in `token`.
+    /// published measurements, writing to `log` through its admin listener with the token in
+    /// `token` (which this process passes on by path, never reading it).
     pub async fn start_signer(
         &self,
         trust: &Path,
         vendor_roots: &Path,
         software: [u8; 32],
         firmware: [u8; 32],
-        log: &bkv_client::LogClient,
+        log: &bkv_third_party::local::LocalLog,
         token: &Path,
     ) -> Result<SignerProcess> {
-        let admin =
-            log.admin_url().ok_or_else(|| Error::Runtime("the log client has no admin URL".into()))?;
+        let admin = log
+            .admin
+            .as_deref()
+            .or(log.client.admin_url())
+            .ok_or_else(|| Error::Runtime("the log has no admin listener".into()))?;
+        let log = &log.client;
         let mut child = tokio::process::Command::new(bkv_binary()?)
             .args(["signer", "serve", "--supervised", "--addr", "127.0.0.1:0", "--db"])
             .arg(self.dir.join("signer.redb"))

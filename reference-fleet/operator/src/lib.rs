@@ -12,7 +12,8 @@ use bkv_client::Trust;
 use bkv_protocol::audit_log::{LogState, LoggedBundle, verify_logged_bundle};
 use bkv_protocol::crypto::{PublicKey, Signer};
 use bkv_protocol::signer_api::{
-    CountersignRequest, SignRequest, SignResponse, check_intermediate, seal_sign_request,
+    CountersignRequest, RetireRequest, RetireResponse, SignRequest, SignResponse, check_intermediate,
+    seal_retire_request, seal_sign_request,
 };
 use bkv_protocol::validation_bundle::{ClientState, FleetKeySet, countersignature, verify_bundle};
 use rand_core::RngCore;
@@ -125,6 +126,28 @@ pub async fn countersign_release(
         None,
     )?;
     Ok(released)
+}
+
+/// spec/signer-api.md §3.1, spec/rotation.md §6: have the signer at `signer` log the
+/// retirement of `epoch` of `fleet_id` for the successor bundle `successor` (its exact final
+/// bytes); returns the retirement entry's index.
+pub async fn retire(
+    signer: &str,
+    key: &OperatorKey,
+    fleet_id: &str,
+    epoch: u64,
+    successor: &[u8],
+    now: u64,
+) -> Result<u64, Error> {
+    let request = RetireRequest {
+        v: 1,
+        fleet_id: fleet_id.to_owned(),
+        epoch,
+        successor: bkv_protocol::crypto::sha256(successor),
+        iat: now,
+    };
+    let answer = call(signer, "/v1/retire", seal_retire_request(&request, key.signer())).await?;
+    Ok(RetireResponse::from_cbor(&answer)?.index)
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ pub struct LocalLog {
     pub client: LogClient,
     /// Anchors a client pins for this log.
     pub anchors: LogAnchors,
+    /// The admin listener's URL of a log run as processes (its writer, the third party's
+    /// signer, reads the token in `DIR/admin.token`); `None` for a log in this process,
+    /// whose `client` writes itself.
+    pub admin: Option<String>,
     _servers: Vec<Running>,
     /// The child processes of [`LocalLog::spawn`], killed when dropped.
     _children: Vec<tokio::process::Child>,
@@ -188,8 +192,9 @@ impl LocalLog {
         let (url, admin) = listening(&mut child, "the log").await?;
         children.push(child);
         let admin = admin.ok_or_else(|| Error::Http("the log printed no admin listener".into()))?;
-        let token = AdminToken::from_file(&dir.join("admin.token"))?;
-        let client = LogClient::new(&url).with_admin(&admin, token.expose());
+        // This process only reads the log: its writer is the third party's signer, which
+        // reads the admin token itself (`admin_token`) and is told the admin URL.
+        let client = LogClient::new(&url);
         let hostport = |u: &str| u.trim_start_matches("http://").trim_start_matches("https://").to_owned();
         if stored.is_none() {
             let ports = Ports {
@@ -203,7 +208,7 @@ impl LocalLog {
         let anchors =
             LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;
-        Ok(LocalLog { client, anchors, _servers: Vec::new(), _children: children })
+        Ok(LocalLog { client, anchors, admin: Some(admin), _servers: Vec::new(), _children: children })
     }
 
     /// Start (or resume) the log in `dir` with origin `origin` as tasks of this process
@@ -274,6 +279,6 @@ impl LocalLog {
         let anchors =
             LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;
-        Ok(LocalLog { client, anchors, _servers: servers, _children: Vec::new() })
+        Ok(LocalLog { client, anchors, admin: None, _servers: servers, _children: Vec::new() })
     }
 }

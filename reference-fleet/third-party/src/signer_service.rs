@@ -18,7 +18,10 @@ use bkv_client::clock::SharedClock;
 use bkv_protocol::audit::{EvidenceInputs, VendorRoot, check_before_signing};
 use bkv_protocol::audit_log::{LogAnchors, LogEntry, LoggedBundle};
 use bkv_protocol::crypto::Signer;
-use bkv_protocol::signer_api::{CountersignRequest, SignResponse, attach_and_verify, open_sign_request};
+use bkv_protocol::signer_api::{
+    CountersignRequest, RetireResponse, SignResponse, attach_and_verify, open_retire_request,
+    open_sign_request,
+};
 use bkv_protocol::validation_bundle::{Claims, TrustAnchors, sign};
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -84,6 +87,10 @@ struct Signing {
     final_bundle: Option<ByteBuf>,
     /// The released LoggedBundle (C6).
     released: Option<ByteBuf>,
+    /// The retirement of this epoch, once logged (§3.1 R3): the successor's digest and the
+    /// entry's index.
+    #[serde(default)]
+    retired: Option<(ByteBuf, u64)>,
 }
 
 /// The signer service.
@@ -223,6 +230,7 @@ impl SignerService {
                 appending: None,
                 final_bundle: None,
                 released: None,
+                retired: None,
             },
         };
         let entry = LogEntry::evidence(&ks.fleet_id, ks.epoch, &request.evidence).to_cbor();
@@ -309,6 +317,47 @@ impl SignerService {
         Ok(bytes)
     }
 
+    /// spec/signer-api.md §3.1: log the retirement of an epoch for its successor, both
+    /// released by this signer; answers a RetireResponse.
+    pub async fn retire(&self, body: &[u8]) -> Result<Vec<u8>> {
+        use bkv_protocol::Error::SignerRetirementInvalid as Invalid;
+        let now = self.config.clock.now();
+        // R1
+        let r = open_retire_request(body, &self.config.anchors, now)?;
+        let _guard = self.lock.lock().await;
+        // R2
+        if r.fleet_id != self.config.anchors.fleet_id {
+            return Err(Invalid.into());
+        }
+        let key = key_of(&r.fleet_id, r.epoch);
+        let mut old = self.load(&key)?.filter(|s| s.released.is_some()).ok_or(Invalid)?;
+        let next = r.epoch.checked_add(1).ok_or(Invalid)?;
+        let successor = self.load(&key_of(&r.fleet_id, next))?.and_then(|s| s.released).ok_or(Invalid)?;
+        let successor = LoggedBundle::from_cbor(&successor)?.bundle;
+        if !bkv_protocol::crypto::ct_eq(&bkv_protocol::crypto::sha256(&successor), &r.successor) {
+            return Err(Invalid.into());
+        }
+        let answer = |index| RetireResponse { v: 1, index }.to_cbor();
+        match &old.retired {
+            Some((digest, index)) if digest.as_slice() == r.successor.as_slice() => {
+                return Ok(answer(*index));
+            }
+            Some(_) => return Err(Invalid.into()),
+            None => {}
+        }
+        // R3
+        let entry = LogEntry::retirement(&r.fleet_id, r.epoch, &successor).to_cbor();
+        let index = self.append_once(&key, &mut old, entry).await?;
+        self.config.log.publish_checkpoint().await.map_err(|e| {
+            Error::Http(format!("no checkpoint covers the retirement entry #{index} yet: {e}"))
+        })?;
+        old.appending = None;
+        old.retired = Some((ByteBuf::from(r.successor.to_vec()), index));
+        self.store(&key, &old, None)?;
+        tracing::info!(fleet = %r.fleet_id, epoch = r.epoch, index, "logged the retirement");
+        Ok(answer(index))
+    }
+
     /// The released bundle of `fleet_id` and `epoch`, if any.
     pub fn released(&self, fleet_id: &str, epoch: u64) -> Result<Option<LoggedBundle>> {
         match self.load(&key_of(fleet_id, epoch))?.and_then(|s| s.released) {
@@ -321,7 +370,9 @@ impl SignerService {
 /// The HTTP status of a signer failure (spec/signer-api.md §1).
 fn failure(e: &Error) -> StatusCode {
     match e {
-        Error::Protocol(bkv_protocol::Error::SignerEpochTaken) => StatusCode::CONFLICT,
+        Error::Protocol(
+            bkv_protocol::Error::SignerEpochTaken | bkv_protocol::Error::SignerRetirementInvalid,
+        ) => StatusCode::CONFLICT,
         Error::Protocol(bkv_protocol::Error::SignerRequestUnknown) => StatusCode::NOT_FOUND,
         Error::Protocol(_) => StatusCode::BAD_REQUEST,
         Error::Storage(_) | Error::Http(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -349,6 +400,7 @@ pub fn router(signer: Arc<SignerService>) -> axum::Router {
                 |State(s): State<Arc<SignerService>>, body: Bytes| async move { answer(s.sign(&body).await) },
             ),
         )
+        .route("/v1/retire", post(|State(s): State<Arc<SignerService>>, body: Bytes| async move { answer(s.retire(&body).await) }))
         .route(
             "/v1/countersign",
             post(|State(s): State<Arc<SignerService>>, body: Bytes| async move {

@@ -80,7 +80,10 @@ async fn audit_command_catches_a_second_bundle_and_an_unpinned_vendor() {
     let fleet_id = "audit2.bkv.example/vault";
     let config = FleetConfig::new(fleet_id, 3);
     let fleet = LocalFleet::ceremony(&dir, &config, &OperatorKeys::generate(), |_| {}).await.unwrap();
-    let log = fleet.log.as_ref().unwrap().client.clone();
+    // This test writes to the log as the third party would: through its admin listener.
+    let local = fleet.log.as_ref().unwrap();
+    let token = std::fs::read_to_string(dir.join("audit-log/admin.token")).unwrap();
+    let log = local.client.clone().with_admin(local.admin.as_deref().unwrap(), token.trim());
     let good = software_measurement().unwrap().measurement;
 
     // Another vendor's root under the same name: the chains do not end at a pinned root.

@@ -96,7 +96,7 @@ async fn rotation_keeps_counters_and_clients_follow_the_chain() {
     // Decommission: keys destroyed, retirement logged, the directory no longer starts.
     let old_dir = old.dir.clone();
     let log = new.log.clone().unwrap();
-    old.decommission(&new.released.bundle).await.unwrap();
+    old.decommission(&new.released.bundle, &orgs).await.unwrap();
     assert!(!old_dir.join("node-1").join("hsm.sealed").exists());
     let size = bkv_protocol::audit_log::Checkpoint::parse_body(
         &bkv_protocol::audit_log::note::Note::parse(&log.client.checkpoint().await.unwrap()).unwrap().text,
@@ -139,12 +139,13 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     ks.epoch = 2;
     ks.prev = Some(sha256(&old.released.bundle));
     let claims = Claims { iss: bkv_fleet::fleet::THIRD_PARTY.into(), sub: FLEET.into(), iat: now() };
+    // This test writes to the log as the third party would: through its admin listener.
     let log = old.log.clone().unwrap();
+    let token = std::fs::read_to_string(old.dir.join("audit-log/admin.token")).unwrap();
+    let writer = log.client.clone().with_admin(log.admin.as_deref().unwrap(), token.trim());
     let logged = |bundle: Vec<u8>, epoch: u64| {
-        let log = log.clone();
-        async move {
-            bkv_third_party::signer::release(&log.client, &log.anchors, bundle, FLEET, epoch).await.unwrap()
-        }
+        let (writer, anchors) = (writer.clone(), log.anchors.clone());
+        async move { bkv_third_party::signer::release(&writer, &anchors, bundle, FLEET, epoch).await.unwrap() }
     };
 
     // Signed by the operator alone: bundle.signer.unknown.

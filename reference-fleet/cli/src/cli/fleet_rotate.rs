@@ -37,7 +37,7 @@ pub async fn run(a: RotateArgs) -> Result<ExitCode> {
     let mut old = LocalFleet::open(&a.dir, bkv_node::replication::raft::Timing::default(), say).await?;
     let (new, report) = old.rotate(&a.out, &orgs, say).await?;
     let successor = new.released.bundle.clone();
-    old.decommission(&successor).await?;
+    old.decommission(&successor, &orgs).await?;
     say("the old fleet's HSM keys are destroyed and its retirement is logged");
     if json {
         let v = serde_json::json!({ "rotation": report, "fleet": super::fleet_up::report(&new) });

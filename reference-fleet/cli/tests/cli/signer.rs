@@ -576,3 +576,32 @@ fn no_source_file_outside_tests_names_both_organisations_key_types() {
         .collect();
     assert!(both.is_empty(), "these name both organisations' key types: {both:?}");
 }
+
+/// spec/signer-api.md §3.1 R2: the signer logs a retirement only of an epoch it released,
+/// for the successor it released; the operator's key alone cannot write to the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retirement_the_signer_did_not_release_is_refused() {
+    use bkv_protocol::signer_api::{RetireRequest, seal_retire_request};
+    let w = World::new("signer-retire");
+    let out = w.countersign("released.cbor");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let operator = w.operator_key();
+    let fleet_id = w.trust.anchors.fleet_id.clone();
+    let retire = |epoch: u64, successor: [u8; 32]| RetireRequest {
+        v: 1,
+        fleet_id: fleet_id.clone(),
+        epoch,
+        successor,
+        iat: bkv_client::clock::system_now(),
+    };
+    // Epoch 1 was released, but no epoch 2; epoch 7 was never released.
+    for r in [retire(1, [7; 32]), retire(7, [7; 32])] {
+        let (status, body) = w.post("/v1/retire", seal_retire_request(&r, &operator)).await;
+        assert_eq!((status, text(&body)), (409, "signer.retirement.invalid".into()), "{r:?}");
+    }
+    let stranger = Esp256Signer::generate(&mut rand_core::OsRng);
+    let (status, body) = w.post("/v1/retire", seal_retire_request(&retire(1, [7; 32]), &stranger)).await;
+    assert_eq!((status, text(&body)), (400, "signer.request.unauthenticated".into()));
+    assert!(w.entries(EntryType::Retirement).await.is_empty());
+    let _ = std::fs::remove_dir_all(&w.dir);
+}
