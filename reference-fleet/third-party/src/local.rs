@@ -36,6 +36,19 @@ struct Ports {
     witnesses: Vec<String>,
 }
 
+impl Ports {
+    /// The ports stored in `file` by an earlier start, if any.
+    fn read(file: &Path) -> Result<Option<Ports>> {
+        match std::fs::read(file) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Storage(format!("{}: not the log's ports: {e}", file.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Storage(format!("{}: {e}", file.display()))),
+        }
+    }
+}
+
 /// A running local log; dropping it stops the servers (tasks of this process, or child
 /// processes).
 pub struct LocalLog {
@@ -128,13 +141,7 @@ impl LocalLog {
     ) -> Result<LocalLog> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         let ports_file = dir.join("ports.json");
-        let stored: Option<Ports> = match std::fs::read(&ports_file) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
-                Error::Storage(format!("{}: not the log's ports: {e}", ports_file.display()))
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::Storage(format!("{}: {e}", ports_file.display()))),
-        };
+        let stored = Ports::read(&ports_file)?;
         let at = |a: Option<&String>| a.cloned().unwrap_or_else(|| "127.0.0.1:0".into());
         let log_vkey = child_key(bkv, dir, "log", origin, "log").await?;
         let spawn = |args: Vec<std::ffi::OsString>| {
@@ -226,13 +233,7 @@ impl LocalLog {
         // The ports of an earlier start, so that a restart serves where clients and nodes
         // were told the log is; a new log takes ports the OS picks and stores them.
         let ports_file = dir.join("ports.json");
-        let stored: Option<Ports> = match std::fs::read(&ports_file) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
-                Error::Storage(format!("{}: not the log's ports: {e}", ports_file.display()))
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::Storage(format!("{}: {e}", ports_file.display()))),
-        };
+        let stored = Ports::read(&ports_file)?;
         let listen = |at: Option<&str>| -> Result<std::net::TcpListener> {
             let addr = at.unwrap_or("127.0.0.1:0");
             std::net::TcpListener::bind(addr).map_err(|e| {

@@ -282,7 +282,7 @@ fn print_report(r: &monitor::Report) {
 
 /// Serve until SIGINT or SIGTERM, or, for a supervisor's child, until its standard input
 /// closes (the supervisor exited or was killed).
-async fn wait_forever(supervised: bool) -> Result<ExitCode, Error> {
+pub(crate) async fn wait_forever(supervised: bool) -> Result<ExitCode, Error> {
     if supervised {
         tokio::select! {
             _ = super::node::wait_for_termination() => {}

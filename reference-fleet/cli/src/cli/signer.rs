@@ -166,15 +166,7 @@ pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
         .await
         .map_err(Error::AuditLog)?;
     println!("listening on {}://{}", a.tls.scheme(), running.addr);
-    if a.supervised {
-        tokio::select! {
-            _ = super::node::wait_for_termination() => {}
-            _ = super::node::stdin_closed() => {}
-        }
-    } else {
-        super::node::wait_for_termination().await;
-    }
-    Ok(ExitCode::SUCCESS)
+    super::log::wait_forever(a.supervised).await
 }
 
 /// `bkv keys ...`
