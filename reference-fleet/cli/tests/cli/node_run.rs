@@ -68,6 +68,7 @@ pub(crate) fn ceremony(name: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_serve_and_survive_a_killed_node() {
+    let _serial = crate::support::serial();
     let dir = ceremony("node-run");
     let mut nodes: Vec<Node> = (1..=3).map(|i| run_node(&dir.join(format!("node-{i}/node.toml")))).collect();
     wait_ready(&nodes.iter().collect::<Vec<_>>()).await;
@@ -190,6 +191,7 @@ fn a_bad_configuration_is_one_error_naming_the_field_and_touches_no_data() {
 /// for its next request; the idle timeout covers a request stalled mid-way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
+    let _serial = crate::support::serial();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // The test holds more than a thousand sockets.
     bkv_serve::raise_fd_limit().unwrap();

@@ -75,6 +75,7 @@ struct World {
     signer_args: Vec<String>,
     trust: Trust,
     keyset: Vec<u8>,
+    _serial: crate::support::Serial,
 }
 
 impl World {
@@ -86,6 +87,7 @@ impl World {
     /// are added to the anchors beside the ceremony's software keys, which signed the
     /// evidence).
     fn with_keys(name: &str, tokens: Option<&Tokens>) -> World {
+        let serial = crate::support::serial();
         let dir = ceremony(name);
         let (log_key, log_vkey) = keygen(&dir, ORIGIN, "log", "test-log.key");
         let mut witness_args = Vec::new();
@@ -192,7 +194,7 @@ impl World {
         };
         let signer = serve_env(&signer_args, &env);
         signer_args[3] = signer.url.trim_start_matches("http://").to_owned();
-        World { dir, witnesses, witness_args, log, signer, signer_args, trust, keyset }
+        World { dir, witnesses, witness_args, log, signer, signer_args, trust, keyset, _serial: serial }
     }
 
     /// `bkv operator countersign` with the operator's key file: its exit status and stdout.

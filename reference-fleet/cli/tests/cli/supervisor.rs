@@ -70,6 +70,7 @@ fn pids(report: &serde_json::Value) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_processes_fail_over_by_hand_and_die_with_their_supervisor() {
+    let _serial = crate::support::serial();
     let dir = tempdir("supervisor");
     let (supervisor, report) = up(&dir, 5);
     let pids = pids(&report);
@@ -124,6 +125,7 @@ async fn five_processes_fail_over_by_hand_and_die_with_their_supervisor() {
 
 #[test]
 fn fleet_stop_stops_every_node_and_the_supervisor() {
+    let _serial = crate::support::serial();
     let dir = tempdir("supervisor-stop");
     let (mut supervisor, report) = up(&dir, 3);
     let pids = pids(&report);

@@ -84,3 +84,15 @@ pub(crate) async fn phone(dir: &Path, url: &str) -> bkv_client::FleetClient {
     .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
     .0
 }
+
+/// Held by the tests that start many processes or measure how fast a node answers, so that
+/// they run one at a time: on a 2-core machine the process-heavy signer and supervisor tests
+/// would otherwise delay the hostile-client test's timings beyond its bounds. Each test has
+/// its own runtime, so holding it across `.await` blocks no other test's progress.
+pub(crate) struct Serial(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+/// Wait for the other [`Serial`] tests.
+pub(crate) fn serial() -> Serial {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    Serial(SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
+}
