@@ -13,6 +13,7 @@ fn fleet_up(dir: &Path) -> (Fleet, serde_json::Value) {
 
 #[test]
 fn backup_create_and_restore_through_the_cli() {
+    let _serial = crate::support::serial();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-cli-backup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -39,6 +39,7 @@ fn check(v: &Value, labels: &[&str]) {
 /// With `--processes`, the same fleet again with one `bkv node run` process per node.
 #[test]
 fn recovery_bench_reports_full_recoveries_against_an_unreplicated_node() {
+    let _serial = crate::support::serial();
     let v = bench_json(&["recovery", "--nodes", "3", "--clients", "2", "--secs", "1", "--processes"]);
     check(
         &v,
@@ -48,6 +49,7 @@ fn recovery_bench_reports_full_recoveries_against_an_unreplicated_node() {
 
 #[test]
 fn replication_bench_reports_commits_against_an_unreplicated_log() {
+    let _serial = crate::support::serial();
     let v = bench_json(&["replication", "--nodes", "3", "--clients", "2", "--secs", "1"]);
     check(&v, &["single node, no replication", "1-node Raft, no replication", "3-node replicated (Raft)"]);
 }

@@ -31,6 +31,7 @@ fn envelope(v: &jsonschema::Validator, out: &Output) -> Value {
 
 #[test]
 fn json_success_and_failures_match_the_output_schema() {
+    let _serial = crate::support::serial();
     let v = validator();
     // The schema itself refuses what the contract forbids, so it can fail.
     assert!(!v.is_valid(&json!({"ok": true, "error": {"code": "x", "message": "y"}})));
@@ -62,6 +63,7 @@ fn json_success_and_failures_match_the_output_schema() {
 
 #[test]
 fn a_wrong_kek_is_hsm_unseal_failed() {
+    let _serial = crate::support::serial();
     let dir = tempdir("wrong-kek");
     drop(fleet_up(&dir, 1));
     let out = bkv()
@@ -82,6 +84,7 @@ fn a_wrong_kek_is_hsm_unseal_failed() {
 /// stderr, with the event's fields: a leader elected (with its term) and the vote gates.
 #[test]
 fn json_logs_carry_the_events_and_their_fields() {
+    let _serial = crate::support::serial();
     let dir = tempdir("json-logs");
     let mut cmd = bkv();
     cmd.env("RUST_LOG", "bkv_node=info")

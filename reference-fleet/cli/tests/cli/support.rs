@@ -85,9 +85,9 @@ pub(crate) async fn phone(dir: &Path, url: &str) -> bkv_client::FleetClient {
     .0
 }
 
-/// Held by the tests that start many processes or measure how fast a node answers, so that
-/// they run one at a time: on a 2-core machine the process-heavy signer and supervisor tests
-/// would otherwise delay the hostile-client test's timings beyond its bounds. Each test has
+/// Held by the tests that start fleets or benchmarks or measure how fast a node answers, so
+/// that they run one at a time: on a 2-core machine the others would otherwise stretch the
+/// hostile-client test's timings beyond its bounds. Each test has
 /// its own runtime, so holding it across `.await` blocks no other test's progress.
 pub(crate) struct Serial(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
 

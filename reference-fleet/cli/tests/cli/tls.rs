@@ -44,6 +44,7 @@ fn keygen(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_for_nodes_peers_log_and_witness() {
+    let _serial = crate::support::serial();
     let dir = ceremony("tls");
     let certs = dir.join("tls");
     let out = bkv()
