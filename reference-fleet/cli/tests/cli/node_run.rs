@@ -181,8 +181,10 @@ fn a_bad_configuration_is_one_error_naming_the_field_and_touches_no_data() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Hostile clients against node-1 (per-client cap 64, header timeout 1 s, idle timeout
-/// 3 s): 127.0.0.2 holds twice the cap of idle keep-alive connections (each sent one whole
+/// Hostile clients against node-1 (per-client cap 64, header timeout 5 s, idle timeout
+/// 3 s; the header timeout is longer than the time it takes a loaded 2-core machine to open
+/// the 628 hostile connections, so none of the first 64 is closed, freeing a slot, before
+/// the last one arrives): 127.0.0.2 holds twice the cap of idle keep-alive connections (each sent one whole
 /// request), 127.0.0.3 opens 500 slow-header connections (half a request head, then
 /// nothing). Meanwhile a legitimate client on 127.0.0.1 recovers through node-1 twenty
 /// times, every one under 2 s, and node-2 serves as before. The connections over the cap
@@ -199,7 +201,7 @@ async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
     let config = dir.join("node-1/node.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(
-        "\n[limits]\nmax_connections = 4096\nmax_connections_per_client = 64\nheader_timeout_ms = 1000\nidle_timeout_ms = 3000\nattempts_per_record_per_minute = 0\n",
+        "\n[limits]\nmax_connections = 4096\nmax_connections_per_client = 64\nheader_timeout_ms = 5000\nidle_timeout_ms = 3000\nattempts_per_record_per_minute = 0\n",
     );
     std::fs::write(&config, text).unwrap();
     let nodes: Vec<Node> = (1..=3).map(|i| run_node(&dir.join(format!("node-{i}/node.toml")))).collect();
@@ -271,9 +273,10 @@ async fn a_client_holding_many_connections_is_capped_and_others_are_served() {
     // byte: its own count below says how many (how soon a client sees the close depends on
     // the load of this 2-core machine, so it is not what is asserted). Every hostile
     // connection, refused or timed out, is closed within the header timeout plus 1 s.
+    let bound = Duration::from_secs(5 + 1);
     let last = |at: &[Duration]| at.iter().max().copied().unwrap_or_default();
-    assert!(last(&slow_at) < Duration::from_secs(2), "a slow-header connection lived {:?}", last(&slow_at));
-    assert!(last(&idle_at) < Duration::from_secs(2), "an idle connection lived {:?}", last(&idle_at));
+    assert!(last(&slow_at) < bound, "a slow-header connection lived {:?}", last(&slow_at));
+    assert!(last(&idle_at) < bound, "an idle connection lived {:?}", last(&idle_at));
     let (_, metrics) = get(&format!("{}/metrics", nodes[0].url)).await;
     let count = |kind: &str| {
         metrics
