@@ -8,8 +8,6 @@ use crate::error::{Error, Result, read_file};
 use bkv_protocol::crypto::PublicKey;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The `bkv` binary that runs the third party's processes: `BKV_BIN`, else this process
 /// when it is `bkv`, else a `bkv` beside this binary or in its parent directory (tests and
@@ -87,12 +85,7 @@ impl ThirdParty {
         log: &bkv_third_party::local::LocalLog,
         token: &Path,
     ) -> Result<SignerProcess> {
-        let admin = log
-            .admin
-            .as_deref()
-            .or(log.client.admin_url())
-            .ok_or_else(|| Error::Runtime("the log has no admin listener".into()))?;
-        let log = &log.client;
+        let (admin, log) = (&log.admin, &log.client);
         let mut child = tokio::process::Command::new(bkv_binary()?)
             .args(["signer", "serve", "--supervised", "--addr", "127.0.0.1:0", "--db"])
             .arg(self.dir.join("signer.redb"))
@@ -111,23 +104,13 @@ impl ThirdParty {
             .spawn()
             .map_err(|e| Error::Runtime(format!("cannot start bkv signer serve: {e}")))?;
         let pid = child.id().unwrap_or(0);
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let url = loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .map_err(|_| Error::Runtime("the third party's signer did not start within 30 s".into()))?
-                .map_err(|e| Error::Runtime(format!("the third party's signer: {e}")))?;
-            match line {
-                Some(l) if l.starts_with("listening on ") => break l["listening on ".len()..].to_owned(),
-                Some(_) => continue,
-                None => {
-                    let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
-                    return Err(Error::Runtime(format!(
-                        "the third party's signer exited ({status}); see its error above"
-                    )));
-                }
-            }
-        };
+        let (url, _) =
+            bkv_third_party::local::listening(&mut child, "the third party's signer").await.map_err(|e| {
+                Error::Runtime(match e {
+                    bkv_third_party::Error::Http(m) | bkv_third_party::Error::Storage(m) => m,
+                    other => other.to_string(),
+                })
+            })?;
         Ok(SignerProcess { _child: child, url, pid })
     }
 }

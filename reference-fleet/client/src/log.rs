@@ -98,11 +98,6 @@ impl LogClient {
         self
     }
 
-    /// The admin listener's URL, if this client writes.
-    pub fn admin_url(&self) -> Option<&str> {
-        self.admin.as_ref().map(|(u, _)| u.as_str())
-    }
-
     async fn get(&self, path: &str) -> Result<Vec<u8>> {
         Ok(http::get(&self.http, &format!("{}{path}", self.base)).await?)
     }

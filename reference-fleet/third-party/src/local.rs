@@ -56,17 +56,18 @@ pub struct LocalLog {
     pub client: LogClient,
     /// Anchors a client pins for this log.
     pub anchors: LogAnchors,
-    /// The admin listener's URL of a log run as processes (its writer, the third party's
-    /// signer, reads the token in `DIR/admin.token`); `None` for a log in this process,
-    /// whose `client` writes itself.
-    pub admin: Option<String>,
+    /// The admin listener's URL: where its writer, the third party's signer, writes with the
+    /// token in `DIR/admin.token` (a log in this process also gives `client` that token).
+    pub admin: String,
     _servers: Vec<Running>,
     /// The child processes of [`LocalLog::spawn`], killed when dropped.
     _children: Vec<tokio::process::Child>,
 }
 
-/// Read `bkv` lines until `listening on URL`; the URL and, for a log, its admin URL.
-async fn listening(child: &mut tokio::process::Child, what: &str) -> Result<(String, Option<String>)> {
+/// Read a `bkv` child's standard output until `listening on URL` (within 30 s), then keep
+/// draining it; the URL and, for a log, its admin URL (`admin on URL`). `what` names the
+/// child in errors.
+pub async fn listening(child: &mut tokio::process::Child, what: &str) -> Result<(String, Option<String>)> {
     use tokio::io::AsyncBufReadExt;
     let out = child.stdout.take().ok_or_else(|| Error::Http(format!("{what}: no standard output")))?;
     let mut lines = tokio::io::BufReader::new(out).lines();
@@ -215,7 +216,7 @@ impl LocalLog {
         let anchors =
             LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;
-        Ok(LocalLog { client, anchors, admin: Some(admin), _servers: Vec::new(), _children: children })
+        Ok(LocalLog { client, anchors, admin, _servers: Vec::new(), _children: children })
     }
 
     /// Start (or resume) the log in `dir` with origin `origin` as tasks of this process
@@ -264,8 +265,9 @@ impl LocalLog {
             listen(stored.as_ref().map(|p| p.admin.as_str()))?,
             server::admin_router(log, token.clone()),
         )?;
-        let client = LogClient::new(&format!("http://{}", running.addr))
-            .with_admin(&format!("http://{}", admin.addr), token.expose());
+        let admin_url = format!("http://{}", admin.addr);
+        let client =
+            LogClient::new(&format!("http://{}", running.addr)).with_admin(&admin_url, token.expose());
         let ports = Ports {
             log: running.addr.to_string(),
             admin: admin.addr.to_string(),
@@ -280,6 +282,6 @@ impl LocalLog {
         let anchors =
             LogAnchors { origin: origin.to_owned(), log_key: log_vkey, witnesses: wkeys, threshold };
         anchors.validate()?;
-        Ok(LocalLog { client, anchors, admin: None, _servers: servers, _children: Vec::new() })
+        Ok(LocalLog { client, anchors, admin: admin_url, _servers: servers, _children: Vec::new() })
     }
 }

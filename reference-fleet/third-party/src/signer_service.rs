@@ -177,6 +177,9 @@ impl SignerService {
         if let Some(a) = &signing.appending
             && a.entry.as_slice() == entry.as_slice()
         {
+            // Not `LogClient::fetch_entries`: that one keeps what it got past a failed
+            // batch, and here a log that does not answer must stop the append, not let the
+            // entry be logged twice.
             let mut at = a.from;
             loop {
                 let batch =
@@ -192,7 +195,8 @@ impl SignerService {
         }
         let from = match self.config.log.checkpoint_size().await {
             Ok((_, size)) => size,
-            // A log that has published no checkpoint yet.
+            // No checkpoint yet, or the log did not answer (then the append below fails
+            // too): 0 is always a correct place to start the search from.
             Err(_) => 0,
         };
         signing.appending = Some(Appending { entry: ByteBuf::from(entry.clone()), from });
@@ -356,14 +360,6 @@ impl SignerService {
         self.store(&key, &old, None)?;
         tracing::info!(fleet = %r.fleet_id, epoch = r.epoch, index, "logged the retirement");
         Ok(answer(index))
-    }
-
-    /// The released bundle of `fleet_id` and `epoch`, if any.
-    pub fn released(&self, fleet_id: &str, epoch: u64) -> Result<Option<LoggedBundle>> {
-        match self.load(&key_of(fleet_id, epoch))?.and_then(|s| s.released) {
-            Some(b) => Ok(Some(LoggedBundle::from_cbor(&b)?)),
-            None => Ok(None),
-        }
     }
 }
 

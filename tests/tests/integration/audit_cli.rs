@@ -83,7 +83,7 @@ async fn audit_command_catches_a_second_bundle_and_an_unpinned_vendor() {
     // This test writes to the log as the third party would: through its admin listener.
     let local = fleet.log.as_ref().unwrap();
     let token = std::fs::read_to_string(dir.join("audit-log/admin.token")).unwrap();
-    let log = local.client.clone().with_admin(local.admin.as_deref().unwrap(), token.trim());
+    let log = local.client.clone().with_admin(&local.admin, token.trim());
     let good = software_measurement().unwrap().measurement;
 
     // Another vendor's root under the same name: the chains do not end at a pinned root.

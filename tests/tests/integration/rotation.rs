@@ -142,7 +142,7 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
     // This test writes to the log as the third party would: through its admin listener.
     let log = old.log.clone().unwrap();
     let token = std::fs::read_to_string(old.dir.join("audit-log/admin.token")).unwrap();
-    let writer = log.client.clone().with_admin(log.admin.as_deref().unwrap(), token.trim());
+    let writer = log.client.clone().with_admin(&log.admin, token.trim());
     let logged = |bundle: Vec<u8>, epoch: u64| {
         let (writer, anchors) = (writer.clone(), log.anchors.clone());
         async move { bkv_third_party::signer::release(&writer, &anchors, bundle, FLEET, epoch).await.unwrap() }
