@@ -248,6 +248,26 @@ define_errors! {
     /// A retirement of an epoch, or for a successor, that the signer did not release.
     SignerRetirementInvalid => "signer.retirement.invalid",
 
+    // ---- spec/hsm.md: the HSM boundary -------------------------------------------------
+    /// The HSM has not re-applied its entries up to its mark (a rolled-back or lagging disk).
+    HsmStateBehind => "hsm.state.behind",
+    /// The entries fed to the HSM differ from those it acknowledged.
+    HsmStateDiverged => "hsm.state.diverged",
+    /// A snapshot above the HSM's mark awaits a quorum of acknowledgements.
+    HsmStateUnverified => "hsm.state.unverified",
+    /// The HSM state is of another version, fleet, epoch or node.
+    HsmStateInvalid => "hsm.state.invalid",
+    /// A database with entries but an HSM without state (written by an earlier release).
+    HsmStateMissing => "hsm.state.missing",
+    /// The HSM holds no unused output of its own for the pending commit at that position.
+    HsmCommitUnknown => "hsm.commit.unknown",
+    /// Fewer than quorum valid acknowledgements of the position.
+    HsmCommitUnproven => "hsm.commit.unproven",
+    /// A snapshot not signed by a node of this fleet and epoch.
+    HsmSnapshotInvalid => "hsm.snapshot.invalid",
+    /// The HSM recorded its fleet's retirement.
+    HsmRetired => "hsm.retired",
+
     // ---- spec/fleet-replication.md: replication and node-to-node RPCs ----------------
     /// No majority of the fleet's nodes is reachable within the time bound; retry later with the same request id.
     FleetUnavailable => "fleet.unavailable",

@@ -15,6 +15,7 @@ pub mod evidence;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod fleet_replication;
+pub mod hsm;
 pub mod node_api;
 pub mod rotation;
 pub mod session;

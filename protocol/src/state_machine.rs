@@ -19,4 +19,17 @@ pub trait StateMachine: Send + 'static {
     fn restore(snapshot: &[u8]) -> crate::Result<Self>
     where
         Self: Sized;
+    /// Replace this state by a snapshot's (catch-up and start-up). Nothing changes on error.
+    fn install(&mut self, snapshot: &[u8]) -> crate::Result<()>
+    where
+        Self: Sized,
+    {
+        *self = Self::restore(snapshot)?;
+        Ok(())
+    }
+    /// Bytes equal on two nodes exactly when their states are equal (convergence checks):
+    /// the snapshot unless a state signs its snapshots (spec/hsm.md §6).
+    fn digest(&self) -> Vec<u8> {
+        self.snapshot()
+    }
 }

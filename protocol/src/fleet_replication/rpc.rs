@@ -40,6 +40,9 @@ pub enum RpcKind {
     /// A node's term and last log id (§6.3 step 1).
     #[serde(rename = "status")]
     Status,
+    /// An HSM acknowledgement of a position (spec/hsm.md §4.3).
+    #[serde(rename = "ack")]
+    Ack,
     /// The reply to `append`.
     #[serde(rename = "append.reply")]
     AppendReply,
@@ -58,23 +61,28 @@ pub enum RpcKind {
     /// The reply to `status`.
     #[serde(rename = "status.reply")]
     StatusReply,
+    /// The reply to `ack`.
+    #[serde(rename = "ack.reply")]
+    AckReply,
 }
 
 impl RpcKind {
     /// Every kind, requests first.
-    pub const ALL: [RpcKind; 12] = [
+    pub const ALL: [RpcKind; 14] = [
         RpcKind::Append,
         RpcKind::Vote,
         RpcKind::Snapshot,
         RpcKind::Propose,
         RpcKind::Read,
         RpcKind::Status,
+        RpcKind::Ack,
         RpcKind::AppendReply,
         RpcKind::VoteReply,
         RpcKind::SnapshotReply,
         RpcKind::ProposeReply,
         RpcKind::ReadReply,
         RpcKind::StatusReply,
+        RpcKind::AckReply,
     ];
 
     /// The wire text.
@@ -86,12 +94,14 @@ impl RpcKind {
             RpcKind::Propose => "propose",
             RpcKind::Read => "read",
             RpcKind::Status => "status",
+            RpcKind::Ack => "ack",
             RpcKind::AppendReply => "append.reply",
             RpcKind::VoteReply => "vote.reply",
             RpcKind::SnapshotReply => "snapshot.reply",
             RpcKind::ProposeReply => "propose.reply",
             RpcKind::ReadReply => "read.reply",
             RpcKind::StatusReply => "status.reply",
+            RpcKind::AckReply => "ack.reply",
         }
     }
 

@@ -32,11 +32,11 @@
 //! }
 //! ```
 //!
-//! What [`CommitEvidence`] proves is the one thing this interface does not freeze: today
-//! it is the output the host's log reports (the trust spec/threat-model.md places in the
-//! host today); a later protocol version makes it evidence that the HSM boundary verifies
-//! itself (a quorum of the fleet's HSMs' signed acknowledgements) without changing the
-//! step's shape.
+//! A fleet node never hands the step a host-reported output: its HSM
+//! ([`crate::hsm::Boundary`], spec/hsm.md §5) owns the step, applies the committed entry
+//! itself, verifies a quorum of the fleet's HSMs' signed acknowledgements, and only then
+//! resumes the step with the output it computed. [`CommitEvidence::host_reported`] is for
+//! callers without a fleet: the conformance vectors and benchmarks of the step alone.
 
 use crate::error::{Error, Result};
 use crate::session::{self, RequestId, Responder, SessionServer};
@@ -208,6 +208,11 @@ impl PendingCommit {
     /// N3 failed: the sealed `fleet.unavailable`; nothing else happens, no KE2.
     pub fn unavailable<R: RngCore + CryptoRng>(self, rng: &mut R) -> Vec<u8> {
         self.responder.seal(rng, Err(Error::FleetUnavailable))
+    }
+
+    /// spec/hsm.md §5: the HSM refuses with `error` (sealed); nothing else happens.
+    pub(crate) fn refuse<R: RngCore + CryptoRng>(self, rng: &mut R, error: Error) -> Vec<u8> {
+        self.responder.seal(rng, Err(error))
     }
 
     /// The record id of a recovery attempt (`recover_start`), which the node's rate limit

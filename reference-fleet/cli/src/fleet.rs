@@ -35,10 +35,11 @@ use bkv_protocol::audit_log::LoggedBundle;
 use bkv_protocol::audit_log::{LogState, verify_logged_bundle};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
+use bkv_protocol::hsm::{AppliedOutput, Boundary, BoundaryConfig, HsmMachine, LogEntry, RpcSigner};
 use bkv_protocol::session::SessionTarget;
 use bkv_protocol::validation_bundle::{Anchor, FleetKeySet, TrustAnchors};
 use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
-use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup, VaultStateMachine};
+use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup};
 use bkv_third_party::local::LocalLog;
 use bkv_third_party::log_server::{self as server, Running};
 use rand_core::OsRng;
@@ -340,14 +341,20 @@ pub struct RunningNode {
     pub url: String,
     /// Node-to-node (Raft) address.
     pub raft_addr: SocketAddr,
-    raft: Option<RaftNode<VaultStateMachine>>,
+    raft: Option<RaftNode<HsmMachine>>,
+    hsm: Option<Arc<Boundary>>,
     http: Option<Running>,
 }
 
 impl RunningNode {
     /// The Raft node, if running.
-    pub fn raft(&self) -> Option<&RaftNode<VaultStateMachine>> {
+    pub fn raft(&self) -> Option<&RaftNode<HsmMachine>> {
         self.raft.as_ref()
+    }
+
+    /// The node's HSM, if running (spec/hsm.md).
+    pub fn hsm(&self) -> Option<&Arc<Boundary>> {
+        self.hsm.as_ref()
     }
 }
 
@@ -377,6 +384,10 @@ pub struct LocalFleet {
     /// The nodes' rate limits (spec/node-api.md §6): none in a fleet served in this
     /// process (the demo, tests, benchmarks); `bkv node run` applies its `[limits]`.
     pub rate_limits: bkv_node::rate::RateLimits,
+    /// Keep every HSM's state in memory instead of its sealed file: NOT durable, so a
+    /// restart forgets the mark (spec/hsm.md §2). Only `bkv bench recovery
+    /// --volatile-hsm-state` sets it, to measure what the HSM-state writes cost.
+    pub volatile_hsm_state: bool,
 }
 
 /// A loopback listener on a port the OS chose: bound once, and handed to the node that
@@ -688,7 +699,8 @@ impl LocalFleet {
         }
         progress(&format!("audited: {} steps of spec/audit.md passed", report.passed.len()));
         if start {
-            for (i, hsm) in hsms.iter().enumerate() {
+            for i in 0..hsms.len() {
+                let hsm = fleet.open_hsm(i, true)?;
                 fleet.start_node_inner(i, true, hsm).await?;
             }
             fleet.wait_ready(Duration::from_secs(30)).await?;
@@ -810,6 +822,7 @@ impl LocalFleet {
                 url: format!("http://{}", n.http),
                 raft_addr: n.raft,
                 raft: None,
+                hsm: None,
                 http: None,
             })
             .collect();
@@ -828,6 +841,7 @@ impl LocalFleet {
             log_layout: layout.log,
             bound: Vec::new(),
             rate_limits: bkv_node::rate::RateLimits::OFF,
+            volatile_hsm_state: false,
         })
     }
 
@@ -837,15 +851,27 @@ impl LocalFleet {
         self.bound.clear();
     }
 
-    /// (Re)start node `i` from its sealed HSM and its storage.
+    /// (Re)start node `i` from its sealed HSM, its HSM state and its storage.
     pub async fn start_node(&mut self, i: usize) -> Result<()> {
-        let path = self.dir.join(&self.nodes[i].id).join("hsm.sealed");
-        let hsm = SoftHsm::unseal_file(&path, &self.kek).map_err(Error::Hsm)?;
         let fresh = !self.dir.join(&self.nodes[i].id).join("raft").exists();
-        self.start_node_inner(i, fresh, &hsm).await
+        let hsm = self.open_hsm(i, fresh)?;
+        self.start_node_inner(i, fresh, hsm).await
     }
 
-    async fn start_node_inner(&mut self, i: usize, bootstrap: bool, hsm: &SoftHsm) -> Result<()> {
+    /// spec/hsm.md: node `i`'s HSM, started from its sealed keys and its HSM state
+    /// (`node-N/hsm.state`); `fresh` when the node has no storage yet.
+    fn open_hsm(&self, i: usize, fresh: bool) -> Result<Arc<Boundary>> {
+        let path = self.dir.join(&self.nodes[i].id).join("hsm.sealed");
+        let hsm = SoftHsm::unseal_file(&path, &self.kek).map_err(Error::Hsm)?;
+        let cfg = BoundaryConfig::from_keyset(&self.keyset, i as u64)?;
+        if self.volatile_hsm_state {
+            return hsm.boundary_in_memory(cfg, &self.nodes[i].id).map_err(Error::Hsm);
+        }
+        hsm.open_boundary(cfg, &self.nodes[i].id, &bkv_node::hsm::state_path(&path), &self.kek, fresh)
+            .map_err(Error::Hsm)
+    }
+
+    async fn start_node_inner(&mut self, i: usize, bootstrap: bool, hsm: Arc<Boundary>) -> Result<()> {
         let (raft_listener, http_listener) = match self.bound.get_mut(i).and_then(Option::take) {
             Some((r, h)) => (Some(r), Some(h)),
             None => (None, None),
@@ -856,22 +882,20 @@ impl LocalFleet {
             listener: raft_listener,
             id: i as u64,
             dir: self.dir.join(&node.id).join("raft"),
-            signer: hsm.node_signer(),
+            signer: Arc::new(RpcSigner(hsm.clone())),
+            hsm: Some(hsm.clone()),
             bootstrap,
             timing: self.timing,
             links: Arc::new(AllUp),
             tls: None,
         };
-        // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
-        let initial = if self.keyset.prev.is_some() {
-            VaultStateMachine::awaiting_import(self.guess_limit)
-        } else {
-            VaultStateMachine::new(self.guess_limit)
-        };
-        let raft = RaftNode::start(self.members.clone(), opts, initial).await.map_err(Error::NodeStart)?;
-        let http = self.serve_node(i, hsm, raft.command_log(), http_listener).await?;
+        let raft = RaftNode::start(self.members.clone(), opts, HsmMachine(hsm.clone()))
+            .await
+            .map_err(Error::NodeStart)?;
+        let http = self.serve_node(i, hsm.clone(), raft.command_log(), http_listener).await?;
         let node = &mut self.nodes[i];
         node.raft = Some(raft);
+        node.hsm = Some(hsm);
         node.http = Some(http);
         Ok(())
     }
@@ -881,7 +905,7 @@ impl LocalFleet {
     async fn serve_node<L: CommandLog>(
         &self,
         i: usize,
-        hsm: &SoftHsm,
+        hsm: Arc<Boundary>,
         log: L,
         listener: Option<std::net::TcpListener>,
     ) -> Result<Running> {
@@ -893,14 +917,8 @@ impl LocalFleet {
             node_id: node.id.clone(),
             datacenter: node.datacenter.clone(),
         };
-        let svc = NodeService::new(
-            hsm.session_server(&self.keyset.fleet_id, self.keyset.epoch, &node.id),
-            hsm.vault_server(&self.keyset.fleet_id),
-            log,
-            info,
-            self.released.to_cbor(),
-        )
-        .with_rate_limits(self.rate_limits);
+        let svc =
+            NodeService::new(hsm, log, info, self.released.to_cbor()).with_rate_limits(self.rate_limits);
         let svc = match &self.log {
             Some(log) => svc.with_audit_log(log.client.clone()),
             None => svc,
@@ -919,30 +937,34 @@ impl LocalFleet {
     /// (spec/fleet-replication.md), since losing its one disk loses every record.
     pub async fn start_node_unreplicated(&mut self, i: usize) -> Result<()> {
         let dir = self.dir.join(&self.nodes[i].id);
-        let hsm = SoftHsm::unseal_file(&dir.join("hsm.sealed"), &self.kek).map_err(Error::Hsm)?;
-        let state = if self.keyset.prev.is_some() {
-            VaultStateMachine::awaiting_import(self.guess_limit)
-        } else {
-            VaultStateMachine::new(self.guess_limit)
-        };
-        let log = UnreplicatedLog::open(&dir.join("unreplicated"), state).map_err(Error::Usage)?;
+        let sealed = SoftHsm::unseal_file(&dir.join("hsm.sealed"), &self.kek).map_err(Error::Hsm)?;
+        // A one-node HSM (quorum 1) with its own HSM state, beside the fleet's.
+        let mut cfg = BoundaryConfig::from_keyset(&self.keyset, i as u64)?;
+        cfg.quorum = 1;
+        let hsm = sealed
+            .open_boundary(cfg, &self.nodes[i].id, &dir.join("unreplicated.state"), &self.kek, true)
+            .map_err(Error::Hsm)?;
+        let log = UnreplicatedLog::open(&dir.join("unreplicated"), HsmMachine(hsm.clone()))
+            .map_err(Error::Usage)?;
         // The client listener bound at creation, if this node never started (no Raft here).
         let listener = self.bound.get_mut(i).and_then(Option::take).map(|(_, http)| http);
-        let http = self.serve_node(i, &hsm, LogRef(Arc::new(log)), listener).await?;
+        let http = self.serve_node(i, hsm, LogRef(Arc::new(log)), listener).await?;
         self.nodes[i].http = Some(http);
         Ok(())
     }
 
     /// Commit `command` through the first running node and return the decoded output.
     async fn propose(&self, command: &VaultCommand) -> Result<VaultOutput> {
-        let node =
-            self.nodes.iter().find_map(|n| n.raft.as_ref()).ok_or(bkv_protocol::Error::FleetUnavailable)?;
-        let out = node
-            .command_log()
-            .propose(bkv_protocol::cbor::to_vec(command))
-            .await
-            .map_err(|_| bkv_protocol::Error::FleetUnavailable)?;
-        Ok(VaultOutput::decode(&out)?)
+        let (i, node) = self
+            .nodes
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| n.raft.as_ref().map(|r| (i, r)))
+            .ok_or(bkv_protocol::Error::FleetUnavailable)?;
+        let entry = LogEntry::encode(i as u64, &bkv_protocol::cbor::to_vec(command));
+        let out =
+            node.command_log().propose(entry).await.map_err(|_| bkv_protocol::Error::FleetUnavailable)?;
+        Ok(VaultOutput::decode(&AppliedOutput::decode(&out)?.output)?)
     }
 
     /// spec/rotation.md §2: verify `successor` as this fleet's successor, as a client holding
@@ -1129,6 +1151,12 @@ impl LocalFleet {
                 hsm.destroy();
             }
             std::fs::remove_file(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
+            // The HSM state (which recorded the retirement, spec/hsm.md §8) goes with the keys.
+            let state = bkv_node::hsm::state_path(&path);
+            if state.exists() {
+                std::fs::remove_file(&state)
+                    .map_err(|source| Error::Write { path: state.clone(), source })?;
+            }
         }
         write_file(
             &self.dir.join("RETIRED"),
@@ -1140,6 +1168,7 @@ impl LocalFleet {
     /// Stop node `i` (its storage stays; [`LocalFleet::start_node`] restarts it).
     pub async fn stop_node(&mut self, i: usize) {
         self.nodes[i].http.take();
+        self.nodes[i].hsm.take();
         if let Some(r) = self.nodes[i].raft.take() {
             r.shutdown().await;
         }

@@ -9,10 +9,16 @@
 //! # The HSM boundary
 //!
 //! Everything in [`SoftHsm`] is what a hardware HSM would hold. Nothing private crosses
-//! the boundary as bytes: the rest of the node gets public keys, a signing handle
-//! ([`SoftHsm::node_signer`]) and the two protocol engines that use the private keys,
-//! [`SessionServer`] (HPKE open, response sealing) and [`VaultServer`] (OPAQUE). In a
-//! hardware deployment these calls are the HSM's API and the engines run in its firmware.
+//! the boundary as bytes: the rest of the node gets public keys and one handle,
+//! [`SoftHsm::open_boundary`]'s [`Boundary`] (spec/hsm.md), which holds the session and
+//! OPAQUE engines, the vault state machine and the node signing key, applies committed
+//! entries, signs acknowledgements and snapshots, and answers clients only against a quorum
+//! of acknowledgements it verifies itself; for the host's node-to-node transport it signs
+//! `RpcMessage`s only ([`bkv_protocol::hsm::RpcSigner`]). Its HSM state (the mark,
+//! spec/hsm.md §2) is a sealed file of its own, [`state_path`], next to the sealed keys and
+//! never inside the node's database directory: it stands for the HSM's NVRAM, which no
+//! restore of a host disk rolls back. In a hardware deployment these calls are the HSM's
+//! API and the boundary runs in its firmware.
 //! The one exception is [`SoftHsm::transfer_opaque_setup`], the ceremony step that gives
 //! every node of a fleet the same OPAQUE setup; hardware HSMs do that with a
 //! vendor key-transfer protocol between attested devices.
@@ -23,6 +29,7 @@
 
 use bkv_protocol::cbor;
 use bkv_protocol::crypto::{Ed25519Signer, PublicKey, Signer};
+use bkv_protocol::hsm::{Boundary, BoundaryConfig, HsmState, HsmStateStore};
 use bkv_protocol::session::{SessionSecretKey, SessionServer};
 use bkv_protocol::validation_bundle::{KeyRole, Node, NodeKey, keyset};
 use bkv_protocol::vault::{VaultServer, VaultServerSetup};
@@ -33,6 +40,56 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use zeroize::Zeroizing;
+
+/// spec/hsm.md §1: the HSM state file of the HSM sealed at `sealed` (its NVRAM): the same
+/// folder, extension `state`; never inside the node's database directory.
+pub fn state_path(sealed: &Path) -> std::path::PathBuf {
+    sealed.with_extension("state")
+}
+
+const STATE_AAD: &[u8] = b"bkv soft-hsm state v1";
+
+/// The software HSM's NVRAM: the HSM state sealed under the KEK, replaced atomically
+/// (written to a temporary file, fsynced, renamed, directory fsynced).
+struct FileStateStore {
+    path: std::path::PathBuf,
+    kek: Kek,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl FileStateStore {
+    fn open(&self, bytes: &[u8]) -> Result<HsmState, HsmError> {
+        let s: Sealed = cbor::from_slice(bytes).map_err(|_| HsmError::Unseal)?;
+        if s.v != 1 || s.nonce.len() != 12 {
+            return Err(HsmError::Sealed(format!("{}: not a version 1 HSM state", self.path.display())));
+        }
+        let plaintext = ChaCha20Poly1305::new(Key::from_slice(&self.kek.0[..]))
+            .decrypt(Nonce::from_slice(&s.nonce), Payload { msg: &s.ct, aad: STATE_AAD })
+            .map_err(|_| HsmError::Unseal)?;
+        HsmState::decode(&plaintext).map_err(|e| HsmError::State(e, self.path.display().to_string()))
+    }
+}
+
+impl HsmStateStore for FileStateStore {
+    fn write(&self, state: &HsmState) -> Result<(), String> {
+        let mut nonce = [0u8; 12];
+        rand_core::OsRng.fill_bytes(&mut nonce);
+        let ct = ChaCha20Poly1305::new(Key::from_slice(&self.kek.0[..]))
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &cbor::to_vec(state), aad: STATE_AAD })
+            .expect("ChaCha20-Poly1305 encryption of a short message cannot fail");
+        let bytes = cbor::to_vec(&Sealed { v: 1, nonce: nonce.to_vec(), ct });
+        let tmp = self.path.with_extension("state.tmp");
+        write_private(&tmp, &bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 /// Environment variable holding a hex KEK.
 pub const KEK_ENV: &str = "BKV_HSM_KEK";
@@ -53,6 +110,9 @@ pub enum HsmError {
     /// The file is not a sealed HSM state of a version this software reads.
     #[error("hsm.sealed: {0}")]
     Sealed(String),
+    /// The HSM state (spec/hsm.md §2) is missing, of another node, or refused.
+    #[error("{code}: {detail}", code = .0.code(), detail = .1)]
+    State(bkv_protocol::Error, String),
 }
 
 impl HsmError {
@@ -63,6 +123,7 @@ impl HsmError {
             HsmError::Kek(_) => "hsm.kek.invalid",
             HsmError::Io(_) => "hsm.io",
             HsmError::Sealed(_) => "hsm.sealed",
+            HsmError::State(e, _) => e.code(),
         }
     }
 }
@@ -214,11 +275,6 @@ impl SoftHsm {
         bkv_protocol::evidence::attest(&self.device, statement)
     }
 
-    /// The node signing key as a signing handle (node-to-node authentication).
-    pub fn node_signer(&self) -> Arc<Ed25519Signer> {
-        self.signing.clone()
-    }
-
     /// This node's entry of a FleetKeySet (spec/validation-bundle.md §3.2).
     pub fn node_entry(&self, node_id: &str, datacenter: &str) -> Node {
         Node {
@@ -249,9 +305,69 @@ impl SoftHsm {
         SessionServer::new(fleet_id, epoch, node_id, self.session.clone())
     }
 
-    /// The OPAQUE engine of fleet `fleet_id`.
-    pub fn vault_server(&self, fleet_id: &str) -> VaultServer {
-        VaultServer::new(self.transfer_opaque_setup(), fleet_id)
+    /// spec/hsm.md: start this HSM's boundary for node `node_id` of the verified
+    /// FleetKeySet `cfg` describes, with the HSM state kept in `state` (sealed under `kek`,
+    /// [`state_path`]). A missing state file is a fresh HSM (mark 0) unless `fresh` is
+    /// false: then the node's database was written without one (an earlier release), which
+    /// is `hsm.state.missing` (spec/hsm.md §2 rule 3).
+    pub fn open_boundary(
+        &self,
+        cfg: BoundaryConfig,
+        node_id: &str,
+        state: &Path,
+        kek: &Kek,
+        fresh: bool,
+    ) -> Result<Arc<Boundary>, HsmError> {
+        let store = FileStateStore { path: state.to_owned(), kek: kek.clone(), writes: Default::default() };
+        let held = match std::fs::read(state) {
+            Ok(bytes) => store.open(&bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !fresh {
+                    return Err(HsmError::State(
+                        bkv_protocol::Error::HsmStateMissing,
+                        format!(
+                            "{} does not exist but the node's database does: it was written by a release \
+                             without HSM state; replace the fleet by rotation",
+                            state.display()
+                        ),
+                    ));
+                }
+                let s = HsmState::fresh(&cfg.fleet, cfg.epoch, cfg.node);
+                store.write(&s).map_err(HsmError::Io)?;
+                s
+            }
+            Err(e) => return Err(HsmError::Io(format!("{}: {e}", state.display()))),
+        };
+        self.boundary(cfg, node_id, held, Box::new(store))
+            .map_err(|e| HsmError::State(e, format!("{}", state.display())))
+    }
+
+    /// The boundary with its HSM state in memory only: NOT durable (a restart forgets the
+    /// mark, so spec/hsm.md §10 does not hold). Only for measuring what the HSM-state
+    /// writes cost (`bkv bench recovery --volatile-hsm-state`).
+    pub fn boundary_in_memory(&self, cfg: BoundaryConfig, node_id: &str) -> Result<Arc<Boundary>, HsmError> {
+        let state = HsmState::fresh(&cfg.fleet, cfg.epoch, cfg.node);
+        self.boundary(cfg, node_id, state, Box::new(bkv_protocol::hsm::MemoryStateStore::default()))
+            .map_err(|e| HsmError::State(e, "in memory".into()))
+    }
+
+    fn boundary(
+        &self,
+        cfg: BoundaryConfig,
+        node_id: &str,
+        state: HsmState,
+        store: Box<dyn HsmStateStore>,
+    ) -> bkv_protocol::Result<Arc<Boundary>> {
+        let (fleet, epoch) = (cfg.fleet.clone(), cfg.epoch);
+        let boundary = Boundary::new(
+            cfg,
+            self.session_server(&fleet, epoch, node_id),
+            VaultServer::new(self.transfer_opaque_setup(), &fleet),
+            Ed25519Signer::from_seed(&self.signing.seed()),
+            state,
+            store,
+        )?;
+        Ok(Arc::new(boundary))
     }
 
     /// spec/rotation.md §4: open a sealed record export addressed to this node (the HPKE
@@ -390,6 +506,84 @@ mod tests {
         assert_ne!(ea.key(KeyRole::Session), eb.key(KeyRole::Session));
         assert_ne!(ea.key(KeyRole::Signing), eb.key(KeyRole::Signing));
         assert_ne!(a.device_key(), b.device_key());
+    }
+
+    /// spec/hsm.md §1, §2: the HSM state is a sealed file of its own; a fresh node gets
+    /// mark 0, a node with a database but no state file is `hsm.state.missing`, a state
+    /// sealed under another KEK or edited does not open, and the mark survives a reopen.
+    #[test]
+    fn the_hsm_state_file_is_sealed_and_required_once_a_database_exists() {
+        use bkv_protocol::crypto::Signer as _;
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let h = hsm(&mut rng);
+        let kek = Kek::generate(&mut rng);
+        let dir = std::env::temp_dir().join(format!("bkv-hsm-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = state_path(&dir.join("hsm.sealed"));
+        assert_eq!(state, dir.join("hsm.state"));
+        let cfg = BoundaryConfig {
+            fleet: "f".into(),
+            epoch: 1,
+            node: 0,
+            quorum: 1,
+            signing_keys: vec![h.signing.public_key().clone()],
+            guess_limit: 10,
+            awaiting_import: false,
+        };
+        let missing = h.open_boundary(cfg.clone(), "n", &state, &kek, false).unwrap_err();
+        assert_eq!(missing.code(), "hsm.state.missing");
+        assert!(!state.exists());
+        let b = h.open_boundary(cfg.clone(), "n", &state, &kek, true).unwrap();
+        assert!(state.exists());
+        b.apply(&bkv_protocol::hsm::LogEntry::encode(0, b"\xa0"));
+        b.ack(1).unwrap();
+        drop(b);
+        let b = h.open_boundary(cfg.clone(), "n", &state, &kek, false).unwrap();
+        assert_eq!(b.status().mark.position, 1, "the mark survives a restart");
+        let other = Kek::generate(&mut rng);
+        assert_eq!(
+            h.open_boundary(cfg.clone(), "n", &state, &other, false).unwrap_err().code(),
+            "hsm.unseal.failed"
+        );
+        let mut bytes = std::fs::read(&state).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 1;
+        std::fs::write(&state, &bytes).unwrap();
+        assert_eq!(h.open_boundary(cfg, "n", &state, &kek, false).unwrap_err().code(), "hsm.unseal.failed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// spec/hsm.md §2 rule 3: the node directory of a fleet written by the release before
+    /// spec/hsm.md (`tests/fixtures/fleet-ace1561`: a Raft database, no HSM state) is
+    /// refused with `hsm.state.missing` when its HSM is opened as a node start does, and
+    /// the database is left as it was.
+    #[test]
+    fn a_fleet_directory_of_the_previous_release_is_refused() {
+        use bkv_protocol::audit_log::LoggedBundle;
+        use bkv_protocol::validation_bundle::{FleetKeySet, Parsed};
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet-ace1561");
+        let dir = std::env::temp_dir().join(format!("bkv-legacy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("node-1/raft")).unwrap();
+        for f in ["kek.hex", "released-bundle.cbor", "node-1/hsm.sealed", "node-1/raft/raft.redb"] {
+            std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+        }
+        let kek = Kek::from_file(&dir.join("kek.hex")).unwrap();
+        let sealed = dir.join("node-1/hsm.sealed");
+        let hsm = SoftHsm::unseal_file(&sealed, &kek).expect("the previous release's sealed keys open");
+        let released =
+            LoggedBundle::from_cbor(&std::fs::read(dir.join("released-bundle.cbor")).unwrap()).unwrap();
+        let keyset = FleetKeySet::from_bytes(&Parsed::parse(&released.bundle).unwrap().payload).unwrap();
+        let cfg = BoundaryConfig::from_keyset(&keyset, 0).unwrap();
+        let raft = dir.join("node-1/raft");
+        let before = std::fs::read(raft.join("raft.redb")).unwrap();
+        let err = hsm.open_boundary(cfg, "node-1", &state_path(&sealed), &kek, !raft.exists()).unwrap_err();
+        assert_eq!(err.code(), "hsm.state.missing", "{err}");
+        assert!(err.to_string().contains("rotation"), "the message says what to do: {err}");
+        assert!(!state_path(&sealed).exists(), "no HSM state was made up for it");
+        assert_eq!(std::fs::read(raft.join("raft.redb")).unwrap(), before, "the database is untouched");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

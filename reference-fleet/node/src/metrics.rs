@@ -64,6 +64,14 @@ pub struct NodeMetrics {
     pub leader_changes: Counter,
     /// On the leader: entries each other node is behind.
     pub peer_lag: Family<Peer, Gauge<u64, AtomicU64>>,
+    /// spec/hsm.md §4.1: entries the HSM has applied.
+    pub hsm_position: Gauge<u64, AtomicU64>,
+    /// spec/hsm.md §2: the position of the HSM's mark.
+    pub hsm_mark: Gauge<u64, AtomicU64>,
+    /// spec/hsm.md §4.1: 1 for the HSM's status (`current`, `behind`, `diverged`, `unverified`).
+    pub hsm_status: Family<Kind, Gauge<u64, AtomicU64>>,
+    /// spec/hsm.md §4.4: HSM-state writes since the HSM started.
+    pub hsm_state_writes: Gauge<u64, AtomicU64>,
 }
 
 impl Default for NodeMetrics {
@@ -89,6 +97,10 @@ impl NodeMetrics {
             leader_known: Gauge::default(),
             leader_changes: Counter::default(),
             peer_lag: Family::default(),
+            hsm_position: Gauge::default(),
+            hsm_mark: Gauge::default(),
+            hsm_status: Family::default(),
+            hsm_state_writes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("commits", "Commands committed through this node", m.commits.clone());
@@ -119,7 +131,27 @@ impl NodeMetrics {
             "On the leader: entries each other node is behind",
             m.peer_lag.clone(),
         );
+        registry.register("hsm_position", "Entries the HSM has applied", m.hsm_position.clone());
+        registry.register("hsm_mark", "Position of the HSM's mark (its HSM state)", m.hsm_mark.clone());
+        registry.register("hsm_status", "1 for the HSM's status", m.hsm_status.clone());
+        registry.register(
+            "hsm_state_writes",
+            "HSM-state (NVRAM) writes since the HSM started",
+            m.hsm_state_writes.clone(),
+        );
         NodeMetrics { registry, ..m }
+    }
+
+    /// Export the HSM's position, mark, status and state writes (spec/hsm.md §4).
+    pub fn hsm(&self, s: &bkv_protocol::hsm::HsmStatus) {
+        self.hsm_position.set(s.position);
+        self.hsm_mark.set(s.mark.position);
+        self.hsm_state_writes.set(s.writes);
+        for status in ["current", "behind", "diverged", "unverified"] {
+            self.hsm_status
+                .get_or_create(&Kind { kind: status.into() })
+                .set(u64::from(s.status.as_str() == status));
+        }
     }
 
     /// Count a session request by what the host did.

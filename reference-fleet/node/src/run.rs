@@ -12,7 +12,7 @@ use crate::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timin
 use crate::service::{NodeInfo, NodeService, Readiness};
 use bkv_client::LogClient;
 use bkv_client::clock::SharedClock;
-use bkv_protocol::vault::VaultStateMachine;
+use bkv_protocol::hsm::{BoundaryConfig, HsmMachine, RpcSigner};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ pub struct Running {
     pub peer_addr: SocketAddr,
     /// `https` with `[tls]`, else `http`.
     pub scheme: &'static str,
-    raft: RaftNode<VaultStateMachine>,
+    raft: RaftNode<HsmMachine>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -149,7 +149,8 @@ async fn start_bound(
         Ok(n) => tracing::info!(node = %id, "open-file limit {n}"),
         Err(e) => tracing::warn!(node = %id, "cannot raise the open-file limit: {e}"),
     }
-    let hsm = SoftHsm::unseal_file(&config.raw.hsm.sealed, &kek(config)?)?;
+    let kek = kek(config)?;
+    let hsm = SoftHsm::unseal_file(&config.raw.hsm.sealed, &kek)?;
     if hsm.node_entry(id, &me.datacenter) != *me {
         return Err(config
             .error("hsm.sealed", format!("holds other keys than node {id} of the FleetKeySet"))
@@ -170,10 +171,19 @@ async fn start_bound(
     std::fs::create_dir_all(&config.raw.data_dir).map_err(|e| {
         config.error("data_dir", format!("cannot create {}: {e}", config.raw.data_dir.display()))
     })?;
+    // spec/hsm.md: the HSM holds the vault and its mark; the host's log only feeds it.
+    let boundary = hsm.open_boundary(
+        BoundaryConfig::from_keyset(&config.keyset, config.index as u64)?,
+        id,
+        &crate::hsm::state_path(&config.raw.hsm.sealed),
+        &kek,
+        bootstrap,
+    )?;
     let opts = NodeOptions {
         id: config.index as u64,
         dir,
-        signer: hsm.node_signer(),
+        signer: Arc::new(RpcSigner(boundary.clone())),
+        hsm: Some(boundary.clone()),
         bootstrap,
         timing,
         links: Arc::new(AllUp),
@@ -181,14 +191,7 @@ async fn start_bound(
         listener: Some(peer_listener),
         tls: tls.clone(),
     };
-    // A successor starts awaiting its predecessor's records (spec/rotation.md §5).
-    let limit = config.keyset.guess_limit;
-    let initial = if config.keyset.prev.is_some() {
-        VaultStateMachine::awaiting_import(limit)
-    } else {
-        VaultStateMachine::new(limit)
-    };
-    let raft = RaftNode::start(members, opts, initial).await?;
+    let raft = RaftNode::start(members, opts, HsmMachine(boundary.clone())).await?;
     let info = NodeInfo {
         v: 1,
         fleet_id: config.keyset.fleet_id.clone(),
@@ -198,33 +201,27 @@ async fn start_bound(
     };
     let log = raft.command_log();
     let status = log.clone();
-    let svc = NodeService::new(
-        hsm.session_server(&config.keyset.fleet_id, config.keyset.epoch, id),
-        hsm.vault_server(&config.keyset.fleet_id),
-        log,
-        info,
-        config.released.to_cbor(),
-    )
-    .with_clock(clock)
-    .with_rate_limits(config.rate_limits())
-    .with_health(move || {
-        let s = status.status();
-        let last = s.last_log_id.map_or(0, |l| l.index);
-        let lag = s
-            .matched
-            .iter()
-            .filter(|(peer, _)| **peer != s.id)
-            .map(|(peer, stored)| (*peer, last.saturating_sub(stored.unwrap_or(0))))
-            .collect();
-        Readiness {
-            gate_open: s.gate_open,
-            leader_known: s.leader.is_some(),
-            term: s.term,
-            applied: s.last_applied.unwrap_or(0),
-            lag,
-            leader_changes: status.leader_changes(),
-        }
-    });
+    let svc = NodeService::new(boundary, log, info, config.released.to_cbor())
+        .with_clock(clock)
+        .with_rate_limits(config.rate_limits())
+        .with_health(move || {
+            let s = status.status();
+            let last = s.last_log_id.map_or(0, |l| l.index);
+            let lag = s
+                .matched
+                .iter()
+                .filter(|(peer, _)| **peer != s.id)
+                .map(|(peer, stored)| (*peer, last.saturating_sub(stored.unwrap_or(0))))
+                .collect();
+            Readiness {
+                gate_open: s.gate_open,
+                leader_known: s.leader.is_some(),
+                term: s.term,
+                applied: s.last_applied.unwrap_or(0),
+                lag,
+                leader_changes: status.leader_changes(),
+            }
+        });
     let svc = match &config.raw.audit_log {
         Some(l) => svc.with_audit_log(LogClient::new(&l.url)),
         None => svc,

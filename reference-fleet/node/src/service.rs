@@ -1,10 +1,13 @@
 //! A fleet node's client-facing HTTP service.
 //!
 //! spec/vault.md §7.1: for each request the node drives the node step of
-//! spec/node-api.md §5 ([`NodeStep`]): N1–N2 in [`NodeStep::begin`], N3
-//! [`CommandLog::propose`] (durable on a majority before anything else happens), N4–N5 in
-//! [`bkv_protocol::node_api::PendingCommit::resume`]. This module only moves bytes between
-//! HTTP and those calls, and reads the time from the [`Clock`] it is given.
+//! spec/node-api.md §5 inside its HSM ([`Boundary`], spec/hsm.md): N1–N2 in
+//! [`Boundary::begin`], N3 [`CommandLog::propose`] of the HSM's `LogEntry` (durable on a
+//! majority before anything else happens), then the acknowledgements of the entry's
+//! position from the other nodes' HSMs ([`CommandLog::acks`]), and N4–N5 in
+//! [`Boundary::resume`], which answers only if it can verify a quorum itself. This module
+//! only moves bytes between HTTP and those calls, and reads the time from the [`Clock`] it
+//! is given.
 //!
 //! Endpoints (bodies are `application/cbor`):
 //! - `POST /v1/session`: a `SealedRequest` (spec/session.md §3.1); the answer is a
@@ -28,16 +31,15 @@ use axum::routing::{get, post};
 use bkv_client::LogClient;
 use bkv_client::clock::{SharedClock, SystemClock};
 use bkv_protocol::cbor;
-use bkv_protocol::node_api::{Begun, CommitEvidence, ConsistencyPath, NodeStep};
+use bkv_protocol::hsm::{AppliedOutput, Boundary};
+use bkv_protocol::node_api::{Begun, ConsistencyPath};
 pub use bkv_protocol::node_api::{CBOR, MAX_REQUEST, NodeInfo};
-use bkv_protocol::session::SessionServer;
-use bkv_protocol::vault::VaultServer;
 use rand_core::OsRng;
 use std::sync::Arc;
 
 /// One node's service: its HSM-backed engines, its command log, and what it publishes.
 pub struct NodeService<L> {
-    step: NodeStep,
+    hsm: Arc<Boundary>,
     clock: SharedClock,
     log: L,
     info: NodeInfo,
@@ -69,18 +71,11 @@ pub struct Readiness {
 }
 
 impl<L: CommandLog> NodeService<L> {
-    /// A node answering with `session` and `vault` (from its HSM), committing through
-    /// `log`, publishing `released_bundle` (a `LoggedBundle` in CBOR).
-    pub fn new(
-        session: SessionServer,
-        vault: VaultServer,
-        log: L,
-        info: NodeInfo,
-        released_bundle: Vec<u8>,
-    ) -> Self {
-        let step = NodeStep::new(session, vault);
+    /// A node answering through its HSM `hsm`, committing through `log` (whose state
+    /// machine is the same HSM), publishing `released_bundle` (a `LoggedBundle` in CBOR).
+    pub fn new(hsm: Arc<Boundary>, log: L, info: NodeInfo, released_bundle: Vec<u8>) -> Self {
         Self {
-            step,
+            hsm,
             clock: SystemClock::shared(),
             log,
             info,
@@ -118,9 +113,9 @@ impl<L: CommandLog> NodeService<L> {
         self
     }
 
-    /// The node step (its vault front end answers how many logins are pending).
-    pub fn step(&self) -> &NodeStep {
-        &self.step
+    /// The node's HSM (its status, its pending logins).
+    pub fn hsm(&self) -> &Arc<Boundary> {
+        &self.hsm
     }
 
     /// Relay consistency proofs from the audit log at `log` (spec/node-api.md §1).
@@ -132,7 +127,7 @@ impl<L: CommandLog> NodeService<L> {
     /// spec/vault.md §7.1 steps N1–N5 for one request at node time `now` (the resume
     /// step is given the same `now`).
     pub async fn handle(&self, request: &[u8], now: u64) -> Vec<u8> {
-        match self.step.begin(&mut OsRng, request, now) {
+        match self.hsm.begin(&mut OsRng, request, now) {
             Begun::Reply(sealed) => {
                 self.metrics.request("replied");
                 sealed
@@ -148,19 +143,45 @@ impl<L: CommandLog> NodeService<L> {
                     tracing::warn!(node = %self.info.node_id, "refused request: vault.attempt.rate_limited");
                     return pending.rate_limited(&mut OsRng);
                 }
-                match self.log.propose(pending.command().to_vec()).await {
+                let committed = match self.log.propose(self.hsm.entry(&pending)).await {
+                    Ok(out) => match AppliedOutput::decode(&out) {
+                        Ok(applied) => match self.log.acks(applied.position).await {
+                            Ok(acks) => Ok((applied, acks)),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        Err(e) => Err(format!("the log's output is no AppliedOutput: {e}")),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                match committed {
                     // N3 failed: nothing else happens, in particular no KE2.
-                    Err(unavailable) => {
+                    Err(why) => {
                         self.metrics.request("unavailable");
-                        tracing::warn!(node = %self.info.node_id, "refused request: fleet.unavailable: {unavailable}");
+                        tracing::warn!(node = %self.info.node_id, "refused request: fleet.unavailable: {why}");
                         pending.unavailable(&mut OsRng)
                     }
-                    Ok(output) => {
-                        self.metrics.commits.inc();
-                        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-                        self.metrics.request("committed");
-                        self.metrics.vault_output(&output);
-                        pending.resume(&self.step, &mut OsRng, CommitEvidence::host_reported(output), now)
+                    Ok((applied, acks)) => {
+                        let r = self.hsm.resume(&mut OsRng, pending, applied.position, &acks, now);
+                        self.metrics.hsm(&self.hsm.status());
+                        match r.refused {
+                            None => {
+                                self.metrics.commits.inc();
+                                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                                self.metrics.request("committed");
+                                self.metrics.vault_output(&applied.output);
+                            }
+                            Some(code) => {
+                                self.metrics.request("hsm_refused");
+                                tracing::warn!(
+                                    node = %self.info.node_id,
+                                    position = applied.position,
+                                    acks = acks.len(),
+                                    "HSM refused to answer: {}",
+                                    code.code()
+                                );
+                            }
+                        }
+                        r.sealed
                     }
                 }
             }
@@ -195,6 +216,7 @@ async fn count_status(
 
 impl<L> NodeService<L> {
     fn readiness(&self) -> Option<Readiness> {
+        self.metrics.hsm(&self.hsm.status());
         let r = self.health.as_ref().map(|h| h())?;
         self.metrics.term.set(r.term);
         self.metrics.applied.set(r.applied);
@@ -314,13 +336,16 @@ mod tests {
     use super::*;
     use crate::replication::Unavailable;
     use bkv_client::clock::{Clock, FixedClock};
-    use bkv_protocol::session::{self, SessionSecretKey, SessionTarget};
-    use bkv_protocol::vault::{RegistrationClient, VaultServerSetup};
+    use bkv_protocol::session::{self, SessionSecretKey, SessionServer, SessionTarget};
+    use bkv_protocol::vault::{RegistrationClient, VaultServer, VaultServerSetup};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    /// Node `n1` of fleet `f` epoch 1: its engines, the session target of its key, its info.
-    fn test_node(rng: &mut ChaCha20Rng) -> (SessionServer, VaultServer, SessionTarget, NodeInfo) {
+    /// Node `n1` of fleet `f` epoch 1 with guess limit 10: its HSM (a one-node fleet), the
+    /// session target of its key, its info.
+    fn test_node(rng: &mut ChaCha20Rng) -> (Arc<Boundary>, SessionTarget, NodeInfo) {
+        use bkv_protocol::crypto::{Ed25519Signer, Signer};
+        use bkv_protocol::hsm::{BoundaryConfig, HsmState, MemoryStateStore};
         let key = SessionSecretKey::generate(rng);
         let target = SessionTarget {
             fleet_id: "f".into(),
@@ -329,9 +354,28 @@ mod tests {
             session_key: key.public_key(),
         };
         let vault = VaultServer::new(VaultServerSetup::generate(rng), "f");
+        let signing = Ed25519Signer::generate(rng);
+        let cfg = BoundaryConfig {
+            fleet: "f".into(),
+            epoch: 1,
+            node: 0,
+            quorum: 1,
+            signing_keys: vec![signing.public_key().clone()],
+            guess_limit: 10,
+            awaiting_import: false,
+        };
+        let hsm = Boundary::new(
+            cfg,
+            SessionServer::new("f", 1, "n1", key),
+            vault,
+            signing,
+            HsmState::fresh("f", 1, 0),
+            Box::new(MemoryStateStore::default()),
+        )
+        .unwrap();
         let info =
             NodeInfo { v: 1, fleet_id: "f".into(), epoch: 1, node_id: "n1".into(), datacenter: "dc".into() };
-        (SessionServer::new("f", 1, "n1", key), vault, target, info)
+        (Arc::new(hsm), target, info)
     }
 
     /// A log that commits nothing (the requests of this test need no commit).
@@ -344,6 +388,9 @@ mod tests {
         async fn read(&self, _: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
             Err(Unavailable("no log in this test".into()))
         }
+        async fn acks(&self, _: u64) -> Result<Vec<Vec<u8>>, Unavailable> {
+            Err(Unavailable("no log in this test".into()))
+        }
     }
 
     /// The node's HTTP endpoint reads the time from the clock it is given, not from the
@@ -353,8 +400,8 @@ mod tests {
     async fn the_session_endpoint_uses_the_clock_it_is_given() {
         let fixed = 4_000_000_000;
         let mut rng = ChaCha20Rng::seed_from_u64(9);
-        let (session, vault, target, info) = test_node(&mut rng);
-        let svc = NodeService::new(session, vault, NoLog, info, vec![]).with_clock(FixedClock::at(fixed));
+        let (hsm, target, info) = test_node(&mut rng);
+        let svc = NodeService::new(hsm, NoLog, info, vec![]).with_clock(FixedClock::at(fixed));
         let svc = Arc::new(svc);
         let ask = |time: u64, rng: &mut ChaCha20Rng| {
             let (body, _) = RegistrationClient::start(rng, &[7u8; 32], b"123456").unwrap();
@@ -404,10 +451,8 @@ mod tests {
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let relay = |url: String, rng: &mut ChaCha20Rng| {
-            let (session, vault, _, info) = test_node(rng);
-            Arc::new(
-                NodeService::new(session, vault, NoLog, info, vec![]).with_audit_log(LogClient::new(&url)),
-            )
+            let (hsm, _, info) = test_node(rng);
+            Arc::new(NodeService::new(hsm, NoLog, info, vec![]).with_audit_log(LogClient::new(&url)))
         };
         let ask = |svc: Arc<NodeService<NoLog>>, a: u64, b: u64| async move {
             let response = consistency_endpoint(State(svc), Path((a, b))).await;
@@ -425,17 +470,18 @@ mod tests {
         server.abort();
     }
 
-    /// A log that applies each command at once to one vault state machine.
-    struct MemLog(std::sync::Mutex<bkv_protocol::vault::VaultStateMachine>);
+    /// A one-node log that applies each entry at once to the node's HSM.
+    struct MemLog(Arc<Boundary>);
 
     impl CommandLog for MemLog {
-        async fn propose(&self, command: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
-            use bkv_protocol::state_machine::StateMachine;
-            Ok(self.0.lock().unwrap().apply(&command))
+        async fn propose(&self, entry: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
+            Ok(self.0.apply(&entry))
         }
         async fn read(&self, query: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
-            use bkv_protocol::state_machine::StateMachine;
-            Ok(self.0.lock().unwrap().query(&query))
+            Ok(self.0.query(&query))
+        }
+        async fn acks(&self, _: u64) -> Result<Vec<Vec<u8>>, Unavailable> {
+            Ok(Vec::new())
         }
     }
 
@@ -448,14 +494,14 @@ mod tests {
         use crate::rate::{Rate, RateLimits};
         use bkv_protocol::vault::{BackupKey, ClientAction, KsfParams, RecoveryClient, VaultContext};
         let mut rng = ChaCha20Rng::seed_from_u64(11);
-        let (session, vault, target, info) = test_node(&mut rng);
+        let (hsm, target, info) = test_node(&mut rng);
         let ctx = VaultContext {
             fleet_id: "f".into(),
-            opaque_server_key: vault.public_key(),
+            opaque_server_key: hsm.opaque_public_key(),
             ksf: KsfParams::TEST,
         };
-        let log = MemLog(std::sync::Mutex::new(bkv_protocol::vault::VaultStateMachine::new(10)));
-        let svc = NodeService::new(session, vault, log, info, vec![]).with_rate_limits(RateLimits {
+        let log = MemLog(hsm.clone());
+        let svc = NodeService::new(hsm, log, info, vec![]).with_rate_limits(RateLimits {
             per_record: Rate { burst: 2.0, per_second: 1.0 },
             per_client: Rate::OFF,
         });

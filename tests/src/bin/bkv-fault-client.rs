@@ -19,7 +19,7 @@
 //!   registration), the same record through different nodes at once.
 #![forbid(unsafe_code)]
 
-use bkv_client::{FleetClient, Persisted, Recovery, Trust};
+use bkv_client::{FleetClient, Persisted, Trust};
 use bkv_protocol::vault::{BackupKey, KsfParams};
 use bkv_tests::history::{Answer, Entry, Kind};
 use rand_chacha::ChaCha8Rng;
@@ -93,30 +93,7 @@ impl Run {
     async fn op(&self, client: u32, node: usize, kind: Kind, o: &Owned) -> Answer {
         let c = &self.clients[node];
         let start_ms = now_ms();
-        let answer = match kind {
-            Kind::Register => match c.register(o.record.as_bytes(), &o.code, &o.key).await {
-                Ok(n) => Answer::Registered(n),
-                Err(e) => failed(e.code()),
-            },
-            Kind::Guess => {
-                let wrong = format!("wrong-{}", OsRng.next_u64());
-                match c.recover(o.record.as_bytes(), wrong.as_bytes()).await {
-                    Ok(Recovery::WrongCode { remaining }) => Answer::WrongCode(remaining),
-                    Ok(Recovery::Recovered { .. }) => Answer::WrongKey,
-                    Err(e) => failed(e.code()),
-                }
-            }
-            Kind::Recover | Kind::Restore => match c.recover(o.record.as_bytes(), &o.code).await {
-                Ok(Recovery::Recovered { backup_key, remaining })
-                    if backup_key.as_bytes() == o.key.as_bytes() =>
-                {
-                    Answer::Recovered(remaining)
-                }
-                Ok(Recovery::Recovered { .. }) => Answer::WrongKey,
-                Ok(Recovery::WrongCode { remaining }) => Answer::RightCodeRefused(remaining),
-                Err(e) => failed(e.code()),
-            },
-        };
+        let answer = bkv_tests::ops::op(c, kind, o.record.as_bytes(), &o.code, &o.key).await;
         self.emit(&Entry {
             client,
             node: c.node_id().to_owned(),
@@ -129,10 +106,6 @@ impl Run {
         });
         answer
     }
-}
-
-fn failed(code: &str) -> Answer {
-    if code == "vault.record.locked" { Answer::Locked } else { Answer::Failed(code.to_owned()) }
 }
 
 fn fresh(client: u32, seq: u64) -> Owned {

@@ -8,6 +8,7 @@ mod replication_common;
 mod audit_cli;
 mod demo_artifacts;
 mod netns_fault;
+mod process_rollback;
 mod replication_basic;
 mod replication_fault;
 mod replication_rollback;

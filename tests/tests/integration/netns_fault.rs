@@ -7,7 +7,10 @@
 //! (`bkv-fault-client`) run in a sixth namespace: owners register, recover with the right
 //! code and guess wrong; attackers guess wrong against every acknowledged record. Meanwhile
 //! a seeded schedule SIGKILLs nodes (at most two down at once) and restarts them from the
-//! same data directory, partitions a minority with `nft` drop rules both ways, cuts single
+//! same data directory, restores a node's database directory from an older copy (never its
+//! HSM state file; one node at a time while the others are up, the model of
+//! spec/fleet-replication.md §8 under which the fleet must stay available; any subset is
+//! `process_rollback`'s), partitions a minority with `nft` drop rules both ways, cuts single
 //! links one way, delays links through the proxies, and heals. Afterwards every fault is
 //! healed, every acknowledged registration is restored, and the history checker
 //! ([`bkv_tests::history`]) judges the recorded history alone.
@@ -21,7 +24,7 @@
 //! `BKV_NETNS_TESTS=1 cargo test -p bkv-tests --test integration -- --ignored netns_fault_long`
 //! (`BKV_FAULT_SEED`, `BKV_NETNS_SECS`; recorded in `tests/FAULT-RUNS.md`).
 
-use crate::replication_common::seed_from_env;
+use crate::replication_common::{copy_dir, seed_from_env};
 use bkv_tests::history::{self, Answer, Entry, History};
 use bkv_tests::netns::Lab;
 use rand_chacha::ChaCha8Rng;
@@ -66,14 +69,14 @@ fn ran(test: &str) {
 /// A binary of this build beside the test's directory: `bkv` (`cargo test --workspace`
 /// builds it), `bkv-link-proxy` and `bkv-fault-client` (this package's). Found relative to
 /// the test binary, so a copy of the four runs on while the tree is rebuilt.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let bin = exe.parent().and_then(Path::parent).expect("target/debug").join(name);
     assert!(bin.exists(), "{} is missing: run `cargo build -p bkv-fleet --bin bkv` first", bin.display());
     bin
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -112,6 +115,8 @@ struct Faults {
     one_way: usize,
     delay: usize,
     heal: usize,
+    /// Nodes restored from an older copy of their database (spec/hsm.md §10).
+    rollback: usize,
 }
 
 /// The lab with a five-node fleet in it.
@@ -123,6 +128,8 @@ struct World {
     nodes: Vec<Option<usize>>,
     proxies: Vec<usize>,
     root: PathBuf,
+    /// When a node was last restored from an older copy of its database.
+    last_rollback: Option<Instant>,
 }
 
 impl World {
@@ -159,7 +166,7 @@ impl World {
             expect_line(&rx, "ready", Duration::from_secs(20));
             proxies.push(k);
         }
-        let mut w = World { lab, fleet, bkv, nodes: vec![None; NODES], proxies, root };
+        let mut w = World { lab, fleet, bkv, nodes: vec![None; NODES], proxies, root, last_rollback: None };
         for i in 0..NODES {
             w.start(i);
         }
@@ -255,7 +262,7 @@ fn link(i: usize, j: usize) -> usize {
 fn inject(w: &mut World, rng: &mut ChaCha8Rng, faults: &mut Faults, log: &mut Vec<(u64, String)>) {
     let pick = |rng: &mut ChaCha8Rng, n: usize| (rng.next_u64() % n as u64) as usize;
     let at = now_ms();
-    let what = match pick(rng, 6) {
+    let what = match pick(rng, 7) {
         0 if w.down().len() < 2 => {
             let up: Vec<usize> = (0..NODES).filter(|i| w.nodes[*i].is_some()).collect();
             let i = up[pick(rng, up.len())];
@@ -305,6 +312,28 @@ fn inject(w: &mut World, rng: &mut ChaCha8Rng, faults: &mut Faults, log: &mut Ve
             w.proxy(a, &format!("loss {} {loss}", link(a, b)));
             faults.delay += 1;
             format!("delay node-{} -> node-{} by {ms} ms, loss {loss}‰", a + 1, b + 1)
+        }
+        5 if w.down().is_empty() && w.last_rollback.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) => {
+            // spec/hsm.md §10 within spec/fleet-replication.md §8's model (one rolled-back
+            // node at a time, the others up): one node SIGKILLed; it either saves a copy of
+            // its database directory or, holding one, is restored from it (its HSM state
+            // file, beside the database, is never copied). Then it restarts.
+            let i = pick(rng, NODES);
+            w.kill(i);
+            let raft = w.fleet.join(format!("node-{}/raft", i + 1));
+            let copy = w.root.join(format!("copy-node-{}", i + 1));
+            let what = if copy.exists() {
+                std::fs::remove_dir_all(&raft).unwrap();
+                std::fs::rename(&copy, &raft).unwrap();
+                faults.rollback += 1;
+                w.last_rollback = Some(Instant::now());
+                format!("SIGKILL node-{0}, restore its older database copy, restart node-{0}", i + 1)
+            } else {
+                copy_dir(&raft, &copy);
+                format!("SIGKILL node-{0}, copy its database, restart node-{0}", i + 1)
+            };
+            w.start(i);
+            what
         }
         _ => {
             w.heal();

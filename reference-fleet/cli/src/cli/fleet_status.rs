@@ -89,6 +89,14 @@ pub async fn collect(addrs: &[String]) -> FleetStatus {
     FleetStatus { leader, term, leader_last_log_index: leader_last, nodes }
 }
 
+/// The HSM column: its status, and whether the disk is behind its mark (spec/hsm.md §4.1).
+fn hsm_label(h: &bkv_node::replication::raft::net::HsmReport) -> String {
+    match (h.status.as_str(), h.disk_behind_mark) {
+        (s, true) => format!("{s}, disk behind mark"),
+        (s, false) => s.to_owned(),
+    }
+}
+
 /// Run `bkv fleet status`. Exit 1 with `fleet.unavailable` when no leader is reachable.
 pub async fn run(a: StatusArgs) -> Result<ExitCode> {
     let addrs = match &a.dir {
@@ -107,13 +115,25 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
             None => println!("leader: none reachable   highest term seen: {}", st.term),
         }
         println!(
-            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5}",
-            "node", "id", "dc", "state", "term", "last log", "committed", "applied", "lag", "gate"
+            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5} {:>8} {:>8} {:<10}",
+            "node",
+            "id",
+            "dc",
+            "state",
+            "term",
+            "last log",
+            "committed",
+            "applied",
+            "lag",
+            "gate",
+            "hsm pos",
+            "hsm mark",
+            "hsm"
         );
         for n in &st.nodes {
             match &n.status {
                 Some(s) => println!(
-                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5}",
+                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5} {:>8} {:>8} {:<10}",
                     n.addr,
                     s.id,
                     s.datacenter,
@@ -124,6 +144,9 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
                     s.last_applied.map(|i| i.to_string()).unwrap_or("-".into()),
                     n.lag.map(|l| l.to_string()).unwrap_or("-".into()),
                     if s.gate_open { "open" } else { "wait" },
+                    s.hsm.as_ref().map(|h| h.position.to_string()).unwrap_or("-".into()),
+                    s.hsm.as_ref().map(|h| h.mark.to_string()).unwrap_or("-".into()),
+                    s.hsm.as_ref().map(hsm_label).unwrap_or("-".into()),
                 ),
                 None => println!("{:<22} unreachable: {}", n.addr, n.error.as_deref().unwrap_or("")),
             }

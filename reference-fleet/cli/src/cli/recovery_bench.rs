@@ -37,6 +37,10 @@ pub struct RecoveryBenchArgs {
     /// plain HTTP, the same timings, no rate limits), in the same run.
     #[arg(long)]
     pub processes: bool,
+    /// Also measure the in-process fleet with every HSM's state kept in memory instead of
+    /// its sealed file (not durable: what the HSM-state writes of spec/hsm.md §4.4 cost).
+    #[arg(long)]
+    pub volatile_hsm_state: bool,
     /// Scratch directory (default: a fresh directory under the system temp dir).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
@@ -72,6 +76,22 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     fleet.wait_ready(Duration::from_secs(30)).await?;
     results.push(drive(&format!("{}-node replicated fleet", a.nodes), &fleet, a.clients, dur).await?);
     fleet.shutdown().await;
+
+    if a.volatile_hsm_state {
+        eprintln!(
+            "{}-node fleet, HSM state in memory: key ceremony, {} clients, {} s...",
+            a.nodes, a.clients, a.secs
+        );
+        let mut fleet = ceremony(&root.join("volatile"), a.nodes).await?;
+        fleet.volatile_hsm_state = true;
+        for i in 0..a.nodes {
+            fleet.start_node(i).await?;
+        }
+        fleet.wait_ready(Duration::from_secs(30)).await?;
+        let label = format!("{}-node fleet, HSM state in memory (not durable)", a.nodes);
+        results.push(drive(&label, &fleet, a.clients, dur).await?);
+        fleet.shutdown().await;
+    }
 
     if a.processes {
         eprintln!(
@@ -139,6 +159,9 @@ async fn drive(label: &str, fleet: &LocalFleet, clients: usize, duration: Durati
         client.register(&record, CODE, &BackupKey::generate(&mut OsRng)).await?;
         bound.push((client, record));
     }
+    let writes =
+        |f: &LocalFleet| -> u64 { f.nodes.iter().filter_map(|n| n.hsm()).map(|h| h.status().writes).sum() };
+    let writes_before = writes(fleet);
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = bound
@@ -163,5 +186,18 @@ async fn drive(label: &str, fleet: &LocalFleet, clients: usize, duration: Durati
         lat.extend(l);
         errors += e;
     }
-    Ok(summarize(label, lat, errors, start.elapsed()))
+    let result = summarize(label, lat, errors, start.elapsed());
+    // spec/hsm.md §4.4: HSM-state (NVRAM) writes per committed command, per node; each
+    // recovery commits two commands (attempt_start, attempt_success). Nodes in other
+    // processes are not counted here.
+    let hsms = fleet.nodes.iter().filter(|n| n.hsm().is_some()).count();
+    if hsms > 0 && result.ops > 0 {
+        let w = writes(fleet) - writes_before;
+        eprintln!(
+            "{label}: {w} HSM-state writes on {hsms} HSMs for {} committed commands: {:.2} per command per HSM",
+            2 * result.ops,
+            w as f64 / (2 * result.ops) as f64 / hsms as f64
+        );
+    }
+    Ok(result)
 }

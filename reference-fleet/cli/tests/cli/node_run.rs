@@ -101,7 +101,15 @@ async fn three_processes_serve_and_survive_a_killed_node() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, metrics) = get(&format!("{}/metrics", nodes[1].url)).await;
     assert_eq!(status, 200);
-    for name in ["bkv_commits_total", "bkv_commit_seconds_bucket", "bkv_raft_term", "bkv_vote_gate_open 1"] {
+    for name in [
+        "bkv_commits_total",
+        "bkv_commit_seconds_bucket",
+        "bkv_raft_term",
+        "bkv_vote_gate_open 1",
+        "bkv_hsm_status{kind=\"current\"} 1",
+        "bkv_hsm_mark ",
+        "bkv_hsm_state_writes ",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
     }
     assert!(metrics.contains("bkv_session_requests_total{kind=\"committed\"}"), "{metrics}");

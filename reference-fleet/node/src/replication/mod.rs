@@ -23,4 +23,7 @@ pub trait CommandLog: Send + Sync + 'static {
     /// Linearizable read: answer `query` after every command committed before this call
     /// has been applied.
     fn read(&self, query: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send;
+    /// spec/hsm.md §5: once this node has applied `position`, the `SignedAck`s of it the
+    /// other nodes' HSMs give (a log without other nodes gives none).
+    fn acks(&self, position: u64) -> impl Future<Output = Result<Vec<Vec<u8>>, Unavailable>> + Send;
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bkv_node::replication::raft::guess_counter::GuessCounter;
 use bkv_node::replication::raft::{
-    FleetMembers, FleetNode, Link, LinkFilter, NodeId, NodeOptions, RaftCommandLog, RaftNode, Timing,
+    FleetMembers, FleetNode, HsmPeer, Link, LinkFilter, NodeId, NodeOptions, RaftCommandLog, RaftNode, Timing,
 };
-use bkv_protocol::crypto::{Ed25519Signer, Signer};
+use bkv_protocol::crypto::{Ed25519Signer, PublicKey, Signer};
 use bkv_protocol::state_machine::StateMachine;
 
 /// Cut and delayed links, consulted for every request and reply.
@@ -66,13 +66,17 @@ impl LinkFilter for Faults {
 pub struct Cluster<S = GuessCounter> {
     pub members: Arc<FleetMembers>,
     pub dirs: Vec<PathBuf>,
-    signers: Vec<Arc<Ed25519Signer>>,
+    make: Boot<S>,
     pub nodes: Vec<Option<RaftNode<S>>>,
     pub faults: Arc<Faults>,
     pub timing: Timing,
-    initial: S,
-    root: PathBuf,
+    pub root: PathBuf,
 }
+
+/// What node `i` starts with: its state machine, its node key, and its HSM if it has one
+/// (called at every start, so an HSM restarts with its memory lost).
+pub type Boot<S> =
+    Arc<dyn Fn(usize) -> (S, Arc<dyn Signer + Send + Sync>, Option<Arc<dyn HsmPeer>>) + Send + Sync>;
 
 /// A loopback listener on a port the OS chose, bound once and handed to the node's first
 /// start.
@@ -92,16 +96,28 @@ impl Cluster<GuessCounter> {
 impl<S: StateMachine + Clone> Cluster<S> {
     /// Start a fresh fleet whose nodes begin from `initial`, and wait until it has a leader.
     pub async fn start_with(name: &str, n: usize, timing: Timing, initial: S) -> Cluster<S> {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
         let signers: Vec<_> =
             (0..n).map(|i| Arc::new(Ed25519Signer::from_seed(&[i as u8 + 1; 32]))).collect();
+        let keys = signers.iter().map(|s| s.public_key().clone()).collect();
+        let initial = Mutex::new(initial);
+        let boot: Boot<S> = Arc::new(move |i| {
+            let signer: Arc<dyn Signer + Send + Sync> = signers[i].clone();
+            (initial.lock().unwrap().clone(), signer, None)
+        });
+        Cluster::start_booted(name, timing, keys, boot).await
+    }
+
+    /// Start a fresh fleet whose node `i` has node key `keys[i]` and starts as `boot(i)`.
+    pub async fn start_booted(name: &str, timing: Timing, keys: Vec<PublicKey>, boot: Boot<S>) -> Cluster<S> {
+        let n = keys.len();
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
         let (listeners, addrs): (Vec<_>, Vec<_>) = (0..n).map(|_| bind_loopback()).unzip();
         let nodes = (0..n)
             .map(|i| FleetNode {
                 id: i as NodeId,
                 addr: addrs[i],
-                key: signers[i].public_key().clone(),
+                key: keys[i].clone(),
                 datacenter: format!("dc{}", i % 3),
             })
             .collect();
@@ -110,11 +126,10 @@ impl<S: StateMachine + Clone> Cluster<S> {
         let mut c = Cluster {
             members,
             dirs,
-            signers,
+            make: boot,
             nodes: (0..n).map(|_| None).collect(),
             faults: Arc::new(Faults::default()),
             timing,
-            initial,
             root,
         };
         for (i, listener) in listeners.into_iter().enumerate() {
@@ -125,18 +140,20 @@ impl<S: StateMachine + Clone> Cluster<S> {
     }
 
     async fn boot(&mut self, i: usize, bootstrap: bool, listener: Option<std::net::TcpListener>) {
+        let (initial, signer, hsm) = (self.make)(i);
         let opts = NodeOptions {
             clock: bkv_client::clock::SystemClock::shared(),
             listener,
             id: i as NodeId,
             dir: self.dirs[i].clone(),
-            signer: self.signers[i].clone(),
+            signer,
             bootstrap,
             timing: self.timing,
             links: self.faults.clone(),
             tls: None,
+            hsm,
         };
-        let node = RaftNode::start(self.members.clone(), opts, self.initial.clone())
+        let node = RaftNode::start(self.members.clone(), opts, initial)
             .await
             .unwrap_or_else(|e| panic!("node {i} failed to start: {e}"));
         self.nodes[i] = Some(node);
@@ -251,7 +268,8 @@ impl<S: StateMachine + Clone> Cluster<S> {
     }
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+/// Copy the files of `src` into `dst` (a node's database directory holds files only).
+pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();

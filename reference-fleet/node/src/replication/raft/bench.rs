@@ -78,6 +78,11 @@ impl<S: StateMachine> CommandLog for UnreplicatedLog<S> {
         let r = self.inner.lock().map(|g| g.2.query(&query)).map_err(|_| Unavailable("poisoned".into()));
         async move { r }
     }
+
+    /// No other nodes: nothing to acknowledge besides the node's own HSM.
+    async fn acks(&self, _position: u64) -> Result<Vec<Vec<u8>>, Unavailable> {
+        Ok(Vec::new())
+    }
 }
 
 /// Drive `clients` concurrent clients for `duration`; client `c` uses `logs[c % logs.len()]`.
@@ -194,6 +199,9 @@ impl<L: CommandLog> CommandLog for LogRef<L> {
     fn read(&self, query: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
         self.0.read(query)
     }
+    fn acks(&self, position: u64) -> impl Future<Output = Result<Vec<Vec<u8>>, Unavailable>> + Send {
+        self.0.acks(position)
+    }
 }
 
 /// Start an `n`-node loopback fleet in `dir` and wait until every node knows the leader.
@@ -226,6 +234,7 @@ pub async fn start_fleet(n: usize, dir: &Path, limit: u64) -> Result<Vec<RaftNod
             timing: Timing::default(),
             links: Arc::new(AllUp),
             tls: None,
+            hsm: None,
         };
         running.push(
             RaftNode::start(members.clone(), opts, GuessCounter::new(limit))

@@ -227,6 +227,52 @@ pub struct NodeOptions {
     /// TLS on the node-to-node listener, and `https://` to every peer; `None`: plain HTTP.
     /// Confidentiality only: peers are authenticated by the signed envelope (§4).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The node's HSM, which answers `ack` RPCs (spec/hsm.md §4.3); `None` for a state
+    /// machine without one (the guess-counter model).
+    pub hsm: Option<Arc<dyn HsmPeer>>,
+}
+
+/// What the transport asks of a node's HSM (spec/hsm.md §4.3, §6 rule 4).
+pub trait HsmPeer: Send + Sync {
+    /// Entries applied.
+    fn position(&self) -> u64;
+    /// A `SignedAck` of `position`, or the HSM's refusal code.
+    fn ack(&self, position: u64) -> Result<Vec<u8>, &'static str>;
+    /// The position to have acknowledged by others when the HSM is unverified.
+    fn unverified(&self) -> Option<u64>;
+    /// Offer acknowledgements to an unverified HSM.
+    fn verify(&self, acks: &[Vec<u8>]) -> Result<(), &'static str>;
+    /// What `status` reports (spec/fleet-replication.md §9).
+    fn report(&self) -> net::HsmReport;
+}
+
+impl HsmPeer for bkv_protocol::hsm::Boundary {
+    fn position(&self) -> u64 {
+        bkv_protocol::hsm::Boundary::position(self)
+    }
+    fn ack(&self, position: u64) -> Result<Vec<u8>, &'static str> {
+        bkv_protocol::hsm::Boundary::ack(self, position).map_err(|e| e.code())
+    }
+    fn unverified(&self) -> Option<u64> {
+        match self.status().status {
+            bkv_protocol::hsm::Status::Unverified { .. } => Some(self.position()),
+            _ => None,
+        }
+    }
+    fn verify(&self, acks: &[Vec<u8>]) -> Result<(), &'static str> {
+        bkv_protocol::hsm::Boundary::verify(self, acks).map_err(|e| e.code())
+    }
+    fn report(&self) -> net::HsmReport {
+        let s = self.status();
+        net::HsmReport {
+            position: s.position,
+            mark: s.mark.position,
+            status: s.status.as_str().into(),
+            disk_behind_mark: s.position < s.mark.position,
+            writes: s.writes,
+            retired: s.retired,
+        }
+    }
 }
 
 /// One `leader elected` event per leader change seen by node `id` (with the term), until
@@ -289,6 +335,7 @@ struct Shared<S> {
     raft: Raft<TypeConfig>,
     applied: Arc<Mutex<Applied<S>>>,
     log: Mutex<Option<LogStore>>,
+    hsm: Option<Arc<dyn HsmPeer>>,
     alive: std::sync::atomic::AtomicBool,
     /// Leader changes (a new leader or a new term) this node has seen.
     leader_changes: Arc<std::sync::atomic::AtomicU64>,
@@ -381,6 +428,7 @@ impl<S: StateMachine> RaftNode<S> {
             raft,
             applied,
             log: Mutex::new(Some(log.clone())),
+            hsm: opts.hsm.clone(),
             alive: true.into(),
             leader_changes: Arc::default(),
         });
@@ -431,6 +479,9 @@ impl<S: StateMachine> RaftNode<S> {
             net.gate.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
             shared.raft.runtime_config().elect(true);
         }
+        if shared.hsm.is_some() {
+            tokio::spawn(verify_hsm(Arc::downgrade(&shared)));
+        }
         let gate =
             tokio::spawn(net::run_gate(net, shared.raft.clone(), move || log.last_log_id().ok().flatten()));
         Ok(Self { shared, server, stop_server: Some(tx), gate, db: db_handle })
@@ -455,7 +506,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// (for convergence checks).
     pub fn local_state(&self) -> (Option<u64>, Vec<u8>) {
         let a = self.shared.applied.lock().expect("state machine lock");
-        (a.last_applied.map(|l| l.index), a.sm.snapshot())
+        (a.last_applied.map(|l| l.index), a.sm.digest())
     }
 
     /// Stop the node: Raft, the endpoint and the gate. The storage is closed when this returns:
@@ -485,7 +536,104 @@ impl<S: StateMachine> RaftNode<S> {
     }
 }
 
+/// spec/hsm.md §6 rule 4: while the node's HSM is unverified, ask the other nodes to
+/// acknowledge its position (every 200 ms, until the node stops).
+async fn verify_hsm<S: StateMachine>(shared: std::sync::Weak<Shared<S>>) {
+    let mut last = String::from("current");
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(sh) = shared.upgrade() else { return };
+        if !sh.alive.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(hsm) = sh.hsm.clone() else { return };
+        // spec/hsm.md §4.1: a rollback is an error with both positions, once per change.
+        let r = hsm.report();
+        if r.status != last {
+            match r.status.as_str() {
+                "current" => {
+                    tracing::info!(node = sh.net.id, position = r.position, mark = r.mark, "HSM current")
+                }
+                "behind" => tracing::error!(
+                    node = sh.net.id,
+                    disk = r.position,
+                    mark = r.mark,
+                    "hsm.state.behind: the node's disk is behind its HSM mark (rolled back or lagging); \
+                     it answers nothing until it has re-applied the entries up to the mark"
+                ),
+                "diverged" => tracing::error!(
+                    node = sh.net.id,
+                    disk = r.position,
+                    mark = r.mark,
+                    "hsm.state.diverged: the entries on the node's disk differ from those its HSM \
+                     acknowledged at the mark (a rolled-back or edited disk)"
+                ),
+                other => {
+                    tracing::warn!(node = sh.net.id, position = r.position, mark = r.mark, "HSM {other}")
+                }
+            }
+            last = r.status.clone();
+        }
+        if let Some(position) = hsm.unverified() {
+            let acks = sh.collect_acks(position, usize::MAX, Duration::from_secs(1)).await;
+            match hsm.verify(&acks) {
+                Ok(()) => tracing::info!(node = sh.net.id, position, "HSM verified its snapshot by a quorum"),
+                Err(code) => tracing::debug!(node = sh.net.id, position, code, "HSM still unverified"),
+            }
+        }
+    }
+}
+
 impl<S: StateMachine> Shared<S> {
+    /// spec/hsm.md §4.3: `SignedAck`s of `position` from the other nodes, until `want` of
+    /// them answered or `within` passed.
+    async fn collect_acks(&self, position: u64, want: usize, within: Duration) -> Vec<Vec<u8>> {
+        let mut calls = tokio::task::JoinSet::new();
+        for n in &self.net.members.nodes {
+            if n.id == self.net.id {
+                continue;
+            }
+            let (net, to) = (self.net.clone(), n.id);
+            calls.spawn(async move { net.call(to, auth::RpcKind::Ack, enc(&position), within).await });
+        }
+        let mut acks = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        while acks.len() < want {
+            match tokio::time::timeout_at(deadline, calls.join_next()).await {
+                Ok(Some(Ok(Ok(body)))) => {
+                    if let Ok(ForwardReply::Ok(ack)) = dec::<ForwardReply>(&body) {
+                        acks.push(ack);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        acks
+    }
+
+    /// The `ack` RPC (spec/fleet-replication.md §4 rule 6): wait until the HSM applied
+    /// `position`, then ask it.
+    async fn ack_local(&self, body: &[u8], remaining: Duration) -> ForwardReply {
+        let Some(hsm) = self.hsm.clone() else {
+            return ForwardReply::Unavailable("no HSM".into());
+        };
+        let Ok(position) = dec::<u64>(body) else {
+            return ForwardReply::Unavailable("cbor.schema".into());
+        };
+        let deadline = Instant::now() + remaining;
+        while hsm.position() < position {
+            if Instant::now() >= deadline {
+                return ForwardReply::Unavailable("hsm.state.behind".into());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        match hsm.ack(position) {
+            Ok(ack) => ForwardReply::Ok(ack),
+            Err(code) => ForwardReply::Unavailable(code.into()),
+        }
+    }
+
     fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow().clone();
         let (last_log_id, committed) = {
@@ -511,6 +659,7 @@ impl<S: StateMachine> Shared<S> {
                 .as_ref()
                 .map(|r| r.iter().map(|(k, v)| (*k, v.map(|l| l.index))).collect())
                 .unwrap_or_default(),
+            hsm: self.hsm.as_ref().map(|h| h.report()),
         }
     }
 
@@ -634,6 +783,7 @@ async fn rpc_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>, body: By
         auth::RpcKind::Propose => enc(&sh.write_local(msg.body.clone(), net.timing.op_timeout).await),
         auth::RpcKind::Read => enc(&sh.read_local(&msg.body, net.timing.op_timeout).await),
         auth::RpcKind::Status => enc(&sh.status()),
+        auth::RpcKind::Ack => enc(&sh.ack_local(&msg.body, net.timing.op_timeout / 2).await),
         // A reply kind is no request.
         _ => return (StatusCode::BAD_REQUEST, "not a request kind").into_response(),
     };
@@ -670,6 +820,19 @@ impl<S: StateMachine> RaftCommandLog<S> {
         self.shared.status()
     }
 
+    /// Wait (up to the time bound of §7) until this node's HSM has applied `position`.
+    pub async fn applied(&self, position: u64) -> Result<(), Unavailable> {
+        let Some(hsm) = self.shared.hsm.clone() else { return Ok(()) };
+        let deadline = Instant::now() + self.shared.net.timing.op_timeout;
+        while hsm.position() < position {
+            if Instant::now() >= deadline || !self.shared.alive.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(self.shared.unavailable("apply"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
     /// Leader changes (a new leader or a new term) the node has seen: the events it logs
     /// as "leader elected".
     pub fn leader_changes(&self) -> u64 {
@@ -689,5 +852,16 @@ impl<S: StateMachine> CommandLog for RaftCommandLog<S> {
     fn read(&self, query: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, Unavailable>> + Send {
         let shared = self.shared.clone();
         async move { shared.submit(auth::RpcKind::Read, query).await }
+    }
+
+    /// spec/hsm.md §5: this node's HSM has applied `position`; then the other nodes'
+    /// acknowledgements of it (as many as a quorum needs besides this node).
+    fn acks(&self, position: u64) -> impl Future<Output = Result<Vec<Vec<u8>>, Unavailable>> + Send {
+        let log = self.clone();
+        async move {
+            log.applied(position).await?;
+            let want = log.shared.net.members.quorum().saturating_sub(1);
+            Ok(log.shared.collect_acks(position, want, log.shared.net.timing.op_timeout).await)
+        }
     }
 }

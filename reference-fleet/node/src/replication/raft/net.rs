@@ -81,6 +81,26 @@ pub struct NodeStatus {
     pub datacenter: String,
     /// On the leader: the last log index each node is known to have stored.
     pub matched: BTreeMap<NodeId, Option<u64>>,
+    /// The node's HSM (spec/hsm.md §4.1), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsm: Option<HsmReport>,
+}
+
+/// What `status` reports about a node's HSM (spec/fleet-replication.md §9, spec/hsm.md §4.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HsmReport {
+    /// Entries the HSM has applied.
+    pub position: u64,
+    /// The position of its mark (HSM state).
+    pub mark: u64,
+    /// `current`, `behind`, `diverged` or `unverified`.
+    pub status: String,
+    /// Whether the node's disk (what the HSM was fed) is behind the mark.
+    pub disk_behind_mark: bool,
+    /// HSM-state writes since the HSM started.
+    pub writes: u64,
+    /// Whether the HSM recorded its fleet's retirement.
+    pub retired: bool,
 }
 
 /// Why a call failed.

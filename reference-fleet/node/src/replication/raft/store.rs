@@ -242,14 +242,13 @@ pub(crate) struct SmStore<S> {
 
 impl<S: StateMachine> SmStore<S> {
     /// Restore from the stored snapshot if there is one, else start from `initial`.
-    pub(crate) fn open(db: Arc<Database>, initial: S) -> Result<Self, String> {
+    pub(crate) fn open(db: Arc<Database>, mut initial: S) -> Result<Self, String> {
         let stored = read_snapshot(&db).map_err(|e| e.to_string())?;
         let applied = match stored {
-            Some(s) => Applied {
-                sm: S::restore(&s.data).map_err(|e| format!("stored snapshot does not restore: {e}"))?,
-                last_applied: s.meta.last_log_id,
-                membership: s.meta.last_membership,
-            },
+            Some(s) => {
+                initial.install(&s.data).map_err(|e| format!("stored snapshot does not restore: {e}"))?;
+                Applied { sm: initial, last_applied: s.meta.last_log_id, membership: s.meta.last_membership }
+            }
             None => Applied { sm: initial, last_applied: None, membership: StoredMembership::default() },
         };
         Ok(Self { db, applied: Arc::new(Mutex::new(applied)), snapshot_seq: 0 })
@@ -352,7 +351,9 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), SErr> {
         let data = snapshot.into_inner();
-        let sm = S::restore(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let mut a = self.applied.lock().expect("state machine lock");
+        a.sm.install(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        drop(a);
         let bytes = data.len();
         write_snapshot(&self.db, &StoredSnapshot { meta: meta.clone(), data })?;
         tracing::info!(
@@ -362,7 +363,6 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             "snapshot installed from the leader"
         );
         let mut a = self.applied.lock().expect("state machine lock");
-        a.sm = sm;
         a.last_applied = meta.last_log_id;
         a.membership = meta.last_membership.clone();
         Ok(())
