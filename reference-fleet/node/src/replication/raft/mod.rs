@@ -621,17 +621,26 @@ impl<S: StateMachine> Shared<S> {
         let Ok(position) = dec::<u64>(body) else {
             return ForwardReply::Unavailable("cbor.schema".into());
         };
-        let deadline = Instant::now() + remaining;
-        while hsm.position() < position {
-            if Instant::now() >= deadline {
-                return ForwardReply::Unavailable("hsm.state.behind".into());
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        if !self.wait_applied(hsm.as_ref(), position, remaining).await {
+            return ForwardReply::Unavailable("hsm.state.behind".into());
         }
         match hsm.ack(position) {
             Ok(ack) => ForwardReply::Ok(ack),
             Err(code) => ForwardReply::Unavailable(code.into()),
         }
+    }
+
+    /// Wait until `hsm` has applied `position`, for at most `within` and while this node
+    /// runs; whether it has.
+    async fn wait_applied(&self, hsm: &dyn HsmPeer, position: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while hsm.position() < position {
+            if Instant::now() >= deadline || !self.alive.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
     }
 
     fn status(&self) -> NodeStatus {
@@ -823,14 +832,11 @@ impl<S: StateMachine> RaftCommandLog<S> {
     /// Wait (up to the time bound of §7) until this node's HSM has applied `position`.
     pub async fn applied(&self, position: u64) -> Result<(), Unavailable> {
         let Some(hsm) = self.shared.hsm.clone() else { return Ok(()) };
-        let deadline = Instant::now() + self.shared.net.timing.op_timeout;
-        while hsm.position() < position {
-            if Instant::now() >= deadline || !self.shared.alive.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(self.shared.unavailable("apply"));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        if self.shared.wait_applied(hsm.as_ref(), position, self.shared.net.timing.op_timeout).await {
+            Ok(())
+        } else {
+            Err(self.shared.unavailable("apply"))
         }
-        Ok(())
     }
 
     /// Leader changes (a new leader or a new term) the node has seen: the events it logs
