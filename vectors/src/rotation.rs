@@ -1,6 +1,7 @@
 //! Vectors for spec/rotation.md §2 (the successor rules, operation
-//! `rotation_check_successor`) and §4 (opening a sealed export, operation
-//! `rotation_open_export`). Keys come from fixed seeds; each invalid case changes one
+//! `rotation_check_successor`), §4 (opening a sealed export, operation
+//! `rotation_open_export`) and §4.1 (receiving the OPAQUE setup, operation
+//! `rotation_open_setup`). Keys come from fixed seeds; each invalid case changes one
 //! thing the named rule checks.
 
 use crate::cases;
@@ -8,6 +9,7 @@ use crate::format::{Case, FileBuilder, VectorFile, map};
 use bkv_protocol::Error;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer, sha256};
 use bkv_protocol::rotation::{ExportedRecord, ExportedState, RecordExport, seal_export};
+use bkv_protocol::rotation::{SetupTransfer, seal_setup_transfer};
 use bkv_protocol::session::{SessionSecretKey, SessionTarget};
 use bkv_protocol::validation_bundle::{
     Claims, FleetKeySet, KeyRole, Node, NodeKey, TrustAnchors, countersign, keyset, sign,
@@ -24,6 +26,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Envelope", "the sealed export's public fields"),
     ("Open", "the HPKE open of the export"),
     ("Records", "the exported records"),
+    ("Setup", "the transferred OPAQUE setup"),
 ];
 
 const FLEET: &str = "vectors.bkv.example/vault";
@@ -213,15 +216,7 @@ impl Exports {
         limit: u32,
         sealed: &[u8],
     ) -> BTreeMap<String, Value> {
-        map([
-            ("node_key", json!(hex::encode(&key.to_bytes()[..]))),
-            ("fleet_id", json!(FLEET)),
-            ("epoch", json!(epoch)),
-            ("node_id", json!(node)),
-            ("bundle_sha256", json!(hex::encode(digest))),
-            ("guess_limit", json!(limit)),
-            ("sealed", json!(hex::encode(sealed))),
-        ])
+        receiver(key, node, epoch, digest, ("guess_limit", json!(limit)), sealed)
     }
 
     /// Node-1 of epoch 2 opening `sealed`, refused with `e`.
@@ -241,6 +236,27 @@ impl Exports {
         change(&mut s);
         bkv_protocol::cbor::to_vec(&s)
     }
+}
+
+/// The input of a receiving successor node (§4, §4.1): its key, identity and bundle
+/// digest, one field of its own (`guess_limit` or the awaited `opaque` key) and `sealed`.
+fn receiver(
+    key: &SessionSecretKey,
+    node: &str,
+    epoch: u64,
+    digest: [u8; 32],
+    own: (&str, Value),
+    sealed: &[u8],
+) -> BTreeMap<String, Value> {
+    map([
+        ("node_key", json!(hex::encode(&key.to_bytes()[..]))),
+        ("fleet_id", json!(FLEET)),
+        ("epoch", json!(epoch)),
+        ("node_id", json!(node)),
+        ("bundle_sha256", json!(hex::encode(digest))),
+        own,
+        ("sealed", json!(hex::encode(sealed))),
+    ])
 }
 
 /// The export of `records` from epoch 1 to the successor bundle `digest`.
@@ -328,6 +344,114 @@ cases! { Exports, ROTATION_OPEN_EXPORT;
     }
 }
 
+/// The setup-transfer cases (spec/rotation.md §4.1): node-1 of the successor, awaiting the
+/// setup whose public key is `opaque`, and that setup sealed to it.
+struct Setups {
+    rng: ChaCha20Rng,
+    key: SessionSecretKey,
+    digest: [u8; 32],
+    target: SessionTarget,
+    setup: VaultServerSetup,
+    sealed: Vec<u8>,
+}
+
+impl Setups {
+    fn new(mut rng: ChaCha20Rng) -> Self {
+        let key = SessionSecretKey::derive(b"bkv vectors: successor node-1");
+        let target = SessionTarget {
+            fleet_id: FLEET.into(),
+            epoch: 2,
+            node_id: "node-1".into(),
+            session_key: key.public_key(),
+        };
+        let setup = VaultServerSetup::generate(&mut rng);
+        let digest = [0x5a; 32];
+        let mut w = Setups { rng, key, digest, target, setup, sealed: Vec::new() };
+        w.sealed = w.seal(&w.transfer());
+        w
+    }
+
+    /// The transfer of the setup to the successor bundle.
+    fn transfer(&self) -> SetupTransfer {
+        SetupTransfer { v: 1, successor: self.digest.to_vec(), setup: self.setup.to_bytes().to_vec() }
+    }
+
+    /// `transfer` sealed to node-1 with the next draw of the stream.
+    fn seal(&mut self, transfer: &SetupTransfer) -> Vec<u8> {
+        seal_setup_transfer(&mut self.rng, transfer, &self.target).expect("seals")
+    }
+
+    /// The input of node `node` of epoch `epoch` (bundle `digest`), awaiting `opaque`,
+    /// opening `sealed` with `key`.
+    fn input(
+        key: &SessionSecretKey,
+        node: &str,
+        epoch: u64,
+        digest: [u8; 32],
+        opaque: [u8; 32],
+        sealed: &[u8],
+    ) -> BTreeMap<String, Value> {
+        receiver(key, node, epoch, digest, ("opaque", json!(hex::encode(opaque))), sealed)
+    }
+
+    /// Node-1 of epoch 2 awaiting this setup, opening `sealed`, refused with `e`.
+    fn refused(&self, flags: &'static [&'static str], sealed: &[u8], e: Error) -> Case {
+        let input = Self::input(&self.key, "node-1", 2, self.digest, self.setup.public_key(), sealed);
+        Case::invalid(flags, input, e)
+    }
+}
+
+cases! { Setups, ROTATION_OPEN_SETUP;
+    /// the setup sealed to this node for its bundle; the output is its public key
+    fn valid_setup(w) {
+        let opaque = w.setup.public_key();
+        let input = Setups::input(&w.key, "node-1", 2, w.digest, opaque, &w.sealed);
+        Case::valid(&["Setup"], input, Some(map([("opaque", json!(hex::encode(opaque)))])))
+    }
+    /// addressed to node-1, opened by node-2
+    fn setup_for_another_node(w) {
+        let input = Setups::input(&w.key, "node-2", 2, w.digest, w.setup.public_key(), &w.sealed);
+        Case::invalid(&["Envelope"], input, Error::RotationExportMismatch)
+    }
+    /// opened with another session key
+    fn setup_another_session_key(w) {
+        let other = SessionSecretKey::derive(b"bkv vectors: another node");
+        let input = Setups::input(&other, "node-1", 2, w.digest, w.setup.public_key(), &w.sealed);
+        Case::invalid(&["Open"], input, Error::RotationOpenFailed)
+    }
+    /// a record export sealed to the same node: another HPKE info label
+    fn record_export_is_not_a_setup(w) {
+        let target = w.target.clone();
+        let export = seal_export(&mut w.rng, &export(w.digest, records()), &target).expect("seals");
+        w.refused(&["Open"], &export, Error::RotationOpenFailed)
+    }
+    /// SetupTransfer "v": 2
+    fn setup_transfer_v2(w) {
+        let mut t = w.transfer();
+        t.v = 2;
+        let s = w.seal(&t);
+        w.refused(&["Setup"], &s, Error::CborSchema)
+    }
+    /// for another successor bundle
+    fn setup_for_another_successor(w) {
+        let input = Setups::input(&w.key, "node-1", 2, [0x5b; 32], w.setup.public_key(), &w.sealed);
+        Case::invalid(&["Setup"], input, Error::RotationExportMismatch)
+    }
+    /// a setup of 127 bytes
+    fn setup_truncated(w) {
+        let mut t = w.transfer();
+        t.setup.truncate(127);
+        let s = w.seal(&t);
+        w.refused(&["Setup"], &s, Error::VaultSetupInvalid)
+    }
+    /// a well-formed setup, but not the one this HSM awaits
+    fn setup_not_the_awaited_one(w) {
+        let other = VaultServerSetup::generate(&mut w.rng).public_key();
+        let input = Setups::input(&w.key, "node-1", 2, w.digest, other, &w.sealed);
+        Case::invalid(&["Setup"], input, Error::RotationOpaqueMismatch)
+    }
+}
+
 /// The rotation vector file.
 pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("rotation", "spec/rotation.md", NOTES);
@@ -336,5 +460,7 @@ pub fn generate() -> VectorFile {
     f.cases(&mut successors, ROTATION_CHECK_SUCCESSOR);
     f.group("rotation_open_export", "§4");
     f.cases(&mut Exports::new(successors.rng), ROTATION_OPEN_EXPORT);
+    f.group("rotation_open_setup", "§4.1");
+    f.cases(&mut Setups::new(ChaCha20Rng::seed_from_u64(0x4_1)), ROTATION_OPEN_SETUP);
     f.finish()
 }

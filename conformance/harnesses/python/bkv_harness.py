@@ -95,6 +95,9 @@ def run_case(operation, inp):
     elif operation == "rotation_open_export":
         out = rotation.open_export(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
                                    h(inp["bundle_sha256"]), inp["guess_limit"], h(inp["sealed"]))
+    elif operation == "rotation_open_setup":
+        out = rotation.open_setup(h(inp["node_key"]), inp["fleet_id"], inp["epoch"], inp["node_id"],
+                                  h(inp["bundle_sha256"]), h(inp["opaque"]), h(inp["sealed"]))
     elif operation == "audit":
         out = audit.audit(h(inp["evidence"]), h(inp["released"]), h(inp["anchors"]), h(inp["log_anchors"]),
                           inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),

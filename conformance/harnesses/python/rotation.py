@@ -1,7 +1,8 @@
 """spec/rotation.md: the old fleet's check of its successor (§2 RS1-RS3, on top of a
-first-contact bundle verification, spec/validation-bundle.md §5.1) and the importing
-node's opening of a sealed record export (§4). Written from the spec only; HPKE (RFC 9180,
-the suite of spec/session.md §2) is pyhpke's, through session.py."""
+first-contact bundle verification, spec/validation-bundle.md §5.1), the importing node's
+opening of a sealed record export (§4) and a successor HSM's opening of the transferred
+OPAQUE setup (§4.1). Written from the spec only; HPKE (RFC 9180, the suite of
+spec/session.md §2) is pyhpke's, through session.py."""
 
 import hashlib
 
@@ -58,14 +59,8 @@ _EXPORT = {"v": int, "fleet_id": str, "from_epoch": int, "to_epoch": int, "succe
            "guess_limit": int, "records": list}
 
 
-def _mismatch(ok, what):
-    if not ok:
-        raise BkvError("rotation.export.mismatch", what)
-
-
-def open_export(node_key, fleet_id, epoch, node_id, bundle_sha256, guess_limit, sealed):
-    """§4 steps 1-5 in order: the SealedExport (cbor.*), its public fields, the HPKE open,
-    the RecordExport (cbor.*), its fields and records. Output: the number of records."""
+def _open_envelope(node_key, fleet_id, epoch, node_id, sealed, label):
+    """§4 steps 1-3 (§4.1 step 1 with the setup label): the envelope and its plaintext."""
     # step 1 (the .size 32 of enc is step 3's)
     env = _fields(dcbor.decode(sealed), _SEALED)
     if env["v"] != 1:
@@ -78,11 +73,22 @@ def open_export(node_key, fleet_id, epoch, node_id, bundle_sha256, guess_limit, 
     # step 3
     try:  # every failure of this step is the one code; a bad enc (not 32 bytes) too
         skr = SUITE.kem.deserialize_private_key(node_key)
-        ctx = SUITE.create_recipient_context(
-            env["enc"], skr, info=info(fleet_id, env["from_epoch"], epoch, node_id))
-        pt = ctx.open(env["ct"], aad=b"")
+        hpke_info = dcbor.encode([label, 1, fleet_id, env["from_epoch"], epoch, node_id])
+        ctx = SUITE.create_recipient_context(env["enc"], skr, info=hpke_info)
+        return env, ctx.open(env["ct"], aad=b"")
     except Exception as e:  # noqa: BLE001
         raise BkvError("rotation.open.failed", type(e).__name__) from None
+
+
+def _mismatch(ok, what):
+    if not ok:
+        raise BkvError("rotation.export.mismatch", what)
+
+
+def open_export(node_key, fleet_id, epoch, node_id, bundle_sha256, guess_limit, sealed):
+    """§4 steps 1-5 in order: the SealedExport (cbor.*), its public fields, the HPKE open,
+    the RecordExport (cbor.*), its fields and records. Output: the number of records."""
+    env, pt = _open_envelope(node_key, fleet_id, epoch, node_id, sealed, INFO_LABEL)
     # step 4: the CDDL shape; the .size constraints are step 5's
     ex = _fields(dcbor.decode(pt), _EXPORT)
     if ex["v"] != 1:
@@ -95,3 +101,22 @@ def open_export(node_key, fleet_id, epoch, node_id, bundle_sha256, guess_limit, 
     _mismatch(ex["guess_limit"] == guess_limit, f"guess_limit {ex['guess_limit']}")
     vault._check_records(records, guess_limit)
     return {"records": len(records)}
+
+
+SETUP_INFO_LABEL = "bkv rotation setup"
+_TRANSFER = {"v": int, "successor": bytes, "setup": bytes}
+
+
+def open_setup(node_key, fleet_id, epoch, node_id, bundle_sha256, opaque, sealed):
+    """§4.1 steps 1-4 in order: §4 steps 1-3 with the setup info, the SetupTransfer
+    (cbor.*), its successor digest, the setup and the public key the HSM awaits. Output:
+    the public key of the setup received."""
+    _, pt = _open_envelope(node_key, fleet_id, epoch, node_id, sealed, SETUP_INFO_LABEL)
+    t = _fields(dcbor.decode(pt), _TRANSFER)
+    if t["v"] != 1:
+        raise BkvError("cbor.schema", "SetupTransfer v != 1")
+    _mismatch(t["successor"] == bundle_sha256, "for another successor bundle")
+    public = vault.setup_decode(t["setup"])["public_key"]
+    if public != opaque:
+        raise BkvError("rotation.opaque.mismatch", "not the setup this HSM awaits")
+    return {"opaque": public}

@@ -66,7 +66,11 @@ pub struct SealedExport {
 
 /// spec/rotation.md §4: `info = CBOR ["bkv rotation", 1, fleet_id, from_epoch, to_epoch, node_id]`.
 pub fn info(fleet_id: &str, from_epoch: u64, to_epoch: u64, node_id: &str) -> Vec<u8> {
-    cbor::to_vec(&(INFO_LABEL, 1u64, fleet_id, from_epoch, to_epoch, node_id))
+    info_with(INFO_LABEL, fleet_id, from_epoch, to_epoch, node_id)
+}
+
+fn info_with(label: &str, fleet_id: &str, from_epoch: u64, to_epoch: u64, node_id: &str) -> Vec<u8> {
+    cbor::to_vec(&(label, 1u64, fleet_id, from_epoch, to_epoch, node_id))
 }
 
 /// spec/rotation.md §2 RS1–RS3: may the fleet `old` (whose bundle bytes are `old_bundle`)
@@ -101,18 +105,58 @@ pub fn seal_export<R: RngCore + CryptoRng>(
     if target.fleet_id != export.fleet_id || target.epoch != export.to_epoch {
         return Err(Error::RotationExportMismatch);
     }
-    let plaintext = zeroize::Zeroizing::new(cbor::to_vec(export));
-    let info = info(&export.fleet_id, export.from_epoch, export.to_epoch, &target.node_id);
-    let (enc, ct) = hpke_seal(rng, &target.session_key, &info, &plaintext)?;
+    if export.from_epoch.checked_add(1) != Some(export.to_epoch) {
+        return Err(Error::RotationExportMismatch);
+    }
+    seal_envelope(rng, INFO_LABEL, target, &zeroize::Zeroizing::new(cbor::to_vec(export)))
+}
+
+/// spec/rotation.md §4 (and §4.1 with its label): `plaintext` HPKE-sealed to `target`, a
+/// node of epoch `target.epoch`, from epoch `target.epoch - 1`, in a `SealedExport`.
+fn seal_envelope<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    label: &str,
+    target: &SessionTarget,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let from_epoch = target.epoch.checked_sub(1).ok_or(Error::RotationExportMismatch)?;
+    let info = info_with(label, &target.fleet_id, from_epoch, target.epoch, &target.node_id);
+    let (enc, ct) = hpke_seal(rng, &target.session_key, &info, plaintext)?;
     Ok(cbor::to_vec(&SealedExport {
         v: 1,
-        fleet_id: export.fleet_id.clone(),
-        from_epoch: export.from_epoch,
-        to_epoch: export.to_epoch,
+        fleet_id: target.fleet_id.clone(),
+        from_epoch,
+        to_epoch: target.epoch,
         node_id: target.node_id.clone(),
         enc,
         ct,
     }))
+}
+
+/// spec/rotation.md §4 steps 1 to 3 (§4.1 step 1 with its label): decode the envelope,
+/// compare its public fields with the receiving node's, and open it. The plaintext is
+/// zeroized when dropped.
+fn open_envelope(
+    sealed: &[u8],
+    key: &SessionSecretKey,
+    label: &str,
+    (fleet_id, epoch, node_id): (&str, u64, &str),
+) -> Result<(SealedExport, zeroize::Zeroizing<Vec<u8>>)> {
+    let s: SealedExport = cbor::from_slice(sealed)?;
+    // spec/conventions.md §6: a version this receiver does not implement.
+    if s.v != 1 {
+        return Err(Error::CborSchema);
+    }
+    if s.fleet_id != fleet_id
+        || s.to_epoch != epoch
+        || s.node_id != node_id
+        || s.from_epoch.checked_add(1) != Some(s.to_epoch)
+    {
+        return Err(Error::RotationExportMismatch);
+    }
+    let info = info_with(label, &s.fleet_id, s.from_epoch, s.to_epoch, &s.node_id);
+    let plaintext = hpke_open(key, &s.enc, &info, &s.ct).ok_or(Error::RotationOpenFailed)?;
+    Ok((s, plaintext))
 }
 
 /// What the importing node knows about itself (spec/rotation.md §4).
@@ -132,20 +176,7 @@ pub struct Importer<'a> {
 
 /// spec/rotation.md §4: open a sealed export at the importing node, in the spec's order.
 pub fn open_export(sealed: &[u8], key: &SessionSecretKey, me: &Importer<'_>) -> Result<RecordExport> {
-    let s: SealedExport = cbor::from_slice(sealed)?;
-    // spec/conventions.md §6: a version this receiver does not implement.
-    if s.v != 1 {
-        return Err(Error::CborSchema);
-    }
-    if s.fleet_id != me.fleet_id
-        || s.to_epoch != me.epoch
-        || s.node_id != me.node_id
-        || s.from_epoch.checked_add(1) != Some(s.to_epoch)
-    {
-        return Err(Error::RotationExportMismatch);
-    }
-    let info = info(&s.fleet_id, s.from_epoch, s.to_epoch, &s.node_id);
-    let plaintext = hpke_open(key, &s.enc, &info, &s.ct).ok_or(Error::RotationOpenFailed)?;
+    let (s, plaintext) = open_envelope(sealed, key, INFO_LABEL, (me.fleet_id, me.epoch, me.node_id))?;
     let export: RecordExport = cbor::from_slice(&plaintext)?;
     if export.v != 1 {
         return Err(Error::CborSchema);
@@ -160,4 +191,120 @@ pub fn open_export(sealed: &[u8], key: &SessionSecretKey, me: &Importer<'_>) -> 
     }
     check_records(&export.records, me.guess_limit)?;
     Ok(export)
+}
+
+// ---- spec/rotation.md §4.1: the OPAQUE setup transfer -------------------------------------
+
+/// spec/rotation.md §4.1: the first element of the HPKE `info` array of a setup transfer.
+pub const SETUP_INFO_LABEL: &str = "bkv rotation setup";
+
+/// spec/rotation.md §4.1, `SetupTransfer` (the plaintext; zeroized on drop).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupTransfer {
+    /// Version, 1.
+    pub v: u64,
+    /// SHA-256 of the successor's bundle.
+    #[serde(with = "serde_bytes")]
+    pub successor: Vec<u8>,
+    /// The fleet-wide OPAQUE ServerSetup (spec/vault.md §2.3).
+    #[serde(with = "serde_bytes")]
+    pub setup: Vec<u8>,
+}
+
+impl Drop for SetupTransfer {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.setup.zeroize();
+    }
+}
+
+/// spec/rotation.md §4.1: `info = CBOR ["bkv rotation setup", 1, fleet_id, from_epoch, to_epoch, node_id]`.
+pub fn setup_info(fleet_id: &str, from_epoch: u64, to_epoch: u64, node_id: &str) -> Vec<u8> {
+    info_with(SETUP_INFO_LABEL, fleet_id, from_epoch, to_epoch, node_id)
+}
+
+/// spec/rotation.md §4.1: seal the OPAQUE `setup` of the fleet `old` (bundle bytes
+/// `old_bundle`) to node `node_id` of the successor `successor`, which the old fleet
+/// verified as a client would ([`VerifiedFleet`] is that proof; its log inclusion is the
+/// caller's step 12). RS1–RS3 are checked again here, and the target must be a node of the
+/// verified successor FleetKeySet: the setup goes only to HSMs that bundle attests.
+/// The output is a `SealedExport`-shaped envelope (`SealedSetup`).
+pub fn seal_setup<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    setup: &crate::vault::VaultServerSetup,
+    old: &FleetKeySet,
+    old_bundle: &[u8],
+    successor: &VerifiedFleet,
+    successor_bundle: &[u8],
+    node_id: &str,
+) -> Result<Vec<u8>> {
+    check_successor(old, old_bundle, successor)?;
+    let new = successor.keyset();
+    let session_key: [u8; 32] = new
+        .nodes
+        .iter()
+        .find(|n| n.id == node_id)
+        .and_then(|n| n.key(KeyRole::Session))
+        .and_then(|k| k.key.clone().try_into().ok())
+        .ok_or(Error::RotationExportMismatch)?;
+    let target = SessionTarget {
+        fleet_id: new.fleet_id.clone(),
+        epoch: new.epoch,
+        node_id: node_id.to_owned(),
+        session_key,
+    };
+    let transfer = SetupTransfer {
+        v: 1,
+        successor: sha256(successor_bundle).to_vec(),
+        setup: setup.to_bytes().to_vec(),
+    };
+    seal_setup_transfer(rng, &transfer, &target)
+}
+
+/// spec/rotation.md §4.1, the sealing alone: `transfer` sealed to `target` (a node of
+/// epoch `target.epoch`, from epoch `target.epoch - 1`), with no successor check. Only
+/// [`seal_setup`] decides whom to seal to; this is its last step, public for vectors.
+pub fn seal_setup_transfer<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    transfer: &SetupTransfer,
+    target: &SessionTarget,
+) -> Result<Vec<u8>> {
+    seal_envelope(rng, SETUP_INFO_LABEL, target, &zeroize::Zeroizing::new(cbor::to_vec(transfer)))
+}
+
+/// What a successor HSM awaiting its setup knows about itself (spec/rotation.md §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupReceiver<'a> {
+    /// Its fleet id.
+    pub fleet_id: &'a str,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its node id.
+    pub node_id: &'a str,
+    /// SHA-256 of its fleet's bundle.
+    pub bundle_digest: [u8; 32],
+    /// The OPAQUE public key it was generated to await (its node entry's `opaque` key).
+    pub opaque: [u8; 32],
+}
+
+/// spec/rotation.md §4.1: open a sealed setup at the receiving HSM, in the spec's order.
+pub fn open_setup(
+    sealed: &[u8],
+    key: &SessionSecretKey,
+    me: &SetupReceiver<'_>,
+) -> Result<crate::vault::VaultServerSetup> {
+    let (_, plaintext) = open_envelope(sealed, key, SETUP_INFO_LABEL, (me.fleet_id, me.epoch, me.node_id))?;
+    let t: SetupTransfer = cbor::from_slice(&plaintext)?;
+    if t.v != 1 {
+        return Err(Error::CborSchema);
+    }
+    if !ct_eq(&t.successor, &me.bundle_digest) {
+        return Err(Error::RotationExportMismatch);
+    }
+    let setup = crate::vault::VaultServerSetup::from_bytes(&t.setup)?;
+    if !ct_eq(&setup.public_key(), &me.opaque) {
+        return Err(Error::RotationOpaqueMismatch);
+    }
+    Ok(setup)
 }

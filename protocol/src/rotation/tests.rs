@@ -295,6 +295,9 @@ fn sealed_export_opens_only_at_its_node_for_its_bundle() {
     };
     let export = sample_export([7; 32]);
     let sealed = seal_export(&mut rng, &export, &target).unwrap();
+    // The sender seals only an export from the target's epoch - 1 to the target's epoch.
+    let skipping = RecordExport { from_epoch: 0, ..export.clone() };
+    assert_eq!(seal_export(&mut rng, &skipping, &target).unwrap_err(), Error::RotationExportMismatch);
     let me = Importer { fleet_id: FLEET, epoch: 2, node_id: "n0", bundle_digest: [7; 32], guess_limit: 10 };
     assert_eq!(open_export(&sealed, &key, &me).unwrap(), export);
 
@@ -329,4 +332,69 @@ fn sealed_export_opens_only_at_its_node_for_its_bundle() {
     let inner_v2 = RecordExport { v: 2, ..export.clone() };
     let sealed = seal_export(&mut rng, &inner_v2, &target).unwrap();
     assert_eq!(open_export(&sealed, &key, &me).unwrap_err(), Error::CborSchema);
+}
+
+/// spec/rotation.md §4.1: the OPAQUE setup goes only to a node of a verified successor,
+/// opens only at that node for that bundle, and only if it is the setup the node awaits.
+#[test]
+fn setup_transfer_reaches_only_attested_successor_nodes() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let o = org(&mut rng);
+    let setup = VaultServerSetup::generate(&mut rng);
+    let opaque = setup.public_key();
+    let old_sessions: Vec<_> = (0..3).map(|_| SessionSecretKey::generate(&mut rng)).collect();
+    let old = keyset(&mut rng, 1, None, opaque, &old_sessions);
+    let old_bundle = bundle(&o, &old);
+    let sessions: Vec<_> = (0..3).map(|_| SessionSecretKey::generate(&mut rng)).collect();
+    let new = keyset(&mut rng, 2, Some(sha256(&old_bundle)), opaque, &sessions);
+    let new_bundle = bundle(&o, &new);
+    let v = verify_bundle(&new_bundle, &o.anchors, &ClientState::default(), NOW).unwrap();
+    let digest = sha256(&new_bundle);
+    let me = SetupReceiver { fleet_id: FLEET, epoch: 2, node_id: "n1", bundle_digest: digest, opaque };
+
+    let sealed = seal_setup(&mut rng, &setup, &old, &old_bundle, &v, &new_bundle, "n1").unwrap();
+    let got = open_setup(&sealed, &sessions[1], &me).unwrap();
+    assert_eq!(got.to_bytes(), setup.to_bytes());
+
+    // The sender: a node the verified successor does not attest, or a successor that fails
+    // RS1–RS3 (here: not chained to the old bundle), gets nothing.
+    assert_eq!(
+        seal_setup(&mut rng, &setup, &old, &old_bundle, &v, &new_bundle, "n9").unwrap_err(),
+        Error::RotationExportMismatch
+    );
+    let unchained = keyset(&mut rng, 2, Some([0; 32]), opaque, &sessions);
+    let unchained_bundle = bundle(&o, &unchained);
+    let u = verify_bundle(&unchained_bundle, &o.anchors, &ClientState::default(), NOW).unwrap();
+    assert_eq!(
+        seal_setup(&mut rng, &setup, &old, &old_bundle, &u, &unchained_bundle, "n1").unwrap_err(),
+        Error::RotationSuccessorInvalid
+    );
+
+    // The receiver, in order: cbor.schema, rotation.export.mismatch, rotation.open.failed,
+    // rotation.export.mismatch (another bundle), rotation.opaque.mismatch.
+    assert_eq!(open_setup(b"\xa0", &sessions[1], &me).unwrap_err(), Error::CborSchema);
+    let mut v2: SealedExport = cbor::from_slice(&sealed).unwrap();
+    v2.v = 2;
+    assert_eq!(open_setup(&cbor::to_vec(&v2), &sessions[1], &me).unwrap_err(), Error::CborSchema);
+    for other in [
+        SetupReceiver { node_id: "n0", ..me.clone() },
+        SetupReceiver { epoch: 3, ..me.clone() },
+        SetupReceiver { fleet_id: "other.example/vault", ..me.clone() },
+    ] {
+        assert_eq!(open_setup(&sealed, &sessions[1], &other).unwrap_err(), Error::RotationExportMismatch);
+    }
+    assert_eq!(open_setup(&sealed, &sessions[0], &me).unwrap_err(), Error::RotationOpenFailed);
+    // A record export sealed to the same node does not open as a setup (another info label).
+    let target = SessionTarget {
+        fleet_id: FLEET.into(),
+        epoch: 2,
+        node_id: "n1".into(),
+        session_key: sessions[1].public_key(),
+    };
+    let export = seal_export(&mut rng, &sample_export(digest), &target).unwrap();
+    assert_eq!(open_setup(&export, &sessions[1], &me).unwrap_err(), Error::RotationOpenFailed);
+    let other_bundle = SetupReceiver { bundle_digest: [7; 32], ..me.clone() };
+    assert_eq!(open_setup(&sealed, &sessions[1], &other_bundle).unwrap_err(), Error::RotationExportMismatch);
+    let other_key = SetupReceiver { opaque: VaultServerSetup::generate(&mut rng).public_key(), ..me.clone() };
+    assert_eq!(open_setup(&sealed, &sessions[1], &other_key).unwrap_err(), Error::RotationOpaqueMismatch);
 }

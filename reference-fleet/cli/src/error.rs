@@ -242,6 +242,7 @@ mod tests {
             Error::Hsm(bkv_node::HsmError::Sealed("x".into())),
             Error::Hsm(bkv_node::HsmError::Unseal),
             Error::Hsm(bkv_node::HsmError::Kek("x".into())),
+            Error::Hsm(bkv_node::HsmError::AwaitingSetup),
             Error::NodeStart(bkv_node::StartError::Storage("x".into())),
             Error::NodeStart(bkv_node::StartError::Bind("127.0.0.1:1".parse().unwrap(), io())),
             Error::NodeStart(bkv_node::StartError::Raft("x".into())),

@@ -302,10 +302,28 @@ pub fn raft_addrs(dir: &Path) -> Result<Vec<String>> {
     Ok(layout.nodes.iter().map(|n| n.raft.to_string()).collect())
 }
 
-/// What a new fleet starts from: fresh for a first fleet, the predecessor's OPAQUE setup,
+/// A failed check of the setup transfer is a verification failure (its spec code, exit 1);
+/// the HSM's own failures keep their `hsm.*` codes.
+fn transfer_error(e: bkv_node::HsmError) -> Error {
+    match e {
+        bkv_node::HsmError::Transfer(p) => Error::Protocol(p),
+        e => Error::Hsm(e),
+    }
+}
+
+/// Where a new fleet's OPAQUE setup comes from.
+enum OpaqueOrigin {
+    /// A first fleet: generated at its ceremony.
+    Ceremony(Box<VaultServerSetup>),
+    /// A successor: its HSMs await the predecessor's setup, whose public key this is, and
+    /// receive it after the predecessor verified the successor (spec/rotation.md §4.1).
+    Predecessor([u8; 32]),
+}
+
+/// What a new fleet starts from: fresh for a first fleet, the predecessor's OPAQUE key,
 /// chain and log for a successor.
 struct Genesis {
-    opaque: VaultServerSetup,
+    opaque: OpaqueOrigin,
     epoch: u64,
     prev: Option<[u8; 32]>,
     log: Arc<LocalLog>,
@@ -508,7 +526,7 @@ impl LocalFleet {
             log: log.anchors.clone(),
         };
         let genesis = Genesis {
-            opaque: VaultServerSetup::generate(&mut OsRng),
+            opaque: OpaqueOrigin::Ceremony(Box::new(VaultServerSetup::generate(&mut OsRng))),
             epoch: config.epoch,
             prev: None,
             log,
@@ -546,14 +564,20 @@ impl LocalFleet {
         let mut transcript = Transcript::new(participants);
         transcript.step(&orgs.operator, now, "open", &format!("{} epoch {}", config.fleet_id, genesis.epoch));
 
-        // Key generation inside the HSMs; the OPAQUE setup comes from the ceremony (or the
-        // predecessor's HSMs) and is transferred to each (bkv_node::hsm, spec/vault.md §2.3).
-        let first = SoftHsm::generate(&mut OsRng, genesis.opaque);
-        let mut hsms = vec![first];
-        for _ in 1..config.nodes {
-            let setup = hsms[0].transfer_opaque_setup();
-            hsms.push(SoftHsm::generate(&mut OsRng, setup));
+        // Key generation inside the HSMs; the OPAQUE setup comes from the ceremony and is
+        // transferred to each (bkv_node::hsm, spec/vault.md §2.3), or, for a successor, the
+        // HSMs await the predecessor's (spec/rotation.md §4.1) and the fleet cannot start yet.
+        let mut hsms = Vec::new();
+        for _ in 0..config.nodes {
+            hsms.push(match &genesis.opaque {
+                OpaqueOrigin::Ceremony(setup) => SoftHsm::generate(
+                    &mut OsRng,
+                    VaultServerSetup::from_bytes(&setup.to_bytes()).expect("own setup re-decodes"),
+                ),
+                OpaqueOrigin::Predecessor(key) => SoftHsm::generate_awaiting(&mut OsRng, *key),
+            });
         }
+        let start = start && matches!(genesis.opaque, OpaqueOrigin::Ceremony(_));
         let mut layout = Layout {
             fleet_id: config.fleet_id.clone(),
             epoch: genesis.epoch,
@@ -698,16 +722,51 @@ impl LocalFleet {
             return Err(Error::Usage(format!("the new deployment does not audit: {step} [{code}]")));
         }
         progress(&format!("audited: {} steps of spec/audit.md passed", report.passed.len()));
-        if start {
-            for i in 0..hsms.len() {
-                let hsm = fleet.open_hsm(i, true)?;
-                fleet.start_node_inner(i, true, hsm).await?;
-            }
-            fleet.wait_ready(Duration::from_secs(30)).await?;
-            progress(&format!("{} nodes started and elected a leader", config.nodes));
-        }
         drop(hsms);
+        if start {
+            fleet.start_new(&mut progress).await?;
+        }
         Ok(fleet)
+    }
+
+    /// Start every node of a fleet just deployed (its first start).
+    async fn start_new(&mut self, mut progress: impl FnMut(&str)) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            let hsm = self.open_hsm(i, true)?;
+            self.start_node_inner(i, true, hsm).await?;
+        }
+        self.wait_ready(Duration::from_secs(30)).await?;
+        progress(&format!("{} nodes started and elected a leader", self.nodes.len()));
+        Ok(())
+    }
+
+    /// spec/rotation.md §4.1: an HSM of this (verified) fleet seals the OPAQUE setup to
+    /// every node of `successor`'s logged bundle, after checking that bundle itself; each
+    /// successor HSM opens its envelope and is sealed again holding the setup.
+    fn transfer_setup(&self, successor: &LocalFleet, now: u64) -> Result<usize> {
+        let old_hsm = SoftHsm::unseal_file(&self.dir.join(&self.nodes[0].id).join("hsm.sealed"), &self.kek)
+            .map_err(Error::Hsm)?;
+        let sealed = old_hsm
+            .seal_setup_for_successor(
+                &mut OsRng,
+                &self.keyset,
+                &self.released.bundle,
+                &successor.released,
+                &self.trust.anchors,
+                &self.trust.log,
+                now,
+            )
+            .map_err(transfer_error)?;
+        drop(old_hsm);
+        let digest = sha256(&successor.released.bundle);
+        for (node_id, envelope) in &sealed {
+            let path = successor.dir.join(node_id).join("hsm.sealed");
+            let mut hsm = SoftHsm::unseal_file(&path, &successor.kek).map_err(Error::Hsm)?;
+            hsm.receive_setup(envelope, &successor.keyset.fleet_id, successor.keyset.epoch, node_id, digest)
+                .map_err(transfer_error)?;
+            hsm.seal_to_file(&mut OsRng, &successor.kek, &path).map_err(Error::Hsm)?;
+        }
+        Ok(sealed.len())
     }
 
     /// Start this fleet's third-party signer (`bkv signer serve`: its own process, with the
@@ -1027,11 +1086,13 @@ impl LocalFleet {
         let old_bundle = self.released.bundle.clone();
         let (fleet_id, epoch) = (self.keyset.fleet_id.clone(), self.keyset.epoch);
 
-        // The new HSMs receive the OPAQUE setup from an old HSM (spec/rotation.md §1).
-        let old_hsm = SoftHsm::unseal_file(&self.dir.join(&self.nodes[0].id).join("hsm.sealed"), &self.kek)
-            .map_err(Error::Hsm)?;
+        // The new HSMs await the OPAQUE setup of this fleet (spec/rotation.md §1, §4.1).
+        let opaque: [u8; 32] = self.keyset.nodes[0]
+            .key(bkv_protocol::validation_bundle::KeyRole::Opaque)
+            .and_then(|k| k.key.clone().try_into().ok())
+            .ok_or(bkv_protocol::Error::BundleKeySetInvalid)?;
         let genesis = Genesis {
-            opaque: old_hsm.transfer_opaque_setup(),
+            opaque: OpaqueOrigin::Predecessor(opaque),
             epoch: epoch + 1,
             prev: Some(sha256(&old_bundle)),
             log: log.clone(),
@@ -1039,7 +1100,6 @@ impl LocalFleet {
             trust: self.trust.clone(),
             third_party: ThirdParty::open_or_create(&self.third_party).await?,
         };
-        drop(old_hsm);
         let config = FleetConfig {
             fleet_id: fleet_id.clone(),
             epoch: epoch + 1,
@@ -1049,14 +1109,20 @@ impl LocalFleet {
             witness_threshold: self.log_layout.threshold,
             timing: self.timing,
         };
-        let new = Self::deploy(new_dir, &config, orgs, genesis, true, &mut progress).await?;
+        let mut new = Self::deploy(new_dir, &config, orgs, genesis, false, &mut progress).await?;
 
         // §2: this fleet verifies its successor itself, as a client holding its own bundle.
-        let successor = &new.released;
+        let successor = new.released.clone();
+        let successor = &successor;
         self.verify_successor(successor, &read_file(&new.dir.join("evidence.cbor"))?, now).await?;
         progress(&format!(
             "the epoch {epoch} fleet verified its successor: both signatures, chained to its own bundle, logged, same OPAQUE key and guess limit, deployment audited"
         ));
+        let n = self.transfer_setup(&new, now)?;
+        progress(&format!(
+            "an epoch {epoch} HSM checked the successor's logged bundle itself and sealed the OPAQUE setup to its {n} attested HSMs, which opened it"
+        ));
+        new.start_new(&mut progress).await?;
 
         // §3: retire; the output is the export.
         let successor_digest = sha256(&successor.bundle);

@@ -19,9 +19,13 @@
 //! never inside the node's database directory: it stands for the HSM's NVRAM, which no
 //! restore of a host disk rolls back. In a hardware deployment these calls are the HSM's
 //! API and the boundary runs in its firmware.
-//! The one exception is [`SoftHsm::transfer_opaque_setup`], the ceremony step that gives
-//! every node of a fleet the same OPAQUE setup; hardware HSMs do that with a
-//! vendor key-transfer protocol between attested devices.
+//! The exceptions are [`SoftHsm::transfer_opaque_setup`], the ceremony step that gives
+//! every node of a fleet the same OPAQUE setup, and the rotation transfer
+//! ([`SoftHsm::seal_setup_for_successor`], [`SoftHsm::receive_setup`], spec/rotation.md
+//! §4.1), which seals it only to the nodes of a successor bundle the HSM verified itself;
+//! hardware HSMs do that with a vendor key-transfer protocol between attested devices. An
+//! HSM generated for a successor ([`SoftHsm::generate_awaiting`]) starts nothing until it
+//! holds the setup (`hsm.setup.awaiting`).
 //!
 //! At rest the HSM is sealed under a key-encryption key ([`Kek`]: a file or the
 //! `BKV_HSM_KEK` environment variable) with ChaCha20-Poly1305; a wrong KEK, a truncated
@@ -113,6 +117,14 @@ pub enum HsmError {
     /// The HSM state (spec/hsm.md §2) is missing, of another node, or refused.
     #[error("{code}: {detail}", code = .0.code(), detail = .1)]
     State(bkv_protocol::Error, String),
+    /// A successor fleet's HSM has not received the OPAQUE setup (spec/rotation.md §4.1).
+    #[error(
+        "hsm.setup.awaiting: this HSM was generated for a successor fleet and has not received the OPAQUE setup from its predecessor (spec/rotation.md §4.1)"
+    )]
+    AwaitingSetup,
+    /// The OPAQUE setup transfer failed a check of spec/rotation.md §4.1.
+    #[error("{code}: the OPAQUE setup transfer failed (spec/rotation.md §4.1)", code = .0.code())]
+    Transfer(bkv_protocol::Error),
 }
 
 impl HsmError {
@@ -123,7 +135,8 @@ impl HsmError {
             HsmError::Kek(_) => "hsm.kek.invalid",
             HsmError::Io(_) => "hsm.io",
             HsmError::Sealed(_) => "hsm.sealed",
-            HsmError::State(e, _) => e.code(),
+            HsmError::State(e, _) | HsmError::Transfer(e) => e.code(),
+            HsmError::AwaitingSetup => "hsm.setup.awaiting",
         }
     }
 }
@@ -211,8 +224,13 @@ struct Secrets {
     signing: Vec<u8>,
     #[serde(with = "serde_bytes")]
     session: Vec<u8>,
+    /// The OPAQUE setup; empty while the HSM awaits it (spec/rotation.md §4.1).
     #[serde(with = "serde_bytes")]
     opaque: Vec<u8>,
+    /// The OPAQUE public key an HSM generated for a successor fleet awaits; absent once it
+    /// holds the setup (and in every file sealed before setup transfers existed).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    awaiting: Option<Vec<u8>>,
 }
 
 impl Drop for Secrets {
@@ -225,12 +243,27 @@ impl Drop for Secrets {
     }
 }
 
+/// The HSM's OPAQUE setup, or the public key of the one it awaits (spec/rotation.md §4.1).
+enum Opaque {
+    Held(Box<VaultServerSetup>),
+    Awaiting([u8; 32]),
+}
+
+impl Opaque {
+    fn public_key(&self) -> [u8; 32] {
+        match self {
+            Opaque::Held(s) => s.public_key(),
+            Opaque::Awaiting(k) => *k,
+        }
+    }
+}
+
 /// One node's software HSM. See the module documentation for the boundary.
 pub struct SoftHsm {
     device: Ed25519Signer,
     signing: Arc<Ed25519Signer>,
     session: SessionSecretKey,
-    opaque: VaultServerSetup,
+    opaque: Opaque,
 }
 
 impl core::fmt::Debug for SoftHsm {
@@ -246,6 +279,17 @@ impl SoftHsm {
     /// fleet-wide OPAQUE setup (generated with [`VaultServerSetup::generate`] in the
     /// first HSM and handed to the others with [`SoftHsm::transfer_opaque_setup`]).
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R, opaque: VaultServerSetup) -> Self {
+        Self::generate_with(rng, Opaque::Held(Box::new(opaque)))
+    }
+
+    /// spec/rotation.md §4.1: generate an HSM of a successor fleet, which awaits the
+    /// OPAQUE setup whose public key is `opaque` (the old fleet's `opaque` key). It puts
+    /// that key in its node entry, and it starts no node until [`SoftHsm::receive_setup`].
+    pub fn generate_awaiting<R: RngCore + CryptoRng>(rng: &mut R, opaque: [u8; 32]) -> Self {
+        Self::generate_with(rng, Opaque::Awaiting(opaque))
+    }
+
+    fn generate_with<R: RngCore + CryptoRng>(rng: &mut R, opaque: Opaque) -> Self {
         Self {
             device: Ed25519Signer::generate(rng),
             signing: Arc::new(Ed25519Signer::generate(rng)),
@@ -254,10 +298,93 @@ impl SoftHsm {
         }
     }
 
-    /// Key transfer of the fleet-wide OPAQUE setup to another HSM of the same fleet
+    /// Whether this HSM still awaits its OPAQUE setup (spec/rotation.md §4.1).
+    pub fn awaiting_setup(&self) -> bool {
+        matches!(self.opaque, Opaque::Awaiting(_))
+    }
+
+    fn setup(&self) -> Result<&VaultServerSetup, HsmError> {
+        match &self.opaque {
+            Opaque::Held(s) => Ok(s),
+            Opaque::Awaiting(_) => Err(HsmError::AwaitingSetup),
+        }
+    }
+
+    /// Key transfer of the fleet-wide OPAQUE setup to another HSM of the same key ceremony
     /// (the only private material that leaves an HSM; see the module documentation).
-    pub fn transfer_opaque_setup(&self) -> VaultServerSetup {
-        VaultServerSetup::from_bytes(&self.opaque.to_bytes()).expect("own setup re-decodes")
+    pub fn transfer_opaque_setup(&self) -> Result<VaultServerSetup, HsmError> {
+        Ok(VaultServerSetup::from_bytes(&self.setup()?.to_bytes()).expect("own setup re-decodes"))
+    }
+
+    /// spec/rotation.md §4.1, the sender: verify `successor` as this fleet's successor
+    /// (spec/validation-bundle.md §5.1 steps 1 to 9 as a first contact holding this
+    /// fleet's bundle, step 12 against `log`, then RS1–RS3) and seal this HSM's OPAQUE
+    /// setup to every node of its FleetKeySet. `old` and `old_bundle` are this HSM's fleet;
+    /// the output is `(node_id, SealedSetup)` per successor node. Nothing is sealed on any
+    /// failure.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_setup_for_successor<R: RngCore + CryptoRng>(
+        &self,
+        rng: &mut R,
+        old: &bkv_protocol::validation_bundle::FleetKeySet,
+        old_bundle: &[u8],
+        successor: &bkv_protocol::audit_log::LoggedBundle,
+        anchors: &bkv_protocol::validation_bundle::TrustAnchors,
+        log: &bkv_protocol::audit_log::LogAnchors,
+        now: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, HsmError> {
+        use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
+        let setup = self.setup()?;
+        let held = ClientState { highest: Some((old.epoch, bkv_protocol::crypto::sha256(old_bundle))) };
+        let verified = verify_bundle(&successor.bundle, anchors, &held, now).map_err(HsmError::Transfer)?;
+        let ks = verified.keyset();
+        bkv_protocol::audit_log::verify_logged_bundle(
+            &successor.bundle,
+            &ks.fleet_id,
+            ks.epoch,
+            &successor.proof,
+            log,
+            &bkv_protocol::audit_log::LogState::default(),
+            None,
+        )
+        .map_err(HsmError::Transfer)?;
+        ks.nodes
+            .iter()
+            .map(|n| {
+                bkv_protocol::rotation::seal_setup(
+                    rng,
+                    setup,
+                    old,
+                    old_bundle,
+                    &verified,
+                    &successor.bundle,
+                    &n.id,
+                )
+                .map(|sealed| (n.id.clone(), sealed))
+                .map_err(HsmError::Transfer)
+            })
+            .collect()
+    }
+
+    /// spec/rotation.md §4.1, the receiver: open `sealed` as node `node_id` of fleet
+    /// `fleet_id`, epoch `epoch`, whose bundle has SHA-256 `bundle_digest`; the setup must
+    /// be the one this HSM awaits. On success the HSM holds it (seal it again to keep it).
+    pub fn receive_setup(
+        &mut self,
+        sealed: &[u8],
+        fleet_id: &str,
+        epoch: u64,
+        node_id: &str,
+        bundle_digest: [u8; 32],
+    ) -> Result<(), HsmError> {
+        let Opaque::Awaiting(opaque) = self.opaque else {
+            return Err(HsmError::Sealed("this HSM already holds an OPAQUE setup".into()));
+        };
+        let me = bkv_protocol::rotation::SetupReceiver { fleet_id, epoch, node_id, bundle_digest, opaque };
+        let setup =
+            bkv_protocol::rotation::open_setup(sealed, &self.session, &me).map_err(HsmError::Transfer)?;
+        self.opaque = Opaque::Held(Box::new(setup));
+        Ok(())
     }
 
     /// The device identity key a vendor certifies (spec/evidence.md).
@@ -318,6 +445,8 @@ impl SoftHsm {
         kek: &Kek,
         fresh: bool,
     ) -> Result<Arc<Boundary>, HsmError> {
+        // An HSM awaiting its setup starts nothing, not even its HSM state.
+        self.setup()?;
         let store = FileStateStore { path: state.to_owned(), kek: kek.clone(), writes: Default::default() };
         let held = match std::fs::read(state) {
             Ok(bytes) => store.open(&bytes)?,
@@ -338,8 +467,7 @@ impl SoftHsm {
             }
             Err(e) => return Err(HsmError::Io(format!("{}: {e}", state.display()))),
         };
-        self.boundary(cfg, node_id, held, Box::new(store))
-            .map_err(|e| HsmError::State(e, format!("{}", state.display())))
+        self.boundary(cfg, node_id, held, Box::new(store), &state.display().to_string())
     }
 
     /// The boundary with its HSM state in memory only: NOT durable (a restart forgets the
@@ -347,8 +475,13 @@ impl SoftHsm {
     /// writes cost (`bkv bench recovery --volatile-hsm-state`).
     pub fn boundary_in_memory(&self, cfg: BoundaryConfig, node_id: &str) -> Result<Arc<Boundary>, HsmError> {
         let state = HsmState::fresh(&cfg.fleet, cfg.epoch, cfg.node);
-        self.boundary(cfg, node_id, state, Box::new(bkv_protocol::hsm::MemoryStateStore::default()))
-            .map_err(|e| HsmError::State(e, "in memory".into()))
+        self.boundary(
+            cfg,
+            node_id,
+            state,
+            Box::new(bkv_protocol::hsm::MemoryStateStore::default()),
+            "in memory",
+        )
     }
 
     fn boundary(
@@ -357,16 +490,18 @@ impl SoftHsm {
         node_id: &str,
         state: HsmState,
         store: Box<dyn HsmStateStore>,
-    ) -> bkv_protocol::Result<Arc<Boundary>> {
+        place: &str,
+    ) -> Result<Arc<Boundary>, HsmError> {
         let (fleet, epoch) = (cfg.fleet.clone(), cfg.epoch);
         let boundary = Boundary::new(
             cfg,
             self.session_server(&fleet, epoch, node_id),
-            VaultServer::new(self.transfer_opaque_setup(), &fleet),
+            VaultServer::new(self.transfer_opaque_setup()?, &fleet),
             Ed25519Signer::from_seed(&self.signing.seed()),
             state,
             store,
-        )?;
+        )
+        .map_err(|e| HsmError::State(e, place.to_owned()))?;
         Ok(Arc::new(boundary))
     }
 
@@ -386,7 +521,14 @@ impl SoftHsm {
             device: self.device.seed().to_vec(),
             signing: self.signing.seed().to_vec(),
             session: self.session.to_bytes().to_vec(),
-            opaque: self.opaque.to_bytes().to_vec(),
+            opaque: match &self.opaque {
+                Opaque::Held(s) => s.to_bytes().to_vec(),
+                Opaque::Awaiting(_) => Vec::new(),
+            },
+            awaiting: match &self.opaque {
+                Opaque::Held(_) => None,
+                Opaque::Awaiting(k) => Some(k.to_vec()),
+            },
         };
         let plaintext = Zeroizing::new(cbor::to_vec(&secrets));
         let mut nonce = [0u8; 12];
@@ -419,7 +561,15 @@ impl SoftHsm {
             device: Ed25519Signer::from_seed(&*seed(&secrets.device)?),
             signing: Arc::new(Ed25519Signer::from_seed(&*seed(&secrets.signing)?)),
             session: SessionSecretKey::from_bytes(&*seed(&secrets.session)?).map_err(|_| HsmError::Unseal)?,
-            opaque: VaultServerSetup::from_bytes(&secrets.opaque).map_err(|_| HsmError::Unseal)?,
+            opaque: match &secrets.awaiting {
+                None => Opaque::Held(Box::new(
+                    VaultServerSetup::from_bytes(&secrets.opaque).map_err(|_| HsmError::Unseal)?,
+                )),
+                Some(k) if secrets.opaque.is_empty() => {
+                    Opaque::Awaiting(k.as_slice().try_into().map_err(|_| HsmError::Unseal)?)
+                }
+                Some(_) => return Err(HsmError::Unseal),
+            },
         })
     }
 
@@ -496,11 +646,64 @@ mod tests {
         assert_eq!(err.code(), "hsm.sealed");
     }
 
+    /// spec/rotation.md §4.1: an HSM generated for a successor carries the awaited OPAQUE
+    /// key in its node entry and through sealing, and starts no boundary until it holds
+    /// the setup (`hsm.setup.awaiting`), writing no HSM state either.
+    #[test]
+    fn an_hsm_awaiting_its_setup_starts_nothing() {
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let old = hsm(&mut rng);
+        let awaited = old.node_entry("a", "x").key(KeyRole::Opaque).unwrap().key.clone();
+        let h = SoftHsm::generate_awaiting(&mut rng, awaited.clone().try_into().unwrap());
+        assert!(h.awaiting_setup() && !old.awaiting_setup());
+        assert_eq!(h.node_entry("b", "y").key(KeyRole::Opaque).unwrap().key, awaited);
+        let kek = Kek::generate(&mut rng);
+        let back = SoftHsm::unseal(&h.seal(&mut rng, &kek), &kek).unwrap();
+        assert!(back.awaiting_setup());
+        assert_eq!(back.node_entry("b", "y"), h.node_entry("b", "y"));
+        assert_eq!(back.transfer_opaque_setup().unwrap_err().code(), "hsm.setup.awaiting");
+
+        let dir = std::env::temp_dir().join(format!("bkv-hsm-awaiting-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("hsm.state");
+        let ks = bkv_protocol::validation_bundle::FleetKeySet {
+            v: 1,
+            fleet_id: "f.example/vault".into(),
+            epoch: 2,
+            not_before: 0,
+            not_after: 1,
+            guess_limit: 10,
+            quorum: 1,
+            nodes: vec![back.node_entry("b", "y")],
+            prev: None,
+            evidence: None,
+        };
+        let cfg = BoundaryConfig::from_keyset(&ks, 0).unwrap();
+        let err = back.open_boundary(cfg, "b", &state, &kek, true).unwrap_err();
+        assert_eq!(err.code(), "hsm.setup.awaiting");
+        assert!(!state.exists(), "no HSM state is written for an HSM that starts nothing");
+        // A sealed file that claims both a setup and an awaited key does not open.
+        let both = Secrets {
+            device: old.device.seed().to_vec(),
+            signing: old.signing.seed().to_vec(),
+            session: old.session.to_bytes().to_vec(),
+            opaque: old.transfer_opaque_setup().unwrap().to_bytes().to_vec(),
+            awaiting: Some(awaited.clone()),
+        };
+        let nonce = [9u8; 12];
+        let ct = ChaCha20Poly1305::new(Key::from_slice(&kek.0[..]))
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &cbor::to_vec(&both), aad: SEAL_AAD })
+            .unwrap();
+        let sealed = cbor::to_vec(&Sealed { v: 1, nonce: nonce.to_vec(), ct });
+        assert!(matches!(SoftHsm::unseal(&sealed, &kek), Err(HsmError::Unseal)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn fleet_nodes_share_the_opaque_key_and_nothing_else() {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let a = hsm(&mut rng);
-        let b = SoftHsm::generate(&mut rng, a.transfer_opaque_setup());
+        let b = SoftHsm::generate(&mut rng, a.transfer_opaque_setup().unwrap());
         let (ea, eb) = (a.node_entry("a", "x"), b.node_entry("b", "y"));
         assert_eq!(ea.key(KeyRole::Opaque), eb.key(KeyRole::Opaque));
         assert_ne!(ea.key(KeyRole::Session), eb.key(KeyRole::Session));

@@ -3,9 +3,10 @@
 //! restored from older copies (never their HSM state files, `node-N/hsm.state`), judged by
 //! the history checker ([`bkv_tests::history`]) from the requests and answers alone.
 //!
-//! Each round: register two records and spend a guess; SIGKILL every node and copy every
-//! database directory; restart, register a third record (acknowledged after the copy),
-//! spend two guesses and recover; SIGKILL every node, restart the nodes of the round's
+//! Each round: register two records and spend a guess; while three more guesses are in
+//! flight, copy every node's database directory at a seeded point (SIGSTOP, copy, SIGCONT:
+//! a live snapshot, the nodes' copies taken at different log positions); register a third
+//! record (acknowledged after every copy), spend two guesses and recover; SIGKILL every node, restart the nodes of the round's
 //! subset from the old copies and the others from their own disks; for six seconds guess
 //! and recover through every node. A rollback of at most two disks must keep the fleet
 //! serving, of all five must fail closed; after a round that failed closed the operator
@@ -19,7 +20,8 @@ use crate::vault_fault::{run_rounds, seeded_subsets};
 use bkv_client::{FleetClient, Persisted, Trust};
 use bkv_protocol::vault::{BackupKey, KsfParams};
 use bkv_tests::history::{self, Answer, Entry, History, Kind};
-use rand_core::OsRng;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{OsRng, RngCore, SeedableRng};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,6 +105,22 @@ impl Procs {
                 to
             })
             .collect()
+    }
+
+    /// Copy node `i`'s database directory while it runs and the fleet serves: SIGSTOP it,
+    /// copy, SIGCONT (what a host-level disk snapshot of a live node gives: whatever the
+    /// node had written when it was frozen, as after a crash at that instant).
+    fn copy_live(&self, i: usize, tag: &str) -> PathBuf {
+        let pid = self.children[i].as_ref().expect("node running").id().to_string();
+        let signal = |sig: &str| {
+            let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+            assert!(st.success(), "kill {sig} {pid}");
+        };
+        let to = self.dir.join("copies").join(tag).join(format!("node-{}", i + 1));
+        signal("-STOP");
+        copy_dir(&self.node_dir(i).join("raft"), &to);
+        signal("-CONT");
+        to
     }
 
     fn restore(&self, i: usize, copy: &Path) {
@@ -196,11 +214,35 @@ async fn round(tag: &str, mask: u32) -> Result<bool, String> {
     }
     h.settled(&p, Kind::Guess, a, code, &keys[0]).await;
 
-    p.kill_all();
-    let old = p.copy_all("old");
-    for i in 0..NODES {
-        p.start(i);
-    }
+    // With guesses in flight through every node, copy each node's disk at a seeded point.
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        tag.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),
+    );
+    let mut order: Vec<usize> = (0..NODES).collect();
+    order.sort_by_key(|_| rng.next_u32());
+    let pauses: Vec<u64> = (0..NODES).map(|_| rng.next_u64() % 250).collect();
+    let mut flight = Recorder { entries: Vec::new() };
+    let guesses = async {
+        for j in 0..3 {
+            flight.op(&p, (j + 1) % NODES, Kind::Guess, a, code, &keys[0]).await;
+        }
+    };
+    let copies = async {
+        let mut old = vec![PathBuf::new(); NODES];
+        let mut at = Vec::new();
+        for (&i, &pause) in order.iter().zip(&pauses) {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let start = now_ms();
+            old[i] = p.copy_live(i, "old");
+            at.push((start, now_ms()));
+        }
+        (old, at)
+    };
+    let ((), (old, at)) = tokio::join!(guesses, copies);
+    let overlapped =
+        at.iter().filter(|(s, e)| flight.entries.iter().any(|g| g.start_ms <= *e && *s <= g.end_ms)).count();
+    eprintln!("{tag}: {overlapped} of {NODES} disk copies taken while a guess was in flight");
+    h.entries.extend(flight.entries);
     h.settled(&p, Kind::Register, late, code, &keys[2]).await;
     for _ in 0..2 {
         h.settled(&p, Kind::Guess, a, code, &keys[0]).await;

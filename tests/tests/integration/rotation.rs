@@ -179,6 +179,20 @@ async fn the_old_fleet_refuses_a_successor_that_does_not_verify() {
         old.verify_successor(&logged(b, 2).await, &evidence, now()).await.unwrap_err().code(),
         "rotation.policy.mismatch"
     );
+    // spec/rotation.md §4.1: the old HSM checks the successor's bundle itself before it
+    // seals the OPAQUE setup to anyone: not to a bundle the third party did not sign, not
+    // to one outside the log, not to one that is not chained.
+    let kek = bkv_node::hsm::Kek::from_file(&old.dir.join("kek.hex")).unwrap();
+    let hsm = bkv_node::hsm::SoftHsm::unseal_file(&old.dir.join("node-1/hsm.sealed"), &kek).unwrap();
+    let seal = |lb: &bkv_protocol::audit_log::LoggedBundle| {
+        let (ks, b, t) = (&old.keyset, &old.released.bundle, &old.trust);
+        hsm.seal_setup_for_successor(&mut OsRng, ks, b, lb, &t.anchors, &t.log, now()).unwrap_err().code()
+    };
+    assert_eq!(seal(&rogue), "bundle.signer.unknown");
+    assert_eq!(seal(&unlogged), "log.inclusion.invalid");
+    let b = countersign(&sign(&unchained.to_bytes(), &claims, &third_party), &orgs.operator).unwrap();
+    assert_eq!(seal(&logged(b, 2).await), "bundle.chain.broken");
+    drop(hsm);
     // Correctly signed, chained and logged, but its deployment evidence is epoch 1's:
     // the Audit procedure refuses it (spec/audit.md AU4).
     let err = old.verify_successor(&logged(good, 2).await, &evidence, now()).await.unwrap_err();

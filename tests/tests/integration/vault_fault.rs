@@ -81,7 +81,7 @@ impl Fleet {
         let first = SoftHsm::generate(&mut OsRng, VaultServerSetup::generate(&mut OsRng));
         let mut hsms = vec![first];
         for _ in 1..NODES {
-            let setup = hsms[0].transfer_opaque_setup();
+            let setup = hsms[0].transfer_opaque_setup().unwrap();
             hsms.push(SoftHsm::generate(&mut OsRng, setup));
         }
         let key = |h: &SoftHsm, i: usize, role| -> Vec<u8> {
@@ -611,6 +611,29 @@ where
     }
 }
 
+/// A wrong guess on `record` through the running nodes in turn until one answers other
+/// than `fleet.unavailable` (for at most 20 s). Every attempt is recorded with its own
+/// times: an attempt answered `fleet.unavailable` by a node being stopped may still have
+/// been committed, and the history checker counts it as such.
+async fn in_flight_guess(s: &Shared, record: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let name = std::str::from_utf8(record).unwrap();
+    for i in 0.. {
+        let Some(svc) = s.dir.read().unwrap()[i % NODES].clone() else {
+            // At most one node is stopped at a time: the next one runs.
+            continue;
+        };
+        let sent = ms(s.start);
+        let answer = guess(s, i % NODES, &svc, record, b"wrong").await;
+        let unavailable = matches!(&answer, Answer::Failed(e) if e == "fleet.unavailable");
+        s.h.op(s.start, sent, 1, i % NODES, name, Kind::Guess, answer);
+        if !unavailable || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn stop_all(c: &mut Cluster<HsmMachine>) {
     for i in 0..NODES {
         c.kill(i).await;
@@ -707,9 +730,10 @@ fn note(s: &Shared, node: usize, record: &[u8], kind: Kind, answer: &Answer) {
     s.h.op(s.start, sent, 0, node, std::str::from_utf8(record).unwrap(), kind, answer.clone());
 }
 
-/// One round of the subset rollback run (spec/hsm.md §10): a fresh fleet, guesses and an
-/// acknowledged registration after a copy of every disk, then the disks of the nodes in
-/// `mask` restored from that copy. The history checker judges the round; a rollback of at
+/// One round of the subset rollback run (spec/hsm.md §10): a fresh fleet; every node's
+/// disk copied in turn (the node stopped, copied, restarted) while guesses are in flight;
+/// guesses and an acknowledged registration after the copies; then the disks of the nodes
+/// in `mask` restored from them. The history checker judges the round; a rollback of at
 /// most `n - q` disks leaves the fleet serving, a rollback of every disk fails closed, and
 /// in between the fleet either serves correctly or fails closed. Returns whether it
 /// failed closed.
@@ -732,11 +756,32 @@ async fn rollback_round(name: &str, mask: u32) -> Result<bool, String> {
     let answer = settled(s, |i, svc| async move { guess(s, i, &svc, a, b"wrong").await }).await;
     note(s, 0, a, Kind::Guess, &answer);
 
-    stop_all(&mut c).await;
-    let old: Vec<_> = (0..NODES).map(|i| c.copy_disk(i, "old")).collect();
-    for i in 0..NODES {
-        c.restart(i).await;
+    // With two guesses in flight, each node in a seeded order is stopped at a seeded
+    // point, its disk copied and the node restarted, while the others keep serving: the
+    // copies hold different log positions.
+    let mut order: Vec<usize> = (0..NODES).collect();
+    for i in (1..NODES).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
+    let pauses: Vec<u64> = (0..NODES).map(|_| rng.next_u64() % 200).collect();
+    let guesses = async {
+        for _ in 0..2 {
+            in_flight_guess(s, a).await;
+        }
+    };
+    let copies = async {
+        let mut old = vec![PathBuf::new(); NODES];
+        for (&i, &pause) in order.iter().zip(&pauses) {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            c.kill(i).await;
+            s.fleet.publish(&c, &s.dir);
+            old[i] = c.copy_disk(i, "old");
+            c.restart(i).await;
+            s.fleet.publish(&c, &s.dir);
+        }
+        old
+    };
+    let ((), old) = tokio::join!(guesses, copies);
     c.wait_leader(Duration::from_secs(30)).await?;
     s.fleet.publish(&c, &s.dir);
     let (node, answer) = register(s, &mut rng, late, code, &keys[2]).await;

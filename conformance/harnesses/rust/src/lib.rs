@@ -428,6 +428,21 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                     .map(|e| Some(obj(json!({ "records": e.records.len() }))))
             }))
         }
+        "rotation_open_setup" => {
+            let key: [u8; 32] = array(input, "node_key")?;
+            let me = bkv_protocol::rotation::SetupReceiver {
+                fleet_id: str_field(input, "fleet_id")?,
+                epoch: u64_field(input, "epoch")?,
+                node_id: str_field(input, "node_id")?,
+                bundle_digest: array(input, "bundle_sha256")?,
+                opaque: array(input, "opaque")?,
+            };
+            let sealed = hex_field(input, "sealed")?;
+            outcome(bkv_protocol::session::SessionSecretKey::from_bytes(&key).and_then(|k| {
+                bkv_protocol::rotation::open_setup(&sealed, &k, &me)
+                    .map(|s| Some(obj(json!({ "opaque": hex::encode(s.public_key()) }))))
+            }))
+        }
         "live_backup_roundtrip" => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
