@@ -17,6 +17,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Log", "what the audit log holds"),
     ("Attestation", "attestation chains, keys and measurements"),
     ("Ceremony", "the key ceremony transcript"),
+    ("Inputs", "the order in which the inputs are decoded (§1)"),
 ];
 
 fn input(k: Knobs, software: [u8; 32], drop_last_entry: bool) -> BTreeMap<String, Value> {
@@ -41,6 +42,25 @@ fn input(k: Knobs, software: [u8; 32], drop_last_entry: bool) -> BTreeMap<String
 /// The sample deployment with `knobs` broken, refused with `e`.
 fn broken(flags: &'static [&'static str], knobs: Knobs, e: Error) -> Case {
     Case::invalid(flags, input(knobs, SOFTWARE, false), e)
+}
+
+/// The clean deployment's input with the released bundle's last byte flipped, and the
+/// code AU1 gives for it.
+fn broken_bundle() -> (BTreeMap<String, Value>, Error) {
+    let mut input = input(Knobs::default(), SOFTWARE, false);
+    let b = build(Knobs::default());
+    let mut released = b.released.clone();
+    let last = released.bundle.len() - 1;
+    released.bundle[last] ^= 1;
+    let au1 = bkv_protocol::validation_bundle::verify_bundle(
+        &released.bundle,
+        &b.anchors,
+        &bkv_protocol::validation_bundle::ClientState::default(),
+        NOW,
+    )
+    .expect_err("a flipped signature byte fails AU1");
+    input.insert("released".into(), json!(hex::encode(released.to_cbor())));
+    (input, au1)
 }
 
 /// Each case builds its own deployment from the fixture; there is nothing to share.
@@ -114,6 +134,22 @@ cases! { World, AUDIT;
     /// AU12: the close step is missing
     fn skip_close(_w) {
         broken(&["Ceremony"], Knobs { skip_close: true, ..Knobs::default() }, Error::AuditTranscriptIncomplete)
+    }
+    /// §1: vendor roots that are not a list, and a bundle whose last byte is flipped: the
+    /// inputs are decoded before AU1
+    fn inputs_decoded_before_au1(_w) {
+        let (mut input, _) = broken_bundle();
+        input.insert("vendor_roots".into(), json!("a0"));
+        Case::invalid(&["Inputs"], input, Error::CborSchema)
+    }
+    /// §1: log anchors that decode but break audit-log.md §7.1 (K above the witnesses),
+    /// and the same broken bundle: the anchors' rules are AU2's, so AU1 fails first
+    fn log_anchor_rules_after_au1(_w) {
+        let (mut input, au1) = broken_bundle();
+        let mut b = build(Knobs::default());
+        b.log_anchors.threshold = b.log_anchors.witnesses.len() as u64 + 1;
+        input.insert("log_anchors".into(), json!(hex::encode(cbor::to_vec(&b.log_anchors))));
+        Case::invalid(&["Inputs"], input, au1)
     }
     /// AU9: the rebuilt software measurement differs
     fn rebuilt_software_differs(_w) {

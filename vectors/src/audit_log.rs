@@ -381,6 +381,28 @@ cases! { World, PARSE_VKEY;
     fn unknown_type(_w) {
         vkey(&["Vkey"], &C2SP.replace("+Aeky", "+A2ky"), Some(Error::LogVkeyMalformed), None)
     }
+    /// a valid key whose base64 part contains '+': split at the first two '+' only
+    fn base64_containing_plus(_w) {
+        let (vk, text) = (0u8..=255)
+            .map(|seed| {
+                let vk = note::verifier_key(ORIGIN, SIG_TYPE_ED25519, &Ed25519Signer::from_seed(&[seed; 32]))
+                    .expect("a valid key");
+                let text = vk.encode();
+                (vk, text)
+            })
+            .find(|(_, text)| text.matches('+').count() > 2)
+            .expect("one of 256 keys has a '+' in its base64");
+        let out = map([
+            ("name", json!(ORIGIN)),
+            ("key_id", json!(hex::encode(vk.key_id()))),
+            ("type", json!(SIG_TYPE_ED25519)),
+        ]);
+        vkey(&["Valid"], &text, None, Some(out))
+    }
+    /// the key id in uppercase hex
+    fn uppercase_key_id(_w) {
+        vkey(&["Vkey"], &C2SP.replace("530d903a", "530D903A"), Some(Error::LogVkeyMalformed), None)
+    }
 }
 
 cases! { World, VERIFY_LOGGED_BUNDLE;
@@ -414,6 +436,12 @@ cases! { World, VERIFY_LOGGED_BUNDLE;
     fn larger_without_proof(w) {
         let (proof, held) = (w.proof(5, 6, 2), Some(w.head(4)));
         w.logged(&["State"], 5, &w.bundles[5], &proof, &w.anchors(2), held, None, Some(Error::LogConsistencyMissing))
+    }
+    /// larger checkpoint with an empty consistency proof (`[]`, not null): a proof is given,
+    /// and for different sizes it never verifies
+    fn larger_with_an_empty_proof(w) {
+        let (proof, held) = (w.proof(5, 6, 2), Some(w.head(4)));
+        w.logged(&["State"], 5, &w.bundles[5], &proof, &w.anchors(2), held, Some(vec![]), Some(Error::LogConsistencyInvalid))
     }
     /// consistency proof does not verify
     fn bad_consistency_proof(w) {
@@ -485,6 +513,22 @@ cases! { World, VERIFY_LOGGED_BUNDLE;
         let proof = w.proof(3, 6, 3);
         w.logged(&["Signature"], 3, &w.bundles[3], &proof, &a4, None, None, Some(Error::LogAnchorsInvalid))
     }
+    /// anchors whose log_key string is not a valid vkey (its key id changed): the anchors
+    /// do not decode, `cbor.schema` (not `log.vkey.malformed`, not `log.anchors.invalid`)
+    fn anchors_with_a_malformed_vkey(w) {
+        let a = w.anchors(2);
+        let proof = w.proof(3, 6, 2);
+        let mut case = w.logged(&["Vkey"], 3, &w.bundles[3], &proof, &a, None, None, Some(Error::CborSchema));
+        let id = hex::encode(a.log_key.key_id());
+        let text = a.log_key.encode();
+        let broken = text.replacen(&format!("+{id}+"), "+00000000+", 1);
+        assert_ne!(text, broken);
+        let mut bytes = bkv_protocol::cbor::to_vec(&a);
+        let at = bytes.windows(text.len()).position(|x| x == text.as_bytes()).expect("the log_key text");
+        bytes[at..at + text.len()].copy_from_slice(broken.as_bytes());
+        case.input.insert("anchors".into(), hx(&bytes));
+        case
+    }
     /// checkpoint is not a signed note
     fn not_a_note(w) {
         w.entry_3(&["Note"], &w.with_checkpoint("not a signed note".into()), Error::LogNoteMalformed)
@@ -517,6 +561,22 @@ cases! { World, WITNESS_CHECK;
     /// same size, different root
     fn same_size_different_root(w) {
         w.witness(&["Witness"], Some(w.forked()), 6, &[], Some(Error::LogFork))
+    }
+    /// holding nothing, with a proof that verifies nothing: the proof is ignored
+    fn first_checkpoint_ignores_the_proof(w) {
+        let junk = w.c46().into_iter().map(|mut h| {
+            h[0] ^= 1;
+            h
+        });
+        w.witness(&["Witness"], None, 4, &junk.collect::<Vec<_>>(), None)
+    }
+    /// a checkpoint of another origin, signed by a key of that name: the origin is
+    /// compared with the pinned log key's name before any signature
+    fn checkpoint_of_another_origin(w) {
+        let mut case = w.witness(&["Witness"], None, 4, &[], Some(Error::LogCheckpointOrigin));
+        let other = note::verifier_key("log.other.example/bkv", SIG_TYPE_ED25519, &w.log).unwrap().encode();
+        case.input.insert("log_vkey".into(), json!(other));
+        case
     }
 }
 

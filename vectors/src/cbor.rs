@@ -247,6 +247,15 @@ cases! { World, CASES;
     fn array_length_beyond_the_input(_w) {
         data(&["Malformed"], "9bffffffffffffffff", Some(Error::CborMalformed))
     }
+    /// a map of 3 pairs with 4 bytes left: n counts pairs, not items (3 <= 4), so reading
+    /// goes on and the repeated key is met before the input ends
+    fn map_pair_count_within_the_input(_w) {
+        data(&["MapOrder", "Malformed"], "a301000100", Some(Error::CborMapDuplicateKey))
+    }
+    /// a map of 5 pairs with 4 bytes left: truncated at once, before any key is read
+    fn map_pair_count_beyond_the_input(_w) {
+        data(&["Malformed"], "a501000100", Some(Error::CborMalformed))
+    }
     /// two items
     fn two_items(_w) {
         data(&[], "0000", Some(Error::CborTrailingBytes))

@@ -1,7 +1,7 @@
-//! Vectors for spec/fleet-replication.md §4.2 (a node verifying a node-to-node
+//! Vectors for spec/fleet-replication.md §4 rule 2 (a node verifying a node-to-node
 //! `SignedRpc`, and a reply against its request), operation `fleet_rpc_open`. The node keys
 //! come from fixed seeds; each invalid case is the valid message with one thing changed,
-//! its comment names the step of §4.2 it breaks, and cases that break two steps check that
+//! its comment names the step of §4 rule 2 it breaks, and cases that break two steps check that
 //! the earlier step is the one reported.
 
 use crate::cases;
@@ -46,7 +46,7 @@ fn node_signer(label: &str) -> Ed25519Signer {
     Ed25519Signer::from_seed(&sha256(format!("bkv vectors: fleet rpc {label}").as_bytes()))
 }
 
-/// The request this node sent, for a reply case (§4.2 step 7).
+/// The request this node sent, for a reply case (§4 rule 2 step 7).
 struct Request<'a> {
     kind: RpcKind,
     to: NodeId,
@@ -122,7 +122,7 @@ fn set(entries: &mut [(Value, Value)], key: &str, value: Value) {
 
 /// What every case of this file is built from: the fleet's node keys, a key outside the
 /// fleet, the valid vote request of node 0 to node 1 (`base`), and the vote request node 1
-/// sent to node 2 with node 2's valid reply (§4.2 step 7). Nonces come from one seeded
+/// sent to node 2 with node 2's valid reply (§4 rule 2 step 7). Nonces come from one seeded
 /// stream, drawn in file order.
 struct World {
     ctx: Ctx,
@@ -524,7 +524,7 @@ cases! { World, CASES;
 /// The vector file of spec/fleet-replication.md.
 pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("fleet_replication", "spec/fleet-replication.md", NOTES);
-    f.group("fleet_rpc_open", "§4.2");
+    f.group("fleet_rpc_open", "§4 rule 2");
     f.cases(&mut World::new(), CASES);
     f.finish()
 }

@@ -180,6 +180,23 @@ cases! { Successors, ROTATION_CHECK_SUCCESSOR;
     fn successor_guess_limit(w) {
         w.refused(&keyset(2, w.prev(), w.opaque, 11, 2), Error::RotationPolicyMismatch)
     }
+    /// the old FleetKeySet breaks §3.2 (no nodes) and the anchors are not CBOR: the old
+    /// keyset is decoded first
+    fn old_keyset_before_anchors(w) {
+        let mut input = w.input(&keyset(2, w.prev(), w.opaque, 10, 2));
+        let mut old = w.old.clone();
+        old.nodes.clear();
+        input.insert("old_keyset".into(), json!(hex::encode(old.to_bytes())));
+        input.insert("anchors".into(), json!("ff"));
+        Case::invalid(&["Successor"], input, Error::BundleKeySetInvalid)
+    }
+    /// the anchors are not CBOR and the new bundle is epoch 3: the anchors are decoded
+    /// before the new bundle is verified
+    fn anchors_before_the_new_bundle(w) {
+        let mut input = w.input(&keyset(3, w.prev(), w.opaque, 10, 2));
+        input.insert("anchors".into(), json!("ff"));
+        Case::invalid(&["Successor"], input, Error::CborMalformed)
+    }
 }
 
 /// The export cases: node-1 of the successor, the successor bundle's digest, and an

@@ -736,6 +736,17 @@ cases! { World, VERIFY_BUNDLE;
     fn anchor_not_a_point(w) {
         w.anchors_case(|a| a.operator[0].key.key[10] ^= 0xff, Error::CoseKeyInvalid)
     }
+    /// the same invalid key, and a pinned digest of 31 bytes: every schema check of the
+    /// whole TrustAnchors comes before any key is validated
+    fn anchor_schema_before_key_validity(w) {
+        w.anchors_case(
+            |a| {
+                a.operator[0].key.key[10] ^= 0xff;
+                a.pinned.push(serde_bytes::ByteBuf::from(vec![0u8; 31]));
+            },
+            Error::CborSchema,
+        )
+    }
 }
 
 cases! { World, VERIFY_PINNED;

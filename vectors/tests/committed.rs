@@ -103,3 +103,22 @@ fn every_code_of_the_covered_areas_has_a_vector() {
         assert!(!in_vectors.contains(code), "{code} has a vector now: remove it from NOT_IN_VECTORS");
     }
 }
+
+/// spec/conformance.md §3 `hpke_kat`: `seq` is the HPKE sequence number and the entries are
+/// consecutive from 0, so a harness may seal and open them in order with one context.
+#[test]
+fn hpke_kat_encryptions_are_consecutive_from_zero() {
+    let files = bkv_vectors::all();
+    let cases: Vec<_> = files
+        .iter()
+        .flat_map(|f| &f.test_groups)
+        .filter(|g| g.operation == "hpke_kat")
+        .flat_map(|g| &g.tests)
+        .collect();
+    assert!(!cases.is_empty());
+    for c in cases {
+        let seqs: Vec<u64> =
+            c.input["encryptions"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    }
+}

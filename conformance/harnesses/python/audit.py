@@ -189,9 +189,22 @@ def chain(a, roots):
 def audit(evidence, logged_bundle, anchors_bytes, log_anchors_bytes, checkpoint, entries, roots_bytes,
           software, firmware, now):
     """spec/audit.md §2; returns the number of steps that passed, or raises the first failure."""
+    # §1: the inputs are decoded first, in the order of §1.
     released = decode(logged_bundle)
     if not (isinstance(released, dict) and set(released) == {"v", "bundle", "proof"}):
         raise BkvError("cbor.schema", "LoggedBundle")
+    bundle.parse_anchors(anchors_bytes)
+    audit_log._anchors_decode(log_anchors_bytes)
+    roots = decode(roots_bytes)
+    if not (isinstance(roots, list) and all(isinstance(r, dict) and set(r) == {"name", "key"} for r in roots)):
+        raise BkvError("cbor.schema", "vendor roots")
+    for r in roots:
+        if not isinstance(r["name"], str) or not isinstance(r["key"], dict):
+            raise BkvError("cbor.schema", "vendor root types")
+        bundle.check_fields(r["key"], ("alg", "key"), "PublicKey")
+        if not (bundle.is_int(r["key"]["alg"]) and r["key"]["alg"] in (crypto.ED25519, crypto.ESP256)
+                and bundle.is_bstr(r["key"]["key"])):
+            raise BkvError("cbor.schema", "vendor root key")
     bundle_bytes = released["bundle"]
     # AU1: spec/validation-bundle.md §5.1 steps 1-9 without client state.
     bundle.verify_bundle(bundle_bytes, anchors_bytes, None, now)
@@ -239,9 +252,6 @@ def audit(evidence, logged_bundle, anchors_bytes, log_anchors_bytes, checkpoint,
                 and not same(e.get("digest"), ev_digest) and not same(e.get("digest"), bundle_digest):
             raise BkvError("audit.log.duplicate")
     # AU7
-    roots = decode(roots_bytes)
-    if not (isinstance(roots, list) and all(isinstance(r, dict) and set(r) == {"name", "key"} for r in roots)):
-        raise BkvError("cbor.schema", "vendor roots")
     attested = [chain(a, roots) for a in ev["attestations"]]
     for n, (_, a) in enumerate(attested):
         for _, b in attested[:n]:

@@ -170,7 +170,8 @@ def _log_signature(vk, text, sigs):
 
 
 # --- §7 client ---
-def _anchors(data):
+def _anchors_decode(data):
+    """§7.1, decoding only (cbor.*; a string that is not a vkey is cbor.schema)."""
     a = decode(data)
     if not isinstance(a, dict) or set(a) != {"origin", "log_key", "witnesses", "threshold"}:
         raise BkvError("cbor.schema", "LogAnchors fields")
@@ -179,10 +180,14 @@ def _anchors(data):
     if not isinstance(a["witnesses"], list) or type(a["threshold"]) is not int or a["threshold"] < 0:
         raise BkvError("cbor.schema", "LogAnchors types")
     try:
-        log_key = parse_vkey(a["log_key"])
-        witnesses = [parse_vkey(w) for w in a["witnesses"]]
+        return a, parse_vkey(a["log_key"]), [parse_vkey(w) for w in a["witnesses"]]
     except BkvError:
         raise BkvError("cbor.schema", "vkey") from None
+
+
+def _anchors(data):
+    """§7.1: decoded, then its rules (log.anchors.invalid)."""
+    a, log_key, witnesses = _anchors_decode(data)
     bad = BkvError("log.anchors.invalid")
     if log_key["type"] != 1 or log_key["name"] != a["origin"]:
         raise bad

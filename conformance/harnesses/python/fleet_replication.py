@@ -1,4 +1,4 @@
-"""spec/fleet-replication.md §4.2: a node verifying a node-to-node SignedRpc (steps 1-6) and,
+"""spec/fleet-replication.md §4 rule 2: a node verifying a node-to-node SignedRpc (steps 1-6) and,
 for a reply, checking it against the request the node sent (step 7). Written from the spec
 only; Ed25519 (strict, conventions §4.2) is crypto.py's."""
 
@@ -30,7 +30,7 @@ def _fields(obj, spec):
 
 
 def open_rpc(fleet_id, epoch, node_keys, node_id, now_ms, window_ms, rpc, request=None):
-    """§4.2 steps 1-6, then step 7 when `request` (kind, to, nonce) is given. Returns the
+    """§4 rule 2 steps 1-6, then step 7 when `request` (kind, to, nonce) is given. Returns the
     `fleet_rpc_open` output."""
     # Step 1: SignedRpc completely, then msg.
     signed = _fields(dcbor.decode(rpc), {"v": int, "msg": bytes, "sig": bytes})
@@ -52,7 +52,7 @@ def open_rpc(fleet_id, epoch, node_keys, node_id, now_ms, window_ms, rpc, reques
     # Step 2
     if msg["fleet"] != fleet_id or msg["epoch"] != epoch:
         raise BkvError("fleet.rpc.fleet_mismatch")
-    # Step 3: node i is the i-th node of the FleetKeySet (§2.1).
+    # Step 3: node i is the i-th node of the FleetKeySet (§2 rule 1).
     if msg["from"] >= len(node_keys):
         raise BkvError("fleet.rpc.sender_unknown", f"node {msg['from']}")
     # Step 4

@@ -1,37 +1,74 @@
 #!/usr/bin/env python3
-"""Feed vectors/v1/*.json through a harness and compare per spec/conformance.md §4.
+"""Feed vector files through a harness and compare per spec/conformance.md §4, without cargo.
 
-Usage: python3 conformance/harnesses/python/run_vectors.py [--harness CMD] [vector files...]
-       (default: vectors/v1/cbor.json vectors/v1/validation_bundle.json)
-Prints one line per failing case and pass/fail/skip counts per area; exit 1 on failure.
-Known deviations (deviations.json next to this file) are reported, not failed.
+Usage: python3 conformance/harnesses/python/run_vectors.py [--harness CMD] [--timeout S] [files...]
+(default: every vectors/v1/*.json). Prints one line per failing case and the pass/fail/skip
+counts per area; exits 1 on any failure, 2 on a usage error. Known deviations
+(deviations.json next to this file) are reported, not failed.
 """
 
+import argparse
+import glob
 import json
 import os
+import queue
+import shlex
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="run_vectors.py",
+        description="Run bkv conformance vectors through a harness (spec/conformance.md §2-§4).")
+    p.add_argument("--harness", default=None,
+                   help="the harness command line (default: this directory's bkv_harness.py)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a harness may take to answer one message (default 30)")
+    p.add_argument("files", nargs="*",
+                   help="vector files (default: every vectors/v1/*.json of this checkout)")
+    return p.parse_args(argv)
+
+
 def main(argv):
-    harness = [sys.executable, os.path.join(HERE, "bkv_harness.py")]
-    if argv[:1] == ["--harness"]:
-        harness, argv = argv[1].split(), argv[2:]
-    paths = argv
-    paths = paths or [os.path.join(ROOT, "vectors", "v1", f)
-                      for f in ("cbor.json", "validation_bundle.json")]
+    args = parse_args(argv)
+    harness = (shlex.split(args.harness) if args.harness
+               else [sys.executable, os.path.join(HERE, "bkv_harness.py")])
+    paths = args.files or sorted(glob.glob(os.path.join(ROOT, "vectors", "v1", "*.json")))
+    for path in paths:
+        if not os.path.isfile(path):
+            print(f"run_vectors.py: {path}: no such vector file", file=sys.stderr)
+            return 2
     deviations = {d["id"]: d["reason"]
                   for d in json.load(open(os.path.join(HERE, "deviations.json")))}
     proc = subprocess.Popen(harness,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # The harness's lines, read by a thread so that a silent harness times out.
+    lines = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
 
     def ask(msg):
         proc.stdin.write(json.dumps(msg) + "\n")
         proc.stdin.flush()
-        return json.loads(proc.stdout.readline())
+        try:
+            line = lines.get(timeout=args.timeout)
+        except queue.Empty:
+            proc.kill()
+            raise SystemExit(f"run_vectors.py: the harness did not answer {msg.get('id', 'hello')} "
+                             f"within {args.timeout} s")
+        if line is None:
+            raise SystemExit(f"run_vectors.py: the harness exited before answering {msg.get('id', 'hello')}")
+        return json.loads(line)
 
     hello = ask({"type": "hello", "version": 1})
     features = set(hello["features"])

@@ -715,9 +715,26 @@ class VectorFiles(unittest.TestCase):
         self.assertTrue(files)
         self.assertEqual(run_vectors.main(files), 0)
 
+    def test_runner_usage(self):
+        """run_vectors.py: --help, a missing file, a harness that never answers."""
+        import contextlib
+        import io
+
+        import run_vectors
+        with contextlib.redirect_stdout(io.StringIO()) as out, self.assertRaises(SystemExit) as e:
+            run_vectors.main(["--help"])
+        self.assertEqual(e.exception.code, 0)
+        self.assertIn("--timeout", out.getvalue())
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            self.assertEqual(run_vectors.main(["no-such-file.json"]), 2)
+        self.assertIn("no such vector file", err.getvalue())
+        with self.assertRaises(SystemExit) as e:
+            run_vectors.main(["--harness", "sleep 5", "--timeout", "0.3"])
+        self.assertIn("did not answer hello within 0.3 s", str(e.exception.code))
+
 
 class FleetRpc(unittest.TestCase):
-    """spec/fleet-replication.md §4.2 on messages built by hand from the §4 CDDL."""
+    """spec/fleet-replication.md §4 rule 2 on messages built by hand from the §4 CDDL."""
 
     def setUp(self):
         self.sks = [Ed25519PrivateKey.generate() for _ in range(3)]

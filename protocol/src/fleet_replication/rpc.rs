@@ -2,7 +2,7 @@
 //!
 //! spec/fleet-replication.md §4: every request and reply between nodes is a [`SignedRpc`]
 //! whose `msg` (deterministic CBOR of an [`RpcMessage`]) is signed with the sender's node
-//! key from the FleetKeySet ([`seal`]). Receivers verify in the order of §4.2 and stop at
+//! key from the FleetKeySet ([`seal`]). Receivers verify in the order of §4 rule 2 and stop at
 //! the first failure ([`open`], steps 1–6); a node that sent a request also checks the
 //! reply against it ([`check_reply`], step 7).
 
@@ -11,7 +11,7 @@ use crate::{Error, cbor};
 use serde::{Deserialize, Serialize};
 
 /// A node id: node `i` is the `i`-th (0-based) node of the FleetKeySet
-/// (spec/fleet-replication.md §2.1), and its Raft node id.
+/// (spec/fleet-replication.md §2 rule 1), and its Raft node id.
 pub type NodeId = u64;
 
 /// `purpose` value of every `RpcMessage` (domain separation for the node key).
@@ -130,7 +130,7 @@ impl core::fmt::Display for RpcKind {
 /// What a reply's kind adds to its request's kind.
 pub const REPLY_SUFFIX: &str = ".reply";
 
-/// W, the default freshness window of §4.2 step 6, in milliseconds.
+/// W, the default freshness window of §4 rule 2 step 6, in milliseconds.
 pub const DEFAULT_WINDOW_MS: u64 = 2000;
 
 /// spec/fleet-replication.md §4 `SignedRpc`:
@@ -163,7 +163,7 @@ pub struct SignedRpc {
 ///   "purpose": "bkv fleet rpc",     ; domain separation for the node key
 ///   "fleet": tstr,                  ; fleet_id of the FleetKeySet
 ///   "epoch": uint,                  ; epoch of the FleetKeySet
-///   "from": uint,                   ; sender's node id (§2.1)
+///   "from": uint,                   ; sender's node id (§2 rule 1)
 ///   "to": uint,                     ; recipient's node id
 ///   "kind": RpcKind,
 ///   "nonce": bstr .size 16,         ; random per request; a reply repeats the request's nonce
@@ -220,7 +220,7 @@ pub fn seal(msg: &RpcMessage, signer: &dyn Signer) -> Vec<u8> {
     cbor::to_vec(&SignedRpc { v: 1, msg: bytes, sig })
 }
 
-/// spec/fleet-replication.md §4.2 steps 1–6: verify a received `SignedRpc` addressed to
+/// spec/fleet-replication.md §4 rule 2 steps 1–6: verify a received `SignedRpc` addressed to
 /// `me`, with the receiver's clock `now_ms` and the window W `window_ms`.
 pub fn open(
     bytes: &[u8],
@@ -259,7 +259,7 @@ pub fn open(
     Ok(msg)
 }
 
-/// spec/fleet-replication.md §4.2 step 7: an opened `reply` answers `request`: its kind is
+/// spec/fleet-replication.md §4 rule 2 step 7: an opened `reply` answers `request`: its kind is
 /// the request's + `.reply`, it comes from the node the request went to, with its nonce.
 pub fn check_reply(request: &RpcMessage, reply: &RpcMessage) -> Result<(), Error> {
     if request.kind.reply() != Some(reply.kind) || reply.nonce != request.nonce || reply.from != request.to {

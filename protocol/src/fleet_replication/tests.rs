@@ -1,4 +1,4 @@
-//! spec/fleet-replication.md §4.2, step by step, on the envelope of [`super::rpc`].
+//! spec/fleet-replication.md §4 rule 2, step by step, on the envelope of [`super::rpc`].
 
 use super::rpc::*;
 use crate::Error;

@@ -322,7 +322,14 @@ fn corpora_hold_the_vector_seeds() {
             }
             assert!(write, "{target}: seed {name} is not in the corpus (BKV_WRITE_SEEDS=1 writes it)");
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(name), bytes).unwrap();
+            // Case numbers move when cases are added: never overwrite another seed that
+            // took this name earlier.
+            let mut path = dir.join(&name);
+            if path.exists() {
+                let digest = hex::encode(&bkv_protocol::crypto::sha256(&bytes)[..4]);
+                path = dir.join(format!("{name}-{digest}"));
+            }
+            std::fs::write(path, bytes).unwrap();
         }
     }
 }

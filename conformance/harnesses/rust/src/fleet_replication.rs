@@ -1,4 +1,4 @@
-//! spec/fleet-replication.md §4.2 over `bkv_protocol::fleet_replication::rpc`
+//! spec/fleet-replication.md §4 rule 2 over `bkv_protocol::fleet_replication::rpc`
 //! (spec/conformance.md §3): `fleet_rpc_open`, a node verifying a node-to-node `SignedRpc`
 //! (steps 1–6) and, when the case gives the request it sent, the reply (step 7).
 
@@ -7,7 +7,7 @@ use bkv_protocol::crypto::{Algorithm, PublicKey};
 use bkv_protocol::fleet_replication::rpc::{KeyDirectory, NodeId, RpcKind, RpcMessage, check_reply, open};
 use serde_json::{Map, Value, json};
 
-/// The receiver's FleetKeySet: node `i` signs with `keys[i]` (§2.1).
+/// The receiver's FleetKeySet: node `i` signs with `keys[i]` (§2 rule 1).
 struct Directory<'a> {
     fleet: &'a str,
     epoch: u64,
