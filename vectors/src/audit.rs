@@ -63,6 +63,39 @@ fn broken_bundle() -> (BTreeMap<String, Value>, Error) {
     (input, au1)
 }
 
+/// The clean deployment with the evidence's COSE_Sign1 items edited (the signature is
+/// left as it was), refused with `e`.
+fn evidence_envelope(edit: impl FnOnce(&mut Vec<ciborium::Value>), e: Error) -> Case {
+    use ciborium::Value;
+    let mut input = input(Knobs::default(), SOFTWARE, false);
+    let b = build(Knobs::default());
+    let Ok(Value::Tag(18, inner)) = cbor::value_from_slice(&b.evidence, &[18]) else {
+        panic!("the fixture's evidence is a COSE_Sign1")
+    };
+    let Value::Array(mut items) = *inner else { panic!("a COSE_Sign1 array") };
+    edit(&mut items);
+    let edited = cbor::value_to_vec(&Value::Tag(18, Box::new(Value::Array(items))));
+    input.insert("evidence".into(), json!(hex::encode(edited)));
+    Case::invalid(&["Evidence"], input, e)
+}
+
+/// The same with the protected header's map entries (`1: alg`, `3: content type`,
+/// `4: kid`, in that order) edited and re-encoded.
+fn evidence_protected(edit: impl FnOnce(&mut Vec<(ciborium::Value, ciborium::Value)>), e: Error) -> Case {
+    use ciborium::Value;
+    evidence_envelope(
+        |items| {
+            let Value::Bytes(protected) = &items[0] else { panic!("a protected header") };
+            let Ok(Value::Map(mut header)) = cbor::value_from_slice(protected, &[]) else {
+                panic!("a protected header map")
+            };
+            edit(&mut header);
+            items[0] = Value::Bytes(cbor::value_to_vec(&Value::Map(header)));
+        },
+        e,
+    )
+}
+
 /// Each case builds its own deployment from the fixture; there is nothing to share.
 struct World;
 
@@ -99,6 +132,20 @@ cases! { World, AUDIT;
     fn bundle_logged_first(_w) {
         broken(&["Log"], Knobs { bundle_logged_first: true, ..Knobs::default() }, Error::AuditEvidenceLate)
     }
+    /// AU5, AU6: the same bundle logged twice is not a duplicate
+    fn bundle_logged_twice(_w) {
+        let input = input(Knobs { bundle_logged_twice: true, ..Knobs::default() }, SOFTWARE, false);
+        Case::valid(&["Log"], input, Some(map([("steps", json!(12))])))
+    }
+    /// AU6: a retirement entry for the same fleet and epoch is neither a bundle nor evidence
+    fn retirement_entry_is_not_a_duplicate(_w) {
+        let input = input(Knobs { retirement_entry: true, ..Knobs::default() }, SOFTWARE, false);
+        Case::valid(&["Log"], input, Some(map([("steps", json!(12))])))
+    }
+    /// AU5: the only bundle entry with the bundle's digest names another fleet
+    fn bundle_entry_of_another_fleet(_w) {
+        broken(&["Log"], Knobs { bundle_entry_other_fleet: true, ..Knobs::default() }, Error::AuditBundleUnlogged)
+    }
     /// AU6: a second bundle for the same fleet and epoch
     fn duplicate_bundle(_w) {
         broken(&["Log"], Knobs { duplicate_bundle: true, ..Knobs::default() }, Error::AuditLogDuplicate)
@@ -110,6 +157,21 @@ cases! { World, AUDIT;
     /// AU7: a statement not signed by its device key
     fn statement_by_other_key(_w) {
         broken(&["Attestation"], Knobs { statement_by_other_key: true, ..Knobs::default() }, Error::AuditAttestationInvalid)
+    }
+    /// AU7: a statement whose `device` is not its certificate's subject
+    fn statement_device_not_the_cert_subject(_w) {
+        broken(&["Attestation"], Knobs { statement_device_other: true, ..Knobs::default() }, Error::AuditAttestationInvalid)
+    }
+    /// AU8: a statement listing its node's keys in another order
+    fn statement_keys_in_another_order(_w) {
+        broken(&["Attestation"], Knobs { statement_keys_reordered: true, ..Knobs::default() }, Error::AuditKeysMismatch)
+    }
+    /// AU9: the auditor gives no firmware measurement (`firmware: null`): only the
+    /// statements against their certificates are compared
+    fn no_firmware_measurement(_w) {
+        let mut input = input(Knobs::default(), SOFTWARE, false);
+        input.insert("firmware".into(), Value::Null);
+        Case::valid(&["Attestation"], input, Some(map([("steps", json!(12))])))
     }
     /// AU8: a bundle key not in the attestations
     fn attest_other_session_key(_w) {
@@ -131,6 +193,15 @@ cases! { World, AUDIT;
     fn step_by_stranger(_w) {
         broken(&["Ceremony"], Knobs { step_by_stranger: true, ..Knobs::default() }, Error::AuditTranscriptSignature)
     }
+    /// AU12: an unrequired step between the required ones: they form a subsequence
+    fn transcript_with_an_extra_step(_w) {
+        let input = input(Knobs { extra_step: true, ..Knobs::default() }, SOFTWARE, false);
+        Case::valid(&["Ceremony"], input, Some(map([("steps", json!(12))])))
+    }
+    /// AU12: the keygen steps in reverse node order
+    fn keygen_steps_out_of_node_order(_w) {
+        broken(&["Ceremony"], Knobs { keygen_reversed: true, ..Knobs::default() }, Error::AuditTranscriptIncomplete)
+    }
     /// AU12: the close step is missing
     fn skip_close(_w) {
         broken(&["Ceremony"], Knobs { skip_close: true, ..Knobs::default() }, Error::AuditTranscriptIncomplete)
@@ -150,6 +221,33 @@ cases! { World, AUDIT;
         b.log_anchors.threshold = b.log_anchors.witnesses.len() as u64 + 1;
         input.insert("log_anchors".into(), json!(hex::encode(cbor::to_vec(&b.log_anchors))));
         Case::invalid(&["Inputs"], input, au1)
+    }
+    /// AU3: the envelope's protected header is the empty byte string (not a CBOR item)
+    fn evidence_protected_header_empty(_w) {
+        evidence_envelope(|items| items[0] = ciborium::Value::Bytes(Vec::new()), Error::CborMalformed)
+    }
+    /// AU3: a non-empty unprotected header and an empty protected one: the unprotected
+    /// header is checked first
+    fn evidence_unprotected_header_checked_first(_w) {
+        evidence_envelope(
+            |items| {
+                items[0] = ciborium::Value::Bytes(Vec::new());
+                items[1] = ciborium::Value::Map(vec![(1.into(), (-19).into())]);
+            },
+            Error::EvidenceMalformed,
+        )
+    }
+    /// AU3: alg -7 (ES256, deprecated by RFC 9864) in the protected header
+    fn evidence_alg_deprecated(_w) {
+        evidence_protected(|h| h[0].1 = (-7).into(), Error::EvidenceMalformed)
+    }
+    /// AU3: alg as a text string
+    fn evidence_alg_text(_w) {
+        evidence_protected(|h| h[0].1 = "EdDSA".into(), Error::EvidenceMalformed)
+    }
+    /// AU3: a kid that names no operator anchor (the signature is not tried)
+    fn evidence_kid_of_another_key(_w) {
+        evidence_protected(|h| h[2].1 = ciborium::Value::Bytes(vec![0x11; 32]), Error::AuditEvidenceSignature)
     }
     /// AU9: the rebuilt software measurement differs
     fn rebuilt_software_differs(_w) {

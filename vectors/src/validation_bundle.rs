@@ -379,6 +379,17 @@ cases! { World, VERIFY_BUNDLE;
         nm.insert(1, 18);
         w.simple(&["Encoding"], &nm, Some(Error::CborNonMinimal))
     }
+    /// a zero-length protected header: the empty map for step 1, but no CBOR item for the
+    /// encoding check of step 2.2
+    fn protected_header_zero_length(w) {
+        w.simple(&["Encoding", "Header"], &w.raw(&[], &w.payload), Some(Error::CborMalformed))
+    }
+    /// a byte after the protected header's map
+    fn protected_header_trailing_byte(w) {
+        let mut p = parts(&w.b1).protected;
+        p.push(0x00);
+        w.simple(&["Encoding", "Header"], &w.raw(&p, &w.payload), Some(Error::BundleNotSign1))
+    }
     /// protected header map keys out of order
     fn protected_keys_unsorted(w) {
         let p = parts(&w.b1);
@@ -409,6 +420,23 @@ cases! { World, VERIFY_BUNDLE;
     /// empty CWT claims
     fn empty_claims(w) {
         w.header(&["Header", "Claims"], |m| m[3].1 = Value::Map(vec![]), Error::BundleHeaderMissing)
+    }
+    /// CWT claims with the claim names as text keys ("iss", "sub", "iat") instead of the
+    /// RFC 8392 integer labels 1, 2, 6
+    fn claims_with_text_keys(w) {
+        let text_keys = |m: &mut HeaderMap| {
+            let Value::Map(claims) = &mut m[3].1 else { panic!("the claims map") };
+            for (k, _) in claims.iter_mut() {
+                *k = Value::Text(match k {
+                    Value::Integer(i) if i128::from(*i) == 1 => "iss".into(),
+                    Value::Integer(i) if i128::from(*i) == 2 => "sub".into(),
+                    _ => "iat".into(),
+                });
+            }
+            // Deterministic order of the new keys: "iat" < "iss" < "sub" (length, then bytes).
+            claims.sort_by(|a, b| a.0.as_text().cmp(&b.0.as_text()));
+        };
+        w.header(&["Header", "Claims"], text_keys, Error::BundleHeaderMissing)
     }
     /// content type application/cbor
     fn content_type_cbor(w) {
@@ -548,6 +576,16 @@ cases! { World, VERIFY_BUNDLE;
             &["Countersignature"],
             |u| u[0].1 = Value::Array(vec![one.clone(), one]),
             Error::BundleCountersignatureMultiple,
+        )
+    }
+    /// label 11 holds the countersignature inside tag 18: tag 18 passes the CBOR check of
+    /// step 1 anywhere, but only the outermost item may be tagged; here step 2.5 refuses it
+    fn countersignature_tagged_18(w) {
+        let one = parts(&w.b1).unprotected[0].1.clone();
+        w.unprotected(
+            &["Countersignature"],
+            |u| u[0].1 = Value::Tag(18, Box::new(one)),
+            Error::BundleCountersignatureMalformed,
         )
     }
     /// label 11 holds an integer

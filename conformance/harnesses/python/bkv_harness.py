@@ -101,7 +101,7 @@ def run_case(operation, inp):
     elif operation == "audit":
         out = audit.audit(h(inp["evidence"]), h(inp["released"]), h(inp["anchors"]), h(inp["log_anchors"]),
                           inp["checkpoint"], [h(e) for e in inp["entries"]], h(inp["vendor_roots"]),
-                          h(inp["software"]), h(inp["firmware"]), inp["now"])
+                          h(inp["software"]), None if inp["firmware"] is None else h(inp["firmware"]), inp["now"])
     elif operation == "envelope_open":
         out = envelope.open_file(h(inp["backup_key"]), inp["fleet_id"], h(inp["record_id"]), h(inp["file"]),
                                  inp.get("read_error_at"))

@@ -68,6 +68,20 @@ pub struct Knobs {
     pub signed_non_evidence: bool,
     /// Like `signed_non_evidence`, but signed by a key that is not an operator anchor.
     pub unsigned_non_evidence: bool,
+    /// The same bundle entry logged a second time.
+    pub bundle_logged_twice: bool,
+    /// A retirement entry for this fleet and epoch (another digest).
+    pub retirement_entry: bool,
+    /// The bundle's entry names another fleet (same digest and epoch).
+    pub bundle_entry_other_fleet: bool,
+    /// Node 1's statement names a device other than its certificate's subject.
+    pub statement_device_other: bool,
+    /// Node 1's statement lists its keys in another order.
+    pub statement_keys_reordered: bool,
+    /// An extra, unrequired step between the keygen and attest steps.
+    pub extra_step: bool,
+    /// The keygen steps in reverse node order.
+    pub keygen_reversed: bool,
 }
 
 /// A built deployment and what an auditor would fetch.
@@ -157,9 +171,12 @@ pub fn build(k: Knobs) -> Built {
         if k.attest_other_session_key && i == 1 {
             keys[0].key = SessionSecretKey::generate(&mut rng).public_key().to_vec();
         }
+        if k.statement_keys_reordered && i == 1 {
+            keys.swap(0, 1);
+        }
         let statement = AttestationStatement {
             v: 1,
-            device: subject,
+            device: if k.statement_device_other && i == 1 { "hsm-other".into() } else { subject },
             fleet_id: FLEET.into(),
             epoch: 1,
             node_id: node.id.clone(),
@@ -178,10 +195,17 @@ pub fn build(k: Knobs) -> Built {
     ];
     let mut t = Transcript::new(participants);
     t.step(&op, NOW, "open", "");
-    for (i, n) in nodes.iter().enumerate() {
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    if k.keygen_reversed {
+        order.reverse();
+    }
+    for i in order {
         if !(k.skip_keygen && i == 1) {
-            t.step(&op, NOW + 1, "keygen", &n.id);
+            t.step(&op, NOW + 1, "keygen", &nodes[i].id);
         }
+    }
+    if k.extra_step {
+        t.step(&op, NOW + 1, "inspect", "rack 3 sealed");
     }
     let witness: &dyn Signer = if k.silent_observer { &op } else { &observer };
     for n in &nodes {
@@ -256,7 +280,20 @@ pub fn build(k: Knobs) -> Built {
         entries.push(ev_entry.to_cbor());
     }
     if !k.omit_bundle_entry {
+        let entry = if k.bundle_entry_other_fleet {
+            LogEntry { fleet_id: "other.example/vault".into(), ..bu_entry.clone() }
+        } else {
+            bu_entry.clone()
+        };
+        entries.push(entry.to_cbor());
+    }
+    if k.bundle_logged_twice {
         entries.push(bu_entry.to_cbor());
+    }
+    if k.retirement_entry {
+        let retired =
+            LogEntry { kind: EntryType::Retirement, digest: sha256(b"a successor"), ..bu_entry.clone() };
+        entries.push(retired.to_cbor());
     }
     if k.bundle_logged_first {
         entries.push(ev_entry.to_cbor());

@@ -247,3 +247,21 @@ fn the_signer_checks_the_evidence_before_it_signs() {
     // log still passes the signer's check (the log is written after it).
     assert!(before_signing(Knobs { omit_evidence_entry: true, omit_bundle_entry: true, ..k() }).ok());
 }
+
+/// spec/evidence.md §2: `keyset_core` over the received FleetKeySet bytes with the value of
+/// `evidence` replaced by null in place equals the digest of the re-encoding with
+/// `evidence: null` (what `keyset_core` computes).
+#[test]
+fn keyset_core_is_the_received_bytes_with_evidence_nulled_in_place() {
+    let b = build(Knobs::default());
+    let payload = crate::validation_bundle::Parsed::parse(&b.released.bundle).unwrap().payload;
+    let ks = FleetKeySet::from_bytes(&payload).unwrap();
+    let digest = ks.evidence.expect("the fixture names its evidence");
+    let mut value = vec![0x58, 0x20];
+    value.extend_from_slice(&digest);
+    let at = payload.windows(value.len()).position(|w| w == value.as_slice()).unwrap();
+    let mut nulled = payload[..at].to_vec();
+    nulled.push(0xf6);
+    nulled.extend_from_slice(&payload[at + value.len()..]);
+    assert_eq!(sha256(&nulled), keyset_core(&ks));
+}

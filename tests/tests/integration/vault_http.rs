@@ -123,23 +123,52 @@ async fn concurrent_wrong_guesses_through_every_node_never_exceed_the_limit() {
         let c = clients[g as usize % 3].clone();
         tasks.push(tokio::spawn(async move { c.recover(&record(3), format!("guess-{g}").as_bytes()).await }));
     }
-    let (mut counted, mut locked, mut seen) = (0, 0, Vec::new());
+    // A loaded machine may answer some attempts `fleet.unavailable`: their fate is unknown
+    // (committed or not), so they are counted apart, and the record is then guessed on
+    // until it locks, which spends exactly what the indeterminate attempts left.
+    let (mut counted, mut locked, mut unknown, mut seen) = (0, 0, 0, Vec::new());
     for t in tasks {
         match t.await.unwrap() {
             Ok(r) => {
                 counted += 1;
                 seen.push(remaining_after_wrong(r));
             }
+            Err(e) if bkv_tests::history::INDETERMINATE.contains(&e.code()) => unknown += 1,
             Err(e) => {
                 assert_eq!(e.code(), "vault.record.locked");
                 locked += 1;
             }
         }
     }
-    assert_eq!(counted, 10, "exactly guess_limit attempts got a KE2");
-    assert_eq!(locked, 20);
+    let mut later = 0;
+    for _ in 0..40 {
+        match clients[0].recover(&record(3), b"probe").await {
+            Ok(r) => {
+                later += 1;
+                seen.push(remaining_after_wrong(r));
+            }
+            Err(e) if bkv_tests::history::INDETERMINATE.contains(&e.code()) => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), "vault.record.locked");
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "{counted} KE2s, {locked} locked, {unknown} indeterminate, then {later} more KE2s until locked"
+    );
+    assert!(counted + later <= 10, "at most guess_limit attempts got a KE2: {counted} + {later}");
+    assert!(counted + later + unknown >= 10, "the record locked with fewer than guess_limit attempts");
+    if unknown == 0 {
+        assert_eq!((counted, locked, later), (10, 20, 0), "exactly guess_limit attempts got a KE2");
+    }
     seen.sort_unstable();
-    assert_eq!(seen, (0..10).collect::<Vec<_>>(), "each counted attempt saw a distinct counter value");
+    let distinct = seen.len();
+    seen.dedup();
+    assert_eq!(seen.len(), distinct, "each counted attempt saw a distinct counter value");
+    assert!(seen.iter().all(|r| *r < 10));
     fleet.shutdown().await;
 }
 

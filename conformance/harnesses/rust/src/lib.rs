@@ -314,8 +314,12 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                 .iter()
                 .map(|v| v.as_str().and_then(|h| hex::decode(h).ok()).ok_or_else(|| BadInput("entry".into())))
                 .collect::<Result<_, _>>()?;
-            let (software, firmware, now) =
-                (array(input, "software")?, array(input, "firmware")?, u64_field(input, "now")?);
+            // AU9: `firmware: null` is an auditor that gives no firmware measurement.
+            let firmware = match input.get("firmware") {
+                Some(Value::Null) => None,
+                _ => Some(array(input, "firmware")?),
+            };
+            let (software, now) = (array(input, "software")?, u64_field(input, "now")?);
             let checkpoint = str_field(input, "checkpoint")?;
             let (released, anchors, log_anchors, roots) = (
                 hex_field(input, "released")?,
@@ -337,7 +341,7 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
                     entries: &entries,
                     vendor_roots: &roots,
                     software,
-                    firmware: Some(firmware),
+                    firmware,
                     now,
                 })?;
                 Ok(Some(obj(json!({ "steps": r.passed.len() }))))
