@@ -384,6 +384,30 @@ cases! { World, VERIFY_BUNDLE;
     fn protected_header_zero_length(w) {
         w.simple(&["Encoding", "Header"], &w.raw(&[], &w.payload), Some(Error::CborMalformed))
     }
+    /// label 1 twice in the protected header, once in the non-minimal encoding `0x1801`:
+    /// step 1 compares labels as values, so this is a repeated label, before the
+    /// encoding check of step 2.2
+    fn protected_label_repeated_in_another_encoding(w) {
+        let p = parts(&w.b1).protected;
+        let Ok(Value::Map(m)) = ciborium::from_reader::<Value, _>(p.as_slice()) else {
+            panic!("a protected header map")
+        };
+        let enc = |v: &Value| {
+            let mut out = Vec::new();
+            ciborium::into_writer(v, &mut out).expect("vec");
+            out
+        };
+        let mut raw = vec![0xa0 + m.len() as u8 + 1];
+        for (n, (k, v)) in m.iter().enumerate() {
+            raw.extend(enc(k));
+            raw.extend(enc(v));
+            if n == 0 {
+                raw.extend([0x18, 0x01]);
+                raw.extend(enc(v));
+            }
+        }
+        w.simple(&["Encoding", "Header"], &w.raw(&raw, &w.payload), Some(Error::BundleNotSign1))
+    }
     /// a byte after the protected header's map
     fn protected_header_trailing_byte(w) {
         let mut p = parts(&w.b1).protected;
