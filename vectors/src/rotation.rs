@@ -199,6 +199,18 @@ cases! { Successors, ROTATION_CHECK_SUCCESSOR;
     }
 }
 
+/// Node-1 of the successor (epoch 2): its session key and where to seal to it.
+fn successor_node_1() -> (SessionSecretKey, SessionTarget) {
+    let key = SessionSecretKey::derive(b"bkv vectors: successor node-1");
+    let target = SessionTarget {
+        fleet_id: FLEET.into(),
+        epoch: 2,
+        node_id: "node-1".into(),
+        session_key: key.public_key(),
+    };
+    (key, target)
+}
+
 /// The export cases: node-1 of the successor, the successor bundle's digest, and an
 /// export of three records sealed to node-1 (the stream continues from the successor cases).
 struct Exports {
@@ -211,13 +223,7 @@ struct Exports {
 
 impl Exports {
     fn new(mut rng: ChaCha20Rng) -> Self {
-        let key = SessionSecretKey::derive(b"bkv vectors: successor node-1");
-        let target = SessionTarget {
-            fleet_id: FLEET.into(),
-            epoch: 2,
-            node_id: "node-1".into(),
-            session_key: key.public_key(),
-        };
+        let (key, target) = successor_node_1();
         let digest = [0x5a; 32];
         let sealed = seal_export(&mut rng, &export(digest, records()), &target).expect("seals");
         Exports { rng, key, digest, target, sealed }
@@ -374,13 +380,7 @@ struct Setups {
 
 impl Setups {
     fn new(mut rng: ChaCha20Rng) -> Self {
-        let key = SessionSecretKey::derive(b"bkv vectors: successor node-1");
-        let target = SessionTarget {
-            fleet_id: FLEET.into(),
-            epoch: 2,
-            node_id: "node-1".into(),
-            session_key: key.public_key(),
-        };
+        let (key, target) = successor_node_1();
         let setup = VaultServerSetup::generate(&mut rng);
         let digest = [0x5a; 32];
         let mut w = Setups { rng, key, digest, target, setup, sealed: Vec::new() };

@@ -224,41 +224,78 @@ pub fn setup_info(fleet_id: &str, from_epoch: u64, to_epoch: u64, node_id: &str)
     info_with(SETUP_INFO_LABEL, fleet_id, from_epoch, to_epoch, node_id)
 }
 
-/// spec/rotation.md §4.1: seal the OPAQUE `setup` of the fleet `old` (bundle bytes
-/// `old_bundle`) to node `node_id` of the successor `successor`, which the old fleet
-/// verified as a client would ([`VerifiedFleet`] is that proof; its log inclusion is the
-/// caller's step 12). RS1–RS3 are checked again here, and the target must be a node of the
-/// verified successor FleetKeySet: the setup goes only to HSMs that bundle attests.
-/// The output is a `SealedExport`-shaped envelope (`SealedSetup`).
+/// A successor the old fleet has checked (spec/rotation.md §2): the proof that
+/// [`seal_setup`] requires, so the rules run once however many nodes it seals to.
+pub struct Successor {
+    verified: VerifiedFleet,
+    bundle_digest: [u8; 32],
+}
+
+impl Successor {
+    /// spec/rotation.md §2 RS1–RS3 on `bundle`, which the old fleet `old` (bundle bytes
+    /// `old_bundle`) has verified as `verified` (spec/validation-bundle.md §5.1 steps 1 to
+    /// 9; step 12, log inclusion, is [`verify_successor`]'s or the caller's).
+    pub fn check(
+        old: &FleetKeySet,
+        old_bundle: &[u8],
+        verified: VerifiedFleet,
+        bundle: &[u8],
+    ) -> Result<Self> {
+        check_successor(old, old_bundle, &verified)?;
+        Ok(Successor { verified, bundle_digest: sha256(bundle) })
+    }
+
+    /// The successor's verified FleetKeySet.
+    pub fn keyset(&self) -> &FleetKeySet {
+        self.verified.keyset()
+    }
+
+    /// SHA-256 of the successor's bundle.
+    pub fn bundle_digest(&self) -> [u8; 32] {
+        self.bundle_digest
+    }
+}
+
+/// spec/rotation.md §2, everything but the Audit procedure: the old fleet `old` (bundle
+/// bytes `old_bundle`) verifies `successor` as a client holding its own bundle would
+/// (spec/validation-bundle.md §5.1 steps 1 to 11 against `anchors` at `now`, step 12
+/// against `log`), then RS1–RS3.
+pub fn verify_successor(
+    old: &FleetKeySet,
+    old_bundle: &[u8],
+    successor: &crate::audit_log::LoggedBundle,
+    anchors: &crate::validation_bundle::TrustAnchors,
+    log: &crate::audit_log::LogAnchors,
+    now: u64,
+) -> Result<Successor> {
+    let held = crate::validation_bundle::ClientState { highest: Some((old.epoch, sha256(old_bundle))) };
+    let verified = crate::validation_bundle::verify_bundle(&successor.bundle, anchors, &held, now)?;
+    let ks = verified.keyset();
+    crate::audit_log::verify_logged_bundle(
+        &successor.bundle,
+        &ks.fleet_id,
+        ks.epoch,
+        &successor.proof,
+        log,
+        &crate::audit_log::LogState::default(),
+        None,
+    )?;
+    Successor::check(old, old_bundle, verified, &successor.bundle)
+}
+
+/// spec/rotation.md §4.1: seal the OPAQUE `setup` to node `node_id` of `successor`. The
+/// target must be a node of the successor's verified FleetKeySet: the setup goes only to
+/// HSMs that bundle attests (`rotation.export.mismatch` otherwise). The output is a
+/// `SealedExport`-shaped envelope (`SealedSetup`).
 pub fn seal_setup<R: RngCore + CryptoRng>(
     rng: &mut R,
     setup: &crate::vault::VaultServerSetup,
-    old: &FleetKeySet,
-    old_bundle: &[u8],
-    successor: &VerifiedFleet,
-    successor_bundle: &[u8],
+    successor: &Successor,
     node_id: &str,
 ) -> Result<Vec<u8>> {
-    check_successor(old, old_bundle, successor)?;
-    let new = successor.keyset();
-    let session_key: [u8; 32] = new
-        .nodes
-        .iter()
-        .find(|n| n.id == node_id)
-        .and_then(|n| n.key(KeyRole::Session))
-        .and_then(|k| k.key.clone().try_into().ok())
-        .ok_or(Error::RotationExportMismatch)?;
-    let target = SessionTarget {
-        fleet_id: new.fleet_id.clone(),
-        epoch: new.epoch,
-        node_id: node_id.to_owned(),
-        session_key,
-    };
-    let transfer = SetupTransfer {
-        v: 1,
-        successor: sha256(successor_bundle).to_vec(),
-        setup: setup.to_bytes().to_vec(),
-    };
+    let target = successor.keyset().session_target(node_id).ok_or(Error::RotationExportMismatch)?;
+    let transfer =
+        SetupTransfer { v: 1, successor: successor.bundle_digest.to_vec(), setup: setup.to_bytes().to_vec() };
     seal_setup_transfer(rng, &transfer, &target)
 }
 

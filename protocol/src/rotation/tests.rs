@@ -352,22 +352,21 @@ fn setup_transfer_reaches_only_attested_successor_nodes() {
     let digest = sha256(&new_bundle);
     let me = SetupReceiver { fleet_id: FLEET, epoch: 2, node_id: "n1", bundle_digest: digest, opaque };
 
-    let sealed = seal_setup(&mut rng, &setup, &old, &old_bundle, &v, &new_bundle, "n1").unwrap();
+    let successor = Successor::check(&old, &old_bundle, v, &new_bundle).unwrap();
+    assert_eq!(successor.bundle_digest(), digest);
+    let sealed = seal_setup(&mut rng, &setup, &successor, "n1").unwrap();
     let got = open_setup(&sealed, &sessions[1], &me).unwrap();
     assert_eq!(got.to_bytes(), setup.to_bytes());
 
-    // The sender: a node the verified successor does not attest, or a successor that fails
-    // RS1–RS3 (here: not chained to the old bundle), gets nothing.
-    assert_eq!(
-        seal_setup(&mut rng, &setup, &old, &old_bundle, &v, &new_bundle, "n9").unwrap_err(),
-        Error::RotationExportMismatch
-    );
+    // The sender: a node the verified successor does not attest gets nothing, and a
+    // successor that fails RS1–RS3 (here: not chained to the old bundle) is no Successor.
+    assert_eq!(seal_setup(&mut rng, &setup, &successor, "n9").unwrap_err(), Error::RotationExportMismatch);
     let unchained = keyset(&mut rng, 2, Some([0; 32]), opaque, &sessions);
     let unchained_bundle = bundle(&o, &unchained);
     let u = verify_bundle(&unchained_bundle, &o.anchors, &ClientState::default(), NOW).unwrap();
     assert_eq!(
-        seal_setup(&mut rng, &setup, &old, &old_bundle, &u, &unchained_bundle, "n1").unwrap_err(),
-        Error::RotationSuccessorInvalid
+        Successor::check(&old, &old_bundle, u, &unchained_bundle).err(),
+        Some(Error::RotationSuccessorInvalid)
     );
 
     // The receiver, in order: cbor.schema, rotation.export.mismatch, rotation.open.failed,

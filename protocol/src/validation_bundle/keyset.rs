@@ -195,6 +195,19 @@ impl FleetKeySet {
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)
     }
+
+    /// Where to seal to node `id`: its `session` key (spec/session.md §3) with this
+    /// keyset's fleet and epoch. `None` when the keyset has no such node (or, in a keyset
+    /// that did not pass §3.2, no 32-byte session key for it).
+    pub fn session_target(&self, id: &str) -> Option<crate::session::SessionTarget> {
+        let key = self.node(id)?.key(KeyRole::Session)?.key.clone().try_into().ok()?;
+        Some(crate::session::SessionTarget {
+            fleet_id: self.fleet_id.clone(),
+            epoch: self.epoch,
+            node_id: id.to_owned(),
+            session_key: key,
+        })
+    }
 }
 
 mod opt_digest {

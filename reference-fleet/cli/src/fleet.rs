@@ -32,13 +32,10 @@ use bkv_node::replication::raft::bench::{LogRef, UnreplicatedLog};
 use bkv_node::replication::raft::{AllUp, FleetMembers, NodeOptions, RaftNode, Timing};
 use bkv_node::service::{NodeInfo, NodeService};
 use bkv_protocol::audit_log::LoggedBundle;
-use bkv_protocol::audit_log::{LogState, verify_logged_bundle};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer};
 use bkv_protocol::hsm::{AppliedOutput, Boundary, BoundaryConfig, HsmMachine, LogEntry, RpcSigner};
-use bkv_protocol::session::SessionTarget;
 use bkv_protocol::validation_bundle::{Anchor, FleetKeySet, TrustAnchors};
-use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
 use bkv_protocol::vault::{VaultCommand, VaultOutput, VaultServerSetup};
 use bkv_third_party::local::LocalLog;
 use bkv_third_party::log_server::{self as server, Running};
@@ -1032,20 +1029,14 @@ impl LocalFleet {
     /// the successor's deployment `evidence` with this fleet's pinned vendor roots and this
     /// build's measurement. Nothing changes on failure.
     pub async fn verify_successor(&self, successor: &LoggedBundle, evidence: &[u8], now: u64) -> Result<()> {
-        let old_bundle = &self.released.bundle;
-        let held = ClientState { highest: Some((self.keyset.epoch, sha256(old_bundle))) };
-        let verified = verify_bundle(&successor.bundle, &self.trust.anchors, &held, now)?;
-        let ks = verified.keyset();
-        verify_logged_bundle(
-            &successor.bundle,
-            &ks.fleet_id,
-            ks.epoch,
-            &successor.proof,
+        bkv_protocol::rotation::verify_successor(
+            &self.keyset,
+            &self.released.bundle,
+            successor,
+            &self.trust.anchors,
             &self.trust.log,
-            &LogState::default(),
-            None,
+            now,
         )?;
-        bkv_protocol::rotation::check_successor(&self.keyset, old_bundle, &verified)?;
         let log =
             self.log.clone().ok_or_else(|| Error::Usage("the fleet's audit log is not running".into()))?;
         let roots: Vec<bkv_protocol::audit::VendorRoot> =
@@ -1151,16 +1142,7 @@ impl LocalFleet {
         };
         // §4: sealed to the successor's first node, opened inside its HSM.
         let node = &new.keyset.nodes[0];
-        let session_key: [u8; 32] = node
-            .key(bkv_protocol::validation_bundle::KeyRole::Session)
-            .and_then(|k| k.key.clone().try_into().ok())
-            .ok_or(bkv_protocol::Error::BundleKeySetInvalid)?;
-        let target = SessionTarget {
-            fleet_id: fleet_id.clone(),
-            epoch: epoch + 1,
-            node_id: node.id.clone(),
-            session_key,
-        };
+        let target = new.keyset.session_target(&node.id).ok_or(bkv_protocol::Error::BundleKeySetInvalid)?;
         let sealed = seal_export(&mut OsRng, &export, &target)?;
         drop(export);
         progress(&format!(

@@ -333,35 +333,18 @@ impl SoftHsm {
         log: &bkv_protocol::audit_log::LogAnchors,
         now: u64,
     ) -> Result<Vec<(String, Vec<u8>)>, HsmError> {
-        use bkv_protocol::validation_bundle::{ClientState, verify_bundle};
+        use bkv_protocol::rotation::{seal_setup, verify_successor};
         let setup = self.setup()?;
-        let held = ClientState { highest: Some((old.epoch, bkv_protocol::crypto::sha256(old_bundle))) };
-        let verified = verify_bundle(&successor.bundle, anchors, &held, now).map_err(HsmError::Transfer)?;
-        let ks = verified.keyset();
-        bkv_protocol::audit_log::verify_logged_bundle(
-            &successor.bundle,
-            &ks.fleet_id,
-            ks.epoch,
-            &successor.proof,
-            log,
-            &bkv_protocol::audit_log::LogState::default(),
-            None,
-        )
-        .map_err(HsmError::Transfer)?;
-        ks.nodes
+        let successor =
+            verify_successor(old, old_bundle, successor, anchors, log, now).map_err(HsmError::Transfer)?;
+        successor
+            .keyset()
+            .nodes
             .iter()
             .map(|n| {
-                bkv_protocol::rotation::seal_setup(
-                    rng,
-                    setup,
-                    old,
-                    old_bundle,
-                    &verified,
-                    &successor.bundle,
-                    &n.id,
-                )
-                .map(|sealed| (n.id.clone(), sealed))
-                .map_err(HsmError::Transfer)
+                seal_setup(rng, setup, &successor, &n.id)
+                    .map(|sealed| (n.id.clone(), sealed))
+                    .map_err(HsmError::Transfer)
             })
             .collect()
     }
