@@ -32,8 +32,6 @@ use bkv_protocol::vault::{
     RegistrationClient, VaultContext, VaultOutput, VaultResponse, VaultStateMachine,
 };
 use bkv_protocol::{Error, Result};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
@@ -578,7 +576,7 @@ pub(crate) fn audit_run(data: &[u8]) {
 
 // ---- client-side response parsers ------------------------------------------------------------
 
-use bkv_protocol::fixtures::FixedRng;
+use bkv_protocol::fixtures::{FixedRng, opaque_draws};
 
 /// The input of a vector case of `area`, by `operation` and `tcId`.
 fn vector_input(area: &'static str, operation: &str, tc_id: u64) -> &'static Map<String, Value> {
@@ -626,8 +624,8 @@ fn session_client() -> AwaitResponse {
     seal_request_with_id(&mut rng, &target, time, arr(i, "request_id"), &hx(i, "body")).unwrap().1
 }
 
-/// The vault context and client seed of a vault vector case.
-fn vault_case(operation: &str, tc_id: u64) -> (&'static Map<String, Value>, VaultContext, ChaCha20Rng) {
+/// The vault context of a vault vector case.
+fn vault_case(operation: &str, tc_id: u64) -> (&'static Map<String, Value>, VaultContext) {
     let i = vector_input("vault", operation, tc_id);
     let ksf = &i["ksf"];
     let p = |k: &str| ksf[k].as_u64().unwrap() as u32;
@@ -636,12 +634,17 @@ fn vault_case(operation: &str, tc_id: u64) -> (&'static Map<String, Value>, Vaul
         opaque_server_key: arr(i, "opaque_server_key"),
         ksf: KsfParams { m_cost_kib: p("m_cost_kib"), t_cost: p("t_cost"), p_cost: p("p_cost") },
     };
-    (i, ctx, ChaCha20Rng::from_seed(arr(i, "client_seed")))
+    (i, ctx)
 }
 
 /// A recovery after L1 (vault vectors, `vault_client_recover` tcId 37).
-fn recovery_client() -> (RecoveryClient, VaultContext, ChaCha20Rng) {
-    let (i, ctx, mut rng) = vault_case("vault_client_recover", 37);
+fn recovery_client() -> (RecoveryClient, VaultContext, FixedRng) {
+    let (i, ctx) = vault_case("vault_client_recover", 37);
+    let mut rng = opaque_draws::client_login(
+        &arr(i, "blind"),
+        &arr(i, "client_keyshare_seed"),
+        &arr(i, "client_nonce"),
+    );
     let (_, client) = RecoveryClient::start(&mut rng, &hx(i, "record"), &hx(i, "code")).unwrap();
     (client, ctx, rng)
 }
@@ -656,8 +659,9 @@ fn await_outcome(delete: bool) -> AwaitOutcome {
 }
 
 /// A registration after R1 (vault vectors, `vault_client_register` tcId 35).
-fn registration_client() -> (RegistrationClient, VaultContext, ChaCha20Rng, BackupKey) {
-    let (i, ctx, mut rng) = vault_case("vault_client_register", 35);
+fn registration_client() -> (RegistrationClient, VaultContext, FixedRng, BackupKey) {
+    let (i, ctx) = vault_case("vault_client_register", 35);
+    let mut rng = opaque_draws::client_registration(&arr(i, "blind"), &arr(i, "envelope_nonce"));
     let (_, client) = RegistrationClient::start(&mut rng, &hx(i, "record"), &hx(i, "code")).unwrap();
     (client, ctx, rng, BackupKey::from_bytes(arr(i, "backup_key")))
 }
@@ -671,7 +675,7 @@ fn await_registered() -> AwaitRegistered {
 
 /// `client_response`, spec/session.md §4.3 and spec/vault.md §6.3, §6.4: the client-side
 /// response parsers on any bytes, each from a client state built from the vectors' fixed
-/// seeds. The first byte picks the parser (mod 6): 0 `AwaitResponse::open`,
+/// inputs. The first byte picks the parser (mod 6): 0 `AwaitResponse::open`,
 /// 1 `RecoveryClient::receive` (and L3 on what it accepts), 2 `AwaitOutcome::finish`
 /// after `recover`, 3 the same after `delete`, 4 `AwaitRegistered::finish`,
 /// 5 `RegistrationClient::finish`.

@@ -13,6 +13,7 @@ pub mod cbor;
 pub mod fixed_rng;
 pub mod fleet_replication;
 pub mod format;
+pub mod opaque_rfc9807;
 pub mod rotation;
 pub mod session;
 mod session_client;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<VectorFile> {
         session::generate(),
         backup_envelope::generate(),
         vault::generate(),
+        opaque_rfc9807::generate(),
         fleet_replication::generate(),
         rotation::generate(),
         audit::generate(),

@@ -25,7 +25,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Setup", "the ServerSetup encoding"),
     (
         "Exchange",
-        "one OPAQUE exchange with fixed seeds (spec/conformance.md §3.1): the harness plays one side",
+        "one OPAQUE exchange with explicit inputs (spec/conformance.md §3.1): the harness plays one side",
     ),
     ("ServerKey", "the fleet's OPAQUE key is not the one of the verified FleetKeySet"),
 ];
@@ -367,8 +367,8 @@ pub fn generate() -> VectorFile {
     f.cases(&mut Commands, VAULT_APPLY);
     f.group("vault_setup_decode", "§2.3");
     f.cases(&mut Setups::new(), VAULT_SETUP_DECODE);
-    // The OPAQUE exchanges (spec/conformance.md §3.1) are the one generator not written as
-    // case functions: their definition by an RNG stream is being replaced by explicit inputs.
+    // The OPAQUE exchanges (spec/conformance.md §3.1): one real exchange, each case one view
+    // of it, so they are built together rather than as independent case functions.
     crate::vault_exchange::add(&mut f);
     f.finish()
 }

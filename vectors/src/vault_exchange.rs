@@ -2,24 +2,27 @@
 //! (node): operations `vault_client_register`, `vault_client_recover` and
 //! `vault_node_login` of spec/conformance.md §3.1.
 //!
-//! Each side's randomness is a ChaCha20 stream from a fixed seed, so every message is
-//! reproducible. The generator runs a real client, node and state machine against each
-//! other, checks the outcome each rule of the spec names (the backup key comes back, a
-//! wrong code fails at L3, ...), and writes one side's view: the harness plays that side
-//! and the vector gives the other side's messages.
+//! Every random value of the side a harness plays is an explicit, named input (as in RFC
+//! 9807 Appendix C): the generator picks them, hands them to the reference through
+//! `bkv_protocol::fixtures::opaque_draws`, runs a real client, node and state machine
+//! against each other, checks the outcome each rule of the spec names (the backup key comes
+//! back, a wrong code fails at L3, ...), and writes one side's view: the harness plays that
+//! side and the vector gives the other side's messages.
 
+use crate::fixed_rng::FixedRng;
 use crate::format::{FileBuilder, map};
 use bkv_protocol::Error;
 use bkv_protocol::cbor;
+use bkv_protocol::fixtures::opaque_draws;
 use bkv_protocol::node_api::{CommitEvidence, VaultBegun, VaultStep};
 use bkv_protocol::session::RequestId;
 use bkv_protocol::state_machine::StateMachine;
 use bkv_protocol::vault::{
-    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
-    VaultResponse, VaultServer, VaultServerSetup, VaultStateMachine,
+    BackupKey, ClientAction, KsfParams, RecoveryClient, RegistrationClient, VaultContext, VaultResponse,
+    VaultServer, VaultServerSetup, VaultStateMachine,
 };
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -46,6 +49,115 @@ fn h(b: &[u8]) -> Value {
 fn ksf() -> Value {
     let k = KsfParams::TEST;
     json!({ "m_cost_kib": k.m_cost_kib, "t_cost": k.t_cost, "p_cost": k.p_cost })
+}
+
+/// Where the generator picks the named values of one side from (any choice would do: the
+/// vector lists them).
+fn source(tag: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed(seed(tag))
+}
+
+fn bytes<const N: usize>(rng: &mut ChaCha20Rng) -> [u8; N] {
+    let mut b = [0u8; N];
+    rng.fill_bytes(&mut b);
+    b
+}
+
+/// A canonical, non-zero ristretto255 scalar (little-endian, below 2^252 < the group order).
+fn scalar(rng: &mut ChaCha20Rng) -> [u8; 32] {
+    let mut b: [u8; 32] = bytes(rng);
+    b[31] &= 0x0f;
+    b[0] |= 1;
+    b
+}
+
+/// A client's named inputs (spec/conformance.md §3.1): registration uses `blind` and
+/// `envelope_nonce`, a login `blind`, `client_keyshare_seed` and `client_nonce`.
+struct ClientDraws {
+    blind: [u8; 32],
+    envelope_nonce: [u8; 32],
+    client_keyshare_seed: [u8; 32],
+    client_nonce: [u8; 32],
+}
+
+impl ClientDraws {
+    fn new(tag: u8) -> Self {
+        let mut r = source(tag);
+        Self {
+            blind: scalar(&mut r),
+            envelope_nonce: bytes(&mut r),
+            client_keyshare_seed: bytes(&mut r),
+            client_nonce: bytes(&mut r),
+        }
+    }
+
+    fn registration(&self) -> FixedRng {
+        opaque_draws::client_registration(&self.blind, &self.envelope_nonce)
+    }
+
+    fn login(&self) -> FixedRng {
+        opaque_draws::client_login(&self.blind, &self.client_keyshare_seed, &self.client_nonce)
+    }
+
+    fn insert_registration(&self, input: &mut BTreeMap<String, Value>) {
+        input.insert("blind".into(), h(&self.blind));
+        input.insert("envelope_nonce".into(), h(&self.envelope_nonce));
+    }
+
+    fn insert_login(&self, input: &mut BTreeMap<String, Value>) {
+        input.insert("blind".into(), h(&self.blind));
+        input.insert("client_keyshare_seed".into(), h(&self.client_keyshare_seed));
+        input.insert("client_nonce".into(), h(&self.client_nonce));
+    }
+}
+
+/// A node's named inputs (spec/conformance.md §3.1): the `oprf_salt` of a `register_start`,
+/// and for a KE2 the fake wrapped key and fake masking key (§5.3), the masking nonce, the
+/// server key share seed and the server nonce.
+struct NodeDraws {
+    oprf_salt: [u8; 32],
+    fake_wrapped_key: [u8; 48],
+    fake_masking_key: [u8; 64],
+    masking_nonce: [u8; 32],
+    server_keyshare_seed: [u8; 32],
+    server_nonce: [u8; 32],
+}
+
+impl NodeDraws {
+    fn new(tag: u8) -> Self {
+        let mut r = source(tag);
+        Self {
+            oprf_salt: bytes(&mut r),
+            fake_wrapped_key: bytes(&mut r),
+            fake_masking_key: bytes(&mut r),
+            masking_nonce: bytes(&mut r),
+            server_keyshare_seed: bytes(&mut r),
+            server_nonce: bytes(&mut r),
+        }
+    }
+
+    fn login(&self) -> FixedRng {
+        opaque_draws::node_login(
+            &self.fake_wrapped_key,
+            &self.fake_masking_key,
+            &self.masking_nonce,
+            &self.server_keyshare_seed,
+            &self.server_nonce,
+        )
+    }
+
+    fn insert_login(&self, input: &mut BTreeMap<String, Value>) {
+        input.insert("fake_wrapped_key".into(), h(&self.fake_wrapped_key));
+        input.insert("fake_masking_key".into(), h(&self.fake_masking_key));
+        input.insert("masking_nonce".into(), h(&self.masking_nonce));
+        input.insert("server_keyshare_seed".into(), h(&self.server_keyshare_seed));
+        input.insert("server_nonce".into(), h(&self.server_nonce));
+    }
+}
+
+/// A step that draws nothing.
+fn no_draws() -> FixedRng {
+    FixedRng(Vec::new())
 }
 
 /// The fleet of the vectors: its ServerSetup, a node front end and the replicated state.
@@ -75,7 +187,7 @@ impl Fleet {
     }
 
     /// N1–N4 for one request body: (command committed, its output, the answer).
-    fn serve(&mut self, rng: &mut ChaCha20Rng, request_id: RequestId, body: &[u8]) -> Served {
+    fn serve(&mut self, rng: &mut FixedRng, request_id: RequestId, body: &[u8]) -> Served {
         match self.server.begin(rng, request_id, T, body, T).expect("the node accepts the request") {
             VaultBegun::Reply(answer) => Served { command: None, output: None, answer },
             VaultBegun::Commit(p) => {
@@ -84,6 +196,7 @@ impl Fleet {
                 let answer = p
                     .resume(&self.server, rng, CommitEvidence::host_reported(output.clone()), T)
                     .expect("the node answers");
+                assert!(rng.0.is_empty(), "the node drew every value the vector names");
                 Served { command: Some(command), output: Some(output), answer }
             }
         }
@@ -98,8 +211,8 @@ struct Served {
 
 /// One recovery attempt run to its end: what each side sent and what the client got.
 struct Recovery {
-    client_seed: [u8; 32],
-    node_seed: [u8; 32],
+    client: ClientDraws,
+    node: NodeDraws,
     login: RequestId,
     start: Vec<u8>,
     attempt: Served,
@@ -107,38 +220,40 @@ struct Recovery {
     /// `None` when the client stopped at L3 or L4.
     finish: Option<(Vec<u8>, RequestId, Served)>,
     client_error: Option<Error>,
-    backup_key: Option<BackupKey>,
+    /// The backup key, `export_key` and `session_key` of a finished recovery.
+    recovered: Option<(BackupKey, Vec<u8>, Vec<u8>)>,
 }
 
 fn recover(fleet: &mut Fleet, tag: u8, record: &[u8], code: &[u8]) -> Recovery {
-    let (client_seed, node_seed) = (seed(tag), seed(tag.wrapping_add(0x80)));
-    let (mut crng, mut nrng) = (ChaCha20Rng::from_seed(client_seed), ChaCha20Rng::from_seed(node_seed));
+    let (client, node) = (ClientDraws::new(tag), NodeDraws::new(tag.wrapping_add(0x80)));
+    let mut crng = client.login();
     let ctx = fleet.context();
-    let (start, client) = RecoveryClient::start(&mut crng, record, code).expect("L1");
+    let (start, state) = RecoveryClient::start(&mut crng, record, code).expect("L1");
     let login = rid(tag);
-    let attempt = fleet.serve(&mut nrng, login, &start);
-    let ke2 = client.receive(&attempt.answer).expect("L2");
+    let attempt = fleet.serve(&mut node.login(), login, &start);
+    let ke2 = state.receive(&attempt.answer).expect("L2");
     let remaining = ke2.remaining();
     let mut out = Recovery {
-        client_seed,
-        node_seed,
+        client,
+        node,
         login,
         start,
         attempt,
         remaining,
         finish: None,
         client_error: None,
-        backup_key: None,
+        recovered: None,
     };
     match ke2.finish(&mut crng, &ctx, ClientAction::Recover) {
         Err(e) => out.client_error = Some(e),
         Ok((body, awaiting)) => {
+            assert!(crng.0.is_empty(), "the client drew every value the vector names");
             let finish_id = rid(tag.wrapping_add(0x40));
-            let served = fleet.serve(&mut nrng, finish_id, &body);
-            match awaiting.finish(&served.answer).expect("L6") {
-                Outcome::Recovered { backup_key, .. } => out.backup_key = Some(backup_key),
-                other => panic!("a recovery ends with the key, not {other:?}"),
-            }
+            let served = fleet.serve(&mut no_draws(), finish_id, &body);
+            let (export_key, session_key) = awaiting.opaque_keys();
+            let (export_key, session_key) = (export_key.to_vec(), session_key.to_vec());
+            let (backup_key, _) = awaiting.finish_recovered(&served.answer).expect("L6");
+            out.recovered = Some((backup_key, export_key, session_key));
             out.finish = Some((body, finish_id, served));
         }
     }
@@ -157,7 +272,7 @@ fn client_input(server_key: &[u8], record: &[u8], code: &[u8]) -> BTreeMap<Strin
 
 fn recover_input(server_key: &[u8], r: &Recovery, code: &[u8]) -> BTreeMap<String, Value> {
     let mut input = client_input(server_key, &record_of(&r.start), code);
-    input.insert("client_seed".into(), h(&r.client_seed));
+    r.client.insert_login(&mut input);
     input.insert("recover_start_response".into(), h(&r.attempt.answer));
     let finish_answer = r.finish.as_ref().map(|(_, _, s)| s.answer.clone());
     input.insert("recover_finish_response".into(), finish_answer.map(|a| h(&a)).unwrap_or(Value::Null));
@@ -214,19 +329,21 @@ pub(crate) fn add(f: &mut FileBuilder) {
     let backup_key = BackupKey::from_bytes([0x4b; 32]);
 
     // Registration (§6.3): the client's view.
-    let (client_seed, node_seed) = (seed(0x01), seed(0x81));
-    let (mut crng, mut nrng) = (ChaCha20Rng::from_seed(client_seed), ChaCha20Rng::from_seed(node_seed));
+    let (client_draws, node_draws) = (ClientDraws::new(0x01), NodeDraws::new(0x81));
+    let mut crng = client_draws.registration();
     let (register_start, client) = RegistrationClient::start(&mut crng, RECORD, CODE).expect("R1");
-    let start_answer = fleet.serve(&mut nrng, rid(0x01), &register_start);
+    let start_answer = fleet.serve(&mut FixedRng(node_draws.oprf_salt.to_vec()), rid(0x01), &register_start);
     let new = client.finish(&mut crng, &fleet.context(), &backup_key, &start_answer.answer).expect("R2–R4");
+    assert!(crng.0.is_empty(), "the client drew every value the vector names");
+    let export_key = new.export_key().to_vec();
     let (register_finish, awaiting) = new.into_request();
-    let registered = fleet.serve(&mut nrng, rid(0x02), &register_finish);
+    let registered = fleet.serve(&mut no_draws(), rid(0x02), &register_finish);
     assert_eq!(awaiting.finish(&registered.answer).expect("registered"), LIMIT);
 
     let register_input = |server_key: &[u8]| {
         let mut input = client_input(server_key, RECORD, CODE);
         input.insert("backup_key".into(), h(backup_key.as_bytes()));
-        input.insert("client_seed".into(), h(&client_seed));
+        client_draws.insert_registration(&mut input);
         input.insert("register_start_response".into(), h(&start_answer.answer));
         input
     };
@@ -236,7 +353,11 @@ pub(crate) fn add(f: &mut FileBuilder) {
         &["Exchange"],
         register_input(&fleet_key),
         None,
-        Some(map([("register_start", h(&register_start)), ("register_finish", h(&register_finish))])),
+        Some(map([
+            ("register_start", h(&register_start)),
+            ("register_finish", h(&register_finish)),
+            ("export_key", h(&export_key)),
+        ])),
     );
     // The check must fail on exactly this input: the same answer succeeds with the right key.
     f.case(
@@ -254,7 +375,8 @@ pub(crate) fn add(f: &mut FileBuilder) {
     assert_eq!(unknown.client_error, Some(Error::VaultCodeInvalid), "§5.3: unknown looks like wrong");
     let good = recover(&mut fleet, 0x12, RECORD, CODE);
     assert_eq!(good.remaining, LIMIT - 2, "the wrong guess is still counted");
-    assert_eq!(good.backup_key.as_ref().map(|k| *k.as_bytes()), Some(*backup_key.as_bytes()));
+    let (good_key, good_export_key, good_session_key) = good.recovered.as_ref().expect("recovered");
+    assert_eq!(good_key.as_bytes(), backup_key.as_bytes());
     let (good_finish, good_finish_id, good_finished) = good.finish.as_ref().expect("finished");
     let recovered_remaining = match cbor::from_slice(&good_finished.answer).expect("a VaultResponse") {
         VaultResponse::Recovered { remaining, .. } => remaining,
@@ -274,6 +396,8 @@ pub(crate) fn add(f: &mut FileBuilder) {
             ("recover_finish", h(good_finish)),
             ("backup_key", h(backup_key.as_bytes())),
             ("remaining_after", json!(recovered_remaining)),
+            ("export_key", h(good_export_key)),
+            ("session_key", h(good_session_key)),
         ])),
     );
     f.case(
@@ -318,26 +442,31 @@ pub(crate) fn add(f: &mut FileBuilder) {
         None,
     );
 
-    // The node's view of the good recovery (§7.1, §7.3). The node draws from its own seed.
-    let node_input = |finish: &[u8]| {
-        map([
+    // The node's view (§7.1, §7.3), with the node's named values.
+    let node_input = |r: &Recovery, finish: Option<(&[u8], &RequestId, &Served)>| {
+        let mut input = map([
             ("fleet_id", json!(FLEET)),
             ("server_setup", h(&fleet.setup)),
-            ("node_seed", h(&good.node_seed)),
             ("time", json!(T)),
-            ("login", h(&good.login)),
-            ("recover_start", h(&good.start)),
-            ("attempt_output", h(good.attempt.output.as_deref().expect("attempt_start committed"))),
-            ("finish_request_id", h(good_finish_id)),
-            ("recover_finish", h(finish)),
-            ("finish_output", h(good_finished.output.as_deref().expect("attempt_success committed"))),
-        ])
+            ("login", h(&r.login)),
+            ("recover_start", h(&r.start)),
+            ("attempt_output", h(r.attempt.output.as_deref().expect("attempt_start committed"))),
+            ("finish_request_id", finish.map_or(Value::Null, |(_, id, _)| h(id))),
+            ("recover_finish", finish.map_or(Value::Null, |(body, _, _)| h(body))),
+            (
+                "finish_output",
+                finish.map_or(Value::Null, |(_, _, s)| h(s.output.as_deref().expect("a command committed"))),
+            ),
+        ]);
+        r.node.insert_login(&mut input);
+        input
     };
+    let good_node = |finish: &[u8]| node_input(&good, Some((finish, good_finish_id, good_finished)));
     f.group("vault_node_login", "§7.1");
     f.case(
         "a login: attempt_start is committed before KE2, KE3 verifies, attempt_success",
         &["Exchange"],
-        node_input(good_finish),
+        good_node(good_finish),
         None,
         Some(map([
             ("attempt_command", h(good.attempt.command.as_deref().expect("a command"))),
@@ -350,7 +479,7 @@ pub(crate) fn add(f: &mut FileBuilder) {
     f.case(
         "N2: the recover_finish names a login this node does not hold (§7.3)",
         &["Exchange"],
-        node_input(&with_finish(good_finish, other_login)),
+        good_node(&with_finish(good_finish, other_login)),
         Some(Error::VaultLoginUnknown),
         None,
     );
@@ -358,8 +487,18 @@ pub(crate) fn add(f: &mut FileBuilder) {
     f.case(
         "N2: KE3's client MAC has a flipped bit",
         &["Exchange"],
-        node_input(&with_finish(good_finish, bad_mac)),
+        good_node(&with_finish(good_finish, bad_mac)),
         Some(Error::VaultLoginFailed),
         None,
+    );
+    f.case(
+        "§5.3: KE2 for an id that was never registered, from the fake record (no recover_finish follows)",
+        &["Exchange"],
+        node_input(&unknown, None),
+        None,
+        Some(map([
+            ("attempt_command", h(unknown.attempt.command.as_deref().expect("a command"))),
+            ("recover_start_response", h(&unknown.attempt.answer)),
+        ])),
     );
 }

@@ -17,13 +17,13 @@ import fleet_replication  # noqa: E402
 import rotation  # noqa: E402
 import session  # noqa: E402
 import vault  # noqa: E402
+import vault_exchange  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
 
 NAME = "bkv-python"
-# Areas, and the operations of an area this harness implements only in part (spec/conformance.md
-# §3): of `vault`, the state machine and the ServerSetup decoding, not the OPAQUE exchanges.
+# The areas this harness implements, every operation of each (spec/conformance.md §3).
 FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit",
-            "fleet_replication", "rotation", "vault_apply", "vault_setup_decode"]
+            "fleet_replication", "rotation", "vault", "opaque_rfc9807"]
 
 
 def log(msg):
@@ -88,6 +88,28 @@ def run_case(operation, inp):
                                 h(inp["command"]))
     elif operation == "vault_setup_decode":
         out = vault.setup_decode(h(inp["setup"]))
+    elif operation == "vault_client_register":
+        out = vault_exchange.client_register(
+            inp["fleet_id"], h(inp["opaque_server_key"]), inp["ksf"], h(inp["record"]), h(inp["code"]),
+            h(inp["backup_key"]), h(inp["blind"]), h(inp["envelope_nonce"]), h(inp["register_start_response"]))
+    elif operation == "vault_client_recover":
+        finish = inp.get("recover_finish_response")
+        out = vault_exchange.client_recover(
+            inp["fleet_id"], h(inp["opaque_server_key"]), inp["ksf"], h(inp["record"]), h(inp["code"]),
+            h(inp["blind"]), h(inp["client_nonce"]), h(inp["client_keyshare_seed"]),
+            h(inp["recover_start_response"]), None if finish is None else h(finish))
+    elif operation == "vault_node_login":
+        finish = None
+        if inp.get("recover_finish") is not None:
+            finish = (h(inp["finish_request_id"]), h(inp["recover_finish"]), h(inp["finish_output"]))
+        out = vault_exchange.node_login(
+            inp["fleet_id"], h(inp["server_setup"]), inp["time"], h(inp["login"]), h(inp["recover_start"]),
+            h(inp["attempt_output"]), h(inp["fake_wrapped_key"]), h(inp["fake_masking_key"]),
+            h(inp["masking_nonce"]), h(inp["server_keyshare_seed"]), h(inp["server_nonce"]), finish)
+    elif operation == "opaque_rfc9807_real":
+        out = vault_exchange.rfc9807_real(inp)
+    elif operation == "opaque_rfc9807_fake":
+        out = vault_exchange.rfc9807_fake(inp)
     elif operation == "rotation_check_successor":
         rotation.check_successor(h(inp["old_keyset"]), h(inp["old_bundle"]), h(inp["new_bundle"]),
                                  h(inp["anchors"]), inp["now"])

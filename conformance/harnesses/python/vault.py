@@ -4,8 +4,7 @@ spec/vault.md §2.3.
 
 `VaultStateMachine(limit, awaiting_import).apply(command_bytes) -> output_bytes`: §8.2
 steps A1-A4 (A1a: the phase); a failing command gives `{"error": {"code": ...}}` and
-changes nothing. The OPAQUE exchanges (§6, §7) are not implemented: no maintained Python
-library implements RFC 9807 (see README.md).
+changes nothing. The OPAQUE exchanges (§6, §7) are in vault_exchange.py.
 """
 
 import ristretto

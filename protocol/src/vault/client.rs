@@ -102,6 +102,8 @@ impl RegistrationClient {
             salt,
             upload: finish.message.serialize().to_vec(),
             wrapped_key,
+            #[cfg(any(test, feature = "fixtures"))]
+            export_key: Zeroizing::new(finish.export_key.to_vec()),
         })
     }
 }
@@ -109,15 +111,30 @@ impl RegistrationClient {
 /// A finished client-side registration: send it as a `RegisterFinish`
 /// ([`NewRegistration::into_request`]) or as the new code of a `RecoverFinish`
 /// ([`ClientAction::ChangeCode`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewRegistration {
     record: Vec<u8>,
     salt: Vec<u8>,
     upload: Vec<u8>,
     wrapped_key: Vec<u8>,
+    #[cfg(any(test, feature = "fixtures"))]
+    export_key: Zeroizing<Vec<u8>>,
+}
+
+impl core::fmt::Debug for NewRegistration {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NewRegistration").field("record", &hex::encode(&self.record)).finish_non_exhaustive()
+    }
 }
 
 impl NewRegistration {
+    /// RFC 9807's `export_key` of this registration, for the conformance vectors only
+    /// (spec/conformance.md §3.1 output `export_key`); never in a deployment.
+    #[cfg(any(test, feature = "fixtures"))]
+    pub fn export_key(&self) -> &[u8] {
+        &self.export_key
+    }
+
     /// The record id.
     pub fn record(&self) -> &[u8] {
         &self.record
@@ -267,6 +284,8 @@ impl RecoveryKe2 {
             body,
             AwaitOutcome {
                 export_key: Zeroizing::new(finish.export_key.to_vec()),
+                #[cfg(any(test, feature = "fixtures"))]
+                session_key: Zeroizing::new(finish.session_key.to_vec()),
                 fleet_id: ctx.fleet_id.clone(),
                 record: inner.record.clone(),
                 expect,
@@ -285,6 +304,8 @@ enum Expect {
 /// Waiting for the answer to a `RecoverFinish`.
 pub struct AwaitOutcome {
     export_key: Zeroizing<Vec<u8>>,
+    #[cfg(any(test, feature = "fixtures"))]
+    session_key: Zeroizing<Vec<u8>>,
     fleet_id: String,
     record: Vec<u8>,
     expect: Expect,
@@ -317,6 +338,13 @@ pub enum Outcome {
 }
 
 impl AwaitOutcome {
+    /// RFC 9807's `export_key` and `session_key` of this login, for the conformance vectors
+    /// only (spec/conformance.md §3.1 outputs); never in a deployment.
+    #[cfg(any(test, feature = "fixtures"))]
+    pub fn opaque_keys(&self) -> (&[u8], &[u8]) {
+        (&self.export_key, &self.session_key)
+    }
+
     /// spec/vault.md §6.4 step L6 for a `Recover` action: the backup key and the reset
     /// counter. Any other answer, an answer to another action included, is `cbor.schema`.
     pub fn finish_recovered(self, response: &[u8]) -> Result<(BackupKey, u32)> {

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 mod fleet_replication;
 mod live;
+mod opaque_rfc9807;
 mod session_client;
 mod vault_exchange;
 
@@ -25,6 +26,7 @@ pub const FEATURES: &[&str] = &[
     "session",
     "backup_envelope",
     "vault",
+    "opaque_rfc9807",
     "rotation",
     "fleet_replication",
     "audit",
@@ -301,6 +303,8 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
         "vault_client_register" => outcome(vault_exchange::client_register(input)?),
         "vault_client_recover" => outcome(vault_exchange::client_recover(input)?),
         "vault_node_login" => outcome(vault_exchange::node_login(input)?),
+        "opaque_rfc9807_real" => outcome(opaque_rfc9807::real(input)?),
+        "opaque_rfc9807_fake" => outcome(opaque_rfc9807::fake(input)?),
         "vault_setup_decode" => outcome(
             bkv_protocol::vault::VaultServerSetup::from_bytes(&hex_field(input, "setup")?)
                 .map(|s| Some(obj(json!({ "public_key": hex::encode(s.public_key()) })))),

@@ -1,21 +1,24 @@
 //! The OPAQUE exchange operations of spec/conformance.md §3.1 over `bkv_protocol::vault`:
-//! the harness plays one side of spec/vault.md §6.3, §6.4 or §7.1 with the randomness of
-//! the vector's seed, and the vector supplies the other side's messages.
+//! the harness plays one side of spec/vault.md §6.3, §6.4 or §7.1 with the vector's named
+//! random values, and the vector supplies the other side's messages. opaque-ke takes its
+//! randomness only from an RNG, so the values go in through
+//! `bkv_protocol::fixtures::opaque_draws` (opaque-ke 4.0's draw order, a detail of this
+//! harness, not of the spec or the vectors).
 
 use super::{BadInput, CaseOutcome, array, hex_field, obj, str_field, u64_field};
 use bkv_protocol::Error;
+use bkv_protocol::fixtures::{FixedRng, opaque_draws};
 use bkv_protocol::node_api::{CommitEvidence, VaultBegun, VaultStep};
 use bkv_protocol::session::RequestId;
 use bkv_protocol::vault::{
-    BackupKey, ClientAction, KsfParams, Outcome, RecoveryClient, RegistrationClient, VaultContext,
-    VaultServer, VaultServerSetup,
+    BackupKey, ClientAction, KsfParams, RecoveryClient, RegistrationClient, VaultContext, VaultServer,
+    VaultServerSetup,
 };
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use serde_json::{Map, Value, json};
 
-fn rng(input: &Map<String, Value>, key: &str) -> Result<ChaCha20Rng, BadInput> {
-    Ok(ChaCha20Rng::from_seed(array(input, key)?))
+/// `key` is absent or null.
+fn is_null(input: &Map<String, Value>, key: &str) -> bool {
+    matches!(input.get(key), None | Some(Value::Null))
 }
 
 fn context(input: &Map<String, Value>) -> Result<VaultContext, BadInput> {
@@ -35,27 +38,38 @@ fn context(input: &Map<String, Value>) -> Result<VaultContext, BadInput> {
 /// `vault_client_register`: R1–R4 of spec/vault.md §6.3.
 pub(super) fn client_register(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> {
     let ctx = context(input)?;
-    let mut rng = rng(input, "client_seed")?;
+    let mut rng =
+        opaque_draws::client_registration(&array(input, "blind")?, &array(input, "envelope_nonce")?);
     let (record, code) = (hex_field(input, "record")?, hex_field(input, "code")?);
     let backup_key = BackupKey::from_bytes(array(input, "backup_key")?);
     let answer = hex_field(input, "register_start_response")?;
     Ok((|| {
         let (start, client) = RegistrationClient::start(&mut rng, &record, &code)?;
-        let (finish, _) = client.finish(&mut rng, &ctx, &backup_key, &answer)?.into_request();
-        Ok(Some(obj(json!({ "register_start": hex::encode(start), "register_finish": hex::encode(finish) }))))
+        let new = client.finish(&mut rng, &ctx, &backup_key, &answer)?;
+        let export_key = hex::encode(new.export_key());
+        let (finish, _) = new.into_request();
+        Ok(Some(obj(json!({
+            "register_start": hex::encode(start),
+            "register_finish": hex::encode(finish),
+            "export_key": export_key,
+        }))))
     })())
 }
 
 /// `vault_client_recover`: L1–L6 of spec/vault.md §6.4, action `recover`.
 pub(super) fn client_recover(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> {
     let ctx = context(input)?;
-    let mut rng = rng(input, "client_seed")?;
+    let mut rng = opaque_draws::client_login(
+        &array(input, "blind")?,
+        &array(input, "client_keyshare_seed")?,
+        &array(input, "client_nonce")?,
+    );
     let (record, code) = (hex_field(input, "record")?, hex_field(input, "code")?);
     let start_answer = hex_field(input, "recover_start_response")?;
     // Absent when the vector expects the client to stop before it sends KE3.
-    let finish_answer = match input.get("recover_finish_response") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(hex_field(input, "recover_finish_response")?),
+    let finish_answer = match is_null(input, "recover_finish_response") {
+        true => None,
+        false => Some(hex_field(input, "recover_finish_response")?),
     };
     Ok((|| {
         let (start, client) = RecoveryClient::start(&mut rng, &record, &code)?;
@@ -64,31 +78,46 @@ pub(super) fn client_recover(input: &Map<String, Value>) -> Result<CaseOutcome, 
         let (finish, awaiting) = ke2.finish(&mut rng, &ctx, ClientAction::Recover)?;
         // The vector has no answer only for a client that fails before this point.
         let answer = finish_answer.as_deref().ok_or(Error::CborSchema)?;
-        let Outcome::Recovered { backup_key, remaining: after } = awaiting.finish(answer)? else {
-            return Err(Error::CborSchema);
-        };
+        let (export_key, session_key) = awaiting.opaque_keys();
+        let (export_key, session_key) = (hex::encode(export_key), hex::encode(session_key));
+        let (backup_key, after) = awaiting.finish_recovered(answer)?;
         Ok(Some(obj(json!({
             "recover_start": hex::encode(start),
             "remaining": remaining,
             "recover_finish": hex::encode(finish),
             "backup_key": hex::encode(backup_key.as_bytes()),
             "remaining_after": after,
+            "export_key": export_key,
+            "session_key": session_key,
         }))))
     })())
 }
 
-/// `vault_node_login`: N2–N4 of spec/vault.md §7.1 for one `recover_start` and its
-/// `recover_finish`, with the vector's state-machine outputs standing in for the log.
+/// `vault_node_login`: N2–N4 of spec/vault.md §7.1 for one `recover_start` and, unless
+/// `recover_finish` is null, its `recover_finish`, with the vector's state-machine outputs
+/// standing in for the log.
 pub(super) fn node_login(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> {
     let fleet_id = str_field(input, "fleet_id")?;
     let setup = hex_field(input, "server_setup")?;
-    let mut rng = rng(input, "node_seed")?;
+    let mut rng = opaque_draws::node_login(
+        &array(input, "fake_wrapped_key")?,
+        &array(input, "fake_masking_key")?,
+        &array(input, "masking_nonce")?,
+        &array(input, "server_keyshare_seed")?,
+        &array(input, "server_nonce")?,
+    );
     let time = u64_field(input, "time")?;
     let login: RequestId = array(input, "login")?;
-    let finish_id: RequestId = array(input, "finish_request_id")?;
-    let (start, finish) = (hex_field(input, "recover_start")?, hex_field(input, "recover_finish")?);
-    let (attempt_output, finish_output) =
-        (hex_field(input, "attempt_output")?, hex_field(input, "finish_output")?);
+    let start = hex_field(input, "recover_start")?;
+    let attempt_output = hex_field(input, "attempt_output")?;
+    let finish = match is_null(input, "recover_finish") {
+        true => None,
+        false => Some((
+            array::<16>(input, "finish_request_id")?,
+            hex_field(input, "recover_finish")?,
+            hex_field(input, "finish_output")?,
+        )),
+    };
     Ok((|| {
         let server = VaultStep::new(VaultServer::new(VaultServerSetup::from_bytes(&setup)?, fleet_id));
         let VaultBegun::Commit(attempt) = server.begin(&mut rng, login, time, &start, time)? else {
@@ -97,36 +126,22 @@ pub(super) fn node_login(input: &Map<String, Value>) -> Result<CaseOutcome, BadI
         let attempt_command = attempt.command().to_vec();
         let start_answer =
             attempt.resume(&server, &mut rng, CommitEvidence::host_reported(attempt_output), time)?;
-        let VaultBegun::Commit(success) = server.begin(&mut rng, finish_id, time, &finish, time)? else {
-            return Err(Error::CborSchema);
-        };
-        let finish_command = success.command().to_vec();
-        let finish_answer =
-            success.resume(&server, &mut rng, CommitEvidence::host_reported(finish_output), time)?;
-        Ok(Some(obj(json!({
+        let mut out = json!({
             "attempt_command": hex::encode(attempt_command),
             "recover_start_response": hex::encode(start_answer),
-            "finish_command": hex::encode(finish_command),
-            "recover_finish_response": hex::encode(finish_answer),
-        }))))
+        });
+        if let Some((finish_id, finish, finish_output)) = finish {
+            // KE3 and the commit draw nothing.
+            let mut none = FixedRng(Vec::new());
+            let VaultBegun::Commit(success) = server.begin(&mut none, finish_id, time, &finish, time)? else {
+                return Err(Error::CborSchema);
+            };
+            let finish_command = success.command().to_vec();
+            let finish_answer =
+                success.resume(&server, &mut none, CommitEvidence::host_reported(finish_output), time)?;
+            out["finish_command"] = json!(hex::encode(finish_command));
+            out["recover_finish_response"] = json!(hex::encode(finish_answer));
+        }
+        Ok(Some(obj(out)))
     })())
-}
-
-#[cfg(test)]
-mod tests {
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::{RngCore, SeedableRng};
-
-    /// spec/conformance.md §3.1 says a seed's stream is the ChaCha20 keystream with the
-    /// seed as key and a zero nonce and counter: RFC 8439 Appendix A.1, test vector #1.
-    #[test]
-    fn seed_stream_is_the_chacha20_keystream_of_rfc_8439() {
-        let mut out = [0u8; 64];
-        ChaCha20Rng::from_seed([0; 32]).fill_bytes(&mut out);
-        assert_eq!(
-            hex::encode(out),
-            "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7\
-             da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586"
-        );
-    }
 }
