@@ -164,6 +164,10 @@ define_errors! {
     VaultMessageInvalid => "vault.message.invalid",
     /// The recovery code is wrong, or no such record exists (client side; the two look the same).
     VaultCodeInvalid => "vault.code.invalid",
+    /// The typed recovery code has a character that is not a digit, a space or a hyphen, or more than 64 digits.
+    VaultCodeMalformed => "vault.code.malformed",
+    /// The recovery code is too weak: it needs at least 6 digits, not all the same digit, and not a run such as 123456 or 654321.
+    VaultCodeWeak => "vault.code.weak",
     /// The fleet's OPAQUE server key is not the `opaque` key of the verified FleetKeySet.
     VaultServerKeyMismatch => "vault.server_key.mismatch",
     /// The login finish names no pending login on this node (expired, consumed or never started).

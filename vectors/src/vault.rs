@@ -28,6 +28,7 @@ const NOTES: &[(&str, &str)] = &[
         "one OPAQUE exchange with explicit inputs (spec/conformance.md §3.1): the harness plays one side",
     ),
     ("ServerKey", "the fleet's OPAQUE key is not the one of the verified FleetKeySet"),
+    ("Code", "a typed recovery code and its normal form (spec/vault.md §2.4)"),
 ];
 
 const T: u64 = 1_800_000_000;
@@ -370,5 +371,69 @@ pub fn generate() -> VectorFile {
     // The OPAQUE exchanges (spec/conformance.md §3.1): one real exchange, each case one view
     // of it, so they are built together rather than as independent case functions.
     crate::vault_exchange::add(&mut f);
+    f.group("code_normalise", "§2.4");
+    f.cases(&mut (), CODE_NORMALISE);
     f.finish()
+}
+
+/// A `code_normalise` case for `text`: the normal form `want`, or the error. The reference
+/// must agree, so the generator cannot write a case it would fail.
+fn code_case(text: &str, want: Result<&str, Error>) -> Case {
+    let got =
+        bkv_protocol::vault::normalise_code(text).map(|c| String::from_utf8(c.to_vec()).expect("ASCII"));
+    assert_eq!(got.as_deref().map_err(|e| *e), want, "{text:?}");
+    let input = map([("text", json!(text))]);
+    match want {
+        Ok(code) => Case::valid(&["Code"], input, Some(map([("code", json!(hex::encode(code)))]))),
+        Err(e) => Case::invalid(&["Code"], input, e),
+    }
+}
+
+cases! { (), CODE_NORMALISE;
+    /// six digits as typed: the normal form is their ASCII bytes
+    fn digits(_w) { code_case("482916", Ok("482916")) }
+    /// spaces between groups are removed
+    fn grouped_with_spaces(_w) { code_case("482 916", Ok("482916")) }
+    /// hyphens between groups are removed
+    fn grouped_with_hyphens(_w) { code_case("4829-1635-0072", Ok("482916350072")) }
+    /// leading, trailing and repeated spaces and hyphens are removed wherever they are
+    fn separators_anywhere(_w) { code_case(" -48 29--16 ", Ok("482916")) }
+    /// full-width digits (U+FF10–U+FF19) become ASCII digits under NFKC
+    fn full_width_digits(_w) { code_case("\u{ff14}\u{ff18}\u{ff12}\u{ff19}\u{ff11}\u{ff16}", Ok("482916")) }
+    /// the ideographic space and the full-width hyphen become a space and a hyphen under NFKC
+    fn ideographic_space_and_full_width_hyphen(_w) { code_case("482\u{3000}916\u{ff0d}35", Ok("48291635")) }
+    /// the no-break space becomes a space under NFKC
+    fn no_break_space(_w) { code_case("482\u{a0}916", Ok("482916")) }
+    /// 64 digits, the most a code may have
+    fn sixty_four_digits(_w) { code_case(&"31".repeat(32), Ok(&"31".repeat(32))) }
+    /// 65 digits
+    fn sixty_five_digits(_w) { code_case(&format!("{}4", "31".repeat(32)), Err(Error::VaultCodeMalformed)) }
+    /// a letter
+    fn letter(_w) { code_case("48291a", Err(Error::VaultCodeMalformed)) }
+    /// a tab is not a separator
+    fn tab(_w) { code_case("482\t916", Err(Error::VaultCodeMalformed)) }
+    /// a line ending is not stripped by the normalisation (the client strips it when it reads a line)
+    fn line_ending(_w) { code_case("482916\n", Err(Error::VaultCodeMalformed)) }
+    /// an en dash (U+2013) is not a hyphen
+    fn en_dash(_w) { code_case("482\u{2013}916", Err(Error::VaultCodeMalformed)) }
+    /// Arabic-Indic digits (U+0660–U+0669) are not mapped by NFKC
+    fn arabic_indic_digits(_w) { code_case("\u{664}\u{668}\u{662}\u{669}\u{661}\u{666}", Err(Error::VaultCodeMalformed)) }
+    /// an empty code
+    fn empty(_w) { code_case("", Err(Error::VaultCodeWeak)) }
+    /// separators only
+    fn separators_only(_w) { code_case(" - ", Err(Error::VaultCodeWeak)) }
+    /// five digits
+    fn five_digits(_w) { code_case("48291", Err(Error::VaultCodeWeak)) }
+    /// one digit six times
+    fn one_digit_repeated(_w) { code_case("777 777", Err(Error::VaultCodeWeak)) }
+    /// an ascending run
+    fn ascending_run(_w) { code_case("123456", Err(Error::VaultCodeWeak)) }
+    /// an ascending run that wraps from 9 to 0
+    fn ascending_run_wrapping(_w) { code_case("7890123", Err(Error::VaultCodeWeak)) }
+    /// a descending run that wraps from 0 to 9
+    fn descending_run_wrapping(_w) { code_case("210987", Err(Error::VaultCodeWeak)) }
+    /// an ascending run with one digit out of place is not a run
+    fn almost_a_run(_w) { code_case("123457", Ok("123457")) }
+    /// a malformed character is reported before the length: step 3 comes before step 4
+    fn malformed_before_weak(_w) { code_case("12a", Err(Error::VaultCodeMalformed)) }
 }

@@ -106,6 +106,8 @@ def run_case(operation, inp):
             inp["fleet_id"], h(inp["server_setup"]), inp["time"], h(inp["login"]), h(inp["recover_start"]),
             h(inp["attempt_output"]), h(inp["fake_wrapped_key"]), h(inp["fake_masking_key"]),
             h(inp["masking_nonce"]), h(inp["server_keyshare_seed"]), h(inp["server_nonce"]), finish)
+    elif operation == "code_normalise":
+        out = vault.code_normalise(inp["text"])
     elif operation == "opaque_rfc9807_real":
         out = vault_exchange.rfc9807_real(inp)
     elif operation == "opaque_rfc9807_fake":

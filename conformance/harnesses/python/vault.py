@@ -7,6 +7,8 @@ steps A1-A4 (A1a: the phase); a failing command gives `{"error": {"code": ...}}`
 changes nothing. The OPAQUE exchanges (§6, §7) are in vault_exchange.py.
 """
 
+import unicodedata
+
 import ristretto
 from dcbor import BkvError, decode, encode
 
@@ -260,3 +262,17 @@ def setup_decode(setup):
     if fake == bytes(32) or ristretto.decode(fake) is None:
         raise BkvError("vault.setup.invalid", "fake-record public key")
     return {"public_key": ristretto.encode(ristretto.base_mul(k))}
+
+
+CODE_MIN_DIGITS, CODE_MAX_DIGITS = 6, 64  # §2.4
+
+
+def code_normalise(text):
+    """spec/vault.md §2.4: the normal form of a typed recovery code."""
+    digits = unicodedata.normalize("NFKC", text).replace(" ", "").replace("-", "")  # steps 1-2
+    if any(c not in "0123456789" for c in digits) or len(digits) > CODE_MAX_DIGITS:  # step 3
+        raise BkvError("vault.code.malformed")
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(digits, digits[1:])}
+    if len(digits) < CODE_MIN_DIGITS or steps in ({0}, {1}, {9}):  # step 4
+        raise BkvError("vault.code.weak")
+    return {"code": digits.encode("ascii")}

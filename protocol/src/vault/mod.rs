@@ -9,6 +9,7 @@
 //!   around `CommandLog::propose` (spec/vault.md §7).
 
 pub mod client;
+pub mod code;
 pub mod export;
 pub mod server;
 pub mod state;
@@ -20,6 +21,7 @@ pub use client::{
     AwaitOutcome, AwaitRegistered, ClientAction, NewRegistration, Outcome, RecoveryClient, RecoveryKe2,
     RegistrationClient, VaultContext,
 };
+pub use code::{CODE_MAX_DIGITS, CODE_MIN_DIGITS, normalise_code};
 pub use server::{VaultServer, VaultServerSetup};
 pub use state::{RecordState, RecordStatus, VaultCommand, VaultOutput, VaultQuery, VaultStateMachine};
 

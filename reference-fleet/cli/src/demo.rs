@@ -46,6 +46,11 @@ pub const DEMO_FLEET: &str = "demo.bkv.example/vault";
 /// The demo user's recovery code.
 pub const DEMO_CODE: &str = "482 916";
 
+/// A typed code's normal form, as a phone computes it before OPAQUE (spec/vault.md §2.4).
+fn code(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    Ok(bkv_protocol::vault::normalise_code(text)?)
+}
+
 struct Step {
     n: usize,
     started: Instant,
@@ -180,7 +185,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut record = vec![0u8; 32];
     OsRng.fill_bytes(&mut record);
     let backup_key = BackupKey::generate(&mut OsRng);
-    let remaining = phone.register(&record, DEMO_CODE.as_bytes(), &backup_key).await?;
+    let remaining = phone.register(&record, &code(DEMO_CODE)?, &backup_key).await?;
     println!(
         "    record {} on node {}: {remaining} guesses allowed; the fleet holds the OPAQUE record and the backup \
          key wrapped under the OPAQUE export key, never the code or the key",
@@ -219,9 +224,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     )
     .await?
     .0;
-    for wrong in ["123 456", "482 917"] {
+    for wrong in ["482 619", "482 917"] {
         let t1 = Instant::now();
-        match new_phone.recover(&record, wrong.as_bytes()).await? {
+        match new_phone.recover(&record, &code(wrong)?).await? {
             Recovery::WrongCode { remaining } => println!(
                 "    \"{wrong}\" on node {}: wrong code [vault.code.invalid], {remaining} guesses left ({})",
                 new_phone.node_id(),
@@ -233,8 +238,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     step.done(t, "each guess was committed by a majority before the fleet answered");
 
     let t = step.begin("The right code restores the backup");
-    let Recovery::Recovered { backup_key, remaining } =
-        new_phone.recover(&record, DEMO_CODE.as_bytes()).await?
+    let Recovery::Recovered { backup_key, remaining } = new_phone.recover(&record, &code(DEMO_CODE)?).await?
     else {
         return Err(Error::Usage("the right code was refused".into()));
     };
@@ -303,8 +307,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     step.done(t, "neither organisation alone can introduce a fleet");
 
     let t = step.begin("An attacker who learned the record id guesses three codes");
-    for wrong in ["000 000", "111 111", "222 222"] {
-        if let Recovery::WrongCode { remaining } = new_phone.recover(&record, wrong.as_bytes()).await? {
+    for wrong in ["314 159", "271 828", "161 803"] {
+        if let Recovery::WrongCode { remaining } = new_phone.recover(&record, &code(wrong)?).await? {
             println!("    \"{wrong}\": wrong code, {remaining} guesses left");
         }
     }
@@ -334,7 +338,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     let t =
         step.begin("The phone's next request reaches the retired fleet; it follows the chain over the air");
-    match new_phone.recover(&record, DEMO_CODE.as_bytes()).await {
+    match new_phone.recover(&record, &code(DEMO_CODE)?).await {
         Err(e) => println!("    epoch 1 answers [{}]", e.code()),
         Ok(_) => unreachable!("a retired fleet serves no guess"),
     }
@@ -347,7 +351,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     if let Recovery::WrongCode { remaining } = phone2.recover(&record, b"333 333").await? {
         println!("    one more wrong guess on epoch 2: {remaining} left (the counter moved with the record)");
     }
-    let Recovery::Recovered { backup_key, remaining } = phone2.recover(&record, DEMO_CODE.as_bytes()).await?
+    let Recovery::Recovered { backup_key, remaining } = phone2.recover(&record, &code(DEMO_CODE)?).await?
     else {
         return Err(Error::Usage("the right code was refused on the new fleet".into()));
     };
@@ -359,7 +363,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     step.done(t, &format!("restored again on epoch 2, counter reset to {remaining}"));
 
     let t = step.begin("An app that pinned epoch 1 is told to update; epoch 1 is decommissioned");
-    match pinned_app.recover(&record, DEMO_CODE.as_bytes()).await {
+    match pinned_app.recover(&record, &code(DEMO_CODE)?).await {
         Err(e) => println!(
             "    pinned app: [{}] {}",
             e.code(),

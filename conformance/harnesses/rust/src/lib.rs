@@ -303,6 +303,10 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
         "vault_client_register" => outcome(vault_exchange::client_register(input)?),
         "vault_client_recover" => outcome(vault_exchange::client_recover(input)?),
         "vault_node_login" => outcome(vault_exchange::node_login(input)?),
+        "code_normalise" => outcome(
+            bkv_protocol::vault::normalise_code(str_field(input, "text")?)
+                .map(|code| Some(obj(json!({ "code": hex::encode(code.as_slice()) })))),
+        ),
         "opaque_rfc9807_real" => outcome(opaque_rfc9807::real(input)?),
         "opaque_rfc9807_fake" => outcome(opaque_rfc9807::fake(input)?),
         "vault_setup_decode" => outcome(

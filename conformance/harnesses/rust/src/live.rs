@@ -52,6 +52,9 @@ async fn run(
     use bkv_client::{FleetClient, Persisted, Recovery, Trust};
     use bkv_protocol::vault::{BackupKey, KsfParams};
     let trust: Trust = bkv_protocol::cbor::from_slice(trust)?;
+    // As a phone: the typed codes' normal forms (spec/vault.md §2.4).
+    let (code, wrong) =
+        (bkv_protocol::vault::normalise_code(code)?, bkv_protocol::vault::normalise_code(wrong)?);
     let now = bkv_client::clock::system_now();
     let connect = |url: &str| {
         let trust = trust.clone();
@@ -65,7 +68,7 @@ async fn run(
     };
     let phone = connect(register_url).await?;
     let key = BackupKey::from_bytes(rand_key());
-    phone.register(record, code.as_bytes(), &key).await.map_err(proto)?;
+    phone.register(record, &code, &key).await.map_err(proto)?;
     let mut sealed = Vec::new();
     let fleet_id = phone.keyset().fleet_id.clone();
     bkv_protocol::backup_envelope::seal(
@@ -80,12 +83,12 @@ async fn run(
     let other = connect(restore_url).await?;
     let mut remaining = LIMIT;
     for _ in 0..attempts {
-        match other.recover(record, wrong.as_bytes()).await.map_err(proto)? {
+        match other.recover(record, &wrong).await.map_err(proto)? {
             Recovery::WrongCode { remaining: r } => remaining = r,
             Recovery::Recovered { .. } => return Err(Error::VaultCodeInvalid),
         }
     }
-    match other.recover(record, code.as_bytes()).await.map_err(proto)? {
+    match other.recover(record, &code).await.map_err(proto)? {
         Recovery::Recovered { backup_key, .. } => {
             let mut out = Vec::new();
             bkv_protocol::backup_envelope::open(

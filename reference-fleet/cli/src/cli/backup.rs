@@ -96,6 +96,8 @@ pub async fn run(cmd: BackupCommand) -> Result<ExitCode> {
     }
 }
 
+/// The recovery code as typed, then its normal form (spec/vault.md §2.4): a malformed or
+/// weak code is refused here, before anything is sent.
 fn read_code(common: &Common, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     let code = if common.code_stdin {
         let mut line = Zeroizing::new(String::new());
@@ -119,10 +121,8 @@ fn read_code(common: &Common, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     } else {
         return Err(Error::Usage("no recovery code: run in a terminal or pass --code-stdin".into()));
     };
-    if code.is_empty() {
-        return Err(Error::Usage("the recovery code is empty".into()));
-    }
-    Ok(code)
+    let text = std::str::from_utf8(&code).map_err(|_| bkv_protocol::Error::VaultCodeMalformed)?;
+    Ok(bkv_protocol::vault::normalise_code(text)?)
 }
 
 async fn connect(common: &Common) -> Result<FleetClient> {

@@ -46,15 +46,59 @@ fn backup_create_and_restore_through_the_cli() {
     assert_eq!(st["epoch"], 1, "the verified bundle is remembered: {st}");
     assert!(st["log"]["size"].as_u64().unwrap() > 0, "and the largest checkpoint: {st}");
 
-    let wrong = run(args(&["backup", "restore"], 2, &[p(&backup), p(&restored)]), "000000");
+    let wrong = run(args(&["backup", "restore"], 2, &[p(&backup), p(&restored)]), "482914");
     assert_eq!(wrong.status.code(), Some(1), "{}", String::from_utf8_lossy(&wrong.stdout));
     let text =
         format!("{}{}", String::from_utf8_lossy(&wrong.stdout), String::from_utf8_lossy(&wrong.stderr));
     assert!(text.contains("vault.code.invalid"), "{text}");
     assert!(!restored.exists(), "nothing is written on failure");
 
-    let out = run(args(&["backup", "restore"], 2, &[p(&backup), p(&restored)]), "482913");
+    // The same code typed in groups and with full-width digits: the same normal form
+    // (spec/vault.md §2.4).
+    let out = run(args(&["backup", "restore"], 2, &[p(&backup), p(&restored)]), "４８２９-13");
     assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&restored).unwrap(), chat);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// spec/vault.md §2.4: the CLI refuses a weak or malformed recovery code with its code and
+/// a clear message before it reads the trust file or sends anything.
+#[test]
+fn weak_and_malformed_codes_are_refused_before_anything_is_sent() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-cli-code-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("chat.db");
+    std::fs::write(&input, b"chat").unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_owned();
+    // No fleet listens there and no trust file exists: a code check that came later would
+    // fail with another code.
+    let args = [
+        "--json",
+        "backup",
+        "create",
+        "--fleet",
+        "http://127.0.0.1:9",
+        "--trust",
+        &p(&dir.join("absent.cbor")),
+        "--state",
+        &p(&dir.join("state.json")),
+        "--code-stdin",
+        "--insecure-test-ksf",
+        &p(&input),
+        &p(&dir.join("out.bkv")),
+    ];
+    for (code, want, words) in [
+        ("123456", "vault.code.weak", "at least 6 digits"),
+        ("4829", "vault.code.weak", "at least 6 digits"),
+        ("482 91a", "vault.code.malformed", "not a digit"),
+    ] {
+        let out = bkv_with_code(&args, code);
+        assert_eq!(out.status.code(), Some(1), "{code}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["code"], want, "{code}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(words), "{code}: {v}");
+        assert!(!dir.join("out.bkv").exists() && !dir.join("state.json").exists());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
