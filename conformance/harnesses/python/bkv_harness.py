@@ -16,6 +16,7 @@ import envelope  # noqa: E402
 import fleet_replication  # noqa: E402
 import rotation  # noqa: E402
 import session  # noqa: E402
+import signer_api  # noqa: E402
 import vault  # noqa: E402
 import vault_exchange  # noqa: E402
 from dcbor import BkvError, check  # noqa: E402
@@ -23,7 +24,7 @@ from dcbor import BkvError, check  # noqa: E402
 NAME = "bkv-python"
 # The areas this harness implements, every operation of each (spec/conformance.md §3).
 FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit",
-            "fleet_replication", "rotation", "vault", "opaque_rfc9807"]
+            "fleet_replication", "rotation", "vault", "opaque_rfc9807", "signer_api"]
 
 
 def log(msg):
@@ -106,6 +107,12 @@ def run_case(operation, inp):
             inp["fleet_id"], h(inp["server_setup"]), inp["time"], h(inp["login"]), h(inp["recover_start"]),
             h(inp["attempt_output"]), h(inp["fake_wrapped_key"]), h(inp["fake_masking_key"]),
             h(inp["masking_nonce"]), h(inp["server_keyshare_seed"]), h(inp["server_nonce"]), finish)
+    elif operation == "signer_open_request":
+        out = signer_api.open_request(h(inp["request"]), h(inp["anchors"]), inp["now"])
+    elif operation == "operator_check_intermediate":
+        out = signer_api.check_intermediate(h(inp["request"]), h(inp["response"]), h(inp["anchors"]), inp["now"])
+    elif operation == "signer_attach_countersignature":
+        out = signer_api.attach(h(inp["intermediate"]), h(inp["countersignature"]), h(inp["anchors"]), inp["now"])
     elif operation == "code_normalise":
         out = vault.code_normalise(inp["text"])
     elif operation == "opaque_rfc9807_real":

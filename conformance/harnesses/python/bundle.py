@@ -187,8 +187,9 @@ def check_header_map(m, where):
     not_sign1(not (5 in m and 6 in m), f"{where}: both IV and Partial IV")
 
 
-def verify_one(bundle, anchors, state, now, check_window=True):
-    """§5.1 steps 1-11 (12, log inclusion, is not implemented). Returns the new state."""
+def parse_envelope(bundle):
+    """§5.1 steps 1-2.4: the envelope and its headers, before the countersignature.
+    Returns (protected bytes, unprotected map, payload, signature, alg, kid, claims)."""
     # step 1: tagged COSE_Sign1, attached payload, RFC 9052 header maps
     top = decode(bundle, allowed_tags={18})
     v = getattr(top, "value", None)
@@ -221,6 +222,12 @@ def verify_one(bundle, anchors, state, now, check_window=True):
         raise BkvError("bundle.header.misplaced", "extra protected header parameter")
     if any(k != 11 for k in unprotected.keys()):
         raise BkvError("bundle.header.misplaced", "unprotected header other than 11")
+    return protected_bytes, unprotected, payload, signature, alg, signer_kid, claims
+
+
+def verify_one(bundle, anchors, state, now, check_window=True):
+    """§5.1 steps 1-11 (12, log inclusion, is not implemented). Returns the new state."""
+    protected_bytes, unprotected, payload, signature, alg, signer_kid, claims = parse_envelope(bundle)
     # step 2.5
     if 11 not in unprotected:
         raise BkvError("bundle.countersignature.missing", "no label 11")

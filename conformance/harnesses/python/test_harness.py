@@ -787,7 +787,7 @@ class HarnessProcess(unittest.TestCase):
         out = [json.loads(x) for x in p.stdout.splitlines()]
         self.assertEqual(out[0]["features"], ["cbor", "validation_bundle", "audit_log", "session",
                                               "backup_envelope", "audit", "fleet_replication",
-                                              "rotation", "vault", "opaque_rfc9807"])
+                                              "rotation", "vault", "opaque_rfc9807", "signer_api"])
         self.assertEqual((out[1]["id"], out[1]["actual_result"], out[1]["error_code"]),
                          ("cbor::1", "invalid", "cbor.map.duplicate_key"))
         self.assertEqual((out[2]["actual_result"], out[2]["error_code"]), ("valid", None))
