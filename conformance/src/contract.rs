@@ -20,6 +20,9 @@ pub struct Hello {
     /// Areas or operations the harness implements (answer only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
+    /// The profiles the harness claims to pass (answer only, optional; spec/conformance.md §3.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<String>>,
 }
 
 /// One case sent to the harness.

@@ -9,5 +9,6 @@
 pub mod contract;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod profiles;
 pub mod report;
 pub mod runner;

@@ -42,6 +42,10 @@ struct Args {
     /// Fail unless exactly this many cases are skipped.
     #[arg(long)]
     expect_skipped: Option<usize>,
+    /// Run only the operations of this profile (spec/conformance.md §3.3: client, node,
+    /// auditor, log, witness, operator) and fail unless every one of its cases passes.
+    #[arg(long)]
+    profile: Option<String>,
     /// Live mode: also start a reference fleet on loopback and run the `live` cases
     /// (register, back up, guess, restore) against it (spec/conformance.md §6).
     #[arg(long)]
@@ -114,6 +118,19 @@ fn run_live(_: &mut Vec<bkv_vectors::VectorFile>, _: &RunOptions) -> Result<Resu
 fn real_main(args: &Args) -> Result<bool, String> {
     let dir = args.vectors.clone().unwrap_or_else(bkv_vectors::root);
     let mut files = load_files(&dir, &args.area)?;
+    let only = match &args.profile {
+        None => None,
+        Some(name) => Some(bkv_conformance::profiles::profile(name).ok_or_else(|| {
+            let names: Vec<_> = bkv_conformance::profiles::PROFILES.iter().map(|p| p.name).collect();
+            format!("--profile {name}: no such profile (spec/conformance.md §3.3: {})", names.join(", "))
+        })?),
+    };
+    if let Some(p) = only {
+        for f in &mut files {
+            f.test_groups.retain(|g| p.operations.contains(&g.operation.as_str()));
+        }
+        files.retain(|f| !f.test_groups.is_empty());
+    }
     let opts = RunOptions { harness: args.harness.clone(), timeout: Duration::from_secs(args.timeout) };
     let result =
         if args.live { run_live(&mut files, &opts)? } else { run(&files, &opts).map_err(|e| e.to_string()) };
@@ -126,9 +143,24 @@ fn real_main(args: &Args) -> Result<bool, String> {
             ok = false;
         }
     }
+    report.judge_profiles();
     print!("{}", report.table());
     let all = report.counts().get("all").copied().unwrap_or_default();
     ok &= all.failed == 0;
+    if let Some(p) = only {
+        let verdict = report.profiles.iter().find(|r| r.profile == p.name).map(|r| r.verdict);
+        if verdict != Some(bkv_conformance::profiles::Verdict::Pass) {
+            println!("PROFILE {} does not pass: {verdict:?}", p.name);
+            ok = false;
+        }
+    }
+    for (name, verdict) in report.claimed_profile_failures() {
+        // With --profile, only that profile's operations ran: other claims are not judged.
+        if only.is_none_or(|p| p.name == name) {
+            println!("CLAIMED PROFILE {name} does not pass: {verdict:?}");
+            ok = false;
+        }
+    }
     if let Some(p) = &args.baseline {
         let base: Report = read_json(p)?;
         for id in report.regressions(&base) {

@@ -2,6 +2,7 @@
 //! spec/conformance.md §4 and §5.
 
 use crate::contract::ActualResult;
+use crate::profiles::{ProfileResult, Verdict};
 use bkv_vectors::{Expected, TestCase};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,10 +71,16 @@ pub struct Report {
     pub harness: String,
     /// What it claims.
     pub features: Vec<String>,
+    /// The profiles its hello claims (spec/conformance.md §3.3).
+    #[serde(default)]
+    pub claimed_profiles: Vec<String>,
     /// Every case.
     pub cases: Vec<CaseReport>,
     /// What the harness wrote on standard error.
     pub harness_stderr: String,
+    /// Every profile's result ([`Report::judge_profiles`]).
+    #[serde(default)]
+    pub profiles: Vec<ProfileResult>,
 }
 
 /// Counts of one area.
@@ -141,6 +148,26 @@ impl Report {
             .collect()
     }
 
+    /// Judge every profile over the cases as they stand now (after deviations); the
+    /// results are kept in the report.
+    pub fn judge_profiles(&mut self) -> &[ProfileResult] {
+        self.profiles = crate::profiles::results(self);
+        &self.profiles
+    }
+
+    /// The profiles the harness claims that do not pass, with their verdicts (an unknown
+    /// profile name is reported as not run).
+    pub fn claimed_profile_failures(&self) -> Vec<(String, Verdict)> {
+        self.claimed_profiles
+            .iter()
+            .filter_map(|name| {
+                let verdict =
+                    self.profiles.iter().find(|p| &p.profile == name).map_or(Verdict::NotRun, |p| p.verdict);
+                (verdict != Verdict::Pass).then(|| (name.clone(), verdict))
+            })
+            .collect()
+    }
+
     /// The failing cases.
     pub fn failures(&self) -> impl Iterator<Item = &CaseReport> {
         self.cases.iter().filter(|c| c.status == Status::Fail)
@@ -157,6 +184,21 @@ impl Report {
             s += &format!(
                 "{:<20} {:>7} {:>7} {:>8} {:>10}\n",
                 area, c.passed, c.failed, c.skipped, c.deviations
+            );
+        }
+        s += &format!(
+            "{:<20} {:>7} {:>7} {:>8} {:>10}\n",
+            "profile", "passed", "failed", "skipped", "verdict"
+        );
+        for p in &self.profiles {
+            let claimed = if self.claimed_profiles.contains(&p.profile) { " (claimed)" } else { "" };
+            s += &format!(
+                "{:<20} {:>7} {:>7} {:>8} {:>10}{claimed}\n",
+                p.profile,
+                p.passed,
+                p.failed,
+                p.skipped,
+                p.verdict.label()
             );
         }
         for f in self.failures() {
@@ -191,6 +233,18 @@ impl Report {
                 c.deviations
             );
         }
+        let mut profiles = String::new();
+        for p in &self.profiles {
+            profiles += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{:?}</td></tr>\n",
+                esc(&p.profile),
+                p.passed,
+                p.failed,
+                p.skipped,
+                if p.verdict == Verdict::Pass { "pass" } else { "fail" },
+                p.verdict
+            );
+        }
         let mut cases = String::new();
         for c in &self.cases {
             cases += &format!(
@@ -212,6 +266,7 @@ impl Report {
              .fail,.Fail{{background:#fdd}}.pass{{background:#dfd}}.Skipped{{color:#888}}.Deviation{{background:#ffd}}\
              </style></head><body>\n<h1>bkv conformance: {name}</h1>\n<p>Features: {features}</p>\n\
              <table><tr><th>area</th><th>passed</th><th>failed</th><th>skipped</th><th>deviations</th></tr>\n{rows}</table>\n\
+             <h2>Profiles</h2>\n<table><tr><th>profile</th><th>passed</th><th>failed</th><th>skipped</th><th>verdict</th></tr>\n{profiles}</table>\n\
              <h2>Cases</h2>\n<table><tr><th>id</th><th>comment</th><th>expected</th><th>actual</th><th>status</th><th>context</th></tr>\n{cases}</table>\n\
              <h2>Harness stderr</h2><pre>{stderr}</pre>\n</body></html>\n",
             name = esc(&self.harness),

@@ -105,7 +105,13 @@ pub struct RunOptions {
 /// Run every case of `files` whose area the harness claims, and compare.
 pub fn run(files: &[VectorFile], opts: &RunOptions) -> Result<Report, RunnerError> {
     let mut h = Harness::start(&opts.harness)?;
-    let hello = Hello { kind: "hello".into(), version: CONTRACT_VERSION, harness: None, features: None };
+    let hello = Hello {
+        kind: "hello".into(),
+        version: CONTRACT_VERSION,
+        harness: None,
+        features: None,
+        profiles: None,
+    };
     h.send(&serde_json::to_string(&hello).expect("json"))?;
     let line = h
         .recv(opts.timeout)?
@@ -116,6 +122,7 @@ pub fn run(files: &[VectorFile], opts: &RunOptions) -> Result<Report, RunnerErro
         return Err(RunnerError::Contract(format!("unexpected hello {line}")));
     }
     let features = answer.features.unwrap_or_default();
+    let claimed_profiles = answer.profiles.unwrap_or_default();
     let name = answer.harness.unwrap_or_else(|| opts.harness.clone());
 
     let mut cases = Vec::new();
@@ -165,7 +172,14 @@ pub fn run(files: &[VectorFile], opts: &RunOptions) -> Result<Report, RunnerErro
     }
     drop(h.stdin.take());
     let stderr = h.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(Report { harness: name, features, cases, harness_stderr: stderr })
+    Ok(Report {
+        harness: name,
+        features,
+        claimed_profiles,
+        cases,
+        harness_stderr: stderr,
+        profiles: Vec::new(),
+    })
 }
 
 impl CaseReport {

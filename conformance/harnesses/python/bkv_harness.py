@@ -25,6 +25,8 @@ NAME = "bkv-python"
 # The areas this harness implements, every operation of each (spec/conformance.md §3).
 FEATURES = ["cbor", "validation_bundle", "audit_log", "session", "backup_envelope", "audit",
             "fleet_replication", "rotation", "vault", "opaque_rfc9807", "signer_api"]
+# The profiles of spec/conformance.md §3.3 this harness claims to pass completely.
+PROFILES = ["client", "node", "auditor", "log", "witness", "operator"]
 
 
 def log(msg):
@@ -172,7 +174,8 @@ def main():
             continue
         msg = json.loads(line)
         if msg.get("type") == "hello":
-            reply = {"type": "hello", "version": 1, "harness": NAME, "features": FEATURES}
+            reply = {"type": "hello", "version": 1, "harness": NAME, "features": FEATURES,
+                     "profiles": PROFILES}
         elif msg.get("type") == "case":
             try:
                 reply = answer(msg)

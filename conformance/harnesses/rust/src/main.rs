@@ -24,6 +24,10 @@ fn main() -> ExitCode {
                 version: CONTRACT_VERSION,
                 harness: Some("bkv-reference (Rust, bkv-protocol)".into()),
                 features: Some(FEATURES.iter().map(|s| (*s).to_owned()).collect()),
+                // Every profile of spec/conformance.md §3.3.
+                profiles: Some(
+                    bkv_conformance::profiles::PROFILES.iter().map(|p| p.name.to_owned()).collect(),
+                ),
             };
             serde_json::to_string(&hello)
         } else {

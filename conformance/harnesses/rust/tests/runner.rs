@@ -2,6 +2,7 @@
 //! the committed files), a broken harness that accepts everything is caught with named
 //! failures, and a silent harness is stopped by the runner's time limit.
 
+use bkv_conformance::profiles::{PROFILES, Verdict};
 use bkv_conformance::report::{Deviation, Status};
 use bkv_conformance::runner::{RunOptions, run};
 use std::time::Duration;
@@ -48,9 +49,32 @@ fn opts(harness: String, secs: u64) -> RunOptions {
 fn reference_harness_passes_every_vector() {
     let files = files();
     let total: usize = files.iter().map(|f| f.number_of_tests).sum();
-    let report = run(&files, &opts(env!("CARGO_BIN_EXE_bkv-reference-harness").into(), 30)).unwrap();
+    let mut report = run(&files, &opts(env!("CARGO_BIN_EXE_bkv-reference-harness").into(), 30)).unwrap();
     let all = report.counts()["all"];
     assert_eq!((all.passed, all.failed, all.skipped), (total, 0, 0), "{}", report.table());
+    // It claims every profile of spec/conformance.md §3.3, and passes each.
+    let verdicts: Vec<_> = report.judge_profiles().iter().map(|p| (p.profile.clone(), p.verdict)).collect();
+    let want: Vec<_> = PROFILES.iter().map(|p| (p.name.to_owned(), Verdict::Pass)).collect();
+    assert_eq!(verdicts, want);
+    assert_eq!(report.claimed_profiles.len(), PROFILES.len());
+    assert!(report.claimed_profile_failures().is_empty());
+}
+
+/// spec/conformance.md §3.3: a profile whose operation has no case in the run is not
+/// judged as passing, and a claimed profile that does not pass is reported.
+#[test]
+fn a_profile_without_all_its_operations_is_incomplete() {
+    let files: Vec<_> = files().into_iter().filter(|f| f.area != "vault").collect();
+    let mut report = run(&files, &opts(env!("CARGO_BIN_EXE_bkv-reference-harness").into(), 30)).unwrap();
+    let verdict = |r: &bkv_conformance::report::Report, name: &str| {
+        r.profiles.iter().find(|p| p.profile == name).unwrap().verdict
+    };
+    report.judge_profiles();
+    assert_eq!(verdict(&report, "client"), Verdict::Incomplete, "{}", report.table());
+    assert_eq!(verdict(&report, "witness"), Verdict::Pass);
+    let failures = report.claimed_profile_failures();
+    assert!(failures.contains(&("client".to_owned(), Verdict::Incomplete)), "{failures:?}");
+    assert!(!failures.iter().any(|(p, _)| p == "witness"));
 }
 
 #[test]
@@ -67,7 +91,9 @@ fn accept_all_harness_is_caught_with_named_failures() {
             })
         })
         .collect();
-    let report = run(&files, &opts(data("accept_all_harness.py"), 30)).unwrap();
+    let mut report = run(&files, &opts(data("accept_all_harness.py"), 30)).unwrap();
+    report.judge_profiles();
+    assert_eq!(report.claimed_profile_failures(), vec![("client".to_owned(), Verdict::Fail)]);
     let failed: Vec<String> = report.failures().map(|c| c.id.clone()).collect();
     // Exactly the invalid cases fail (valid ones with expected outputs fail too, as the
     // broken harness returns none), and they are named in the table.
@@ -77,6 +103,7 @@ fn accept_all_harness_is_caught_with_named_failures() {
     let table = report.table();
     assert!(table.contains("FAIL validation_bundle::"), "{table}");
     assert!(table.contains("bundle.signer.unknown"), "{table}");
+    assert!(table.contains("fail (claimed)"), "{table}");
     assert!(report.html().contains("accept-all (broken)"));
 }
 

@@ -13,7 +13,9 @@ AREAS = sorted(os.path.basename(f)[:-5] for f in glob.glob(os.path.join(HERE, ".
 for line in sys.stdin:
     msg = json.loads(line)
     if msg.get("type") == "hello":
-        out = {"type": "hello", "version": 1, "harness": "accept-all (broken)", "features": AREAS}
+        # It also claims the client profile (spec/conformance.md §3.3), which it cannot pass.
+        out = {"type": "hello", "version": 1, "harness": "accept-all (broken)", "features": AREAS,
+               "profiles": ["client"]}
     else:
         out = {"id": msg["id"], "actual_result": "valid", "error_code": None, "context": "accepts everything"}
     print(json.dumps(out), flush=True)
