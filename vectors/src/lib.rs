@@ -42,6 +42,23 @@ pub fn all() -> Vec<VectorFile> {
     ]
 }
 
+/// Every committed vector file, built into the binary (area, JSON text), so a runner
+/// installed with `cargo install` or shipped as a binary needs no checkout. A test keeps
+/// this list equal to the files of `vectors/v1/`.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("audit", include_str!("../v1/audit.json")),
+    ("audit_log", include_str!("../v1/audit_log.json")),
+    ("backup_envelope", include_str!("../v1/backup_envelope.json")),
+    ("cbor", include_str!("../v1/cbor.json")),
+    ("fleet_replication", include_str!("../v1/fleet_replication.json")),
+    ("opaque_rfc9807", include_str!("../v1/opaque_rfc9807.json")),
+    ("rotation", include_str!("../v1/rotation.json")),
+    ("session", include_str!("../v1/session.json")),
+    ("signer_api", include_str!("../v1/signer_api.json")),
+    ("validation_bundle", include_str!("../v1/validation_bundle.json")),
+    ("vault", include_str!("../v1/vault.json")),
+];
+
 /// The directory holding `v1/` and `schema/` (this crate's directory).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

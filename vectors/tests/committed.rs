@@ -18,6 +18,26 @@ fn committed_vectors_equal_a_fresh_generation() {
     }
 }
 
+/// The vectors built into the runner are the committed files, every one of them.
+#[test]
+fn embedded_vectors_are_the_committed_files() {
+    let dir = bkv_vectors::root().join("v1");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    on_disk.sort();
+    let embedded: Vec<String> = bkv_vectors::EMBEDDED.iter().map(|(a, _)| (*a).to_owned()).collect();
+    assert_eq!(embedded, on_disk);
+    for (area, text) in bkv_vectors::EMBEDDED {
+        assert_eq!(*text, std::fs::read_to_string(dir.join(format!("{area}.json"))).unwrap(), "{area}");
+    }
+    let generated: BTreeSet<String> = bkv_vectors::all().into_iter().map(|f| f.area).collect();
+    assert_eq!(generated, on_disk.into_iter().collect());
+}
+
 #[test]
 fn generation_is_deterministic() {
     assert_eq!(bkv_vectors::to_json(&bkv_vectors::all()), bkv_vectors::to_json(&bkv_vectors::all()));
