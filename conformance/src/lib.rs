@@ -9,6 +9,7 @@
 pub mod contract;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod produce;
 pub mod profiles;
 pub mod report;
 pub mod runner;

@@ -35,6 +35,8 @@ pub const PROFILES: &[Profile] = &[
             "vault_client_register",
             "vault_client_recover",
             "opaque_rfc9807_real",
+            "produce_sealed_request",
+            "produce_backup_envelope",
         ],
     },
     Profile {
@@ -81,12 +83,13 @@ pub const PROFILES: &[Profile] = &[
             "signer_open_request",
             "signer_attach_countersignature",
             "audit",
+            "produce_checkpoint",
         ],
     },
     Profile {
         name: "witness",
         who: "a witness of the audit log",
-        operations: &["merkle_consistency", "parse_vkey", "witness_check"],
+        operations: &["merkle_consistency", "parse_vkey", "witness_check", "produce_cosignature"],
     },
     Profile {
         name: "operator",
@@ -97,6 +100,8 @@ pub const PROFILES: &[Profile] = &[
             "verify_logged_bundle",
             "operator_check_intermediate",
             "rotation_check_successor",
+            "produce_countersignature",
+            "produce_evidence_envelope",
         ],
     },
 ];

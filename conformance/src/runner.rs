@@ -162,7 +162,11 @@ pub fn run(files: &[VectorFile], opts: &RunOptions) -> Result<Report, RunnerErro
                                     r.id
                                 )));
                             }
-                            report.judge(t, &r);
+                            if g.operation.starts_with("produce_") {
+                                report.judge_produced(&g.operation, t, &r);
+                            } else {
+                                report.judge(t, &r);
+                            }
                         }
                     }
                 }
@@ -183,6 +187,29 @@ pub fn run(files: &[VectorFile], opts: &RunOptions) -> Result<Report, RunnerErro
 }
 
 impl CaseReport {
+    /// spec/conformance.md §3.4: a `produce_*` case passes when the harness answers
+    /// `valid` with an output the reference accepts ([`crate::produce::check`]).
+    pub fn judge_produced(&mut self, operation: &str, t: &bkv_vectors::TestCase, r: &CaseResult) {
+        self.actual_result = Some(r.actual_result);
+        self.actual_error_code = r.error_code.clone();
+        self.context = r.context.clone();
+        let input: serde_json::Map<String, serde_json::Value> = t.input.clone().into_iter().collect();
+        self.status = match (r.actual_result, &r.output) {
+            (ActualResult::Valid, Some(output)) => match crate::produce::check(operation, &input, output) {
+                Ok(()) => Status::Pass,
+                Err(e) => {
+                    self.context = format!("{e}; {}", self.context);
+                    Status::Fail
+                }
+            },
+            (ActualResult::Valid, None) => {
+                self.context = format!("no output to check; {}", self.context);
+                Status::Fail
+            }
+            _ => Status::Fail,
+        };
+    }
+
     /// spec/conformance.md §4: compare a harness answer with the vector.
     pub fn judge(&mut self, t: &bkv_vectors::TestCase, r: &CaseResult) {
         self.actual_result = Some(r.actual_result);

@@ -18,6 +18,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Attestation", "attestation chains, keys and measurements"),
     ("Ceremony", "the key ceremony transcript"),
     ("Inputs", "the order in which the inputs are decoded (§1)"),
+    crate::produce::NOTE,
 ];
 
 fn input(k: Knobs, software: [u8; 32], drop_last_entry: bool) -> BTreeMap<String, Value> {
@@ -308,5 +309,6 @@ pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("audit", "spec/audit.md", NOTES);
     f.group("audit", "§2");
     f.cases(&mut World, AUDIT);
+    crate::produce::add_audit(&mut f);
     f.finish()
 }

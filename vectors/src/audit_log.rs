@@ -30,6 +30,7 @@ const NOTES: &[(&str, &str)] = &[
     ("State", "largest checkpoint, consistency and forks (§7.3)"),
     ("DevelopmentOnly", "K = 0: accepted, but the result says development only (§7.1)"),
     ("Witness", "the witness rule (§8.3)"),
+    crate::produce::NOTE,
 ];
 
 struct World {
@@ -595,5 +596,6 @@ pub fn generate() -> VectorFile {
     f.cases(&mut w, VERIFY_LOGGED_BUNDLE);
     f.group("witness_check", "§8.3");
     f.cases(&mut w, WITNESS_CHECK);
+    crate::produce::add_audit_log(&mut f);
     f.finish()
 }

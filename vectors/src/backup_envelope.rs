@@ -20,6 +20,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Header", "the header is changed or names something else"),
     ("Truncated", "the file ends early"),
     ("Chunks", "chunks are reordered, spliced from another file, corrupted or followed by data"),
+    crate::produce::NOTE,
 ];
 
 const FLEET: &str = "vectors.bkv.example/vault";
@@ -214,5 +215,6 @@ pub fn generate() -> VectorFile {
     let mut f = FileBuilder::new("backup_envelope", "spec/backup-envelope.md", NOTES);
     f.group("envelope_open", "§5");
     f.cases(&mut World::new(), ENVELOPE_OPEN);
+    crate::produce::add_backup_envelope(&mut f);
     f.finish()
 }

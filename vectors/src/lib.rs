@@ -14,6 +14,7 @@ pub mod fixed_rng;
 pub mod fleet_replication;
 pub mod format;
 pub mod opaque_rfc9807;
+pub mod produce;
 pub mod rotation;
 pub mod session;
 mod session_client;

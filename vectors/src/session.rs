@@ -26,6 +26,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Tampered", "bytes of a sealed response were changed"),
     ("Context", "a response sealed under another request's HPKE context, or for another request id"),
     ("Plaintext", "a ResponsePlaintext sealed by hand under the right response key"),
+    crate::produce::NOTE,
 ];
 
 pub(crate) const FLEET: &str = "vectors.bkv.example/vault";
@@ -215,5 +216,6 @@ pub fn generate() -> VectorFile {
     f.group("session_open_request", "§5");
     f.cases(&mut World::new(), SESSION_OPEN_REQUEST);
     crate::session_client::add(&mut f);
+    crate::produce::add_session(&mut f);
     f.finish()
 }

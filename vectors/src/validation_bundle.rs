@@ -35,6 +35,7 @@ const NOTES: &[(&str, &str)] = &[
     ("Validity", "validity window (step 9)"),
     ("Rollback", "rollback state and chain (steps 10, 11, §5.2)"),
     ("Pinned", "pinned mode (§6)"),
+    crate::produce::NOTE,
 ];
 
 type HeaderMap = Vec<(Value, Value)>;
@@ -853,5 +854,6 @@ pub fn generate() -> VectorFile {
     f.cases(&mut w, VERIFY_BUNDLE);
     f.group("verify_pinned", "§6");
     f.cases(&mut w, VERIFY_PINNED);
+    crate::produce::add_validation_bundle(&mut f);
     f.finish()
 }

@@ -14,6 +14,7 @@ import bundle  # noqa: E402
 import crypto  # noqa: E402
 import envelope  # noqa: E402
 import fleet_replication  # noqa: E402
+import produce  # noqa: E402
 import rotation  # noqa: E402
 import session  # noqa: E402
 import signer_api  # noqa: E402
@@ -115,6 +116,8 @@ def run_case(operation, inp):
         out = signer_api.check_intermediate(h(inp["request"]), h(inp["response"]), h(inp["anchors"]), inp["now"])
     elif operation == "signer_attach_countersignature":
         out = signer_api.attach(h(inp["intermediate"]), h(inp["countersignature"]), h(inp["anchors"]), inp["now"])
+    elif operation in produce.PRODUCERS:
+        out = produce.PRODUCERS[operation](inp)
     elif operation == "code_normalise":
         out = vault.code_normalise(inp["text"])
     elif operation == "opaque_rfc9807_real":

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 mod fleet_replication;
 mod live;
 mod opaque_rfc9807;
+mod produce;
 mod session_client;
 mod vault_exchange;
 
@@ -303,6 +304,7 @@ pub fn execute(id: &str, operation: &str, input: &Map<String, Value>) -> Result<
         "vault_client_register" => outcome(vault_exchange::client_register(input)?),
         "vault_client_recover" => outcome(vault_exchange::client_recover(input)?),
         "vault_node_login" => outcome(vault_exchange::node_login(input)?),
+        op if op.starts_with("produce_") => outcome(produce::produce(op, input)?),
         "code_normalise" => outcome(
             bkv_protocol::vault::normalise_code(str_field(input, "text")?)
                 .map(|code| Some(obj(json!({ "code": hex::encode(code.as_slice()) })))),

@@ -107,6 +107,33 @@ fn accept_all_harness_is_caught_with_named_failures() {
     assert!(report.html().contains("accept-all (broken)"));
 }
 
+/// spec/conformance.md §3.4: every `produce_*` family refuses an output with one bit
+/// flipped, as the accept-all harness shows for reading.
+#[test]
+fn corrupted_outputs_are_refused_by_every_produce_family() {
+    let mut files = files();
+    for f in &mut files {
+        f.test_groups.retain(|g| g.operation.starts_with("produce_"));
+    }
+    files.retain(|f| !f.test_groups.is_empty());
+    let operations: std::collections::BTreeSet<_> =
+        files.iter().flat_map(|f| f.test_groups.iter().map(|g| g.operation.clone())).collect();
+    assert_eq!(operations.len(), 6, "{operations:?}");
+    let harness =
+        format!("{} {}", data("corrupting_harness.py"), env!("CARGO_BIN_EXE_bkv-reference-harness"));
+    let report = run(&files, &opts(harness, 30)).unwrap();
+    assert!(!report.cases.is_empty());
+    for c in &report.cases {
+        assert_eq!(c.status, Status::Fail, "{} passed with a corrupted output: {}", c.id, c.context);
+        assert!(
+            c.context.contains("refuse") || c.context.contains("verif") || c.context.contains("another"),
+            "{}: {}",
+            c.id,
+            c.context
+        );
+    }
+}
+
 #[test]
 fn silent_harness_times_out() {
     let files = vec![bkv_vectors::load("cbor")];
