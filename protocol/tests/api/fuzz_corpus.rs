@@ -110,12 +110,15 @@ fn cbor_corpus_as_bundles() {
 
 // ---- seeds from the vectors ---------------------------------------------------------------
 
-/// `(operation, tcId, input, output)` of every case of `area`.
+/// `(operation, tcId, input, output)` of every case of `area` but the `produce_*` ones,
+/// whose inputs are what a harness builds from, not bytes a parser reads
+/// (spec/conformance.md §3.4).
 fn cases(area: &str) -> Vec<(String, u64, Map<String, Value>, Value)> {
     let path = root().join("vectors/v1").join(format!("{area}.json"));
     let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut out = Vec::new();
-    for g in file["testGroups"].as_array().unwrap() {
+    let groups = file["testGroups"].as_array().unwrap();
+    for g in groups.iter().filter(|g| !g["operation"].as_str().unwrap().starts_with("produce_")) {
         for t in g["tests"].as_array().unwrap() {
             out.push((
                 g["operation"].as_str().unwrap().to_owned(),
