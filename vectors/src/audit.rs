@@ -302,6 +302,15 @@ cases! { World, AUDIT;
         other_firmware.insert("firmware".into(), json!(hex::encode([0xf2; 32])));
         Case::invalid(&["Attestation"], other_firmware, Error::AuditMeasurementMismatch)
     }
+    /// AU3: the Evidence's "v" is 2: a decoding failure, like any other mismatch with
+    /// its CDDL (evidence.md §5), before AU4 compares it with the FleetKeySet
+    fn evidence_version_2(_w) {
+        broken(&["Evidence"], Knobs { evidence_v2: true, ..Knobs::default() }, Error::EvidenceMalformed)
+    }
+    /// AU7: an AttestationStatement's "v" is 2: a decoding failure (evidence.md §5)
+    fn statement_version_2(_w) {
+        broken(&["Attestation"], Knobs { statement_v2: true, ..Knobs::default() }, Error::EvidenceMalformed)
+    }
 }
 
 /// The audit vector file.

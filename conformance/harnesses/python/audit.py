@@ -97,7 +97,7 @@ class Signed:
 def check_evidence(e):
     fields(e, ("v", "fleet_id", "epoch", "keyset_core", "policy", "software", "attestations", "ceremony"),
            "Evidence")
-    malformed(is_uint(e["v"]) and is_tstr(e["fleet_id"]) and is_uint(e["epoch"]) and is_bstr(e["keyset_core"], 32),
+    malformed(e["v"] == 1 and is_uint(e["v"]) and is_tstr(e["fleet_id"]) and is_uint(e["epoch"]) and is_bstr(e["keyset_core"], 32),
               "Evidence types")
     p = e["policy"]
     fields(p, ("guess_limit", "quorum", "datacenters"), "Policy")
@@ -126,7 +126,7 @@ def check_evidence(e):
 def check_cert(c):
     fields(c, ("v", "issuer", "subject", "key", "firmware", "ca"), "DeviceCert")
     public_key(c["key"], "DeviceCert key")
-    malformed(is_uint(c["v"]) and is_tstr(c["issuer"]) and is_tstr(c["subject"]) and is_bstr(c["firmware"], 32)
+    malformed(c["v"] == 1 and is_uint(c["v"]) and is_tstr(c["issuer"]) and is_tstr(c["subject"]) and is_bstr(c["firmware"], 32)
               and isinstance(c["ca"], bool), "DeviceCert types")
     return c
 
@@ -134,7 +134,7 @@ def check_cert(c):
 def check_statement(s):
     fields(s, ("v", "device", "fleet_id", "epoch", "node_id", "keys", "firmware", "software"),
            "AttestationStatement")
-    malformed(is_uint(s["v"]) and is_tstr(s["device"]) and is_tstr(s["fleet_id"]) and is_uint(s["epoch"])
+    malformed(s["v"] == 1 and is_uint(s["v"]) and is_tstr(s["device"]) and is_tstr(s["fleet_id"]) and is_uint(s["epoch"])
               and is_tstr(s["node_id"]) and isinstance(s["keys"], list) and len(s["keys"]) >= 3
               and is_bstr(s["firmware"], 32) and is_bstr(s["software"], 32), "AttestationStatement types")
     return s
@@ -168,7 +168,7 @@ def chain(a, roots):
         s = Signed(raw, CT_DEVICE_CERT)
         certs.append((s, check_cert(s.decode())))
     device = certs[0][1]
-    if device["ca"] or device["v"] != 1:
+    if device["ca"]:
         raise BkvError(invalid, "chain[0] is not a device certificate")
     for (s, c), (_, parent) in zip(certs, certs[1:]):
         if not (parent["ca"] and parent["subject"] == c["issuer"] and s.verified_by(parent["key"])):
@@ -181,7 +181,7 @@ def chain(a, roots):
     if not st.verified_by(device["key"]):
         raise BkvError(invalid, "statement not signed by the device key")
     statement = check_statement(st.decode())
-    if statement["v"] != 1 or statement["device"] != device["subject"]:
+    if statement["device"] != device["subject"]:
         raise BkvError(invalid, "statement names another device")
     return statement, device
 
@@ -227,7 +227,7 @@ def audit(evidence, logged_bundle, anchors_bytes, log_anchors_bytes, checkpoint,
     if not same(keyset["evidence"], ev_digest):
         raise BkvError("audit.evidence.mismatch")
     core = sha256(encode(dict(keyset, evidence=None)))
-    if not (ev["v"] == 1 and ev["fleet_id"] == keyset["fleet_id"] and ev["epoch"] == keyset["epoch"]
+    if not (ev["fleet_id"] == keyset["fleet_id"] and ev["epoch"] == keyset["epoch"]
             and same(ev["keyset_core"], core)):
         raise BkvError("audit.keyset.mismatch")
     # AU5

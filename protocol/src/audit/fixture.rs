@@ -82,6 +82,10 @@ pub struct Knobs {
     pub extra_step: bool,
     /// The keygen steps in reverse node order.
     pub keygen_reversed: bool,
+    /// The Evidence's `"v"` is 2.
+    pub evidence_v2: bool,
+    /// Node 1's AttestationStatement's `"v"` is 2.
+    pub statement_v2: bool,
 }
 
 /// A built deployment and what an auditor would fetch.
@@ -175,7 +179,7 @@ pub fn build(k: Knobs) -> Built {
             keys.swap(0, 1);
         }
         let statement = AttestationStatement {
-            v: 1,
+            v: if k.statement_v2 && i == 1 { 2 } else { 1 },
             device: if k.statement_device_other && i == 1 { "hsm-other".into() } else { subject },
             fleet_id: FLEET.into(),
             epoch: 1,
@@ -226,7 +230,7 @@ pub fn build(k: Knobs) -> Built {
     }
 
     let evidence = Evidence {
-        v: 1,
+        v: if k.evidence_v2 { 2 } else { 1 },
         fleet_id: FLEET.into(),
         epoch: k.evidence_epoch.unwrap_or(1),
         keyset_core: core,

@@ -267,7 +267,9 @@ fn evidence_signed(run: &mut Run, i: &EvidenceInputs<'_>, keyset: &FleetKeySet) 
             hexs(&sha256(i.evidence)),
             op.name
         ));
-        Ok((ev.decode()?, ev))
+        let evidence: Evidence = ev.decode()?;
+        version_1(evidence.v)?;
+        Ok((evidence, ev))
     })?;
     drop(ev);
 
@@ -278,8 +280,7 @@ fn evidence_signed(run: &mut Run, i: &EvidenceInputs<'_>, keyset: &FleetKeySet) 
             return Err(Error::AuditEvidenceMismatch);
         }
         let core = keyset_core(keyset);
-        if evidence.v != 1
-            || evidence.fleet_id != keyset.fleet_id
+        if evidence.fleet_id != keyset.fleet_id
             || evidence.epoch != keyset.epoch
             || !ct_eq(&evidence.keyset_core, &core)
         {
@@ -437,6 +438,12 @@ fn evidence_content(
     Ok(())
 }
 
+/// spec/evidence.md §5: a `"v"` other than 1 in a structure of spec/evidence.md is a
+/// decoding failure, `evidence.malformed`, like any other mismatch with its CDDL.
+fn version_1(v: u64) -> Result<()> {
+    if v == 1 { Ok(()) } else { Err(Error::EvidenceMalformed) }
+}
+
 /// spec/evidence.md §3: verify one attestation's chain up to a pinned root; returns the
 /// statement, the device cert and the root's name.
 fn check_chain(
@@ -450,11 +457,12 @@ fn check_chain(
         .map(|b| {
             let s = Sign1::parse(b, CT_DEVICE_CERT)?;
             let c: DeviceCert = s.decode()?;
+            version_1(c.v)?;
             Ok((s, c))
         })
         .collect::<Result<_>>()?;
     let (first, rest) = certs.split_first().ok_or(invalid)?;
-    if first.1.ca || first.1.v != 1 {
+    if first.1.ca {
         return Err(invalid);
     }
     for (k, (s, c)) in certs.iter().enumerate() {
@@ -475,7 +483,8 @@ fn check_chain(
         return Err(invalid);
     }
     let statement: AttestationStatement = st.decode()?;
-    if statement.v != 1 || statement.device != first.1.subject {
+    version_1(statement.v)?;
+    if statement.device != first.1.subject {
         return Err(invalid);
     }
     Ok((statement, first.1.clone(), root.name.clone()))
