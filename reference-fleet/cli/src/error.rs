@@ -14,6 +14,12 @@ pub enum Error {
     /// A protocol verification failed; carries the spec code.
     #[error(transparent)]
     Protocol(#[from] bkv_protocol::Error),
+    /// The recovery code is wrong (spec/vault.md §6.4 L3): the guess is counted.
+    #[error("wrong recovery code; {} left for this backup", guesses(*remaining))]
+    WrongCode {
+        /// Guesses the record allows now.
+        remaining: u32,
+    },
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -124,6 +130,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Protocol(e) => e.code(),
+            Error::WrongCode { .. } => "vault.code.invalid",
             Error::Read { .. } => "io.read",
             Error::Write { .. } => "io.write",
             Error::Usage(_) | Error::BadInput { .. } => "cli.usage",
@@ -141,7 +148,49 @@ impl Error {
     }
 }
 
+/// "1 guess", "2 guesses".
+pub fn guesses(n: u32) -> String {
+    if n == 1 { "1 guess".into() } else { format!("{n} guesses") }
+}
+
+/// What a user must hear about a record after an attempt (spec/vault.md §5.4), if anything:
+/// the last guess is near, or it was used.
+pub fn after_attempt(remaining: u32, recovered: bool) -> Option<String> {
+    match (recovered, remaining) {
+        (true, 0) => Some(
+            "that was the record's last guess: the record is destroyed (spec/vault.md §5.4) and this backup \
+             cannot be restored again; create a new backup now with `bkv backup create`"
+                .into(),
+        ),
+        (false, 0) => Some(
+            "that was the last guess: the record and its key are destroyed and this backup can never be \
+             restored; create a new backup from a device that still has the data"
+                .into(),
+        ),
+        (false, 1) => {
+            Some("one guess left: the next wrong code destroys the record and this backup for good".into())
+        }
+        _ => None,
+    }
+}
+
 impl Error {
+    /// The message without the code (the code is printed next to it, once).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Protocol(e) => e.description().to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Machine-readable details of the failure, when it has any (`--json` `error.details`).
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Error::WrongCode { remaining } => Some(serde_json::json!({ "remaining": remaining })),
+            _ => None,
+        }
+    }
+
     /// The file the failure concerns, if any.
     pub fn file(&self) -> Option<String> {
         match self {
@@ -157,6 +206,22 @@ impl Error {
     /// What to do next, where the CLI knows.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::WrongCode { remaining } => after_attempt(*remaining, false),
+            Error::Protocol(bkv_protocol::Error::VaultRecordLocked) => Some(
+                "this backup's record was destroyed after its last allowed guess (spec/vault.md §5.4): it can \
+                 never be restored; create a new backup from a device that still has the data"
+                    .into(),
+            ),
+            Error::Protocol(bkv_protocol::Error::FleetUnavailable) => Some(
+                "the fleet could not confirm the attempt in time: it may already have been counted \
+                 (spec/fleet-replication.md §3.4), so at most one guess fewer is left; try again later"
+                    .into(),
+            ),
+            Error::Protocol(bkv_protocol::Error::VaultCodeWeak) => Some(
+                "choose a code of at least 6 digits that is not one digit repeated or a run such as 123456 \
+                 (spec/vault.md §2.4)"
+                    .into(),
+            ),
             Error::Write { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
                 Some("choose another file, or pass --force to replace it".into())
             }

@@ -1,9 +1,11 @@
 //! Backups over the streaming envelope (spec/backup-envelope.md) with a key the fleet
 //! protects (spec/vault.md §6.3, §6.4).
 //!
-//! The output is written to a temporary file beside it, synced, and renamed into place only
-//! on success, so a failed or tampered restore never leaves partial plaintext under the
-//! output name. Whether an existing output may be replaced is the caller's decision.
+//! A file output is written to a temporary file beside it, synced, and renamed into place
+//! only on success, so a failed or tampered restore never leaves partial plaintext under
+//! the output name; a memory output is filled only on success (spec/backup-envelope.md §5:
+//! plaintext of a failed read is never used). Whether an existing output may be replaced is
+//! the caller's decision.
 
 use crate::error::{Error, Result};
 use crate::fleet::{FleetClient, Recovery};
@@ -36,6 +38,31 @@ pub enum Restored {
         /// Guesses left.
         remaining: u32,
     },
+}
+
+/// Where [`create`] and [`restore`] write.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// A file, replaced atomically on success.
+    File(&'a Path),
+    /// Memory: the bytes are appended only on success (for a caller that writes them to
+    /// standard output once they are verified).
+    Memory(&'a mut Vec<u8>),
+}
+
+impl Output<'_> {
+    /// Fill the output through `fill`; nothing is kept on failure.
+    fn write<T>(self, fill: impl FnOnce(&mut dyn std::io::Write) -> bkv_protocol::Result<T>) -> Result<T> {
+        match self {
+            Output::File(path) => write_atomically(path, |w| fill(w)),
+            Output::Memory(out) => {
+                let mut buffer = Vec::new();
+                let v = fill(&mut buffer)?;
+                out.extend_from_slice(&buffer);
+                Ok(v)
+            }
+        }
+    }
 }
 
 fn temp_path(output: &Path) -> PathBuf {
@@ -82,12 +109,12 @@ pub async fn create(
     record: &[u8],
     code: &[u8],
     input: impl Read,
-    output: &Path,
+    output: Output<'_>,
 ) -> Result<Created> {
     let key = BackupKey::generate(&mut OsRng);
     let remaining = client.register(record, code, &key).await?;
     let fleet_id = client.keyset().fleet_id.clone();
-    let bytes = write_atomically(output, |w| {
+    let bytes = output.write(|w| {
         backup_envelope::seal(&key, &fleet_id, record, &mut OsRng, BufReader::new(input), w, |_| {})
     })?;
     Ok(Created { remaining, bytes })
@@ -105,7 +132,7 @@ pub async fn restore(
     header: &Header,
     code: &[u8],
     input: impl Read,
-    output: &Path,
+    output: Output<'_>,
 ) -> Result<Restored> {
     if header.fleet_id != client.keyset().fleet_id {
         return Err(bkv_protocol::Error::EnvelopeHeaderMismatch.into());
@@ -113,7 +140,7 @@ pub async fn restore(
     match client.recover(&header.record_id, code).await? {
         Recovery::WrongCode { remaining } => Ok(Restored::WrongCode { remaining }),
         Recovery::Recovered { backup_key, remaining } => {
-            write_atomically(output, |w| {
+            output.write(|w| {
                 backup_envelope::open(
                     &backup_key,
                     Some((&header.fleet_id, &header.record_id)),

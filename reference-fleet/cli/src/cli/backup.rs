@@ -2,12 +2,20 @@
 //! another device (spec/vault.md, spec/backup-envelope.md), through a fleet whose bundle
 //! the client verifies first (spec/validation-bundle.md §5, spec/audit-log.md §7.2).
 //!
-//! The recovery code is read from a prompt without echo, or from standard input with
-//! `--code-stdin`; it is never a command-line argument (which other users of the machine
-//! can read in the process list).
+//! The recovery code comes from `--code-stdin` (the first line of standard input),
+//! `--code-file FILE` (its first line), the environment variable `BKV_RECOVERY_CODE`, or a
+//! prompt without echo, in that order of precedence; it is never a command-line argument
+//! (which other users of the machine can read in the process list). A code from a file,
+//! standard input or the environment is checked (spec/vault.md §2.4) before anything else;
+//! the prompt comes only after the fleet is verified, so nobody types a code for a fleet
+//! that would be refused.
+//!
+//! Files: `-` is standard input or output; an existing output file is replaced only with
+//! `--force`, checked before the fleet is contacted (a backup is never lost to a typo).
 
-use crate::error::{Error, Result, read_file};
-use bkv_client::backup::{Created, Restored};
+use super::contract::{Envelope, OutputFile};
+use crate::error::{Error, Result, after_attempt, guesses, read_file};
+use bkv_client::backup::{Created, Output, Restored};
 use bkv_client::{FleetClient, Persisted, Trust};
 use bkv_protocol::vault::{KsfParams, RECORD_ID_MAX, RECORD_ID_MIN};
 use clap::{Args, Subcommand};
@@ -53,8 +61,14 @@ pub struct Common {
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Read the recovery code from the first line of standard input instead of a prompt.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "code_file")]
     pub code_stdin: bool,
+    /// Read the recovery code from the first line of this file instead of a prompt.
+    #[arg(long)]
+    pub code_file: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Test KSF profile (spec/vault.md §2.1): MUST NOT be used with a real fleet.
     #[arg(long, hide = true)]
     pub insecure_test_ksf: bool,
@@ -71,9 +85,9 @@ pub struct CreateArgs {
     /// Record id as hex (16 to 64 bytes); default: 32 random bytes.
     #[arg(long)]
     record: Option<String>,
-    /// The file to back up.
+    /// The file to back up (`-`: standard input).
     input: PathBuf,
-    /// The encrypted backup to write.
+    /// The encrypted backup to write (`-`: standard output); an existing file only with --force.
     output: PathBuf,
 }
 
@@ -82,9 +96,10 @@ pub struct CreateArgs {
 pub struct RestoreArgs {
     #[command(flatten)]
     pub common: Common,
-    /// The encrypted backup.
+    /// The encrypted backup (`-`: standard input).
     input: PathBuf,
-    /// Where to write the restored file.
+    /// Where to write the restored file (`-`: standard output, once the whole file is
+    /// verified); an existing file only with --force.
     output: PathBuf,
 }
 
@@ -96,37 +111,91 @@ pub async fn run(cmd: BackupCommand) -> Result<ExitCode> {
     }
 }
 
-/// The recovery code as typed, then its normal form (spec/vault.md §2.4): a malformed or
-/// weak code is refused here, before anything is sent.
-fn read_code(common: &Common, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
-    let code = if common.code_stdin {
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::Usage(format!("stdin: {e}")))?;
-        Zeroizing::new(line.trim_end_matches(['\r', '\n']).as_bytes().to_vec())
-    } else if std::io::stdin().is_terminal() {
-        let code = Zeroizing::new(
-            rpassword::prompt_password("Recovery code: ")
-                .map_err(|e| Error::Usage(format!("prompt: {e}")))?,
-        );
-        if confirm {
-            let again = Zeroizing::new(
-                rpassword::prompt_password("Repeat it: ")
-                    .map_err(|e| Error::Usage(format!("prompt: {e}")))?,
-            );
-            if *again != *code {
-                return Err(Error::Usage("the two codes differ".into()));
-            }
-        }
-        Zeroizing::new(code.as_bytes().to_vec())
-    } else {
-        return Err(Error::Usage("no recovery code: run in a terminal or pass --code-stdin".into()));
-    };
-    let text = std::str::from_utf8(&code).map_err(|_| bkv_protocol::Error::VaultCodeMalformed)?;
+/// The environment variable that may hold the recovery code.
+pub const CODE_ENV: &str = "BKV_RECOVERY_CODE";
+
+/// Where the recovery code comes from.
+enum CodeSource {
+    /// Already read and normalised (standard input, a file, the environment).
+    Given(Zeroizing<Vec<u8>>),
+    /// A prompt on the terminal, after the fleet is verified.
+    Prompt,
+}
+
+/// The normal form of a typed code (spec/vault.md §2.4): a malformed or weak code is refused.
+fn normal_form(text: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(bkv_protocol::vault::normalise_code(text)?)
 }
 
+/// The first line of `text`, without its line ending.
+fn first_line(text: &str) -> &str {
+    text.split(['\r', '\n']).next().unwrap_or_default()
+}
+
+/// Read a code that needs no prompt now, or say a prompt will come: `--code-stdin`, then
+/// `--code-file`, then `BKV_RECOVERY_CODE`, then a terminal prompt.
+fn code_source(common: &Common) -> Result<CodeSource> {
+    if common.code_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|source| Error::Read { path: "-".into(), source })?;
+        return Ok(CodeSource::Given(normal_form(first_line(&line))?));
+    }
+    if let Some(path) = &common.code_file {
+        let text = Zeroizing::new(read_file(path)?);
+        let text = std::str::from_utf8(&text).map_err(|_| Error::BadInput {
+            path: path.clone(),
+            detail: "not UTF-8 text: a code file holds the recovery code on its first line".into(),
+        })?;
+        return Ok(CodeSource::Given(normal_form(first_line(text))?));
+    }
+    if let Some(text) = std::env::var_os(CODE_ENV) {
+        let text = Zeroizing::new(text.into_string().map_err(|_| bkv_protocol::Error::VaultCodeMalformed)?);
+        return Ok(CodeSource::Given(normal_form(&text)?));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(CodeSource::Prompt);
+    }
+    Err(Error::Usage(format!(
+        "no recovery code: run in a terminal, or pass --code-stdin or --code-file FILE, or set {CODE_ENV}"
+    )))
+}
+
+/// The code: the one given, or a prompt (twice with `confirm`) now that the fleet is verified.
+fn code(source: CodeSource, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
+    match source {
+        CodeSource::Given(code) => Ok(code),
+        CodeSource::Prompt => {
+            let ask = |prompt: &str| {
+                rpassword::prompt_password(prompt)
+                    .map(Zeroizing::new)
+                    .map_err(|source| Error::Read { path: "/dev/tty".into(), source })
+            };
+            let code = ask("Recovery code: ")?;
+            if confirm && *ask("Repeat it: ")? != *code {
+                return Err(Error::Usage("the two codes differ".into()));
+            }
+            normal_form(&code)
+        }
+    }
+}
+
+/// The anchors file of `--trust`, naming the file when it is not one.
+fn read_trust(path: &std::path::Path) -> Result<Trust> {
+    bkv_protocol::cbor::from_slice(&read_file(path)?).map_err(|e| Error::BadInput {
+        path: path.to_owned(),
+        detail: format!(
+            "not a trust file ({}: {}); it is the CBOR map {{\"anchors\": TrustAnchors, \"log\": LogAnchors}} that `bkv fleet up` writes as trust.cbor",
+            e.code(),
+            e.description()
+        ),
+    })
+}
+
 async fn connect(common: &Common) -> Result<FleetClient> {
-    let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&common.trust)?)?;
+    let trust = read_trust(&common.trust)?;
     let ksf = if common.insecure_test_ksf { KsfParams::TEST } else { KsfParams::PRODUCTION };
     if trust.log.threshold == 0 {
         // spec/audit-log.md §7.1: K = 0 is for local development, and the client says so.
@@ -134,14 +203,15 @@ async fn connect(common: &Common) -> Result<FleetClient> {
     }
     let (bundle, log) = super::bundle::load_state(common.state.as_ref())?;
     let held = Persisted { bundle, log };
+    let url = super::url::service_url("fleet", &common.fleet)?;
     let (client, state) =
-        FleetClient::connect(&common.fleet, &trust, &held, ksf, bkv_client::clock::system_now()).await?;
+        FleetClient::connect(&url, &trust, &held, ksf, bkv_client::clock::system_now()).await?;
     if let Some(path) = &common.state {
         super::bundle::save_state(path, &state.bundle, &state.log)?;
     }
     if !common.json {
         let ks = client.keyset();
-        println!(
+        eprintln!(
             "verified fleet {} epoch {} ({} nodes, quorum {}): both signatures, validity, log inclusion",
             ks.fleet_id,
             ks.epoch,
@@ -166,7 +236,40 @@ fn bar(len: u64, json: bool, what: &str) -> ProgressBar {
     b
 }
 
+/// Refuse, before anything else, a `--fleet` that is no URL and the combinations that
+/// would mix two things on one stream.
+fn check_streams(common: &Common, input: &std::path::Path, output: &OutputFile) -> Result<()> {
+    super::url::service_url("fleet", &common.fleet)?;
+    let stdin_input = input == std::path::Path::new("-");
+    if stdin_input && common.code_stdin {
+        return Err(Error::Usage(
+            "standard input cannot carry both the file (-) and the code (--code-stdin): use --code-file or BKV_RECOVERY_CODE"
+                .into(),
+        ));
+    }
+    if *output == OutputFile::Stdout && common.json {
+        return Err(Error::Usage(
+            "--json and the output - would both use standard output: name an output file".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Write `bytes` produced in memory for an output of `-` to standard output.
+fn emit(bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).and_then(|_| out.flush()).map_err(|source| Error::Write { path: "-".into(), source })
+}
+
+/// A human line about the result: on standard output, or on standard error when standard
+/// output carries the file.
+fn say(output: &OutputFile, line: &str) {
+    if *output == OutputFile::Stdout { eprintln!("{line}") } else { println!("{line}") }
+}
+
 async fn create(a: CreateArgs) -> Result<ExitCode> {
+    // Everything that can be checked without the fleet or the code, first.
     let record = match &a.record {
         Some(h) => hex::decode(h).map_err(|_| Error::Usage("--record is not hex".into()))?,
         None => {
@@ -178,73 +281,123 @@ async fn create(a: CreateArgs) -> Result<ExitCode> {
     if !(RECORD_ID_MIN..=RECORD_ID_MAX).contains(&record.len()) {
         return Err(Error::Usage(format!("--record must be {RECORD_ID_MIN} to {RECORD_ID_MAX} bytes")));
     }
-    let input =
-        std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
-    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let code = read_code(&a.common, true)?;
+    let output = OutputFile::new(&a.output, a.common.force);
+    check_streams(&a.common, &a.input, &output)?;
+    output.check()?;
+    let (input, len): (Box<dyn std::io::Read>, u64) = if a.input == std::path::Path::new("-") {
+        (Box::new(std::io::stdin()), 0)
+    } else {
+        let f =
+            std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), len)
+    };
+    let source = code_source(&a.common)?;
     let client = connect(&a.common).await?;
+    let code = code(source, true)?;
     let t = Instant::now();
     let b = bar(len, a.common.json, "registering and encrypting");
-    let created = bkv_client::backup::create(&client, &record, &code, b.wrap_read(input), &a.output).await;
+    let mut memory = Vec::new();
+    let target = match &output {
+        OutputFile::Stdout => Output::Memory(&mut memory),
+        OutputFile::Path { path, .. } => Output::File(path),
+    };
+    let created = bkv_client::backup::create(&client, &record, &code, b.wrap_read(input), target).await;
     b.finish_and_clear();
     let Created { remaining, bytes: total } = created?;
-    let fleet_id = client.keyset().fleet_id.clone();
-    if !a.common.json {
-        println!(
-            "registered record {} on node {} ({:.0} ms with the encryption): {remaining} guesses allowed",
-            hex::encode(&record),
-            client.node_id(),
-            t.elapsed().as_secs_f64() * 1e3
-        );
+    if output == OutputFile::Stdout {
+        emit(&memory)?;
     }
+    let fleet_id = client.keyset().fleet_id.clone();
     if a.common.json {
-        let v = serde_json::json!({
+        Envelope::success(serde_json::json!({
             "fleet_id": fleet_id, "record": hex::encode(&record), "node": client.node_id(),
             "remaining": remaining, "bytes": total, "output": a.output,
-        });
-        println!("{v}");
+        }))
+        .print();
     } else {
-        println!("backup written: {} ({total} bytes of plaintext)", a.output.display());
+        say(
+            &output,
+            &format!(
+                "registered record {} on node {} ({:.0} ms with the encryption): {} allowed",
+                hex::encode(&record),
+                client.node_id(),
+                t.elapsed().as_secs_f64() * 1e3,
+                guesses(remaining)
+            ),
+        );
+        say(&output, &format!("backup written: {} ({total} bytes of plaintext)", a.output.display()));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn restore(a: RestoreArgs) -> Result<ExitCode> {
-    let mut input =
-        std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
-    let len = input.metadata().map(|m| m.len()).unwrap_or(0);
-    let header = bkv_client::backup::read_header(&mut input)?;
-    let code = read_code(&a.common, false)?;
+    let output = OutputFile::new(&a.output, a.common.force);
+    check_streams(&a.common, &a.input, &output)?;
+    output.check()?;
+    // The backup: from its file (read twice: the header, then the whole), or standard input
+    // held in memory.
+    let from_stdin = a.input == std::path::Path::new("-");
+    let stdin_bytes = if from_stdin {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut all)
+            .map_err(|source| Error::Read { path: "-".into(), source })?;
+        all
+    } else {
+        Vec::new()
+    };
+    let open = || -> Result<(Box<dyn std::io::Read + '_>, u64)> {
+        if from_stdin {
+            return Ok((Box::new(&stdin_bytes[..]), stdin_bytes.len() as u64));
+        }
+        let f =
+            std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok((Box::new(f), len))
+    };
+    let header = bkv_client::backup::read_header(&mut open()?.0).map_err(|e| Error::BadInput {
+        path: a.input.clone(),
+        detail: format!("not a bkv backup file ({e})"),
+    })?;
+    let source = code_source(&a.common)?;
     let client = connect(&a.common).await?;
-    let input =
-        std::fs::File::open(&a.input).map_err(|source| Error::Read { path: a.input.clone(), source })?;
+    let code = code(source, false)?;
+    let (input, len) = open()?;
     let b = bar(len, a.common.json, "decrypting");
-    let restored = bkv_client::backup::restore(&client, &header, &code, b.wrap_read(input), &a.output).await;
+    let mut memory = Vec::new();
+    let target = match &output {
+        OutputFile::Stdout => Output::Memory(&mut memory),
+        OutputFile::Path { path, .. } => Output::File(path),
+    };
+    let restored = bkv_client::backup::restore(&client, &header, &code, b.wrap_read(input), target).await;
     b.finish_and_clear();
     let remaining = match restored? {
-        Restored::WrongCode { remaining } => {
-            if a.common.json {
-                println!("{}", serde_json::json!({"error": "vault.code.invalid", "remaining": remaining}));
-            }
-            eprintln!(
-                "error [vault.code.invalid]: wrong recovery code; {remaining} guesses left for this backup"
-            );
-            return Ok(ExitCode::from(1));
-        }
+        Restored::WrongCode { remaining } => return Err(Error::WrongCode { remaining }),
         Restored::Restored { remaining } => remaining,
     };
+    if output == OutputFile::Stdout {
+        emit(&memory)?;
+    }
+    let warning = after_attempt(remaining, true);
     if a.common.json {
-        let v = serde_json::json!({
+        Envelope::success(serde_json::json!({
             "fleet_id": header.fleet_id, "record": hex::encode(&header.record_id), "node": client.node_id(),
-            "remaining": remaining, "output": a.output,
-        });
-        println!("{v}");
+            "remaining": remaining, "output": a.output, "warning": warning,
+        }))
+        .print();
     } else {
-        println!(
-            "restored {} (record {}; {remaining} guesses allowed now)",
-            a.output.display(),
-            hex::encode(&header.record_id)
+        say(
+            &output,
+            &format!(
+                "restored {} (record {}; {} allowed now)",
+                a.output.display(),
+                hex::encode(&header.record_id),
+                guesses(remaining)
+            ),
         );
+        if let Some(w) = warning {
+            eprintln!("WARNING: {w}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

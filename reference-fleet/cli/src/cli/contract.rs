@@ -72,6 +72,10 @@ pub struct ErrorBody {
     /// What to do next, when the command knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Machine-readable details, when the failure has any (e.g. `{"remaining": 9}` for
+    /// `vault.code.invalid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// The JSON constant `true` (schema only).
@@ -114,9 +118,10 @@ impl Envelope {
             ok: false,
             error: ErrorBody {
                 code: e.code().to_owned(),
-                message: e.to_string(),
+                message: e.message(),
                 file: e.file(),
                 hint: e.hint(),
+                details: e.details(),
             },
         })
     }
@@ -130,7 +135,7 @@ impl Envelope {
 /// The exit status for a failure with `e`.
 pub fn exit_status(e: &Error) -> u8 {
     match e {
-        Error::Protocol(_) => EXIT_VERIFICATION,
+        Error::Protocol(_) | Error::WrongCode { .. } => EXIT_VERIFICATION,
         e if e.code() == "cli.usage" => EXIT_USAGE,
         _ => EXIT_OPERATIONAL,
     }

@@ -12,7 +12,7 @@ use bkv_node::replication::raft::net::{NodeStatus, STATUS_PATH};
 /// Arguments of `bkv fleet status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// A node's address (host:port of its node endpoint); repeat for every node.
+    /// A node's address (host:port of its node endpoint, or its http:// URL); repeat for every node.
     #[arg(long = "node", required_unless_present = "dir")]
     pub nodes: Vec<String>,
     /// A fleet directory of `bkv fleet up` (its nodes are read from `fleet.json`).
@@ -51,7 +51,7 @@ pub struct NodeReport {
 
 async fn fetch(http: &reqwest::Client, addr: &str) -> std::result::Result<NodeStatus, String> {
     let resp = http
-        .get(format!("http://{addr}{STATUS_PATH}"))
+        .get(format!("{}{STATUS_PATH}", super::url::service_url("node", addr).map_err(|e| e.to_string())?))
         .timeout(Duration::from_secs(2))
         .send()
         .await

@@ -23,6 +23,7 @@ pub mod replication_bench;
 pub mod signer;
 pub mod supervisor;
 pub mod tls;
+pub mod url;
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};
@@ -274,7 +275,7 @@ fn report(e: &Error, json: bool) -> ExitCode {
     if json {
         contract::Envelope::failure(e).print();
     }
-    eprintln!("error [{}]: {e}", e.code());
+    eprintln!("error [{}]: {}", e.code(), e.message());
     if let Some(hint) = e.hint() {
         eprintln!("hint: {hint}");
     }
