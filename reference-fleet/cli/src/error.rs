@@ -20,6 +20,21 @@ pub enum Error {
         /// Guesses the record allows now.
         remaining: u32,
     },
+    /// A protocol structure read from a file failed to decode or verify: its spec code,
+    /// and the file named.
+    #[error("{path}: not {what}: {}", source.description())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What the file should be, e.g. "a validation bundle".
+        what: &'static str,
+        /// The protocol failure.
+        source: bkv_protocol::Error,
+    },
+    /// `bkv fleet status`: no leader among the nodes (`fleet.unavailable`, an operational
+    /// failure: nothing was verified).
+    #[error("no leader among the nodes: {0}")]
+    FleetDown(String),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -131,6 +146,8 @@ impl Error {
         match self {
             Error::Protocol(e) => e.code(),
             Error::WrongCode { .. } => "vault.code.invalid",
+            Error::InFile { source, .. } => source.code(),
+            Error::FleetDown(..) => "fleet.unavailable",
             Error::Read { .. } => "io.read",
             Error::Write { .. } => "io.write",
             Error::Usage(_) | Error::BadInput { .. } => "cli.usage",
@@ -194,9 +211,10 @@ impl Error {
     /// The file the failure concerns, if any.
     pub fn file(&self) -> Option<String> {
         match self {
-            Error::Read { path, .. } | Error::Write { path, .. } | Error::BadInput { path, .. } => {
-                Some(path.display().to_string())
-            }
+            Error::Read { path, .. }
+            | Error::Write { path, .. }
+            | Error::BadInput { path, .. }
+            | Error::InFile { path, .. } => Some(path.display().to_string()),
             Error::NodeConfig(e) => Some(e.file.display().to_string()),
             Error::Tls(e) => Some(e.path.display().to_string()),
             _ => None,
@@ -213,10 +231,11 @@ impl Error {
                     .into(),
             ),
             Error::Protocol(bkv_protocol::Error::FleetUnavailable) => Some(
-                "the fleet could not confirm the attempt in time: it may already have been counted \
-                 (spec/fleet-replication.md §3.4), so at most one guess fewer is left; try again later"
+                "the fleet could not answer in time; if this was a recovery attempt it may already have been \
+                 counted (spec/fleet-replication.md §3.4), so at most one guess fewer is left: try again later"
                     .into(),
             ),
+            Error::FleetDown(..) => Some("start the fleet's nodes (`bkv fleet up --dir DIR`), or check the addresses".into()),
             Error::Protocol(bkv_protocol::Error::VaultCodeWeak) => Some(
                 "choose a code of at least 6 digits that is not one digit repeated or a run such as 123456 \
                  (spec/vault.md §2.4)"

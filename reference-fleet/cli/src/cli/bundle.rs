@@ -86,14 +86,42 @@ pub async fn run(cmd: BundleCommand) -> Result<ExitCode> {
     }
 }
 
+/// `bkv bundle inspect`: a bare bundle, or the released (logged) bundle clients and
+/// auditors receive (spec/audit-log.md §6.1), described without verifying it.
 fn inspect(a: &InspectArgs) -> Result<ExitCode> {
     let bytes = read_file(&a.file)?;
-    let parsed = Parsed::parse(&bytes)?;
-    let keyset = FleetKeySet::from_bytes(&parsed.payload)?;
+    let in_file = |what: &'static str| move |source| Error::InFile { path: a.file.clone(), what, source };
+    let (bundle, logged) = match Parsed::parse(&bytes) {
+        Ok(_) => (bytes.clone(), None),
+        Err(bare) => match LoggedBundle::from_cbor(&bytes) {
+            Ok(l) => (l.bundle.clone(), Some(l)),
+            Err(_) => return Err(in_file("a validation bundle, nor a released (logged) bundle")(bare)),
+        },
+    };
+    let parsed =
+        Parsed::parse(&bundle).map_err(in_file("a released bundle whose bundle is a validation bundle"))?;
+    let keyset = FleetKeySet::from_bytes(&parsed.payload).map_err(in_file("a bundle of a FleetKeySet"))?;
+    let log = logged.as_ref().map(|l| {
+        json!({
+            "leaf_index": l.proof.inclusion.leaf_index,
+            "tree_size": l.proof.inclusion.tree_size,
+            "checkpoint": l.proof.checkpoint,
+        })
+    });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&bundle_json(&bytes, &parsed, &keyset)).expect("json"));
+        let mut out = bundle_json(&bundle, &parsed, &keyset);
+        out["released"] = json!(log);
+        super::contract::Envelope::success(out).print();
     } else {
-        print!("{}", describe(&bytes, &parsed, &keyset));
+        print!("{}", describe(&bundle, &parsed, &keyset));
+        if let Some(l) = &logged {
+            println!(
+                "  released with   a log proof: leaf {} of a tree of {} (checkpoint of {})",
+                l.proof.inclusion.leaf_index,
+                l.proof.inclusion.tree_size,
+                l.proof.checkpoint.lines().next().unwrap_or("?")
+            );
+        }
         println!("(not verified: use `bkv bundle verify FILE --anchors ANCHORS`)");
     }
     Ok(ExitCode::SUCCESS)

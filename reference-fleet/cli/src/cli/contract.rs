@@ -5,8 +5,9 @@
 //!   "result": …}` on success, `{"ok": false, "error": {"code", "message", "file"?,
 //!   "hint"?}}` on failure. Its JSON Schema is [`schema`] (`bkv schema output`).
 //! - Exit status: [`EXIT_OK`], [`EXIT_VERIFICATION`] for a verification failure (a code
-//!   of spec/conventions.md §7), [`EXIT_OPERATIONAL`] for an operational failure (a code
-//!   of §8 other than `cli.usage`), [`EXIT_USAGE`] for a usage error (`cli.usage`).
+//!   of spec/conventions.md §7 but `fleet.unavailable` and `vault.attempt.rate_limited`),
+//!   [`EXIT_OPERATIONAL`] for an operational failure (a code of §8 other than `cli.usage`,
+//!   and those two), [`EXIT_USAGE`] for a usage error (`cli.usage`).
 //! - Output files are written through [`OutputFile`]: an existing file is never replaced
 //!   without `--force`, and `-` is standard output.
 
@@ -135,7 +136,11 @@ impl Envelope {
 /// The exit status for a failure with `e`.
 pub fn exit_status(e: &Error) -> u8 {
     match e {
-        Error::Protocol(_) | Error::WrongCode { .. } => EXIT_VERIFICATION,
+        // Availability and rate limits are not verification failures.
+        Error::Protocol(
+            bkv_protocol::Error::FleetUnavailable | bkv_protocol::Error::VaultAttemptRateLimited,
+        ) => EXIT_OPERATIONAL,
+        Error::Protocol(_) | Error::WrongCode { .. } | Error::InFile { .. } => EXIT_VERIFICATION,
         e if e.code() == "cli.usage" => EXIT_USAGE,
         _ => EXIT_OPERATIONAL,
     }

@@ -13,9 +13,10 @@ use bkv_node::replication::raft::net::{NodeStatus, STATUS_PATH};
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// A node's address (host:port of its node endpoint, or its http:// URL); repeat for every node.
-    #[arg(long = "node", required_unless_present = "dir")]
+    #[arg(long = "node")]
     pub nodes: Vec<String>,
-    /// A fleet directory of `bkv fleet up` (its nodes are read from `fleet.json`).
+    /// A fleet directory of `bkv fleet up` (its nodes are read from `fleet.json`); the
+    /// default without --node: the current directory, if it holds a fleet.
     #[arg(long, conflicts_with = "nodes")]
     pub dir: Option<std::path::PathBuf>,
     /// `--json` (global, spec of the output: `bkv schema output`).
@@ -50,17 +51,21 @@ pub struct NodeReport {
 }
 
 async fn fetch(http: &reqwest::Client, addr: &str) -> std::result::Result<NodeStatus, String> {
-    let resp = http
-        .get(format!("{}{STATUS_PATH}", super::url::service_url("node", addr).map_err(|e| e.to_string())?))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let url = format!("{}{STATUS_PATH}", super::url::service_url("node", addr).map_err(|e| e.to_string())?);
+    let resp = http.get(&url).timeout(Duration::from_secs(2)).send().await.map_err(|e| {
+        if e.is_connect() {
+            format!("connection refused at {url} (is the node running?)")
+        } else if e.is_timeout() {
+            format!("no answer from {url} within 2 s")
+        } else {
+            format!("{url}: {e}")
+        }
+    })?;
     if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status()));
+        return Err(format!("{url}: HTTP {}", resp.status()));
     }
-    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    let bytes = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{url}: not a node status: {e}"))
 }
 
 /// Ask every node and assemble the fleet's status.
@@ -97,20 +102,54 @@ fn hsm_label(h: &bkv_node::replication::raft::net::HsmReport) -> String {
     }
 }
 
-/// Run `bkv fleet status`. Exit 1 with `fleet.unavailable` when no leader is reachable.
+/// Run `bkv fleet status`. Exit 3 (operational, not a verification failure) with
+/// `fleet.unavailable` when no leader is reachable.
 pub async fn run(a: StatusArgs) -> Result<ExitCode> {
-    let addrs = match &a.dir {
-        Some(dir) => crate::fleet::raft_addrs(dir)?,
-        None => a.nodes.clone(),
+    let addrs = match (&a.dir, a.nodes.is_empty()) {
+        (Some(dir), _) => crate::fleet::raft_addrs(dir)?,
+        (None, false) => a.nodes.clone(),
+        (None, true) if std::path::Path::new("fleet.json").exists() => {
+            crate::fleet::raft_addrs(".".as_ref())?
+        }
+        (None, true) => {
+            return Err(Error::Usage(
+                "no fleet: pass --dir DIR (a `bkv fleet up` directory) or --node HOST:PORT for each node"
+                    .into(),
+            ));
+        }
     };
     let st = collect(&addrs).await;
+    if st.leader.is_none() {
+        // Without a leader the fleet answers nothing: the envelope carries the failure, and
+        // the table (without --json) what each node said.
+        if !a.json {
+            print_table(&st);
+        }
+        let each: Vec<String> = st
+            .nodes
+            .iter()
+            .map(|n| match &n.error {
+                Some(e) => format!("{}: {e}", n.addr),
+                None => format!("{}: answers, knows no leader", n.addr),
+            })
+            .collect();
+        return Err(Error::FleetDown(each.join("; ")));
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&st).map_err(|e| Error::Usage(e.to_string()))?);
+        super::contract::Envelope::success(&st).print();
     } else {
+        print_table(&st);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(st: &FleetStatus) {
+    {
         match st.leader {
             Some(l) => println!(
-                "leader: node {l}   term: {}   leader log index: {:?}",
-                st.term, st.leader_last_log_index
+                "leader: node {l}   term: {}   leader log index: {}",
+                st.term,
+                st.leader_last_log_index.map_or("none yet".into(), |i| i.to_string())
             ),
             None => println!("leader: none reachable   highest term seen: {}", st.term),
         }
@@ -152,8 +191,4 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
             }
         }
     }
-    if st.leader.is_none() {
-        return Err(Error::Protocol(bkv_protocol::Error::FleetUnavailable));
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -406,3 +406,46 @@ fn f25_f26_f27_urls_and_connection_errors(w: &World) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("127.0.0.1:9") && !text.contains("http://http"), "F25: {text}");
 }
+
+/// F24: `fleet status` prints indexes as numbers, never `Some(17)`; a fleet without a leader
+/// is an operational failure (exit 3, not the verification status 1) whose message names
+/// each node and says "connection refused"; without --dir or --node it says what to pass.
+#[test]
+fn f24_fleet_status_is_readable_and_its_failure_is_operational() {
+    let _serial = crate::support::serial();
+    let dir = crate::support::tempdir("status");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_fleet, _) = fleet_up(&dir.join("fleet"));
+    let mut text = String::new();
+    for _ in 0..50 {
+        let out =
+            crate::support::bkv().args(["fleet", "status", "--dir"]).arg(dir.join("fleet")).output().unwrap();
+        text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("leader: node") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(text.contains("leader log index: ") && !text.contains("Some("), "F24: {text}");
+    let out = crate::support::bkv()
+        .args(["--json", "fleet", "status", "--dir"])
+        .arg(dir.join("fleet"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["result"]["leader"].is_u64(), "{v}");
+    // No fleet there.
+    let out =
+        crate::support::bkv().args(["--json", "fleet", "status", "--node", "127.0.0.1:9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "fleet.unavailable");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("connection refused at http://127.0.0.1:9"),
+        "{v}"
+    );
+    let out = crate::support::bkv().args(["--json", "fleet", "status"]).current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

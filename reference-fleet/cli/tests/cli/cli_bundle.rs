@@ -148,3 +148,32 @@ fn inspect_prints_the_keyset_and_rejects_garbage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cbor.map.unsorted"));
 }
+
+/// F7: `bundle inspect` takes the released (logged) bundle clients and auditors receive.
+/// F9, F28: with `--json` a failure is one envelope on stdout, and it names the file and
+/// what the file should be.
+#[test]
+fn f7_f9_f28_inspect_takes_the_released_bundle_and_names_a_bad_file() {
+    let dir = tempdir("inspect-released");
+    demo(&dir);
+    let released = dir.join("released-bundle.cbor");
+    let out = bkv(&["--json", "bundle", "inspect", released.to_str().unwrap()]);
+    assert!(out.status.success(), "F7: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(v["result"]["released"]["tree_size"].as_u64().is_some(), "F7: {v}");
+    let text =
+        String::from_utf8_lossy(&bkv(&["bundle", "inspect", released.to_str().unwrap()]).stdout).into_owned();
+    assert!(text.contains("released with") && text.contains("quorum"), "F7: {text}");
+
+    let junk = dir.join("junk.cbor");
+    std::fs::write(&junk, [0xa2, 0x02, 0x00, 0x01, 0x00]).unwrap();
+    let out = bkv(&["--json", "bundle", "inspect", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("F9: one envelope on stdout");
+    assert_eq!(v["error"]["code"], "cbor.map.unsorted", "{v}");
+    assert_eq!(v["error"]["file"], junk.to_str().unwrap(), "F28: {v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("not a validation bundle"), "F28: {v}");
+    // F29: the code once on stderr.
+    assert_eq!(String::from_utf8_lossy(&out.stderr).matches("cbor.map.unsorted").count(), 1);
+}
