@@ -29,14 +29,31 @@ pub struct CeremonyArgs {
 
 /// Run `bkv fleet ceremony`.
 pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
-    let config = a.fleet.config();
+    let config = a.fleet.config()?;
+    // A ceremony builds a new directory: never into one that holds something, and a failed
+    // ceremony leaves nothing behind.
+    let existed = a.out.exists();
+    if existed && std::fs::read_dir(&a.out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(crate::error::Error::Usage(format!(
+            "--out {}: the directory exists and is not empty; a ceremony creates a new fleet directory",
+            a.out.display()
+        )));
+    }
     let json = a.json;
     let say = |line: &str| {
         if !json {
             println!("  · {line}");
         }
     };
-    let fleet = LocalFleet::ceremony(&a.out, &config, &OperatorKeys::generate(), say).await?;
+    let fleet = match LocalFleet::ceremony(&a.out, &config, &OperatorKeys::generate(), say).await {
+        Ok(f) => f,
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir_all(&a.out);
+            }
+            return Err(e);
+        }
+    };
     let files = ["evidence.cbor", "released-bundle.cbor", "trust.cbor", "vendor-roots.cbor"];
     if json {
         let v = serde_json::json!({

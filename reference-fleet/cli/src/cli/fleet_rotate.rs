@@ -25,6 +25,25 @@ pub struct RotateArgs {
     pub json: bool,
 }
 
+/// The usage error for a fleet that is running (its stores are locked by its processes).
+fn running(dir: &std::path::Path) -> crate::error::Error {
+    crate::error::Error::Usage(format!(
+        "the fleet in {0} is running: stop it first with `bkv fleet stop --dir {0}` (a rotation opens the fleet itself)",
+        dir.display()
+    ))
+}
+
+/// Refuse a fleet whose supervisor (`bkv fleet up`) is alive, before anything is opened.
+fn refuse_running(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join("supervisor.json");
+    if let Ok(file) = crate::error::read_json::<super::supervisor::ControlFile>(&path)
+        && std::path::Path::new(&format!("/proc/{}", file.pid)).exists()
+    {
+        return Err(running(dir));
+    }
+    Ok(())
+}
+
 /// Run `bkv fleet rotate`.
 pub async fn run(a: RotateArgs) -> Result<ExitCode> {
     let json = a.json;
@@ -33,8 +52,11 @@ pub async fn run(a: RotateArgs) -> Result<ExitCode> {
             println!("  · {line}");
         }
     };
+    refuse_running(&a.dir)?;
     let orgs = OperatorKeys::load(&a.dir)?;
-    let mut old = LocalFleet::open(&a.dir, bkv_node::replication::raft::Timing::default(), say).await?;
+    let mut old = LocalFleet::open(&a.dir, bkv_node::replication::raft::Timing::default(), say)
+        .await
+        .map_err(|e| if e.to_string().contains("already open") { running(&a.dir) } else { e })?;
     let (new, report) = old.rotate(&a.out, &orgs, say).await?;
     let successor = new.released.bundle.clone();
     old.decommission(&successor, &orgs).await?;

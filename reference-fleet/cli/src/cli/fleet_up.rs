@@ -24,11 +24,27 @@ pub struct NewFleetArgs {
 }
 
 impl NewFleetArgs {
-    /// The fleet configuration these arguments describe.
-    pub fn config(&self) -> FleetConfig {
+    /// The fleet configuration these arguments describe, checked against the FleetKeySet's
+    /// rules (spec/validation-bundle.md §3.2) before any key is generated or any directory
+    /// touched.
+    pub fn config(&self) -> Result<FleetConfig> {
+        use bkv_protocol::validation_bundle::keyset::MAX_GUESS_LIMIT;
+        let usage = |m: String| Err(crate::error::Error::Usage(m));
+        if !(1..=MAX_GUESS_LIMIT).contains(&self.guess_limit) {
+            return usage(format!(
+                "--guess-limit {}: a fleet allows 1 to {MAX_GUESS_LIMIT} guesses per record (spec/vault.md §5.2)",
+                self.guess_limit
+            ));
+        }
+        if !(1..=255).contains(&self.nodes) {
+            return usage(format!("--nodes {}: a fleet has 1 to 255 nodes", self.nodes));
+        }
+        if self.fleet_id.is_empty() || self.fleet_id.len() > 255 {
+            return usage("--fleet-id: 1 to 255 bytes (spec/validation-bundle.md §3.2 rule 1)".into());
+        }
         let mut config = FleetConfig::new(&self.fleet_id, self.nodes);
         config.guess_limit = self.guess_limit;
-        config
+        Ok(config)
     }
 }
 
@@ -170,7 +186,7 @@ pub fn print_text(r: &UpReport, dir: &std::path::Path) -> Result<()> {
 
 /// Run `bkv fleet up`.
 pub async fn run(args: UpArgs) -> Result<ExitCode> {
-    let config = args.fleet.config();
+    let config = args.fleet.config()?;
     let json = args.json;
     let say = |line: &str| {
         if !json {

@@ -447,5 +447,52 @@ fn f24_fleet_status_is_readable_and_its_failure_is_operational() {
     );
     let out = crate::support::bkv().args(["--json", "fleet", "status"]).current_dir(&dir).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    f30_rotate_refuses_a_running_fleet(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// F30: `fleet rotate` on a running fleet says to stop it first, before it touches anything.
+fn f30_rotate_refuses_a_running_fleet(dir: &Path) {
+    let out = crate::support::bkv()
+        .args(["--json", "fleet", "rotate", "--dir"])
+        .arg(dir.join("fleet"))
+        .arg("--out")
+        .arg(dir.join("next"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is running") && message.contains("bkv fleet stop --dir"), "F30: {v}");
+    assert!(!dir.join("next").exists());
+}
+
+/// F32: `fleet ceremony` checks its arguments before it generates a key or creates its
+/// directory, and never builds into a directory that holds something.
+#[test]
+fn f32_ceremony_checks_arguments_before_it_creates_anything() {
+    let dir = crate::support::tempdir("ceremony-args");
+    for bad in [["--guess-limit", "0"], ["--guess-limit", "101"], ["--nodes", "0"]] {
+        let out = crate::support::bkv()
+            .args(["--json", "fleet", "ceremony"])
+            .args(bad)
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().starts_with(bad[0]), "{bad:?}: {v}");
+        assert!(!dir.exists(), "F32: {bad:?} left {}", dir.display());
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let out = crate::support::bkv()
+        .args(["--json", "fleet", "ceremony", "--nodes", "3", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "nothing added next to notes.txt");
     let _ = std::fs::remove_dir_all(&dir);
 }
