@@ -207,6 +207,8 @@ define_errors! {
     LogConsistencyInvalid => "log.consistency.invalid",
     /// A checkpoint of another size than the one held arrived without a consistency proof; fetch one and retry.
     LogConsistencyMissing => "log.consistency.missing",
+    /// A monitor flagged a gap, a fork, an unannounced bundle or a retirement; its report lists what and where.
+    LogMonitorFindings => "log.monitor.findings",
     /// Two verified checkpoints of one size have different roots: the log forked.
     LogFork => "log.fork",
     /// The signed note is malformed (framing, control characters, key name, base64, too many signatures).

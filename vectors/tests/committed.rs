@@ -70,6 +70,11 @@ fn ids_are_sequential_and_invalid_cases_name_a_registry_code() {
 /// is a property of bytes; these codes are outcomes of a running fleet.
 const NOT_IN_VECTORS: &[(&str, &str)] = &[
     (
+        "log.monitor.findings",
+        "a monitor's walk of a running log, not bytes (spec/audit-log.md §9); \
+     reference-fleet/cli/tests/cli/log_cli.rs (keygen_serve_and_monitor)",
+    ),
+    (
         "fleet.unavailable",
         "liveness, not bytes: no majority reachable within the time bound (spec/fleet-replication.md \
      §7); tests/tests/replication_basic.rs (two_of_five_down_serves_three_down_is_fleet_unavailable), \

@@ -31,6 +31,15 @@ pub enum Error {
         /// The protocol failure.
         source: bkv_protocol::Error,
     },
+    /// A monitor flagged something (spec/audit-log.md §9): `log.monitor.findings`, with the
+    /// monitor's report as the details.
+    #[error("the log monitor flagged {summary}")]
+    Findings {
+        /// What was flagged, in one line.
+        summary: String,
+        /// The monitor's report.
+        report: serde_json::Value,
+    },
     /// `bkv fleet status`: no leader among the nodes (`fleet.unavailable`, an operational
     /// failure: nothing was verified).
     #[error("no leader among the nodes: {0}")]
@@ -148,6 +157,7 @@ impl Error {
             Error::WrongCode { .. } => "vault.code.invalid",
             Error::InFile { source, .. } => source.code(),
             Error::FleetDown(..) => "fleet.unavailable",
+            Error::Findings { .. } => "log.monitor.findings",
             Error::Read { .. } => "io.read",
             Error::Write { .. } => "io.write",
             Error::Usage(_) | Error::BadInput { .. } => "cli.usage",
@@ -204,6 +214,7 @@ impl Error {
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
             Error::WrongCode { remaining } => Some(serde_json::json!({ "remaining": remaining })),
+            Error::Findings { report, .. } => Some(report.clone()),
             _ => None,
         }
     }

@@ -210,20 +210,21 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             wait_forever(supervised).await
         }
         Cmd::Monitor { url, fleet, anchors, announced, state, json } => {
+            let url = super::url::service_url("url", &url)?;
             let opts = monitor::Options {
                 fleet,
-                anchors: anchors.as_ref().map(|p| crate::error::read_json::<LogAnchors>(p)).transpose()?,
+                anchors: anchors.as_deref().map(read_log_anchors).transpose()?,
                 announced: announced
                     .as_ref()
                     .map(|p| crate::error::read_json::<Vec<Announced>>(p))
                     .transpose()?,
                 previous: match &state {
-                    Some(p) if p.exists() => Some(crate::error::read_json::<TreeHead>(p)?),
+                    Some(p) if p.exists() => Some(read_monitor_state(p)?),
                     _ => None,
                 },
             };
             let bar = indicatif::ProgressBar::new(0);
-            if json {
+            if json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
             bar.set_style(
@@ -237,20 +238,65 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             })
             .await?;
             bar.finish_and_clear();
+            if !report.findings.is_empty() {
+                // spec/audit-log.md §9: findings are the monitor's failure; the report is
+                // its details (printed as the table without --json).
+                if !json {
+                    print_report(&report);
+                }
+                let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind).collect();
+                return Err(Error::Findings {
+                    summary: format!("{} finding(s): {}", kinds.len(), kinds.join(", ")),
+                    report: serde_json::to_value(&report).expect("a report serializes"),
+                });
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+                super::contract::Envelope::success(&report).print();
             } else {
                 print_report(&report);
             }
-            if !report.findings.is_empty() {
-                return Ok(ExitCode::FAILURE);
-            }
             if let Some(p) = &state {
-                write_file(p, &serde_json::to_vec(&report.head).expect("a tree head serializes"))?;
+                let v =
+                    serde_json::json!({ "size": report.head.size, "root": hex::encode(report.head.root) });
+                write_file(p, serde_json::to_string_pretty(&v).expect("json").as_bytes())?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The log anchors of `--anchors`, in any form a bkv tool writes: a trust file (CBOR
+/// `{"anchors", "log"}`, its `log`), `LogAnchors` as CBOR, or `LogAnchors` as JSON.
+pub fn read_log_anchors(path: &std::path::Path) -> Result<LogAnchors, Error> {
+    let bytes = crate::error::read_file(path)?;
+    if let Ok(trust) = bkv_protocol::cbor::from_slice::<bkv_client::Trust>(&bytes) {
+        return Ok(trust.log);
+    }
+    if let Ok(anchors) = bkv_protocol::cbor::from_slice::<LogAnchors>(&bytes) {
+        return Ok(anchors);
+    }
+    serde_json::from_slice::<LogAnchors>(&bytes).map_err(|e| Error::BadInput {
+        path: path.to_owned(),
+        detail: format!(
+            "not log anchors: neither a trust file (trust.cbor), nor LogAnchors as CBOR or JSON \
+             ({{\"origin\", \"log_key\", \"witnesses\", \"threshold\"}}); as JSON: {e}"
+        ),
+    })
+}
+
+/// The monitor's state file: `{"size", "root": hex}` (the `log` object of `bkv bundle verify
+/// --state`); the form of earlier versions, the root as a list of byte values, is read too.
+fn read_monitor_state(path: &std::path::Path) -> Result<TreeHead, Error> {
+    let bad = |detail: String| Error::BadInput { path: path.to_owned(), detail };
+    let v: serde_json::Value = crate::error::read_json(path)?;
+    let size = v["size"].as_u64().ok_or_else(|| bad("no \"size\": not a monitor state file".into()))?;
+    let root: Option<[u8; 32]> = match &v["root"] {
+        serde_json::Value::String(h) => hex::decode(h).ok().and_then(|d| d.try_into().ok()),
+        serde_json::Value::Array(_) => serde_json::from_value(v["root"].clone()).ok(),
+        _ => None,
+    };
+    let root = root.ok_or_else(|| bad("\"root\" is not 32 bytes of hex: not a monitor state file".into()))?;
+    Ok(TreeHead { size, root })
 }
 
 fn print_report(r: &monitor::Report) {

@@ -111,7 +111,9 @@ async fn keygen_serve_and_monitor() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    let report = &doc["result"];
     assert_eq!(report["size"], 2);
     assert_eq!(report["checkpoint_verified"], true);
     assert_eq!(report["development_only"], true);
@@ -119,6 +121,31 @@ async fn keygen_serve_and_monitor() {
     assert_eq!(report["bundles"][1]["fleet_id"], "fleet-b");
     assert_eq!(report["bundles"][0]["digest"], hex::encode(b0.digest));
     assert!(state.exists(), "a clean run saves the tree head");
+    // F15: the state holds the root as hex, as `bundle verify --state` does.
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(
+        (saved["size"].as_u64(), saved["root"].as_str().map(str::len)),
+        (Some(2), Some(64)),
+        "F15: {saved}"
+    );
+    // F3: the same anchors as CBOR are read too (detected), and the saved state is accepted.
+    let anchors_cbor = dir.join("anchors.cbor");
+    let parsed: bkv_protocol::audit_log::LogAnchors =
+        serde_json::from_slice(&std::fs::read(&anchors).unwrap()).unwrap();
+    std::fs::write(&anchors_cbor, bkv_protocol::cbor::to_vec(&parsed)).unwrap();
+    let out = bkv()
+        .args(["--json", "log", "monitor", "--url", &server.url, "--anchors"])
+        .arg(&anchors_cbor)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "F3: {}", String::from_utf8_lossy(&out.stdout));
+    // F11: an unreachable log, with --json, is one failure envelope on stdout.
+    let out = bkv().args(["--json", "log", "monitor", "--url", "127.0.0.1:9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("F11: an envelope on stdout");
+    assert_eq!(v["ok"], false, "F11: {v}");
 
     // Only fleet-a, and the operator announced nothing: the bundle is flagged, exit fails.
     let announced = dir.join("announced.json");
@@ -132,6 +159,17 @@ async fn keygen_serve_and_monitor() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("bundles  1"), "{text}");
     assert!(text.contains("unannounced at #0"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.monitor.findings"));
+    // With --json: the failure envelope, its details the report.
+    let out = bkv()
+        .args(["--json", "log", "monitor", "--url", &server.url, "--fleet", "fleet-a", "--announced"])
+        .arg(&announced)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "log.monitor.findings", "{v}");
+    assert_eq!(v["error"]["details"]["findings"][0]["kind"], "unannounced", "{v}");
 
     // A wrong log key is refused with its code.
     std::fs::write(
