@@ -389,7 +389,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "    the same from a shell: bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor \\"
     );
-    println!("      --trust {d}/trust.cbor --vendor-roots {d}/vendor-roots.cbor --log URL --measurement HEX");
+    println!(
+        "      --trust {d}/trust.cbor --vendor-roots {d}/vendor-roots.cbor --log URL --measure YOUR_REBUILT_BKV"
+    );
     step.done(t, "evidence signed and logged before the bundle, attestations chain to the vendor root, keys, measurements, policy and ceremony check out");
 
     epoch2.shutdown().await;

@@ -40,6 +40,19 @@ pub enum Error {
         /// The monitor's report.
         report: serde_json::Value,
     },
+    /// The Audit procedure failed at `step` with `code` (spec/audit.md §2); the report is
+    /// the details.
+    #[error("the audit failed at {step}: {}{}", code.description(), explanation.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    AuditFailed {
+        /// The step, e.g. "AU9".
+        step: String,
+        /// Its code.
+        code: bkv_protocol::Error,
+        /// What the step saw, when the CLI can say more (AU9: expected, given, recipe).
+        explanation: Option<String>,
+        /// The report (inputs, steps) as written to report.json.
+        report: serde_json::Value,
+    },
     /// `bkv fleet status`: no leader among the nodes (`fleet.unavailable`, an operational
     /// failure: nothing was verified).
     #[error("no leader among the nodes: {0}")]
@@ -158,6 +171,7 @@ impl Error {
             Error::InFile { source, .. } => source.code(),
             Error::FleetDown(..) => "fleet.unavailable",
             Error::Findings { .. } => "log.monitor.findings",
+            Error::AuditFailed { code, .. } => code.code(),
             Error::Read { .. } => "io.read",
             Error::Write { .. } => "io.write",
             Error::Usage(_) | Error::BadInput { .. } => "cli.usage",
@@ -214,7 +228,7 @@ impl Error {
     pub fn details(&self) -> Option<serde_json::Value> {
         match self {
             Error::WrongCode { remaining } => Some(serde_json::json!({ "remaining": remaining })),
-            Error::Findings { report, .. } => Some(report.clone()),
+            Error::Findings { report, .. } | Error::AuditFailed { report, .. } => Some(report.clone()),
             _ => None,
         }
     }

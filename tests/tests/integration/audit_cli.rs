@@ -23,6 +23,22 @@ fn args(dir: &Path, log: &str, evidence: PathBuf, measurement: [u8; 32], out: Pa
     }
 }
 
+/// Run `bkv audit` and give its exit status (a failure is an `Err` whose status the
+/// output contract gives; its message is kept in `MESSAGE` for the AU9 check).
+async fn audit(a: AuditArgs) -> ExitCode {
+    match run(a).await {
+        Ok(code) => code,
+        Err(e) => {
+            LAST.with(|m| *m.borrow_mut() = e.to_string());
+            ExitCode::from(bkv_fleet::cli::contract::exit_status(&e))
+        }
+    }
+}
+
+thread_local! {
+    static LAST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 fn failure(out: &Path) -> serde_json::Value {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -40,16 +56,30 @@ async fn audit_command_passes_a_clean_ceremony_and_names_each_failure() {
     let good = software_measurement().unwrap().measurement;
 
     let out = root.join("ok");
-    let code = run(args(&dir, &log, dir.join("evidence.cbor"), good, out.clone())).await.unwrap();
+    let code = audit(args(&dir, &log, dir.join("evidence.cbor"), good, out.clone())).await;
     assert_eq!(code, ExitCode::SUCCESS);
     assert!(failure(&out).is_null());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("AU12") && md.contains("every step passed"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["result"], "passed", "F14: a top-level result");
 
     let out = root.join("measurement");
-    let code = run(args(&dir, &log, dir.join("evidence.cbor"), [0; 32], out.clone())).await.unwrap();
+    let code = audit(args(&dir, &log, dir.join("evidence.cbor"), [0; 32], out.clone())).await;
     assert_eq!(code, ExitCode::from(1));
     assert_eq!(failure(&out), serde_json::json!(["AU9", "audit.measurement.mismatch"]));
+    // F5: the failure says what the evidence claims, what was measured, and the recipe.
+    let message = LAST.with(|m| m.borrow().clone());
+    assert!(
+        message.contains(&hex::encode(good))
+            && message.contains(&hex::encode([0u8; 32]))
+            && message.contains("cargo build"),
+        "F5: {message}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["result"], "failed", "F14: a top-level result");
 
     let mut evidence = std::fs::read(dir.join("evidence.cbor")).unwrap();
     let last = evidence.len() - 1;
@@ -57,7 +87,7 @@ async fn audit_command_passes_a_clean_ceremony_and_names_each_failure() {
     let tampered = root.join("tampered-evidence.cbor");
     std::fs::write(&tampered, &evidence).unwrap();
     let out = root.join("tampered");
-    let code = run(args(&dir, &log, tampered, good, out.clone())).await.unwrap();
+    let code = audit(args(&dir, &log, tampered, good, out.clone())).await;
     assert_eq!(code, ExitCode::from(1));
     assert_eq!(failure(&out), serde_json::json!(["AU3", "audit.evidence.signature"]));
 
@@ -94,17 +124,17 @@ async fn audit_command_catches_a_second_bundle_and_an_unpinned_vendor() {
     let out = root.join("vendor");
     let mut a = args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone());
     a.vendor_roots = roots_file;
-    assert_eq!(run(a).await.unwrap(), ExitCode::from(1));
+    assert_eq!(audit(a).await, ExitCode::from(1));
     assert_eq!(failure(&out), serde_json::json!(["AU7", "audit.attestation.untrusted"]));
 
     // The same deployment audits green until the log holds a second bundle for its epoch.
     let out = root.join("before");
-    let code = run(args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone())).await.unwrap();
+    let code = audit(args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone())).await;
     assert_eq!(code, ExitCode::SUCCESS);
     log.append(&LogEntry::bundle(fleet_id, 1, b"a second bundle for epoch 1").to_cbor()).await.unwrap();
     log.publish_checkpoint().await.unwrap();
     let out = root.join("duplicate");
-    let code = run(args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone())).await.unwrap();
+    let code = audit(args(&dir, &log.base, dir.join("evidence.cbor"), good, out.clone())).await;
     assert_eq!(code, ExitCode::from(1));
     assert_eq!(failure(&out), serde_json::json!(["AU6", "audit.log.duplicate"]));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();

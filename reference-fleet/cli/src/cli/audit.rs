@@ -112,10 +112,18 @@ pub fn markdown(r: &AuditReport, inputs: &[(String, String)]) -> String {
 
 /// Run `bkv audit`.
 pub async fn run(a: AuditArgs) -> Result<ExitCode> {
+    let in_file = |path: &PathBuf, what: &'static str| {
+        let path = path.clone();
+        move |source| Error::InFile { path, what, source }
+    };
+    let log_url = super::url::service_url("log", &a.log)?;
     let evidence = read_file(&a.evidence)?;
-    let released = LoggedBundle::from_cbor(&read_file(&a.bundle)?)?;
-    let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&a.trust)?)?;
-    let roots: Vec<VendorRoot> = bkv_protocol::cbor::from_slice(&read_file(&a.vendor_roots)?)?;
+    let released = LoggedBundle::from_cbor(&read_file(&a.bundle)?)
+        .map_err(in_file(&a.bundle, "a released (logged) bundle, released-bundle.cbor"))?;
+    let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&a.trust)?)
+        .map_err(in_file(&a.trust, "a trust file (trust.cbor: {\"anchors\", \"log\"})"))?;
+    let roots: Vec<VendorRoot> = bkv_protocol::cbor::from_slice(&read_file(&a.vendor_roots)?)
+        .map_err(in_file(&a.vendor_roots, "a vendor-roots file (a CBOR list of {\"name\", \"key\"})"))?;
     let software = match (&a.measurement, &a.measure) {
         (Some(h), _) => hex32(h, "--measurement")?,
         (None, Some(path)) => bkv_protocol::crypto::sha256(&read_file(path)?),
@@ -133,7 +141,7 @@ pub async fn run(a: AuditArgs) -> Result<ExitCode> {
         );
         b
     };
-    let fetched = fetch_log_with(&LogClient::new(&a.log), &bar).await?;
+    let fetched = fetch_log_with(&LogClient::new(&log_url), &bar).await?;
     bar.finish_and_clear();
     let now = bkv_client::clock::system_now();
     let report = audit(&AuditInputs {
@@ -171,14 +179,13 @@ pub async fn run(a: AuditArgs) -> Result<ExitCode> {
         ("audit time".to_owned(), super::output::rfc3339(now)),
     ];
     let md = markdown(&report, &inputs);
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "inputs": inputs, "report": report }))
-        .expect("serializable");
+    let outcome = if report.failure.is_none() { "passed" } else { "failed" };
+    let document = serde_json::json!({ "result": outcome, "inputs": inputs, "report": report });
+    let json = serde_json::to_string_pretty(&document).expect("serializable");
     std::fs::create_dir_all(&a.out).map_err(|source| Error::Write { path: a.out.clone(), source })?;
     write_file(&a.out.join("report.md"), md.as_bytes())?;
     write_file(&a.out.join("report.json"), json.as_bytes())?;
-    if a.json {
-        println!("{json}");
-    } else {
+    if !a.json {
         print!("{md}");
         println!(
             "\n(written to {} and {})",
@@ -187,12 +194,33 @@ pub async fn run(a: AuditArgs) -> Result<ExitCode> {
         );
     }
     match report.error() {
-        None => Ok(ExitCode::SUCCESS),
-        Some(e) => {
-            if !a.json {
-                eprintln!("error [{}]: {}", e.code(), e.description());
+        None => {
+            if a.json {
+                super::contract::Envelope::success(&document).print();
             }
-            Ok(ExitCode::from(1))
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(e) => {
+            let step = report.failure.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+            // AU9: what the evidence claims, what the auditor measured, and how to rebuild.
+            let measurement = (e == bkv_protocol::Error::AuditMeasurementMismatch)
+                .then(|| claimed_software(&evidence))
+                .flatten()
+                .map(|claimed| {
+                    format!(
+                        "the evidence claims software {}, the auditor's measurement is {}; rebuild with: {}",
+                        hex::encode(claimed.measurement),
+                        hex::encode(software),
+                        claimed.recipe
+                    )
+                });
+            Err(Error::AuditFailed { step, code: e, explanation: measurement, report: document })
         }
     }
+}
+
+/// The software the evidence claims (its measurement and build recipe), if it decodes.
+fn claimed_software(evidence: &[u8]) -> Option<bkv_protocol::evidence::Software> {
+    let signed = bkv_protocol::evidence::Sign1::parse(evidence, bkv_protocol::evidence::CT_EVIDENCE).ok()?;
+    signed.decode::<bkv_protocol::evidence::Evidence>().ok().map(|e| e.software)
 }

@@ -140,9 +140,11 @@ pub fn exit_status(e: &Error) -> u8 {
         Error::Protocol(
             bkv_protocol::Error::FleetUnavailable | bkv_protocol::Error::VaultAttemptRateLimited,
         ) => EXIT_OPERATIONAL,
-        Error::Protocol(_) | Error::WrongCode { .. } | Error::InFile { .. } | Error::Findings { .. } => {
-            EXIT_VERIFICATION
-        }
+        Error::Protocol(_)
+        | Error::WrongCode { .. }
+        | Error::InFile { .. }
+        | Error::Findings { .. }
+        | Error::AuditFailed { .. } => EXIT_VERIFICATION,
         e if e.code() == "cli.usage" => EXIT_USAGE,
         _ => EXIT_OPERATIONAL,
     }

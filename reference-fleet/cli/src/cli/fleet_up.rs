@@ -176,9 +176,16 @@ pub fn print_text(r: &UpReport, dir: &std::path::Path) -> Result<()> {
     }
     if let Some(log) = &r.log {
         let d = dir.display();
+        // AU9 must compare the evidence's claim with a binary the auditor rebuilt, never
+        // with the claim itself: the command measures a binary.
+        let exe =
+            std::env::current_exe().map_err(|e| crate::error::Error::Usage(format!("this binary: {e}")))?;
         println!(
-            "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measurement {}",
-            hex::encode(crate::fleet::software_measurement()?.measurement)
+            "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measure {}",
+            exe.display()
+        );
+        println!(
+            "    (--measure: the bkv the fleet runs; an auditor rebuilds it with the recipe in the evidence and measures that)"
         );
     }
     Ok(())

@@ -22,6 +22,7 @@ fn demo_dir() -> &'static Path {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("refused [bundle.signer.unknown]"), "{text}");
         assert!(text.contains("refused [bundle.countersignature.missing]"), "{text}");
+        std::fs::write(dir.join("demo-output.txt"), text.as_bytes()).unwrap();
         dir
     })
 }
@@ -176,4 +177,13 @@ fn f7_f9_f28_inspect_takes_the_released_bundle_and_names_a_bad_file() {
     assert!(v["error"]["message"].as_str().unwrap().contains("not a validation bundle"), "F28: {v}");
     // F29: the code once on stderr.
     assert_eq!(String::from_utf8_lossy(&out.stderr).matches("cbor.map.unsorted").count(), 1);
+}
+
+/// F4: the audit command the tools print measures a binary (`--measure`), never passes the
+/// evidence's own claimed value back to AU9.
+#[test]
+fn f4_printed_audit_commands_measure_a_binary() {
+    let text = std::fs::read_to_string(demo_dir().join("demo-output.txt")).unwrap();
+    assert!(text.contains("bkv audit") && text.contains("--measure "), "F4: {text}");
+    assert!(!text.contains("--measurement"), "F4: {text}");
 }
