@@ -60,10 +60,16 @@ pub async fn run(a: RotateArgs) -> Result<ExitCode> {
     let (new, report) = old.rotate(&a.out, &orgs, say).await?;
     let successor = new.released.bundle.clone();
     old.decommission(&successor, &orgs).await?;
+    // The retired directory points to its successor (`bkv fleet up` on it says where).
+    let marker = a.dir.join("RETIRED");
+    let mut text = crate::error::read_file(&marker).map(|b| String::from_utf8_lossy(&b).into_owned())?;
+    let out = std::path::absolute(&a.out).unwrap_or_else(|_| a.out.clone());
+    text.push_str(&format!("dir {}\n", out.display()));
+    crate::error::write_file(&marker, text.as_bytes())?;
     say("the old fleet's HSM keys are destroyed and its retirement is logged");
     if json {
         let v = serde_json::json!({ "rotation": report, "fleet": super::fleet_up::report(&new) });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializable"));
+        super::contract::Envelope::success(v).print();
     } else {
         println!(
             "\nfleet {} epoch {} → {}: {} registered, {} unregistered, {} locked ids moved with their counters",

@@ -191,9 +191,31 @@ pub fn print_text(r: &UpReport, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// A retired fleet (spec/rotation.md §6: its keys are destroyed) is not started: the
+/// error points to its successor.
+fn refuse_retired(dir: &std::path::Path) -> Result<()> {
+    let marker = dir.join("RETIRED");
+    if !marker.exists() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&crate::error::read_file(&marker)?).into_owned();
+    let successor = text.lines().find_map(|l| l.strip_prefix("dir ")).map(str::to_owned);
+    Err(crate::error::Error::Usage(match successor {
+        Some(next) => format!(
+            "the fleet in {} is retired (its HSM keys are destroyed, spec/rotation.md §6); its successor is in {next}: start it with `bkv fleet up --dir {next}`",
+            dir.display()
+        ),
+        None => format!(
+            "the fleet in {} is retired (its HSM keys are destroyed, spec/rotation.md §6); start its successor instead",
+            dir.display()
+        ),
+    }))
+}
+
 /// Run `bkv fleet up`.
 pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let config = args.fleet.config()?;
+    refuse_retired(&args.dir)?;
     let json = args.json;
     let say = |line: &str| {
         if !json {

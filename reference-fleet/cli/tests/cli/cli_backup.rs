@@ -496,3 +496,28 @@ fn f32_ceremony_checks_arguments_before_it_creates_anything() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "nothing added next to notes.txt");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// F31: `fleet up` on a retired directory does not start a fleet that would answer phones
+/// with `rotation.fleet.retired`: it names the successor's directory.
+#[test]
+fn f31_a_retired_directory_points_to_its_successor() {
+    let dir = crate::support::tempdir("retired");
+    let (old, next) = (dir.join("epoch1"), dir.join("epoch2"));
+    let run = |args: &[&str]| crate::support::bkv().args(args).output().unwrap();
+    let p = |d: &Path| d.to_str().unwrap().to_owned();
+    let out = run(&["--json", "fleet", "ceremony", "--nodes", "3", "--out", &p(&old)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(&["--json", "fleet", "rotate", "--dir", &p(&old), "--out", &p(&next)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let out = run(&["--json", "fleet", "up", "--nodes", "3", "--dir", &p(&old)]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is retired") && message.contains(&format!("bkv fleet up --dir {}", p(&next))),
+        "F31: {v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
