@@ -187,3 +187,26 @@ fn f4_printed_audit_commands_measure_a_binary() {
     assert!(text.contains("bkv audit") && text.contains("--measure "), "F4: {text}");
     assert!(!text.contains("--measurement"), "F4: {text}");
 }
+
+/// F33: the README's commands for looking at what the demo wrote name one directory (no
+/// glob that breaks once two demos have run), and they run as written against the demo's.
+#[test]
+fn f33_the_readme_demo_file_commands_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block =
+        readme.split("<!-- readme:demo-files -->\n```sh\n").nth(1).unwrap().split("\n```").next().unwrap();
+    assert!(!block.contains('*'), "F33: a glob in {block}");
+    let prefix = "cargo run -p bkv-fleet --bin bkv -- ";
+    let dir = demo_dir().to_str().unwrap().to_owned();
+    for line in block.lines() {
+        let command = line.strip_prefix(prefix).unwrap_or_else(|| panic!("not a bkv command: {line}"));
+        let args: Vec<String> =
+            command.split_whitespace().map(|a| a.replace("/tmp/bkv-demo", &dir)).collect();
+        if args[0] == "demo" {
+            assert_eq!(args[1..], ["--dir".to_owned(), dir.clone()], "the block's demo writes its directory");
+            continue;
+        }
+        let out = bkv(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
