@@ -141,8 +141,10 @@ async fn https_for_nodes_peers_log_and_witness() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["size"], 1, "{report}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{doc}");
+    let report = &doc["result"];
+    assert_eq!(report["size"], 1, "F8: the monitor reads an https:// log: {report}");
     assert_eq!(report["checkpoint_verified"], true, "the witness cosigned over https: {report}");
 
     // A CA file that is not PEM is one clear error naming it.
