@@ -19,9 +19,8 @@ from dcbor import BkvError
 NN = NSEED = NOK = NPK = 32  # RFC 9807 §7 for ristretto255-SHA512
 NH = NM = NX = 64
 
-# --- ristretto255 in extended coordinates (X:Y:Z:T), a = -1 ---
-_D2 = 2 * _D % _P
-_IDENTITY = (0, 1, 1, 0)
+# --- ristretto255 over ristretto.py's extended coordinates ---
+_add, _mul, _ext = ristretto.ext_add, ristretto.ext_mul, ristretto.to_ext
 # RFC 9496 §4.1
 _ONE_MINUS_D_SQ = (1 - _D * _D) % _P
 _D_MINUS_ONE_SQ = (_D - 1) * (_D - 1) % _P
@@ -29,38 +28,9 @@ _SQRT_AD_MINUS_ONE = 25063068953384623474111414158702152701244531502492656460079
 assert _SQRT_AD_MINUS_ONE * _SQRT_AD_MINUS_ONE % _P == (-_D - 1) % _P
 
 
-def _add(p, q):
-    """add-2008-hwcd-3 (complete for a = -1)."""
-    x1, y1, z1, t1 = p
-    x2, y2, z2, t2 = q
-    a = (y1 - x1) * (y2 - x2) % _P
-    b = (y1 + x1) * (y2 + x2) % _P
-    c = t1 * _D2 * t2 % _P
-    d = 2 * z1 * z2 % _P
-    e, f, g, h = b - a, d - c, d + c, b + a
-    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
-
-
-def _mul(k, p):
-    acc = _IDENTITY
-    while k:
-        if k & 1:
-            acc = _add(acc, p)
-        p = _add(p, p)
-        k >>= 1
-    return acc
-
-
-def _ext(affine):
-    x, y = affine
-    return x, y, 1, x * y % _P
-
-
 def serialize(p):
     """RFC 9496 §4.3.2 Encode."""
-    x, y, z, _ = p
-    zi = pow(z, _P - 2, _P)
-    return ristretto.encode((x * zi % _P, y * zi % _P))
+    return ristretto.encode(ristretto.to_affine(p))
 
 
 def deserialize(b, what):
@@ -72,7 +42,7 @@ def deserialize(b, what):
 
 
 def base_mul(k):
-    return _ext(ristretto.base_mul(k))
+    return _mul(k, ristretto.BASE_EXT)
 
 
 def _map(t):

@@ -1,14 +1,15 @@
-"""ristretto255 (RFC 9496) decoding, encoding and base-point multiplication, for
-spec/vault.md §2.3 (the ServerSetup's server key and fake-record key).
+"""ristretto255 (RFC 9496) decoding, encoding and scalar multiplication, for
+spec/vault.md §2.3 (the ServerSetup's server key and fake-record key) and for opaque.py.
 
 No maintained Python library exposes ristretto255 (PyNaCl binds libsodium without its
 ristretto functions; pysodium needs a system libsodium), so this follows the RFC's
-pseudocode (§4.3.1 Decode, §4.3.2 Encode) over the edwards25519 arithmetic of crypto.py.
-It is a test harness, not constant time. Checked against RFC 9496 Appendix A in
+pseudocode (§4.3.1 Decode, §4.3.2 Encode) over the field constants of crypto.py, with one
+scalar multiplication in extended coordinates (added with opaque.py, by its author). It is
+a test harness, not constant time. Checked against RFC 9496 Appendix A in
 test_harness.py and against the reference through the vectors.
 """
 
-from crypto import _D, _L, _P, _SQRT_M1, _ed_add, ed_decompress
+from crypto import _D, _L, _P, _SQRT_M1, ed_decompress
 
 # RFC 9496 §4.1
 _INVSQRT_A_MINUS_D = 54469307008909316920995813868745141605393597292927456921205312896311721017578
@@ -75,15 +76,52 @@ def encode(point):
     return _abs(den_inv * (z0 - y) % _P).to_bytes(32, "little")
 
 
-def base_mul(k):
-    """k times the generator, as an affine point."""
-    acc, q = (0, 1), _BASE
+# --- edwards25519 in extended coordinates (X:Y:Z:T), a = -1: the one scalar multiplication of
+# this harness (base_mul here, every OPRF and Diffie-Hellman product in opaque.py) ---
+_D2 = 2 * _D % _P
+IDENTITY = (0, 1, 1, 0)
+
+
+def ext_add(p, q):
+    """add-2008-hwcd-3 (complete for a = -1)."""
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    a = (y1 - x1) * (y2 - x2) % _P
+    b = (y1 + x1) * (y2 + x2) % _P
+    c = t1 * _D2 * t2 % _P
+    d = 2 * z1 * z2 % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return e * f % _P, g * h % _P, f * g % _P, e * h % _P
+
+
+def ext_mul(k, p):
+    """k times the extended point p (double and add)."""
+    acc = IDENTITY
     while k:
         if k & 1:
-            acc = _ed_add(acc, q)
-        q = _ed_add(q, q)
+            acc = ext_add(acc, p)
+        p = ext_add(p, p)
         k >>= 1
     return acc
+
+
+def to_ext(affine):
+    x, y = affine
+    return x, y, 1, x * y % _P
+
+
+def to_affine(p):
+    x, y, z, _ = p
+    zi = pow(z, _P - 2, _P)
+    return x * zi % _P, y * zi % _P
+
+
+BASE_EXT = to_ext(_BASE)
+
+
+def base_mul(k):
+    """k times the generator, as an affine point."""
+    return to_affine(ext_mul(k, BASE_EXT))
 
 
 def scalar(b):

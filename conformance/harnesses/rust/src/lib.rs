@@ -53,6 +53,14 @@ fn array<const N: usize>(input: &Map<String, Value>, key: &str) -> Result<[u8; N
 /// A case's protocol outcome: its output, or the registry error.
 type CaseOutcome = Result<Option<Map<String, Value>>, Error>;
 
+/// The hex bytes of `key`, or `None` when the key is absent or null.
+fn optional_hex(input: &Map<String, Value>, key: &str) -> Result<Option<Vec<u8>>, BadInput> {
+    match input.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => hex_field(input, key).map(Some),
+    }
+}
+
 fn u64_field(input: &Map<String, Value>, key: &str) -> Result<u64, BadInput> {
     input.get(key).and_then(Value::as_u64).ok_or_else(|| BadInput(format!("missing {key}")))
 }

@@ -3,7 +3,7 @@
 //! Identity KSF of RFC 9807 Appendix C, both sides played by this harness. The named random
 //! values go in as in `vault_exchange`, through `bkv_protocol::fixtures::opaque_draws`.
 
-use super::{BadInput, CaseOutcome, array, hex_field, obj};
+use super::{BadInput, CaseOutcome, array, hex_field, obj, optional_hex};
 use bkv_protocol::Error;
 use bkv_protocol::fixtures::opaque_draws;
 use opaque_ke::ksf::Identity;
@@ -29,13 +29,6 @@ fn failed<E>(_: E) -> Error {
     Error::VaultMessageInvalid
 }
 
-fn optional(input: &Map<String, Value>, key: &str) -> Result<Option<Vec<u8>>, BadInput> {
-    match input.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => hex_field(input, key).map(Some),
-    }
-}
-
 /// The server's setup from the vector's OPRF seed and key pair; `fake_public_key` is the
 /// public key opaque-ke gives a fake record (RFC 9807 §6.3.2.2 `client_public_key`).
 fn setup(
@@ -59,7 +52,8 @@ pub(super) fn real(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> 
     let password = hex_field(input, "password")?;
     let credential_identifier = hex_field(input, "credential_identifier")?;
     let context = hex_field(input, "context")?;
-    let (client_id, server_id) = (optional(input, "client_identity")?, optional(input, "server_identity")?);
+    let (client_id, server_id) =
+        (optional_hex(input, "client_identity")?, optional_hex(input, "server_identity")?);
     let public = hex_field(input, "server_public_key")?;
     let setup = setup(input, &public)?;
     let mut reg_rng = opaque_draws::client_registration(
@@ -141,7 +135,8 @@ pub(super) fn real(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> 
 pub(super) fn fake(input: &Map<String, Value>) -> Result<CaseOutcome, BadInput> {
     let credential_identifier = hex_field(input, "credential_identifier")?;
     let context = hex_field(input, "context")?;
-    let (client_id, server_id) = (optional(input, "client_identity")?, optional(input, "server_identity")?);
+    let (client_id, server_id) =
+        (optional_hex(input, "client_identity")?, optional_hex(input, "server_identity")?);
     let setup = setup(input, &hex_field(input, "client_public_key")?)?;
     let ke1 = hex_field(input, "KE1")?;
     let mut rng = opaque_draws::server_login(

@@ -5,7 +5,7 @@
 //! `bkv_protocol::fixtures::opaque_draws` (opaque-ke 4.0's draw order, a detail of this
 //! harness, not of the spec or the vectors).
 
-use super::{BadInput, CaseOutcome, array, hex_field, obj, str_field, u64_field};
+use super::{BadInput, CaseOutcome, array, hex_field, obj, optional_hex, str_field, u64_field};
 use bkv_protocol::Error;
 use bkv_protocol::fixtures::{FixedRng, opaque_draws};
 use bkv_protocol::node_api::{CommitEvidence, VaultBegun, VaultStep};
@@ -15,11 +15,6 @@ use bkv_protocol::vault::{
     VaultServerSetup,
 };
 use serde_json::{Map, Value, json};
-
-/// `key` is absent or null.
-fn is_null(input: &Map<String, Value>, key: &str) -> bool {
-    matches!(input.get(key), None | Some(Value::Null))
-}
 
 fn context(input: &Map<String, Value>) -> Result<VaultContext, BadInput> {
     let ksf = input.get("ksf").and_then(Value::as_object).ok_or_else(|| BadInput("missing ksf".into()))?;
@@ -67,10 +62,7 @@ pub(super) fn client_recover(input: &Map<String, Value>) -> Result<CaseOutcome, 
     let (record, code) = (hex_field(input, "record")?, hex_field(input, "code")?);
     let start_answer = hex_field(input, "recover_start_response")?;
     // Absent when the vector expects the client to stop before it sends KE3.
-    let finish_answer = match is_null(input, "recover_finish_response") {
-        true => None,
-        false => Some(hex_field(input, "recover_finish_response")?),
-    };
+    let finish_answer = optional_hex(input, "recover_finish_response")?;
     Ok((|| {
         let (start, client) = RecoveryClient::start(&mut rng, &record, &code)?;
         let ke2 = client.receive(&start_answer)?;
@@ -110,13 +102,11 @@ pub(super) fn node_login(input: &Map<String, Value>) -> Result<CaseOutcome, BadI
     let login: RequestId = array(input, "login")?;
     let start = hex_field(input, "recover_start")?;
     let attempt_output = hex_field(input, "attempt_output")?;
-    let finish = match is_null(input, "recover_finish") {
-        true => None,
-        false => Some((
-            array::<16>(input, "finish_request_id")?,
-            hex_field(input, "recover_finish")?,
-            hex_field(input, "finish_output")?,
-        )),
+    let finish = match optional_hex(input, "recover_finish")? {
+        None => None,
+        Some(body) => {
+            Some((array::<16>(input, "finish_request_id")?, body, hex_field(input, "finish_output")?))
+        }
     };
     Ok((|| {
         let server = VaultStep::new(VaultServer::new(VaultServerSetup::from_bytes(&setup)?, fleet_id));

@@ -255,13 +255,6 @@ fn check_streams(common: &Common, input: &std::path::Path, output: &OutputFile) 
     Ok(())
 }
 
-/// Write `bytes` produced in memory for an output of `-` to standard output.
-fn emit(bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes).and_then(|_| out.flush()).map_err(|source| Error::Write { path: "-".into(), source })
-}
-
 /// A human line about the result: on standard output, or on standard error when standard
 /// output carries the file.
 fn say(output: &OutputFile, line: &str) {
@@ -306,7 +299,7 @@ async fn create(a: CreateArgs) -> Result<ExitCode> {
     b.finish_and_clear();
     let Created { remaining, bytes: total } = created?;
     if output == OutputFile::Stdout {
-        emit(&memory)?;
+        output.write(&memory)?;
     }
     let fleet_id = client.keyset().fleet_id.clone();
     if a.common.json {
@@ -376,7 +369,7 @@ async fn restore(a: RestoreArgs) -> Result<ExitCode> {
         Restored::Restored { remaining } => remaining,
     };
     if output == OutputFile::Stdout {
-        emit(&memory)?;
+        output.write(&memory)?;
     }
     let warning = after_attempt(remaining, true);
     if a.common.json {

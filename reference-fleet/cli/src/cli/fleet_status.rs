@@ -144,51 +144,49 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
 }
 
 fn print_table(st: &FleetStatus) {
-    {
-        match st.leader {
-            Some(l) => println!(
-                "leader: node {l}   term: {}   leader log index: {}",
-                st.term,
-                st.leader_last_log_index.map_or("none yet".into(), |i| i.to_string())
+    match st.leader {
+        Some(l) => println!(
+            "leader: node {l}   term: {}   leader log index: {}",
+            st.term,
+            st.leader_last_log_index.map_or("none yet".into(), |i| i.to_string())
+        ),
+        None => println!("leader: none reachable   highest term seen: {}", st.term),
+    }
+    println!(
+        "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5} {:>8} {:>8} {:<10}",
+        "node",
+        "id",
+        "dc",
+        "state",
+        "term",
+        "last log",
+        "committed",
+        "applied",
+        "lag",
+        "gate",
+        "hsm pos",
+        "hsm mark",
+        "hsm"
+    );
+    for n in &st.nodes {
+        match &n.status {
+            Some(s) => println!(
+                "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5} {:>8} {:>8} {:<10}",
+                n.addr,
+                s.id,
+                s.datacenter,
+                s.state,
+                s.term,
+                s.last_log_id.map(|l| l.index.to_string()).unwrap_or("-".into()),
+                s.committed.map(|i| i.to_string()).unwrap_or("-".into()),
+                s.last_applied.map(|i| i.to_string()).unwrap_or("-".into()),
+                n.lag.map(|l| l.to_string()).unwrap_or("-".into()),
+                if s.gate_open { "open" } else { "wait" },
+                s.hsm.as_ref().map(|h| h.position.to_string()).unwrap_or("-".into()),
+                s.hsm.as_ref().map(|h| h.mark.to_string()).unwrap_or("-".into()),
+                s.hsm.as_ref().map(hsm_label).unwrap_or("-".into()),
             ),
-            None => println!("leader: none reachable   highest term seen: {}", st.term),
-        }
-        println!(
-            "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5} {:>8} {:>8} {:<10}",
-            "node",
-            "id",
-            "dc",
-            "state",
-            "term",
-            "last log",
-            "committed",
-            "applied",
-            "lag",
-            "gate",
-            "hsm pos",
-            "hsm mark",
-            "hsm"
-        );
-        for n in &st.nodes {
-            match &n.status {
-                Some(s) => println!(
-                    "{:<22} {:>4} {:<9} {:<10} {:>6} {:>10} {:>10} {:>10} {:>6} {:<5} {:>8} {:>8} {:<10}",
-                    n.addr,
-                    s.id,
-                    s.datacenter,
-                    s.state,
-                    s.term,
-                    s.last_log_id.map(|l| l.index.to_string()).unwrap_or("-".into()),
-                    s.committed.map(|i| i.to_string()).unwrap_or("-".into()),
-                    s.last_applied.map(|i| i.to_string()).unwrap_or("-".into()),
-                    n.lag.map(|l| l.to_string()).unwrap_or("-".into()),
-                    if s.gate_open { "open" } else { "wait" },
-                    s.hsm.as_ref().map(|h| h.position.to_string()).unwrap_or("-".into()),
-                    s.hsm.as_ref().map(|h| h.mark.to_string()).unwrap_or("-".into()),
-                    s.hsm.as_ref().map(hsm_label).unwrap_or("-".into()),
-                ),
-                None => println!("{:<22} unreachable: {}", n.addr, n.error.as_deref().unwrap_or("")),
-            }
+            None => println!("{:<22} unreachable: {}", n.addr, n.error.as_deref().unwrap_or("")),
         }
     }
 }
