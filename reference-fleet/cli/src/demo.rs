@@ -24,7 +24,19 @@ use clap::Args;
 use rand_core::{OsRng, RngCore};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// With `--json` the story goes to standard error and standard output carries only the
+/// final envelope (the output contract, `bkv schema output`).
+static STORY_ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// One line of the demo's story: standard output, or standard error with `--json`.
+macro_rules! say {
+    ($($t:tt)*) => {
+        if STORY_ON_STDERR.load(Ordering::Relaxed) { eprintln!($($t)*) } else { println!($($t)*) }
+    };
+}
 
 /// Arguments of `bkv demo`.
 #[derive(Debug, Args)]
@@ -39,6 +51,9 @@ pub struct DemoArgs {
     /// tests of the demo only.
     #[arg(long, hide = true)]
     pub insecure_test_ksf: bool,
+    /// `--json` (global): the story on standard error, the files on standard output.
+    #[arg(skip)]
+    pub json: bool,
 }
 
 /// The demo fleet's identifier.
@@ -62,11 +77,11 @@ impl Step {
     }
     fn begin(&mut self, what: &str) -> Instant {
         self.n += 1;
-        println!("\n[{}] {what}", self.n);
+        say!("\n[{}] {what}", self.n);
         Instant::now()
     }
     fn done(&self, t: Instant, what: &str) {
-        println!("    ✓ {what} ({})", ms(t));
+        say!("    ✓ {what} ({})", ms(t));
     }
 }
 
@@ -111,8 +126,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(&dir).map_err(|source| Error::Write { path: dir.clone(), source })?;
     let ksf = if args.insecure_test_ksf { KsfParams::TEST } else { KsfParams::PRODUCTION };
+    STORY_ON_STDERR.store(args.json, Ordering::Relaxed);
     let mut step = Step::new();
-    println!("bkv demo — files in {}", dir.display());
+    say!("bkv demo — files in {}", dir.display());
 
     let t = step.begin("Two independent organisations create their signing keys");
     // The third party's key is made by its own process (`bkv keys file`) in its own
@@ -120,11 +136,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let third_party =
         crate::third_party::ThirdParty::open_or_create(&dir.join("fleet").join("third-party")).await?;
     let orgs = OperatorKeys::generate();
-    println!(
+    say!(
         "    third-party signer  Ed25519  kid {}   (its own process and key file)",
         short_hex(&third_party.public.kid(), 8)
     );
-    println!(
+    say!(
         "    operator            ESP256   kid {}   (this process)",
         short_hex(&orgs.operator.public_key().kid(), 8)
     );
@@ -138,21 +154,21 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     config.timing = bkv_node::replication::raft::Timing::fast();
     let mut lap = Instant::now();
     let mut fleet = LocalFleet::create_with(&dir.join("fleet"), &config, &orgs, |line| {
-        println!("    · {line} ({})", ms(lap));
+        say!("    · {line} ({})", ms(lap));
         lap = Instant::now();
     })
     .await?;
     let bundle = fleet.released.bundle.clone();
     let parsed = Parsed::parse(&bundle)?;
     for line in describe(&bundle, &parsed, &fleet.keyset).lines() {
-        println!("    {line}");
+        say!("    {line}");
     }
-    println!("    checkpoint (C2SP signed note) the proof is checked against:");
+    say!("    checkpoint (C2SP signed note) the proof is checked against:");
     for line in fleet.released.proof.checkpoint.lines() {
-        println!("      {line}");
+        say!("      {line}");
     }
     for n in &fleet.nodes {
-        println!("    {:<7} {:<9} {}", n.id, n.datacenter, n.url);
+        say!("    {:<7} {:<9} {}", n.id, n.datacenter, n.url);
     }
     write_file(&dir.join("bundle.cbor"), &bundle)?;
     write_file(&dir.join("released-bundle.cbor"), &fleet.released.to_cbor())?;
@@ -163,7 +179,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let t = step.begin("A phone verifies the bundle over the air before it sends anything");
     let (phone, persisted) =
         FleetClient::connect(&fleet.nodes[0].url, &fleet.trust, &Persisted::default(), ksf, now()).await?;
-    println!(
+    say!(
         "    fleet {} epoch {} accepted at {}: third party + operator signatures by pinned anchors, validity window, \
          log inclusion under a checkpoint cosigned by {} of {} witnesses",
         phone.keyset().fleet_id,
@@ -172,7 +188,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         fleet.trust.log.threshold,
         fleet.trust.log.witnesses.len()
     );
-    println!(
+    say!(
         "    state the phone persists: epoch {}, bundle {}, log size {}",
         phone.keyset().epoch,
         short_hex(&persisted.bundle.highest.map(|h| h.1).unwrap_or_default(), 8),
@@ -186,7 +202,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     OsRng.fill_bytes(&mut record);
     let backup_key = BackupKey::generate(&mut OsRng);
     let remaining = phone.register(&record, &code(DEMO_CODE)?, &backup_key).await?;
-    println!(
+    say!(
         "    record {} on node {}: {remaining} guesses allowed; the fleet holds the OPAQUE record and the backup \
          key wrapped under the OPAQUE export key, never the code or the key",
         short_hex(&record, 8),
@@ -227,7 +243,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     for wrong in ["482 619", "482 917"] {
         let t1 = Instant::now();
         match new_phone.recover(&record, &code(wrong)?).await? {
-            Recovery::WrongCode { remaining } => println!(
+            Recovery::WrongCode { remaining } => say!(
                 "    \"{wrong}\" on node {}: wrong code [vault.code.invalid], {remaining} guesses left ({})",
                 new_phone.node_id(),
                 ms(t1)
@@ -247,7 +263,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let restored_path = dir.join("chat-history.restored.txt");
     write_file(&restored_path, &restored)?;
     let same = restored == history;
-    println!(
+    say!(
         "    counter reset to {remaining}; sha256 original {} restored {}",
         short_hex(&sha256(&history), 8),
         short_hex(&sha256(&restored), 8)
@@ -273,7 +289,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     )
     .await
     {
-        Err(e) => println!(
+        Err(e) => say!(
             "    the signer (pid {}) refused the same fleet and epoch with guess limit {}: [{}]",
             signer.pid,
             other.guess_limit,
@@ -288,7 +304,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let claims = Claims { iss: crate::fleet::THIRD_PARTY.into(), sub: DEMO_FLEET.into(), iat: now() + 1 };
     let rogue = countersign(&sign(&ks_bytes, &claims, &orgs.operator), &orgs.operator)?;
     match verify_bundle(&rogue, &fleet.trust.anchors, &ClientState::default(), now()) {
-        Err(e) => println!("    refused [{}] {}", e.code(), e.description()),
+        Err(e) => say!("    refused [{}] {}", e.code(), e.description()),
         Ok(_) => unreachable!("a bundle without the third party's signature must never verify"),
     }
     // What the third party alone produced: its signature, without the countersignature.
@@ -300,7 +316,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     match verify_bundle(&unsigned, &fleet.trust.anchors, &ClientState::default(), now()) {
         Err(e) => {
-            println!("    the third party's signature alone: refused [{}] {}", e.code(), e.description())
+            say!("    the third party's signature alone: refused [{}] {}", e.code(), e.description())
         }
         Ok(_) => unreachable!("a bundle without the operator's countersignature must never verify"),
     }
@@ -309,7 +325,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let t = step.begin("An attacker who learned the record id guesses three codes");
     for wrong in ["314 159", "271 828", "161 803"] {
         if let Recovery::WrongCode { remaining } = new_phone.recover(&record, &code(wrong)?).await? {
-            println!("    \"{wrong}\": wrong code, {remaining} guesses left");
+            say!("    \"{wrong}\": wrong code, {remaining} guesses left");
         }
     }
     step.done(t, "the counter stands at 7");
@@ -322,7 +338,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut lap = Instant::now();
     let (epoch2, report) = fleet
         .rotate(&dir.join("fleet-epoch-2"), &orgs, |line| {
-            println!("    · {line} ({})", ms(lap));
+            say!("    · {line} ({})", ms(lap));
             lap = Instant::now();
         })
         .await?;
@@ -339,17 +355,23 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let t =
         step.begin("The phone's next request reaches the retired fleet; it follows the chain over the air");
     match new_phone.recover(&record, &code(DEMO_CODE)?).await {
-        Err(e) => println!("    epoch 1 answers [{}]", e.code()),
+        Err(e) => say!("    epoch 1 answers [{}]", e.code()),
         Ok(_) => unreachable!("a retired fleet serves no guess"),
     }
-    let (phone2, state2) =
-        FleetClient::connect(&epoch2.nodes[1].url, &epoch2.trust, &persisted, ksf, now()).await?;
-    println!(
+    let (phone2, state2) = FleetClient::connect(
+        &epoch2.nodes[1 % epoch2.nodes.len()].url,
+        &epoch2.trust,
+        &persisted,
+        ksf,
+        now(),
+    )
+    .await?;
+    say!(
         "    epoch {} verified against the persisted state: prev = sha256 of the epoch 1 bundle, both signatures, logged",
         state2.bundle.highest.map(|h| h.0).unwrap_or(0)
     );
     if let Recovery::WrongCode { remaining } = phone2.recover(&record, b"333 333").await? {
-        println!("    one more wrong guess on epoch 2: {remaining} left (the counter moved with the record)");
+        say!("    one more wrong guess on epoch 2: {remaining} left (the counter moved with the record)");
     }
     let Recovery::Recovered { backup_key, remaining } = phone2.recover(&record, &code(DEMO_CODE)?).await?
     else {
@@ -364,47 +386,54 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     let t = step.begin("An app that pinned epoch 1 is told to update; epoch 1 is decommissioned");
     match pinned_app.recover(&record, &code(DEMO_CODE)?).await {
-        Err(e) => println!(
-            "    pinned app: [{}] {}",
-            e.code(),
-            bkv_protocol::Error::PinnedFleetRetired.description()
-        ),
+        Err(e) => {
+            say!("    pinned app: [{}] {}", e.code(), bkv_protocol::Error::PinnedFleetRetired.description())
+        }
         Ok(_) => unreachable!("a retired fleet serves no guess"),
     }
     fleet.decommission(&epoch2.released.bundle, &orgs).await?;
-    println!(
-        "    epoch 1 HSM keys destroyed; a retirement entry naming the epoch 2 bundle is in the audit log"
-    );
+    say!("    epoch 1 HSM keys destroyed; a retirement entry naming the epoch 2 bundle is in the audit log");
     step.done(t, "rotation complete");
 
     let t = step.begin("An auditor checks the epoch 2 deployment with the Audit procedure (spec/audit.md)");
     let report = epoch2.audit().await?;
     for c in &report.passed {
-        println!("    {:<4} {}", c.step, c.title);
+        say!("    {:<4} {}", c.step, c.title);
     }
     if let Some((s, code)) = &report.failure {
         return Err(Error::Usage(format!("the epoch 2 deployment does not audit: {s} [{code}]")));
     }
     let d = epoch2.dir.display();
-    println!(
+    say!(
         "    the same from a shell: bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor \\"
     );
-    println!(
-        "      --trust {d}/trust.cbor --vendor-roots {d}/vendor-roots.cbor --log URL --measure YOUR_REBUILT_BKV"
+    say!(
+        "      --trust {d}/trust.cbor --vendor-roots {d}/vendor-roots.cbor --log URL --measure YOUR_REBUILT_BKV_NODE"
     );
     step.done(t, "evidence signed and logged before the bundle, attestations chain to the vendor root, keys, measurements, policy and ceremony check out");
 
     epoch2.shutdown().await;
-    println!("\nDemo finished in {:.1} s.", step.started.elapsed().as_secs_f64());
-    println!("Try: bkv bundle inspect {}", dir.join("bundle.cbor").display());
-    println!(
+    say!("\nDemo finished in {:.1} s.", step.started.elapsed().as_secs_f64());
+    say!("Try: bkv bundle inspect {}", dir.join("bundle.cbor").display());
+    say!(
         "     bkv bundle verify {} --trust {}",
         dir.join("released-bundle.cbor").display(),
         dir.join("trust.cbor").display()
     );
-    println!(
+    say!(
         "     bkv fleet up --dir {}   (restarts the epoch 2 fleet with its records)",
         dir.join("fleet-epoch-2").display()
     );
+    if args.json {
+        crate::cli::contract::Envelope::success(serde_json::json!({
+            "dir": dir,
+            "seconds": step.started.elapsed().as_secs_f64(),
+            "bundle": dir.join("bundle.cbor"),
+            "released_bundle": dir.join("released-bundle.cbor"),
+            "trust": dir.join("trust.cbor"),
+            "epoch_2": dir.join("fleet-epoch-2"),
+        }))
+        .print();
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -76,6 +76,16 @@ pub enum Error {
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// A published auditor input cannot be used (spec/audit.md §1.1): `published.invalid`.
+    #[error("{path}: {what}: {detail}")]
+    Published {
+        /// The file.
+        path: PathBuf,
+        /// The input and field, e.g. `operator[0].key`.
+        what: String,
+        /// What is wrong and what it should be.
+        detail: String,
+    },
     /// An input file's contents are not usable (names the file).
     #[error("{path}: {detail}")]
     BadInput {
@@ -175,6 +185,7 @@ impl Error {
             Error::Read { .. } => "io.read",
             Error::Write { .. } => "io.write",
             Error::Usage(_) | Error::BadInput { .. } => "cli.usage",
+            Error::Published { .. } => "published.invalid",
             Error::AuditLog(e) => e.code(),
             Error::Transport(_) => "client.transport",
             Error::Http(_) => "io.http",
@@ -239,6 +250,7 @@ impl Error {
             Error::Read { path, .. }
             | Error::Write { path, .. }
             | Error::BadInput { path, .. }
+            | Error::Published { path, .. }
             | Error::InFile { path, .. } => Some(path.display().to_string()),
             Error::NodeConfig(e) => Some(e.file.display().to_string()),
             Error::Tls(e) => Some(e.path.display().to_string()),
@@ -342,6 +354,7 @@ mod tests {
             Error::Write { path: "f".into(), source: io() },
             Error::Usage("x".into()),
             Error::BadInput { path: "f".into(), detail: "x".into() },
+            Error::Published { path: "f".into(), what: "x".into(), detail: "x".into() },
             Error::AuditLog(bkv_third_party::Error::Storage("x".into())),
             Error::AuditLog(bkv_third_party::Error::Http("x".into())),
             Error::Transport("x".into()),

@@ -63,28 +63,86 @@ pub const SOFT_HSM_FIRMWARE: [u8; 32] = [
 ];
 
 /// spec/evidence.md §2 `Software`: the measurement of the node software (SHA-256 of the
-/// running executable) and the recipe that rebuilds it. Fails, never falls back, when the
-/// executable cannot be read.
+/// `bkv-node` executable, spec/audit.md §1.2) and the recipe that rebuilds it. Fails, never
+/// falls back, when the executable cannot be read.
 pub fn software_measurement() -> Result<bkv_protocol::evidence::Software> {
     static MEASUREMENT: std::sync::OnceLock<std::result::Result<[u8; 32], String>> =
         std::sync::OnceLock::new();
     let measurement = MEASUREMENT
         .get_or_init(|| {
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let exe = crate::third_party::node_binary().map_err(|e| e.to_string())?;
             std::fs::read(&exe).map(|b| sha256(&b)).map_err(|e| format!("{}: {e}", exe.display()))
         })
         .clone()
         .map_err(|e| Error::Usage(format!("cannot measure the node software: {e}")))?;
-    Ok(bkv_protocol::evidence::Software {
-        measurement,
-        recipe: format!(
-            "git checkout {}; cargo build --release --locked -p bkv-fleet --bin bkv with {}; \
-             the measurement is SHA-256 of target/release/bkv (bkv-fleet {}; uncommitted changes are not covered)",
-            env!("BKV_SOURCE_REV"),
-            env!("BKV_RUSTC_VERSION"),
-            env!("CARGO_PKG_VERSION")
-        ),
-    })
+    Ok(bkv_protocol::evidence::Software { measurement, recipe: recipe() })
+}
+
+/// The build recipe of spec/audit.md §1.2 for this build.
+pub fn recipe() -> String {
+    format!(
+        "git checkout {} (or its source archive); cargo build --release --locked -p bkv-fleet --bin bkv-node \
+         with {}; the measurement is SHA-256 of target/release/bkv-node (bkv-fleet {}; spec/audit.md §1.2)",
+        env!("BKV_SOURCE_REV"),
+        env!("BKV_RUSTC_VERSION"),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The folder of what the organisations publish for auditors (spec/audit.md §1.1).
+pub const PUBLISHED: &str = "published";
+
+/// Write `DIR/published/`: everything an auditor needs besides the log's URL and a rebuilt
+/// node binary, in the published forms of spec/audit.md §1.1: the evidence and the released
+/// bundle, each organisation's PEM public key, the log's and witnesses' verifier keys, the
+/// simulated vendor's self-signed root certificate, and a trust spec naming them
+/// (`bkv trust build published/trust.toml`).
+pub fn publish(
+    dir: &Path,
+    trust: &Trust,
+    vendor: &Ed25519Signer,
+    evidence: &[u8],
+    released: &[u8],
+) -> Result<()> {
+    let out = dir.join(PUBLISHED);
+    std::fs::create_dir_all(&out).map_err(|source| Error::Write { path: out.clone(), source })?;
+    write_file(&out.join("evidence.cbor"), evidence)?;
+    write_file(&out.join("released-bundle.cbor"), released)?;
+    let mut spec = format!(
+        "# The trust spec of spec/audit.md §1.1: `bkv trust build trust.toml`.\nfleet_id = {:?}\n",
+        trust.anchors.fleet_id
+    );
+    for (role, list) in [("third_party", &trust.anchors.third_party), ("operator", &trust.anchors.operator)] {
+        for (i, a) in list.iter().enumerate() {
+            let file = format!(
+                "{}{}.pem",
+                role.replace('_', "-"),
+                if i == 0 { String::new() } else { format!("-{i}") }
+            );
+            write_file(&out.join(&file), bkv_client::published::public_key_to_pem(&a.key).as_bytes())?;
+            spec.push_str(&format!(
+                "\n[[{role}]]\nname = {:?}\nkey = {file:?}\nnot_before = {}\nnot_after = {}\n",
+                a.name,
+                crate::cli::output::rfc3339(a.not_before),
+                crate::cli::output::rfc3339(a.not_after)
+            ));
+        }
+    }
+    let log = &trust.log;
+    write_file(&out.join("log.vkey"), format!("{}\n", log.log_key.encode()).as_bytes())?;
+    let witnesses: Vec<String> = log.witnesses.iter().map(|w| w.encode()).collect();
+    write_file(
+        &out.join("witnesses.vkey"),
+        witnesses.iter().map(|w| format!("{w}\n")).collect::<String>().as_bytes(),
+    )?;
+    spec.push_str(&format!(
+        "\n[log]\nvkey = {:?}\nwitnesses = {witnesses:?}\nthreshold = {}\n",
+        log.log_key.encode(),
+        log.threshold
+    ));
+    write_file(&out.join("trust.toml"), spec.as_bytes())?;
+    write_file(&out.join("vendor-root.pem"), crate::cli::tls::self_signed_root(VENDOR, vendor)?.as_bytes())?;
+    Ok(())
 }
 
 /// What fleet to create.
@@ -214,7 +272,7 @@ struct NodeLayout {
 
 /// Write `node-N/node.toml` for every node of the fleet stored in `dir`
 /// (`reference-fleet/README.md`, "Node configuration"), so that each node can run as its
-/// own process with `bkv node run --config`. The addresses are the fleet's stored ones;
+/// own process with `bkv-node run --config`. The addresses are the fleet's stored ones;
 /// `audit_log` is the log URL the nodes relay, if any. Returns the files written.
 pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<PathBuf>> {
     write_configs(dir, &read_layout(dir)?, audit_log, false)
@@ -222,7 +280,7 @@ pub fn write_node_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<Pat
 
 /// Write every node's `node.toml` for a supervisor's first start of a new fleet: every
 /// listen and peer address has port 0 (the nodes bind, report their ports and are told
-/// their peers', `bkv node run --announce`); [`store_node_addrs`] then stores the real ones.
+/// their peers', `bkv-node run --announce`); [`store_node_addrs`] then stores the real ones.
 pub fn write_first_start_configs(dir: &Path, audit_log: Option<&str>) -> Result<Vec<PathBuf>> {
     write_configs(dir, &read_layout(dir)?, audit_log, true)
 }
@@ -397,7 +455,7 @@ pub struct LocalFleet {
     /// Listeners bound when the fleet was created, taken by each node's first start.
     bound: Vec<Option<Bound>>,
     /// The nodes' rate limits (spec/node-api.md §6): none in a fleet served in this
-    /// process (the demo, tests, benchmarks); `bkv node run` applies its `[limits]`.
+    /// process (the demo, tests, benchmarks); `bkv-node run` applies its `[limits]`.
     pub rate_limits: bkv_node::rate::RateLimits,
     /// Keep every HSM's state in memory instead of its sealed file: NOT durable, so a
     /// restart forgets the mark (spec/hsm.md §2). Only `bkv bench recovery
@@ -708,6 +766,7 @@ impl LocalFleet {
         ));
         write_file(&dir.join("bundle.cbor"), &bundle)?;
         write_file(&dir.join("released-bundle.cbor"), &released.to_cbor())?;
+        publish(dir, &genesis.trust, &orgs.vendor, &evidence_bytes, &released.to_cbor())?;
         layout.third_party = Some(genesis.third_party.dir.clone());
         json_write(&dir.join("fleet.json"), &layout)?;
 
@@ -1211,6 +1270,39 @@ impl LocalFleet {
             format!("successor {}\n", hex::encode(sha256(successor))).as_bytes(),
         )?;
         Ok(())
+    }
+
+    /// After a rotation, with both fleets stopped: the successor in `new_dir` takes over the
+    /// audit log's and the third party's directories that live in the retired `old_dir`
+    /// (the log spans every epoch; a retired fleet never starts again), so that the retired
+    /// folder can be archived or removed. Returns what moved.
+    pub fn adopt_services(old_dir: &Path, new_dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut layout = read_layout(new_dir)?;
+        let old =
+            std::path::absolute(old_dir).map_err(|source| Error::Read { path: old_dir.into(), source })?;
+        let new =
+            std::path::absolute(new_dir).map_err(|source| Error::Read { path: new_dir.into(), source })?;
+        let mut moved = Vec::new();
+        let mut adopt = |from: &Path, name: &str| -> Result<Option<PathBuf>> {
+            let from =
+                std::path::absolute(from).map_err(|source| Error::Read { path: from.into(), source })?;
+            if !from.starts_with(&old) || !from.exists() {
+                return Ok(None);
+            }
+            let to = new.join(name);
+            std::fs::rename(&from, &to).map_err(|source| Error::Write { path: to.clone(), source })?;
+            moved.push(to.clone());
+            Ok(Some(to))
+        };
+        if let Some(to) = adopt(&layout.log.dir, "audit-log")? {
+            layout.log.dir = to;
+        }
+        let third_party = layout.third_party.clone().unwrap_or_else(|| old.join("third-party"));
+        if let Some(to) = adopt(&third_party, "third-party")? {
+            layout.third_party = Some(to);
+        }
+        json_write(&new.join("fleet.json"), &layout)?;
+        Ok(moved)
     }
 
     /// Stop node `i` (its storage stays; [`LocalFleet::start_node`] restarts it).

@@ -30,6 +30,24 @@ pub fn bkv_binary() -> Result<PathBuf> {
     })
 }
 
+/// The node software's executable, `bkv-node` (spec/audit.md §1.2): `BKV_NODE_BIN`, else
+/// the `bkv-node` beside the `bkv` binary.
+pub fn node_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("BKV_NODE_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let bkv = bkv_binary()?;
+    let node = bkv.with_file_name("bkv-node");
+    if node.is_file() {
+        return Ok(node);
+    }
+    Err(Error::Runtime(format!(
+        "the fleet's nodes run the program bkv-node, and none is beside {}: build it \
+         (`cargo build -p bkv-fleet --bin bkv-node`) or set BKV_NODE_BIN",
+        bkv.display()
+    )))
+}
+
 /// The third party of a local fleet: its directory (its key file, its signer's state) and
 /// its public key.
 #[derive(Debug, Clone)]

@@ -23,6 +23,14 @@ pub enum Error {
         /// Its `Retry-After`, in seconds.
         retry_after_secs: u64,
     },
+    /// A published auditor input cannot be used (spec/audit.md §1.1).
+    #[error("{what}: {detail}")]
+    Published {
+        /// The input and field.
+        what: String,
+        /// What is wrong and what it should be.
+        detail: String,
+    },
     /// A file of the backup could not be written.
     #[error("cannot write {}: {detail}", path.display())]
     Io {
@@ -42,6 +50,7 @@ impl Error {
             Error::Http(_) => "io.http",
             Error::RateLimited { .. } => "client.rate_limited",
             Error::Io { .. } => "io.write",
+            Error::Published { .. } => "published.invalid",
         }
     }
 }

@@ -7,6 +7,7 @@
 //!   (spec/backup-envelope.md) with a key the fleet protects;
 //! - [`log`]: the audit log's read API (checkpoints, proofs, entries; spec/audit-log.md §6)
 //!   with one paginated fetch; [`monitor`]: walk a log and flag what §9 names;
+//! - [`published`]: the published forms of an auditor's inputs (spec/audit.md §1.1);
 //! - [`clock`]: the one clock, passed in wherever a step needs the time.
 //!
 //! It depends on `bkv-protocol` and one HTTP client (reqwest) and on nothing of the server
@@ -21,6 +22,7 @@ pub mod fleet;
 pub mod http;
 pub mod log;
 pub mod monitor;
+pub mod published;
 pub mod tls;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock};

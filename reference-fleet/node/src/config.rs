@@ -1,4 +1,4 @@
-//! `node.toml`: the configuration of one fleet node process (`bkv node run --config`),
+//! `node.toml`: the configuration of one fleet node process (`bkv-node run --config`),
 //! specified in `reference-fleet/README.md` ("Node configuration").
 //!
 //! [`NodeConfig::load`] reads and checks the whole file before anything is opened: the

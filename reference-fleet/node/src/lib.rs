@@ -5,7 +5,7 @@
 //! - [`hsm`]: the software HSM that holds the node's keys (spec/node-api.md §4);
 //! - [`replication`]: the replicated command log (spec/fleet-replication.md), openraft over
 //!   redb, and the unreplicated log used as a benchmark baseline;
-//! - [`config`] and [`run`]: one node as its own process (`bkv node run --config`), with
+//! - [`config`] and [`run`]: one node as its own process (`bkv-node run --config`), with
 //!   `/healthz`, `/readyz` and `/metrics` ([`metrics`]).
 #![forbid(unsafe_code)]
 

@@ -1,4 +1,4 @@
-//! One fleet node as its own process: `bkv node run --config node.toml`.
+//! One fleet node as its own process: `bkv-node run --config node.toml`.
 //!
 //! [`start`] takes a checked [`NodeConfig`] and, in this order: binds both listeners (a
 //! port in use fails here, naming its field), loads the KEK, opens the HSM and checks that

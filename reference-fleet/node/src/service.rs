@@ -88,7 +88,7 @@ impl<L: CommandLog> NodeService<L> {
         }
     }
 
-    /// Apply `limits` (spec/node-api.md §6); a new service has none, `bkv node run`
+    /// Apply `limits` (spec/node-api.md §6); a new service has none, `bkv-node run`
     /// applies its `[limits]` (defaults [`RateLimits::default`]).
     pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
         self.per_record = Limiter::new(limits.per_record);

@@ -23,10 +23,10 @@ pub enum Error {
     #[error("{0}")]
     Protocol(#[from] bkv_protocol::Error),
     /// The embedded database failed; nothing was acknowledged.
-    #[error("io.storage: {0}")]
+    #[error("storage: {0}")]
     Storage(String),
     /// An HTTP exchange failed or returned an error status.
-    #[error("io.http: {0}")]
+    #[error("{0}")]
     Http(String),
 }
 

@@ -8,8 +8,9 @@ use bkv_protocol::validation_bundle::{ClientState, KeyRole, TrustAnchors, verify
 fn demo_writes_a_bundle_a_client_accepts() {
     let dir = std::env::temp_dir().join(format!("bkv-tests-demo-{}", std::process::id()));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let code =
-        rt.block_on(run(DemoArgs { dir: Some(dir.clone()), nodes: 3, insecure_test_ksf: true })).unwrap();
+    let code = rt
+        .block_on(run(DemoArgs { dir: Some(dir.clone()), nodes: 3, insecure_test_ksf: true, json: false }))
+        .unwrap();
     assert_eq!(code, std::process::ExitCode::SUCCESS);
 
     let bundle = std::fs::read(dir.join("bundle.cbor")).unwrap();

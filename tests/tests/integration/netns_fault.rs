@@ -1,7 +1,7 @@
 //! The seeded fault run on real processes in network namespaces (spec/fleet-replication.md
 //! §8; the lab is [`bkv_tests::netns`]).
 //!
-//! Five `bkv node run` processes, each in its own namespace on the lab's bridge; each
+//! Five `bkv-node run` processes, each in its own namespace on the lab's bridge; each
 //! node's connections to its peers go through a `bkv-link-proxy` in its namespace (delay
 //! and loss, which this kernel's missing `netem` cannot give). The clients
 //! (`bkv-fault-client`) run in a sixth namespace: owners register, recover with the right
@@ -140,7 +140,8 @@ struct Episode {
 struct World {
     lab: Lab,
     fleet: PathBuf,
-    bkv: PathBuf,
+    /// The node software (`bkv-node`, spec/audit.md §1.2).
+    node_bin: PathBuf,
     /// The lab child of each running node.
     nodes: Vec<Option<usize>>,
     proxies: Vec<usize>,
@@ -193,7 +194,7 @@ impl World {
         let mut w = World {
             lab,
             fleet,
-            bkv,
+            node_bin: binary("bkv-node"),
             nodes: vec![None; NODES],
             proxies,
             root,
@@ -212,13 +213,12 @@ impl World {
     /// Start node `i` from its data directory and wait for its readiness line.
     fn start(&mut self, i: usize) {
         let args = vec![
-            "node".to_owned(),
-            "run".into(),
+            "run".to_owned(),
             "--json".into(),
             "--config".into(),
             self.fleet.join(format!("node-{}/node.toml", i + 1)).to_string_lossy().into_owned(),
         ];
-        let k = self.lab.spawn(i, &self.bkv, &args, Stdio::piped()).unwrap();
+        let k = self.lab.spawn(i, &self.node_bin, &args, Stdio::piped()).unwrap();
         let rx = lines(self.lab.child(k).stdout.take().unwrap());
         let line = expect_line(&rx, "", Duration::from_secs(60));
         assert!(
@@ -784,6 +784,7 @@ fn liveness_demo_under_load() {
             dir: Some(dir.clone()),
             nodes: 3,
             insecure_test_ksf: true,
+            json: false,
         }))
         .unwrap_or_else(|e| panic!("the demo failed under {} busy threads: {e}", load.threads()));
     assert_eq!(code, std::process::ExitCode::SUCCESS);

@@ -1,4 +1,4 @@
-//! spec/hsm.md §10 on real processes: five `bkv node run` processes on loopback (the
+//! spec/hsm.md §10 on real processes: five `bkv-node run` processes on loopback (the
 //! fleet of `bkv fleet ceremony` and `bkv fleet configs`), whose database directories are
 //! restored from older copies (never their HSM state files, `node-N/hsm.state`), judged by
 //! the history checker ([`bkv_tests::history`]) from the requests and answers alone.
@@ -71,8 +71,8 @@ impl Procs {
 
     /// Start node `i` from its data directory; its readiness line gives its URL.
     fn start(&mut self, i: usize) {
-        let mut child = Command::new(binary("bkv"))
-            .args(["node", "run", "--json", "--config"])
+        let mut child = Command::new(binary("bkv-node"))
+            .args(["run", "--json", "--config"])
             .arg(self.node_dir(i).join("node.toml"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

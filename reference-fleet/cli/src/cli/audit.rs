@@ -1,13 +1,12 @@
 //! `bkv audit`: the Audit procedure of spec/audit.md, for one command-line call.
 //!
 //! Fetches the log's checkpoint and every entry, runs `bkv_protocol::audit::audit`, prints
-//! a readable report (each step, what it checked, against what), writes `report.md` and
-//! `report.json`, and exits non-zero with the step's code on the first failure.
+//! a readable report (each step, what it checked, against what), writes `report.md`,
+//! `report.json` and `report.html` (a static page, no scripts), and exits non-zero with the step's code on the first failure.
 
 use crate::error::{Error, Result, read_file, write_file};
 use bkv_client::LogClient;
-use bkv_client::Trust;
-use bkv_protocol::audit::{AuditInputs, AuditReport, VendorRoot, audit};
+use bkv_protocol::audit::{AuditInputs, AuditReport, audit};
 use bkv_protocol::audit_log::LoggedBundle;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -26,10 +25,12 @@ pub struct AuditArgs {
     /// The audit log's URL.
     #[arg(long)]
     pub log: String,
-    /// The anchors of both organisations and the log (`trust.cbor`).
+    /// The anchors of both organisations and the log: `trust.cbor` or its JSON form
+    /// (`bkv trust build` from the published keys, spec/audit.md §1.1).
     #[arg(long)]
     pub trust: PathBuf,
-    /// The HSM vendor roots the auditor pins (CBOR list of {name, key}).
+    /// The HSM vendor roots the auditor pins: `bkv trust vendor-roots`' CBOR list, or the
+    /// vendors' PEM root certificates themselves.
     #[arg(long)]
     pub vendor_roots: PathBuf,
     /// SHA-256 (hex) of the node software the auditor rebuilt from the recipe.
@@ -41,7 +42,7 @@ pub struct AuditArgs {
     /// The vendor's published firmware measurement (hex), if checked.
     #[arg(long)]
     pub firmware: Option<String>,
-    /// Where to write report.md and report.json (default: the current directory).
+    /// Where to write report.md, report.json and report.html (default: the current directory).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     /// `--json` (global, spec of the output: `bkv schema output`).
@@ -110,6 +111,58 @@ pub fn markdown(r: &AuditReport, inputs: &[(String, String)]) -> String {
     s
 }
 
+/// Text for an HTML element or attribute.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The report as one static HTML page (no scripts, no external resources) an auditor opens
+/// in a browser; the same content as [`markdown`].
+pub fn html(r: &AuditReport, inputs: &[(String, String)]) -> String {
+    let (verdict, colour) = match &r.failure {
+        None => ("every step passed".to_owned(), "#1a7f37"),
+        Some((step, code)) => (format!("FAILED at {step}: {code}"), "#cf222e"),
+    };
+    let mut s = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
+         <title>bkv audit report</title>\n<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}\
+         code{font-size:90%;word-break:break-all}h2{border-bottom:1px solid #ccc}.passed{color:#1a7f37}.failed{color:#cf222e}</style>\n\
+         </head><body>\n<h1>bkv audit report</h1>\n",
+    );
+    if let Some((f, e)) = &r.fleet {
+        s.push_str(&format!("<p>Fleet <code>{}</code>, epoch {e}.</p>\n", escape(f)));
+    }
+    s.push_str(&format!("<p style=\"color:{colour}\"><strong>Result: {}</strong></p>\n", escape(&verdict)));
+    s.push_str("<h2>Inputs</h2>\n<ul>\n");
+    for (k, v) in inputs {
+        s.push_str(&format!("<li>{}: <code>{}</code></li>\n", escape(k), escape(v)));
+    }
+    s.push_str("</ul>\n<h2>Steps (spec/audit.md §2)</h2>\n");
+    for c in &r.passed {
+        s.push_str(&format!(
+            "<h3 class=\"passed\">{} — passed: {}</h3>\n<ul>\n",
+            escape(&c.step),
+            escape(&c.title)
+        ));
+        for d in &c.details {
+            s.push_str(&format!("<li><code>{}</code></li>\n", escape(d)));
+        }
+        s.push_str("</ul>\n");
+    }
+    if let Some((step, code)) = &r.failure {
+        let desc = bkv_protocol::Error::from_code(code).map(|e| e.description()).unwrap_or("");
+        s.push_str(&format!(
+            "<h3 class=\"failed\">{} — FAILED</h3>\n<p><code>{}</code> {}</p>\n",
+            escape(step),
+            escape(code),
+            escape(desc)
+        ));
+    }
+    s.push_str("</body></html>\n");
+    s
+}
+
 /// Run `bkv audit`.
 pub async fn run(a: AuditArgs) -> Result<ExitCode> {
     let in_file = |path: &PathBuf, what: &'static str| {
@@ -120,10 +173,8 @@ pub async fn run(a: AuditArgs) -> Result<ExitCode> {
     let evidence = read_file(&a.evidence)?;
     let released = LoggedBundle::from_cbor(&read_file(&a.bundle)?)
         .map_err(in_file(&a.bundle, "a released (logged) bundle, released-bundle.cbor"))?;
-    let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(&a.trust)?)
-        .map_err(in_file(&a.trust, "a trust file (trust.cbor: {\"anchors\", \"log\"})"))?;
-    let roots: Vec<VendorRoot> = bkv_protocol::cbor::from_slice(&read_file(&a.vendor_roots)?)
-        .map_err(in_file(&a.vendor_roots, "a vendor-roots file (a CBOR list of {\"name\", \"key\"})"))?;
+    let trust = super::trust::read_trust(&a.trust)?;
+    let roots = super::trust::read_vendor_roots(&a.vendor_roots)?;
     let software = match (&a.measurement, &a.measure) {
         (Some(h), _) => hex32(h, "--measurement")?,
         (None, Some(path)) => bkv_protocol::crypto::sha256(&read_file(path)?),
@@ -185,12 +236,14 @@ pub async fn run(a: AuditArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&a.out).map_err(|source| Error::Write { path: a.out.clone(), source })?;
     write_file(&a.out.join("report.md"), md.as_bytes())?;
     write_file(&a.out.join("report.json"), json.as_bytes())?;
+    write_file(&a.out.join("report.html"), html(&report, &inputs).as_bytes())?;
     if !a.json {
         print!("{md}");
         println!(
-            "\n(written to {} and {})",
+            "\n(written to {}, {} and {})",
             a.out.join("report.md").display(),
-            a.out.join("report.json").display()
+            a.out.join("report.json").display(),
+            a.out.join("report.html").display()
         );
     }
     match report.error() {

@@ -16,7 +16,7 @@
 use super::contract::{Envelope, OutputFile};
 use crate::error::{Error, Result, after_attempt, guesses, read_file};
 use bkv_client::backup::{Created, Output, Restored};
-use bkv_client::{FleetClient, Persisted, Trust};
+use bkv_client::{FleetClient, Persisted};
 use bkv_protocol::vault::{KsfParams, RECORD_ID_MAX, RECORD_ID_MIN};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -182,20 +182,8 @@ fn code(source: CodeSource, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     }
 }
 
-/// The anchors file of `--trust`, naming the file when it is not one.
-fn read_trust(path: &std::path::Path) -> Result<Trust> {
-    bkv_protocol::cbor::from_slice(&read_file(path)?).map_err(|e| Error::BadInput {
-        path: path.to_owned(),
-        detail: format!(
-            "not a trust file ({}: {}); it is the CBOR map {{\"anchors\": TrustAnchors, \"log\": LogAnchors}} that `bkv fleet up` writes as trust.cbor",
-            e.code(),
-            e.description()
-        ),
-    })
-}
-
 async fn connect(common: &Common) -> Result<FleetClient> {
-    let trust = read_trust(&common.trust)?;
+    let trust = super::trust::read_trust(&common.trust)?;
     let ksf = if common.insecure_test_ksf { KsfParams::TEST } else { KsfParams::PRODUCTION };
     if trust.log.threshold == 0 {
         // spec/audit-log.md §7.1: K = 0 is for local development, and the client says so.

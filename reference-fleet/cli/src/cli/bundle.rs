@@ -4,7 +4,7 @@ use super::output::{rfc3339, short_hex};
 use crate::error::{Error, Result, read_file, write_file};
 use bkv_client::LogClient;
 use bkv_client::clock::system_now as now;
-use bkv_client::{Trust, verify_step_12};
+use bkv_client::verify_step_12;
 use bkv_protocol::audit_log::{LogProof, LogState, LogVerified, LoggedBundle, TreeHead};
 use bkv_protocol::crypto::sha256;
 use bkv_protocol::validation_bundle::{
@@ -247,7 +247,7 @@ async fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let (bytes, proof) = read_bundle(&a.file)?;
     let (anchors, log_anchors) = match (&a.trust, &a.anchors) {
         (Some(t), _) => {
-            let trust: Trust = bkv_protocol::cbor::from_slice(&read_file(t)?)?;
+            let trust = super::trust::read_trust(t)?;
             (trust.anchors, Some(trust.log))
         }
         (None, Some(p)) => (TrustAnchors::from_bytes(&read_file(p)?)?, None),
@@ -284,17 +284,13 @@ async fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             report_ok(a, &v, &anchors, logged.as_ref(), t);
             Ok(ExitCode::SUCCESS)
         }
-        Err(Error::Protocol(e)) => {
-            if a.json {
-                let out = json!({ "result": "invalid", "error_code": e.code(), "error": e.description() });
-                println!("{}", serde_json::to_string_pretty(&out).expect("json"));
-            } else {
-                println!("INVALID [{}] {}", e.code(), e.description());
-                if e == bkv_protocol::Error::LogInclusionInvalid && proof.is_none() {
-                    println!("  (a bare bundle carries no log proof: verify the released bundle)");
-                }
-            }
-            Ok(ExitCode::from(1))
+        // A bare bundle carries no log proof: say which file to verify instead.
+        Err(Error::Protocol(source @ bkv_protocol::Error::LogInclusionInvalid)) if proof.is_none() => {
+            Err(Error::InFile {
+                path: a.file.clone(),
+                what: "a released bundle (a bare bundle carries no log proof: verify released-bundle.cbor)",
+                source,
+            })
         }
         Err(e) => Err(e),
     }
@@ -322,7 +318,7 @@ fn report_ok(
                 "development_only": l.development_only,
             })),
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        super::contract::Envelope::success(out).print();
     } else {
         println!(
             "VALID fleet {} epoch {} ({} nodes, quorum {}, guess limit {}) at {}",

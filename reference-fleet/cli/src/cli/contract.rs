@@ -145,6 +145,7 @@ pub fn exit_status(e: &Error) -> u8 {
         | Error::InFile { .. }
         | Error::Findings { .. }
         | Error::AuditFailed { .. } => EXIT_VERIFICATION,
+        Error::Published { .. } => EXIT_USAGE,
         e if e.code() == "cli.usage" => EXIT_USAGE,
         _ => EXIT_OPERATIONAL,
     }

@@ -40,11 +40,8 @@ pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
         )));
     }
     let json = a.json;
-    let say = |line: &str| {
-        if !json {
-            println!("  · {line}");
-        }
-    };
+    let steps = super::output::Steps::new(json);
+    let say = |line: &str| steps.step(line);
     let fleet = match LocalFleet::ceremony(&a.out, &config, &OperatorKeys::generate(), say).await {
         Ok(f) => f,
         Err(e) => {
@@ -54,19 +51,25 @@ pub async fn run(a: CeremonyArgs) -> Result<ExitCode> {
             return Err(e);
         }
     };
+    drop(steps);
     let files = ["evidence.cbor", "released-bundle.cbor", "trust.cbor", "vendor-roots.cbor"];
     if json {
         let v = serde_json::json!({
             "fleet_id": fleet.keyset.fleet_id, "epoch": fleet.keyset.epoch,
             "files": files.iter().map(|f| a.out.join(f)).collect::<Vec<_>>(),
             "software_measurement": hex::encode(crate::fleet::software_measurement()?.measurement),
+            "published": a.out.join(crate::fleet::PUBLISHED),
         });
-        println!("{v}");
+        super::contract::Envelope::success(v).print();
     } else {
         println!("\nceremony done for fleet {} epoch {}:", fleet.keyset.fleet_id, fleet.keyset.epoch);
         for f in files {
             println!("  {}", a.out.join(f).display());
         }
+        println!(
+            "  {}/   (what an auditor is given: keys as PEM and verifier-key text, the vendor's certificate, a trust spec)",
+            a.out.join(crate::fleet::PUBLISHED).display()
+        );
         println!("start the fleet with `bkv fleet up --dir {}`; it prints an audit command", a.out.display());
     }
     fleet.shutdown().await;

@@ -47,11 +47,8 @@ fn refuse_running(dir: &std::path::Path) -> Result<()> {
 /// Run `bkv fleet rotate`.
 pub async fn run(a: RotateArgs) -> Result<ExitCode> {
     let json = a.json;
-    let say = |line: &str| {
-        if !json {
-            println!("  · {line}");
-        }
-    };
+    let steps = super::output::Steps::new(json);
+    let say = |line: &str| steps.step(line);
     refuse_running(&a.dir)?;
     let orgs = OperatorKeys::load(&a.dir)?;
     let mut old = LocalFleet::open(&a.dir, bkv_node::replication::raft::Timing::default(), say)
@@ -60,20 +57,29 @@ pub async fn run(a: RotateArgs) -> Result<ExitCode> {
     let (new, report) = old.rotate(&a.out, &orgs, say).await?;
     let successor = new.released.bundle.clone();
     old.decommission(&successor, &orgs).await?;
+    say("the old fleet's HSM keys are destroyed and its retirement is logged");
+    let summary = super::fleet_up::report(&new);
+    // Both stopped (the log's processes end with the last handle): the successor takes the
+    // log's and the third party's directories, so it does not depend on the retired folder.
+    new.shutdown().await;
+    let moved = LocalFleet::adopt_services(&a.dir, &a.out)?;
+    for m in &moved {
+        say(&format!("moved to the successor: {}", m.display()));
+    }
     // The retired directory points to its successor (`bkv fleet up` on it says where).
     let marker = a.dir.join("RETIRED");
     let mut text = crate::error::read_file(&marker).map(|b| String::from_utf8_lossy(&b).into_owned())?;
     let out = std::path::absolute(&a.out).unwrap_or_else(|_| a.out.clone());
     text.push_str(&format!("dir {}\n", out.display()));
     crate::error::write_file(&marker, text.as_bytes())?;
-    say("the old fleet's HSM keys are destroyed and its retirement is logged");
+    drop(steps);
     if json {
-        let v = serde_json::json!({ "rotation": report, "fleet": super::fleet_up::report(&new) });
+        let v = serde_json::json!({ "rotation": report, "fleet": summary, "moved": moved });
         super::contract::Envelope::success(v).print();
     } else {
         println!(
             "\nfleet {} epoch {} → {}: {} registered, {} unregistered, {} locked ids moved with their counters",
-            new.keyset.fleet_id,
+            summary.fleet_id,
             report.from_epoch,
             report.to_epoch,
             report.registered,
@@ -83,6 +89,5 @@ pub async fn run(a: RotateArgs) -> Result<ExitCode> {
         println!("successor bundle sha256 {}", report.successor);
         println!("start it with: bkv fleet up --dir {}", a.out.display());
     }
-    new.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -56,7 +56,7 @@ pub struct UpArgs {
     /// The fleet directory (created if missing; an existing fleet in it is restarted).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Run each node as its own process (`bkv node run`), supervised by this one: the
+    /// Run each node as its own process (`bkv-node run`), supervised by this one: the
     /// default, kept for scripts written before it was.
     #[arg(long, hide = true, conflicts_with = "in_process")]
     pub processes: bool,
@@ -178,14 +178,13 @@ pub fn print_text(r: &UpReport, dir: &std::path::Path) -> Result<()> {
         let d = dir.display();
         // AU9 must compare the evidence's claim with a binary the auditor rebuilt, never
         // with the claim itself: the command measures a binary.
-        let exe =
-            std::env::current_exe().map_err(|e| crate::error::Error::Usage(format!("this binary: {e}")))?;
+        let exe = crate::third_party::node_binary()?;
         println!(
             "  bkv audit --evidence {d}/evidence.cbor --bundle {d}/released-bundle.cbor --trust {d}/trust.cbor \\\n      --vendor-roots {d}/vendor-roots.cbor --log {log} --measure {}",
             exe.display()
         );
         println!(
-            "    (--measure: the bkv the fleet runs; an auditor rebuilds it with the recipe in the evidence and measures that)"
+            "    (--measure: the bkv-node the fleet runs; an auditor rebuilds it with the recipe of `bkv evidence inspect {d}/evidence.cbor`, spec/audit.md §1.2, and measures that; {d}/published/ holds what an auditor is given)"
         );
     }
     Ok(())
@@ -237,7 +236,8 @@ pub async fn run(args: UpArgs) -> Result<ExitCode> {
     let fleet = LocalFleet::up(&args.dir, &config, say).await?;
     let r = report(&fleet);
     if json {
-        println!("{}", serde_json::to_string_pretty(&r).expect("serializable"));
+        // The readiness line: one envelope (the output contract), then serving.
+        super::contract::Envelope::success(&r).print();
     } else {
         print_text(&r, &args.dir)?;
         println!("\nServing until Ctrl-C.");

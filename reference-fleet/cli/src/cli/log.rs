@@ -1,5 +1,6 @@
 //! `bkv log ...`: run the audit log, a witness, or a monitor (spec/audit-log.md §8, §9).
 
+use crate::cli::contract::Envelope;
 use crate::error::{Error, write_file, write_secret};
 use bkv_client::LogClient;
 use bkv_client::monitor::{self, Announced};
@@ -7,7 +8,6 @@ use bkv_protocol::audit_log::note::{self, SIG_TYPE_COSIGNATURE, SIG_TYPE_ED25519
 use bkv_protocol::audit_log::{LogAnchors, TreeHead};
 use bkv_protocol::crypto::Ed25519Signer;
 use bkv_third_party::log_server::{self as server, LogService};
-use bkv_third_party::read_seed;
 use bkv_third_party::witness::{self, Witness};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -158,8 +158,10 @@ impl Args {
     }
 }
 
-/// Run `bkv log` inside an existing runtime; `Ok(1)` when the monitor has findings.
-pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
+/// Run `bkv log` inside an existing runtime; `Ok(1)` when the monitor has findings. With
+/// `json`, a server's readiness is one success envelope (its keys and URLs) on standard
+/// output; without, the lines `vkey …`, `admin on …` and `listening on …`.
+pub async fn run_async(args: Args, json: bool) -> Result<ExitCode, Error> {
     match args.cmd {
         Cmd::Keygen { name, kind, out } => {
             let signer = Ed25519Signer::generate(&mut rand_core::OsRng);
@@ -169,7 +171,11 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             };
             let vkey = note::verifier_key(&name, t, &signer)?;
             write_secret(&out, &hex::encode(signer.seed()))?;
-            println!("{}", vkey.encode());
+            if json {
+                Envelope::success(serde_json::json!({ "vkey": vkey.encode(), "key_file": out })).print();
+            } else {
+                println!("{}", vkey.encode());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Serve {
@@ -185,7 +191,7 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             tls,
         } => {
             let config = tls.config()?;
-            let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
+            let signer = Ed25519Signer::from_seed(&*seed_file(&key_file)?);
             let token = server::AdminToken::load_or_create(&admin_token_file, &mut rand_core::OsRng)?;
             let log = Arc::new(
                 LogService::open(&db, &origin, signer, witnesses)?
@@ -194,19 +200,35 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
             let vkey = log.vkey().encode();
             let running = server::spawn_tls(&addr, server::router(log.clone()), config.clone()).await?;
             let admin = server::spawn_tls(&admin_addr, server::admin_router(log, token), config).await?;
-            println!("vkey {vkey}");
-            println!("admin on {}://{} (token in {})", tls.scheme(), admin.addr, admin_token_file.display());
-            println!("listening on {}://{}", tls.scheme(), running.addr);
+            let (url, admin_url) = (
+                format!("{}://{}", tls.scheme(), running.addr),
+                format!("{}://{}", tls.scheme(), admin.addr),
+            );
+            if json {
+                Envelope::success(serde_json::json!({
+                    "vkey": vkey, "url": url, "admin_url": admin_url, "admin_token_file": admin_token_file,
+                }))
+                .print();
+            } else {
+                println!("vkey {vkey}");
+                println!("admin on {admin_url} (token in {})", admin_token_file.display());
+                println!("listening on {url}");
+            }
             wait_forever(supervised).await
         }
         Cmd::Witness { db, addr, name, key_file, log_vkey, supervised, tls } => {
             let config = tls.config()?;
-            let signer = Ed25519Signer::from_seed(&read_seed(&key_file)?);
+            let signer = Ed25519Signer::from_seed(&*seed_file(&key_file)?);
             let w = Witness::open(&db, &name, signer, VerifierKey::parse(&log_vkey)?)?;
             let vkey = w.vkey().encode();
             let running = server::spawn_tls(&addr, witness::router(Arc::new(w)), config).await?;
-            println!("vkey {vkey}");
-            println!("listening on {}://{}", tls.scheme(), running.addr);
+            let url = format!("{}://{}", tls.scheme(), running.addr);
+            if json {
+                Envelope::success(serde_json::json!({ "vkey": vkey, "url": url })).print();
+            } else {
+                println!("vkey {vkey}");
+                println!("listening on {url}");
+            }
             wait_forever(supervised).await
         }
         Cmd::Monitor { url, fleet, anchors, announced, state, json } => {
@@ -251,7 +273,7 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
                 });
             }
             if json {
-                super::contract::Envelope::success(&report).print();
+                Envelope::success(&report).print();
             } else {
                 print_report(&report);
             }
@@ -268,10 +290,10 @@ pub async fn run_async(args: Args) -> Result<ExitCode, Error> {
 /// The log anchors of `--anchors`, in any form a bkv tool writes: a trust file (CBOR
 /// `{"anchors", "log"}`, its `log`), `LogAnchors` as CBOR, or `LogAnchors` as JSON.
 pub fn read_log_anchors(path: &std::path::Path) -> Result<LogAnchors, Error> {
-    let bytes = crate::error::read_file(path)?;
-    if let Ok(trust) = bkv_protocol::cbor::from_slice::<bkv_client::Trust>(&bytes) {
+    if let Ok(trust) = super::trust::read_trust(path) {
         return Ok(trust.log);
     }
+    let bytes = crate::error::read_file(path)?;
     if let Ok(anchors) = bkv_protocol::cbor::from_slice::<LogAnchors>(&bytes) {
         return Ok(anchors);
     }
@@ -282,6 +304,18 @@ pub fn read_log_anchors(path: &std::path::Path) -> Result<LogAnchors, Error> {
              ({{\"origin\", \"log_key\", \"witnesses\", \"threshold\"}}); as JSON: {e}"
         ),
     })
+}
+
+/// A 32-byte hex seed file (`bkv log keygen --out`), naming the file when it is missing
+/// (`io.read`) or not a seed (`cli.usage`).
+fn seed_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, Error> {
+    let text = zeroize::Zeroizing::new(crate::error::read_file(path)?);
+    let bytes = zeroize::Zeroizing::new(hex::decode(text.trim_ascii()).unwrap_or_default());
+    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::BadInput {
+        path: path.to_owned(),
+        detail: "not a key file: 64 hex digits, as `bkv log keygen --out` writes".into(),
+    })?;
+    Ok(zeroize::Zeroizing::new(seed))
 }
 
 /// The monitor's state file: `{"size", "root": hex}` (the `log` object of `bkv bundle verify

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backup;
 pub mod bundle;
 pub mod contract;
+pub mod evidence;
 pub mod fleet_ceremony;
 pub mod fleet_rotate;
 pub mod fleet_status;
@@ -23,6 +24,7 @@ pub mod replication_bench;
 pub mod signer;
 pub mod supervisor;
 pub mod tls;
+pub mod trust;
 pub mod url;
 
 use crate::error::Error;
@@ -82,11 +84,18 @@ pub enum Command {
     /// Operate a fleet (spec/fleet-replication.md).
     #[command(subcommand)]
     Fleet(FleetCommand),
-    /// Run one fleet node as its own process.
+    /// Check a node's configuration (`bkv node check`); nodes run as `bkv-node run`.
     #[command(subcommand)]
-    Node(node::NodeCommand),
+    Node(node::BkvNodeCommand),
     /// Audit a fleet's deployment: evidence, attestations, ceremony, log (spec/audit.md).
     Audit(audit::AuditArgs),
+    /// Build and inspect the trust file from published keys; the vendor-roots file from
+    /// vendors' certificates (spec/audit.md §1.1).
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
+    /// Inspect deployment evidence (spec/evidence.md), unverified.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
     /// Back up a file under a recovery code, and restore it (spec/vault.md).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -123,7 +132,7 @@ pub enum FleetCommand {
     Rotate(fleet_rotate::RotateArgs),
     /// Leader, term, log and applied indexes, and each node's lag.
     Status(fleet_status::StatusArgs),
-    /// Write each node's configuration file (`node-N/node.toml`) for `bkv node run`.
+    /// Write each node's configuration file (`node-N/node.toml`) for `bkv-node run`.
     Configs(node::ConfigsArgs),
     /// SIGKILL one node process of a `bkv fleet up` fleet.
     Kill(SupervisorArgs),
@@ -152,6 +161,17 @@ pub enum BenchCommand {
     /// Full recoveries per second over HTTP: replicated fleet vs a single node without
     /// replication, in the same run.
     Recovery(recovery_bench::RecoveryBenchArgs),
+}
+
+/// Print a benchmark's results: the envelope with `--json`, else a table; each with its
+/// ratio to the baseline measured in the same run.
+pub(crate) fn print_bench(results: &[bkv_node::replication::raft::bench::BenchResult], json: bool) {
+    use bkv_node::replication::raft::bench::{results_json, results_table};
+    if json {
+        contract::Envelope::success(results_json(results)).print();
+    } else {
+        print!("{}", results_table(results));
+    }
 }
 
 /// Without `RUST_LOG`: bkv's warnings; openraft's own error events are left out, because
@@ -206,7 +226,8 @@ impl Command {
             Command::Operator(operator::OperatorCommand::Countersign(a)) => a.json = json,
             Command::Signer(_) => {}
             Command::Keys(c) => c.set_json(json),
-            Command::Demo(_) | Command::Schema(_) | Command::Version => {}
+            Command::Demo(a) => a.json = json,
+            Command::Schema(_) | Command::Version | Command::Trust(_) | Command::Evidence(_) => {}
         }
     }
 }
@@ -229,17 +250,17 @@ pub const VERSION: Version = Version {
     rustc: env!("BKV_RUSTC_VERSION"),
 };
 
-/// Parse the command line, run it, and map the outcome to an exit status
-/// ([`contract::exit_status`]).
-pub fn main() -> ExitCode {
+/// Parse the command line as `C`; a usage error is reported by the contract (the
+/// envelope with `--json`) and becomes the exit status.
+fn parse<C: Parser>() -> Result<C, ExitCode> {
     // Usage errors are reported before a `--json` could be parsed: look for it in the raw
     // arguments so that they, too, follow the contract.
     let json_requested = std::env::args().any(|a| a == "--json");
-    let mut cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    match C::try_parse() {
+        Ok(cli) => Ok(cli),
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::SUCCESS;
+            Err(ExitCode::SUCCESS)
         }
         Err(e) => {
             if json_requested {
@@ -248,8 +269,29 @@ pub fn main() -> ExitCode {
             } else {
                 let _ = e.print();
             }
-            return ExitCode::from(contract::EXIT_USAGE);
+            Err(ExitCode::from(contract::EXIT_USAGE))
         }
+    }
+}
+
+/// Run `work` on a new runtime and map its outcome to an exit status.
+fn block_on(json: bool, work: impl Future<Output = Result<ExitCode, Error>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(&Error::Runtime(format!("cannot start the async runtime: {e}")), json),
+    };
+    match runtime.block_on(work) {
+        Ok(code) => code,
+        Err(e) => report(&e, json),
+    }
+}
+
+/// Parse the command line, run it, and map the outcome to an exit status
+/// ([`contract::exit_status`]).
+pub fn main() -> ExitCode {
+    let mut cli = match parse::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
     };
     init_logs(cli.log_format);
     let json = cli.json;
@@ -259,14 +301,39 @@ pub fn main() -> ExitCode {
         return report(&Error::Tls(e), json);
     }
     cli.command.set_json(json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return report(&Error::Runtime(format!("cannot start the async runtime: {e}")), json),
+    block_on(json, run(cli))
+}
+
+/// `bkv-node`: the node software, its own executable, the one the deployment evidence
+/// measures (spec/audit.md §1.2). It runs a node and checks a node's configuration; nothing
+/// else.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bkv-node",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (source ", env!("BKV_SOURCE_REV"), ", ", env!("BKV_RUSTC_VERSION"), ")"),
+    about = "bkv-node: one node of a bkv fleet (the measured node software, spec/audit.md §1.2)"
+)]
+pub struct NodeCli {
+    /// Print the result, or the failure, as one JSON document on stdout (`bkv schema output`).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Format of the log events on stderr (filter them with `RUST_LOG`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: node::NodeCommand,
+}
+
+/// The `main` of `bkv-node`.
+pub fn node_main() -> ExitCode {
+    let mut cli = match parse::<NodeCli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
     };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => report(&e, json),
-    }
+    init_logs(cli.log_format);
+    cli.command.set_json(cli.json);
+    block_on(cli.json, node::run(cli.command))
 }
 
 /// Report a failure by the contract: the envelope on stdout with `--json`, one line on
@@ -302,7 +369,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Bundle(cmd) => bundle::run(cmd).await,
-        Command::Log(args) => log::run_async(args).await,
+        Command::Log(args) => log::run_async(args, json).await,
         Command::Fleet(FleetCommand::Ceremony(a)) => fleet_ceremony::run(a).await,
         Command::Fleet(FleetCommand::Up(a)) => fleet_up::run(a).await,
         Command::Fleet(FleetCommand::Rotate(a)) => fleet_rotate::run(a).await,
@@ -311,17 +378,31 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Fleet(FleetCommand::Kill(a)) => supervise(a, "kill", json).await,
         Command::Fleet(FleetCommand::Stop(a)) => supervise(a, "stop", json).await,
         Command::Fleet(FleetCommand::Start(a)) => supervise(a, "start", json).await,
-        Command::Node(cmd) => node::run(cmd).await,
+        Command::Node(node::BkvNodeCommand::Run(_)) => Err(Error::Usage(
+            "a node runs as its own program, the measured node software (spec/audit.md §1.2): \
+             `bkv-node run --config node.toml`"
+                .into(),
+        )),
+        Command::Node(node::BkvNodeCommand::Check(a)) => node::run(node::NodeCommand::Check(a)).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Trust(cmd) => trust::run(cmd, json),
+        Command::Evidence(cmd) => evidence::run(cmd, json),
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
         Command::Tls(cmd) => tls::run(cmd),
-        Command::Signer(cmd) => signer::run_signer(cmd).await,
+        Command::Signer(cmd) => signer::run_signer(cmd, json).await,
         Command::Operator(cmd) => operator::run_operator(cmd).await,
         Command::Keys(cmd) => signer::run_keys(cmd),
         Command::Schema(SchemaCommand::Output) => {
-            println!("{}", serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes"));
+            if json {
+                contract::Envelope::success(contract::schema()).print();
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&contract::schema()).expect("a schema serializes")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Version => {

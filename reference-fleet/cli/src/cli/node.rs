@@ -1,4 +1,5 @@
-//! `bkv node run --config node.toml`: one fleet node as its own process
+//! `bkv-node run --config node.toml`: one fleet node as its own process, the program the
+//! deployment evidence measures (spec/audit.md §1.2); `bkv node check`
 //! (`reference-fleet/README.md`, "Node configuration"); `bkv fleet configs`: write those
 //! files for a local fleet directory.
 
@@ -52,6 +53,26 @@ pub struct ConfigsArgs {
     /// `--json` (global).
     #[arg(skip)]
     pub json: bool,
+}
+
+/// `bkv node ...`: a node's configuration is checked here; the node itself runs as the
+/// program `bkv-node` (spec/audit.md §1.2).
+#[derive(Debug, Subcommand)]
+pub enum BkvNodeCommand {
+    /// Check a node's configuration file and exit (nothing is opened or bound).
+    Check(RunArgs),
+    /// Points to `bkv-node run`: the node runs as its own, measured program.
+    #[command(hide = true)]
+    Run(RunArgs),
+}
+
+impl BkvNodeCommand {
+    /// Apply the global `--json`.
+    pub fn set_json(&mut self, json: bool) {
+        match self {
+            BkvNodeCommand::Run(a) | BkvNodeCommand::Check(a) => a.json = json,
+        }
+    }
 }
 
 impl NodeCommand {

@@ -1,7 +1,8 @@
 //! `bkv operator countersign` (spec/signer-api.md §4): the operator's key only, talking to
 //! the third party's signer over HTTP(S).
 
-use super::signer::{KeySource, trust};
+use super::signer::KeySource;
+use super::trust::read_trust as trust;
 use crate::cli::contract::Envelope;
 use crate::error::{Result, read_file};
 use bkv_protocol::crypto::Esp256Signer;

@@ -22,6 +22,48 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Progress through work of many steps that takes more than a second (a ceremony, a
+/// rotation, a benchmark): each step printed as `  · step` on standard error (the status
+/// stream; results go to standard output), and a spinner there naming the step in progress
+/// with the time spent, hidden with `--json` or when standard output is not a terminal.
+pub struct Steps {
+    bar: indicatif::ProgressBar,
+    json: bool,
+}
+
+impl Steps {
+    /// Start showing progress.
+    pub fn new(json: bool) -> Self {
+        let visible = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let bar = if visible {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Steps { bar, json }
+    }
+
+    /// A step was done, or begins: print it, and show it beside the spinner.
+    pub fn step(&self, line: &str) {
+        if !self.json {
+            self.bar.suspend(|| eprintln!("  · {line}"));
+        }
+        self.bar.set_message(line.to_owned());
+    }
+}
+
+impl Drop for Steps {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

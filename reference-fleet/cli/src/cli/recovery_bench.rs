@@ -3,7 +3,7 @@
 //! against an `n`-node replicated loopback fleet, versus the same node software committing
 //! to a local durable log without consensus or replication, in the same run
 //! (spec/fleet-replication.md, spec/vault.md §7.1). With `--processes`, also the same
-//! fleet with each node its own `bkv node run` process, children of this one.
+//! fleet with each node its own `bkv-node run` process, children of this one.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ use rand_core::{OsRng, RngCore};
 use crate::error::{Error, Result};
 use crate::fleet::{FleetConfig, LocalFleet, OperatorKeys};
 use bkv_client::{FleetClient, Persisted, Recovery};
-use bkv_node::replication::raft::bench::{BenchResult, Scratch, print_results, summarize};
+use bkv_node::replication::raft::bench::{BenchResult, Scratch, summarize};
 
 const FLEET: &str = "bench.bkv.example/vault";
 const CODE: &[u8] = b"482913";
@@ -33,7 +33,7 @@ pub struct RecoveryBenchArgs {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 10)]
     pub secs: u64,
-    /// Also measure the same fleet with each node its own `bkv node run` process (over
+    /// Also measure the same fleet with each node its own `bkv-node run` process (over
     /// plain HTTP, the same timings, no rate limits), in the same run.
     #[arg(long)]
     pub processes: bool,
@@ -61,14 +61,18 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     let _scratch = Scratch(root.clone());
     let dur = Duration::from_secs(a.secs);
     let mut results = Vec::new();
+    let steps = super::output::Steps::new(a.json);
 
-    eprintln!("single node, no replication: key ceremony, {} clients, {} s...", a.clients, a.secs);
+    steps.step(&format!("single node, no replication: key ceremony, {} clients, {} s...", a.clients, a.secs));
     let mut single = ceremony(&root.join("single"), 1).await?;
     single.start_node_unreplicated(0).await?;
     results.push(drive("single node, no replication", &single, a.clients, dur).await?);
     single.shutdown().await;
 
-    eprintln!("{}-node replicated fleet: key ceremony, {} clients, {} s...", a.nodes, a.clients, a.secs);
+    steps.step(&format!(
+        "{}-node replicated fleet: key ceremony, {} clients, {} s...",
+        a.nodes, a.clients, a.secs
+    ));
     let mut fleet = ceremony(&root.join("fleet"), a.nodes).await?;
     for i in 0..a.nodes {
         fleet.start_node(i).await?;
@@ -78,10 +82,10 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     fleet.shutdown().await;
 
     if a.volatile_hsm_state {
-        eprintln!(
+        steps.step(&format!(
             "{}-node fleet, HSM state in memory: key ceremony, {} clients, {} s...",
             a.nodes, a.clients, a.secs
-        );
+        ));
         let mut fleet = ceremony(&root.join("volatile"), a.nodes).await?;
         fleet.volatile_hsm_state = true;
         for i in 0..a.nodes {
@@ -94,10 +98,10 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     }
 
     if a.processes {
-        eprintln!(
+        steps.step(&format!(
             "{}-node fleet, one process per node: key ceremony, {} clients, {} s...",
             a.nodes, a.clients, a.secs
-        );
+        ));
         let mut fleet = ceremony(&root.join("processes"), a.nodes).await?;
         fleet.release_listeners();
         for config in crate::fleet::write_node_configs(&fleet.dir, None)? {
@@ -133,7 +137,8 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
         results.push(measured?);
     }
 
-    print_results(&results, a.json).map_err(Error::Usage)?;
+    drop(steps);
+    super::print_bench(&results, a.json);
     Ok(ExitCode::SUCCESS)
 }
 

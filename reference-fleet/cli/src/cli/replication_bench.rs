@@ -8,9 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use bkv_node::replication::raft::bench::{
-    BenchResult, LogRef, Scratch, UnreplicatedLog, drive, print_results, start_fleet,
-};
+use bkv_node::replication::raft::bench::{BenchResult, LogRef, Scratch, UnreplicatedLog, drive, start_fleet};
 use bkv_node::replication::raft::guess_counter::GuessCounter;
 
 /// Arguments of `bkv bench replication`.
@@ -35,6 +33,9 @@ pub struct ReplicationBenchArgs {
 
 /// Run the benchmark.
 pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
+    if a.nodes == 0 || a.clients == 0 || a.secs == 0 {
+        return Err(Error::Usage("--nodes, --clients and --secs must each be at least 1".into()));
+    }
     let root = a
         .dir
         .clone()
@@ -43,14 +44,15 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
     let dur = Duration::from_secs(a.secs);
     let limit = 10;
     let mut results: Vec<BenchResult> = Vec::new();
+    let steps = super::output::Steps::new(a.json);
 
-    eprintln!("single node, no replication ({} clients, {} s)...", a.clients, a.secs);
+    steps.step(&format!("single node, no replication ({} clients, {} s)...", a.clients, a.secs));
     let local = LogRef(std::sync::Arc::new(
         UnreplicatedLog::open(&root.join("single"), GuessCounter::new(limit)).map_err(Error::Usage)?,
     ));
     results.push(drive("single node, no replication", vec![local], a.clients, dur).await);
 
-    eprintln!("1-node Raft, no replication ({} clients, {} s)...", a.clients, a.secs);
+    steps.step(&format!("1-node Raft, no replication ({} clients, {} s)...", a.clients, a.secs));
     let one = start_fleet(1, &root.join("one"), limit).await.map_err(Error::Usage)?;
     let logs: Vec<_> = one.iter().map(|n| n.command_log()).collect();
     results.push(drive("1-node Raft, no replication", logs, a.clients, dur).await);
@@ -58,7 +60,7 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
         n.shutdown().await;
     }
 
-    eprintln!("{}-node replicated fleet ({} clients, {} s)...", a.nodes, a.clients, a.secs);
+    steps.step(&format!("{}-node replicated fleet ({} clients, {} s)...", a.nodes, a.clients, a.secs));
     let fleet = start_fleet(a.nodes, &root.join("fleet"), limit).await.map_err(Error::Usage)?;
     let logs: Vec<_> = fleet.iter().map(|n| n.command_log()).collect();
     results.push(drive(&format!("{}-node replicated (Raft)", a.nodes), logs, a.clients, dur).await);
@@ -66,6 +68,7 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
         n.shutdown().await;
     }
 
-    print_results(&results, a.json).map_err(Error::Usage)?;
+    drop(steps);
+    super::print_bench(&results, a.json);
     Ok(ExitCode::SUCCESS)
 }

@@ -5,9 +5,7 @@
 
 use crate::cli::contract::Envelope;
 use crate::error::{Error, Result, read_file};
-use bkv_client::Trust;
 use bkv_client::clock::SystemClock;
-use bkv_protocol::audit::VendorRoot;
 use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer};
 use bkv_third_party::signer_service::{SignerConfig, SignerService, ThirdPartyKey, router};
 use clap::{Args, Subcommand};
@@ -131,22 +129,11 @@ pub(crate) fn secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 3
     Ok(bkv_node::hsm::Kek::from_file(path).map_err(Error::Hsm)?.expose())
 }
 
-pub(crate) fn trust(path: &std::path::Path) -> Result<Trust> {
-    bkv_protocol::cbor::from_slice(&read_file(path)?).map_err(|e| Error::BadInput {
-        path: path.to_owned(),
-        detail: format!("not trust anchors [{}]: {e}", e.code()),
-    })
-}
-
 /// Run `bkv signer`.
-pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
+pub async fn run_signer(cmd: SignerCommand, json: bool) -> Result<ExitCode> {
     let SignerCommand::Serve(a) = cmd;
-    let trust = trust(&a.trust)?;
-    let vendor_roots: Vec<VendorRoot> = bkv_protocol::cbor::from_slice(&read_file(&a.vendor_roots)?)
-        .map_err(|e| Error::BadInput {
-            path: a.vendor_roots.clone(),
-            detail: format!("not vendor roots: {e}"),
-        })?;
+    let trust = super::trust::read_trust(&a.trust)?;
+    let vendor_roots = super::trust::read_vendor_roots(&a.vendor_roots)?;
     let token = read_file(&a.log_token_file)?;
     let token = String::from_utf8(token)
         .map_err(|_| Error::BadInput { path: a.log_token_file.clone(), detail: "not text".into() })?;
@@ -165,7 +152,12 @@ pub async fn run_signer(cmd: SignerCommand) -> Result<ExitCode> {
     let running = bkv_third_party::log_server::spawn_tls(&a.addr, router(service), tls)
         .await
         .map_err(Error::AuditLog)?;
-    println!("listening on {}://{}", a.tls.scheme(), running.addr);
+    let url = format!("{}://{}", a.tls.scheme(), running.addr);
+    if json {
+        Envelope::success(serde_json::json!({ "url": url })).print();
+    } else {
+        println!("listening on {url}");
+    }
     super::log::wait_forever(a.supervised).await
 }
 

@@ -1,5 +1,5 @@
 //! `bkv fleet up` (the default; `--in-process` runs every node in one process): the supervisor of a local fleet whose nodes are separate
-//! processes (`bkv node run`, one per node), and `bkv fleet kill|stop|start` to exercise
+//! processes (`bkv-node run`, one per node), and `bkv fleet kill|stop|start` to exercise
 //! failover by hand.
 //!
 //! The supervisor keeps the fleet's audit log in its own process (for now), writes each
@@ -8,7 +8,7 @@
 //! node outlives it. It serves a control API on loopback, whose address it writes to
 //! `DIR/supervisor.json`: `POST /nodes/{id}/kill` (SIGKILL), `/stop` (SIGTERM, then wait),
 //! `/start`, and `POST /stop` (the whole fleet). On a new fleet's first start every node
-//! binds port 0 and reports the ports it got (`bkv node run --announce`), is sent its peers'
+//! binds port 0 and reports the ports it got (`bkv-node run --announce`), is sent its peers'
 //! and the supervisor stores them in `fleet.json` and every `node.toml`; from then on a
 //! (re)started node binds its stored ports or fails clearly. The log keeps its ports in
 //! its own directory (`ports.json`).
@@ -173,10 +173,8 @@ impl Supervisor {
     }
 
     fn spawn(&self, id: &str, announce: bool) -> Result<Spawned> {
-        let exe = std::env::current_exe()
-            .map_err(|e| Error::Runtime(format!("cannot find the bkv binary: {e}")))?;
-        let mut command = tokio::process::Command::new(exe);
-        command.args(["node", "run", "--supervised", "--json", "--log-format"]);
+        let mut command = tokio::process::Command::new(crate::third_party::node_binary()?);
+        command.args(["run", "--supervised", "--json", "--log-format"]);
         command.arg(super::LOG_FORMAT.get().copied().unwrap_or(super::LogFormat::Text).arg());
         if announce {
             command.arg("--announce");
@@ -365,7 +363,7 @@ pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
         n.pid = running.iter().find(|(id, _, _)| *id == n.id).map(|(_, pid, _)| *pid);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+        super::contract::Envelope::success(&report).print();
     } else {
         super::fleet_up::print_text(&report, &fleet.dir)?;
         println!(

@@ -98,3 +98,34 @@ pub fn run(cmd: TlsCommand) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// An Ed25519 organisation key as rcgen's signer (the vendor root's certificate).
+struct Ed25519Key<'a>(&'a bkv_protocol::crypto::Ed25519Signer);
+
+impl rcgen::PublicKeyData for Ed25519Key<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        use bkv_protocol::crypto::Signer as _;
+        &self.0.public_key().key
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ED25519
+    }
+}
+
+impl rcgen::SigningKey for Ed25519Key<'_> {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        use bkv_protocol::crypto::Signer as _;
+        Ok(self.0.sign(msg))
+    }
+}
+
+/// A self-signed X.509 root certificate (PEM) for `key`, named `name` (its subject's common
+/// name): the form in which an HSM vendor publishes its root (spec/audit.md §1.1).
+pub fn self_signed_root(name: &str, key: &bkv_protocol::crypto::Ed25519Signer) -> Result<String> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(rcgen_error)?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    Ok(params.self_signed(&Ed25519Key(key)).map_err(rcgen_error)?.pem())
+}

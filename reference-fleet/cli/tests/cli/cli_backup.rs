@@ -497,6 +497,39 @@ fn f32_ceremony_checks_arguments_before_it_creates_anything() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// F31 (item 4): the successor does not depend on the retired folder: after a rotation the
+/// audit log's and the third party's directories are the successor's, the retired folder can
+/// be removed, and the successor starts, serves and audits from its own directory alone.
+#[test]
+fn f31_the_successor_runs_without_the_retired_folder() {
+    let _serial = crate::support::serial();
+    let dir = crate::support::tempdir("retired-removed");
+    let (old, next) = (dir.join("epoch1"), dir.join("epoch2"));
+    let run = |args: &[&str]| crate::support::bkv().args(args).output().unwrap();
+    let p = |d: &Path| d.to_str().unwrap().to_owned();
+    let out = run(&["fleet", "ceremony", "--nodes", "3", "--out", &p(&old)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["--json", "fleet", "rotate", "--dir", &p(&old), "--out", &p(&next)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let moved: Vec<&str> =
+        v["result"]["moved"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(moved.iter().any(|m| m.ends_with("epoch2/audit-log")), "{v}");
+    assert!(moved.iter().any(|m| m.ends_with("epoch2/third-party")), "{v}");
+    std::fs::remove_dir_all(&old).unwrap();
+    let mut cmd = crate::support::bkv();
+    cmd.args(["fleet", "up", "--processes", "--json", "--nodes", "3", "--dir", &p(&next)])
+        .stderr(std::process::Stdio::null());
+    let (fleet, report) = crate::support::fleet_up_with(cmd);
+    assert_eq!(report["epoch"], 2, "{report}");
+    let out = run(&["--json", "fleet", "status", "--dir", &p(&next)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["fleet", "stop", "--dir", &p(&next)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(fleet);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// F31: `fleet up` on a retired directory does not start a fleet that would answer phones
 /// with `rotation.fleet.retired`: it names the successor's directory.
 #[test]

@@ -13,7 +13,9 @@ fn bench_json(args: &[&str]) -> Value {
         .output()
         .expect("run bkv");
     assert!(out.status.success(), "bkv bench {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], true, "the success envelope: {v}");
+    v["result"].clone()
 }
 
 fn check(v: &Value, labels: &[&str]) {
@@ -36,7 +38,7 @@ fn check(v: &Value, labels: &[&str]) {
     }
 }
 
-/// With `--processes`, the same fleet again with one `bkv node run` process per node.
+/// With `--processes`, the same fleet again with one `bkv-node run` process per node.
 #[test]
 fn recovery_bench_reports_full_recoveries_against_an_unreplicated_node() {
     let _serial = crate::support::serial();

@@ -53,6 +53,8 @@ fn demo_bundle_verifies_and_tampering_is_refused_with_its_code() {
     let ok = bkv(&["bundle", "verify", r, "--trust", t, "--json"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let v = &v["result"];
     assert_eq!(v["result"], "valid");
     assert_eq!(v["complete"], true);
     assert_eq!(v["keyset"]["epoch"], 1);
@@ -63,7 +65,8 @@ fn demo_bundle_verifies_and_tampering_is_refused_with_its_code() {
     let bare = bkv(&["bundle", "verify", b, "--trust", t, "--json"]);
     assert_eq!(bare.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&bare.stdout).unwrap();
-    assert_eq!(v["error_code"], "log.inclusion.invalid");
+    assert_eq!(v["error"]["code"], "log.inclusion.invalid");
+    assert!(v["error"]["message"].as_str().unwrap().contains("verify released-bundle.cbor"), "{v}");
 
     // Bundle anchors alone cannot run step 12: refused unless the caller opts out, and the
     // opt-out says the verification is incomplete.
@@ -82,13 +85,13 @@ fn demo_bundle_verifies_and_tampering_is_refused_with_its_code() {
     let bad = bkv(&["bundle", "verify", tampered.to_str().unwrap(), "--anchors", a, "--skip-log", "--json"]);
     assert_eq!(bad.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
-    assert_eq!(v["result"], "invalid");
-    assert_eq!(v["error_code"], "bundle.signature.invalid");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], "bundle.signature.invalid");
 
     // Verification in the past, before the anchors' window.
     let early = bkv(&["bundle", "verify", r, "--trust", t, "--now", "1"]);
     assert_eq!(early.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&early.stdout).contains("[bundle.signer.expired]"));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("[bundle.signer.expired]"));
 }
 
 #[test]
@@ -122,15 +125,15 @@ fn rollback_and_log_state_are_kept_across_runs() {
     let out = run(&state);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("[log.fork]"),
+        String::from_utf8_lossy(&out.stderr).contains("[log.fork]"),
         "{}",
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stderr)
     );
     // A state that claims a higher epoch makes the same bundle a rollback.
     std::fs::write(&state, br#"{"epoch": 2, "bundle_sha256": "0000000000000000000000000000000000000000000000000000000000000000"}"#).unwrap();
     let out = run(&state);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("[bundle.epoch.rollback]"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[bundle.epoch.rollback]"));
 }
 
 #[test]

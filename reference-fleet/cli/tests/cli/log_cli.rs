@@ -13,7 +13,7 @@ struct Server {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keygen_serve_and_monitor() {
+async fn f3_f11_f15_keygen_serve_and_monitor() {
     let dir =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bkv-log-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -2,12 +2,14 @@
 //! area; shared helpers in [`support`].
 
 mod audit_log;
+mod auditor;
 mod cli_backup;
 mod cli_bench;
 mod cli_bundle;
 mod contract;
 mod log_cli;
 mod node_run;
+mod reproducible;
 mod signer;
 mod supervisor;
 mod support;

@@ -1,5 +1,5 @@
-//! `bkv node run`: one node per process (`reference-fleet/README.md`, "Node
-//! configuration"). A 3-node fleet of three `bkv node run` processes serves a registration
+//! `bkv-node run`: one node per process (`reference-fleet/README.md`, "Node
+//! configuration"). A 3-node fleet of three `bkv-node run` processes serves a registration
 //! and recoveries through different nodes, keeps serving when one process is killed with
 //! SIGKILL, answers `/healthz`, `/readyz` and `/metrics`; and a configuration with a
 //! missing field, an unknown peer, a port in use or another node's HSM gets one error
@@ -19,15 +19,15 @@ pub(crate) struct Node {
     pub(crate) url: String,
 }
 
-/// Start `bkv node run --config CONFIG --json` and wait for its readiness line.
+/// Start `bkv-node run --config CONFIG --json` and wait for its readiness line.
 pub(crate) fn run_node(config: &Path) -> Node {
-    let mut child = bkv()
-        .args(["node", "run", "--json", "--config"])
+    let mut child = crate::support::bkv_node()
+        .args(["run", "--json", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("run bkv node run");
+        .expect("run bkv-node run");
     let line = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .next()
@@ -127,7 +127,7 @@ async fn three_processes_serve_and_survive_a_killed_node() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `bkv node run` with `node-1`'s configuration changed by `edit`, in a fresh data
+/// `bkv-node run` with `node-1`'s configuration changed by `edit`, in a fresh data
 /// directory: it fails with one `node.config.invalid` error naming `field`, and the data
 /// directory is not created.
 fn refused(dir: &Path, edit: impl Fn(&str) -> String, field: &str) {
@@ -136,7 +136,7 @@ fn refused(dir: &Path, edit: impl Fn(&str) -> String, field: &str) {
     let text = edit(&text).replace("data_dir = \".\"", &format!("data_dir = {:?}", data.to_str().unwrap()));
     let config = dir.join("node-1").join(format!("bad-{}.toml", field.replace(['.', '[', ']'], "-")));
     std::fs::write(&config, text).unwrap();
-    let out = bkv().args(["node", "run", "--json", "--config"]).arg(&config).output().unwrap();
+    let out = crate::support::bkv_node().args(["run", "--json", "--config"]).arg(&config).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let doc: serde_json::Value =

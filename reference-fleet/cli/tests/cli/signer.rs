@@ -158,7 +158,7 @@ impl World {
         std::fs::write(dir.join("test-trust.cbor"), bkv_protocol::cbor::to_vec(&trust)).unwrap();
         let keyset = Parsed::parse(&std::fs::read(dir.join("bundle.cbor")).unwrap()).unwrap().payload;
         std::fs::write(dir.join("keyset.cbor"), &keyset).unwrap();
-        let bkv_binary = std::fs::read(env!("CARGO_BIN_EXE_bkv")).unwrap();
+        let node_binary = std::fs::read(env!("CARGO_BIN_EXE_bkv-node")).unwrap();
         let signer_args: Vec<String> = vec![
             "signer".into(),
             "serve".into(),
@@ -171,7 +171,7 @@ impl World {
             "--vendor-roots".into(),
             p(&dir.join("vendor-roots.cbor")),
             "--software".into(),
-            hex::encode(sha256(&bkv_binary)),
+            hex::encode(sha256(&node_binary)),
             "--firmware".into(),
             hex::encode(bkv_fleet::fleet::SOFT_HSM_FIRMWARE),
             "--log".into(),

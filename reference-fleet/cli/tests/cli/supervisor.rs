@@ -1,4 +1,4 @@
-//! `bkv fleet up --processes`: the supervisor runs one `bkv node run` process per node.
+//! `bkv fleet up --processes`: the supervisor runs one `bkv-node run` process per node.
 //! Five nodes show five PIDs; SIGKILL of two (by `bkv fleet kill`) leaves the fleet serving;
 //! of three, requests get `fleet.unavailable`; `bkv fleet start` brings them back with every
 //! acknowledged record; no node outlives its supervisor, killed or stopped.

@@ -9,6 +9,16 @@ pub(crate) fn bkv() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bkv"))
 }
 
+/// The `bkv-node` binary under test (the measured node software, spec/audit.md §1.2).
+pub(crate) fn node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bkv-node"))
+}
+
+/// `bkv-node`.
+pub(crate) fn bkv_node() -> Command {
+    Command::new(node_binary())
+}
+
 /// Run `bkv ARGS` with `code` and a newline on its standard input (`--code-stdin`).
 pub(crate) fn bkv_with_code(args: &[impl AsRef<std::ffi::OsStr>], code: &str) -> std::process::Output {
     use std::io::Write;
@@ -43,20 +53,14 @@ pub(crate) fn tempdir(name: &str) -> PathBuf {
 }
 
 /// Start `cmd` (a `bkv fleet up --json`) and read the fleet's description from its standard
-/// output: the readiness signal (a pretty-printed JSON object ending with a `}` line).
+/// output: the readiness signal, one success envelope (`{"ok": true, "result": …}`).
 pub(crate) fn fleet_up_with(mut cmd: Command) -> (Running, serde_json::Value) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().expect("run bkv fleet up");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut json = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let end = line == "}";
-        json.push_str(&line);
-        if end {
-            break;
-        }
-    }
-    (Running(child), serde_json::from_str(&json).expect("fleet up --json"))
+    let line =
+        BufReader::new(child.stdout.take().unwrap()).lines().next().expect("a readiness line").unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&line).expect("fleet up --json");
+    assert_eq!(doc["ok"], true, "{doc}");
+    (Running(child), doc["result"].clone())
 }
 
 /// `bkv fleet up --nodes N --dir DIR --json`, its standard error discarded.

@@ -1,5 +1,5 @@
 //! `https://` everywhere (reference-fleet/README.md, "TLS"): `bkv tls certs` makes a private
-//! CA and a server certificate; three `bkv node run` processes serve both listeners over
+//! CA and a server certificate; three `bkv-node run` processes serve both listeners over
 //! TLS (`[tls]` of `node.toml`, peers reached with `https://`); a backup is created and
 //! restored through the CLI with `--ca`; a witness and a log serve over TLS, the log asks
 //! the witness for cosignatures over `https://`, and `bkv log monitor` verifies the
@@ -16,7 +16,7 @@ fn p(x: &Path) -> String {
 }
 
 /// `bkv log ...` printing `vkey ...` and `listening on URL`: the child, its vkey and URL.
-fn serve(args: &[String]) -> (Running, String, String, Option<String>) {
+pub(crate) fn serve(args: &[String]) -> (Running, String, String, Option<String>) {
     let mut child = bkv().args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let vkey = lines.next().unwrap().unwrap().strip_prefix("vkey ").unwrap().to_owned();

@@ -146,41 +146,44 @@ pub fn summarize(label: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Dura
     }
 }
 
-/// Print `results` as a table (or JSON), each with its ratio to the first (the baseline).
-pub fn print_results(results: &[BenchResult], json: bool) -> Result<(), String> {
+/// `results` as JSON, each with its ratio to the first (the baseline).
+pub fn results_json(results: &[BenchResult]) -> serde_json::Value {
     let base = results.first().map(|r| r.ops_per_sec).unwrap_or(0.0);
-    let ratio = |r: &BenchResult| if base > 0.0 { r.ops_per_sec / base } else { 0.0 };
-    if json {
-        let rows: Vec<_> = results
-            .iter()
-            .map(|r| {
-                let mut v = serde_json::to_value(r).map_err(|e| e.to_string())?;
-                v["ratio_to_baseline"] = serde_json::json!(ratio(r));
-                Ok(v)
-            })
-            .collect::<Result<_, String>>()?;
-        let out =
-            serde_json::json!({ "baseline": results.first().map(|r| r.label.clone()), "results": rows });
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
-    } else {
-        println!(
-            "{:<34} {:>8} {:>7} {:>10} {:>9} {:>9} {:>7}",
-            "configuration", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "ratio"
-        );
-        for r in results {
-            println!(
-                "{:<34} {:>8} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>7.3}",
-                r.label,
-                r.ops,
-                r.errors,
-                r.ops_per_sec,
-                r.p50_ms,
-                r.p99_ms,
-                ratio(r)
-            );
-        }
+    let rows: Vec<_> = results
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).expect("a bench result serializes");
+            v["ratio_to_baseline"] = serde_json::json!(ratio(r, base));
+            v
+        })
+        .collect();
+    serde_json::json!({ "baseline": results.first().map(|r| r.label.clone()), "results": rows })
+}
+
+fn ratio(r: &BenchResult, base: f64) -> f64 {
+    if base > 0.0 { r.ops_per_sec / base } else { 0.0 }
+}
+
+/// `results` as a table, each with its ratio to the first (the baseline).
+pub fn results_table(results: &[BenchResult]) -> String {
+    let base = results.first().map(|r| r.ops_per_sec).unwrap_or(0.0);
+    let mut s = format!(
+        "{:<34} {:>8} {:>7} {:>10} {:>9} {:>9} {:>7}\n",
+        "configuration", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for r in results {
+        s.push_str(&format!(
+            "{:<34} {:>8} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>7.3}\n",
+            r.label,
+            r.ops,
+            r.errors,
+            r.ops_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            ratio(r, base)
+        ));
     }
-    Ok(())
+    s
 }
 
 impl<L> Clone for LogRef<L> {
