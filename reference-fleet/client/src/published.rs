@@ -193,18 +193,7 @@ pub fn trust_from_spec(toml_text: &str, read_key: &dyn Fn(&str) -> Result<String
             .collect::<Result<_>>()?,
         threshold: spec.log.threshold,
     };
-    let pinned = spec
-        .pinned
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            hex::decode(h.trim())
-                .ok()
-                .filter(|d| d.len() == 32)
-                .map(serde_bytes::ByteBuf::from)
-                .ok_or_else(|| invalid(format!("pinned[{i}]"), "not a SHA-256 digest in hex"))
-        })
-        .collect::<Result<_>>()?;
+    let pinned = pinned_digests(&spec.pinned)?;
     let trust = Trust {
         anchors: TrustAnchors {
             v: 1,
@@ -217,6 +206,20 @@ pub fn trust_from_spec(toml_text: &str, read_key: &dyn Fn(&str) -> Result<String
     };
     check(&trust)?;
     Ok(trust)
+}
+
+/// The `pinned` FleetKeySet digests, each 64 hex digits.
+fn pinned_digests(list: &[String]) -> Result<Vec<serde_bytes::ByteBuf>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            hex::decode(h.trim())
+                .ok()
+                .filter(|d| d.len() == 32)
+                .map(serde_bytes::ByteBuf::from)
+                .ok_or_else(|| invalid(format!("pinned[{i}]"), "not a SHA-256 digest in hex"))
+        })
+        .collect()
 }
 
 /// spec/validation-bundle.md §4.4 and spec/audit-log.md §7.1 on a trust file's anchors.
@@ -308,18 +311,7 @@ impl JsonTrust {
                 })
                 .collect()
         };
-        let pinned = self
-            .pinned
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                hex::decode(h)
-                    .ok()
-                    .filter(|d| d.len() == 32)
-                    .map(serde_bytes::ByteBuf::from)
-                    .ok_or_else(|| invalid(format!("pinned[{i}]"), "not a SHA-256 digest in hex"))
-            })
-            .collect::<Result<_>>()?;
+        let pinned = pinned_digests(&self.pinned)?;
         let trust = Trust {
             anchors: TrustAnchors {
                 v: 1,

@@ -133,8 +133,8 @@ fn f1_trust_build_from_published_keys_and_inspect() {
     let _ = std::fs::remove_dir_all(&mine);
 }
 
-/// F2: the vendor-roots file from the vendor's published self-signed certificate; the
-/// certificate works directly as `--vendor-roots` too; a certificate that is not
+/// F2: the vendor-roots file from the vendor's published self-signed certificate (the
+/// certificate itself as `--vendor-roots` is in the auditor test below); a certificate that is not
 /// self-signed, or a file that is no certificate, is refused naming the file.
 #[test]
 fn f2_vendor_roots_from_published_certificates() {
@@ -259,7 +259,7 @@ fn f5_f8_f14_auditor_from_published_files_to_a_passing_report() {
     // build of spec/audit.md §1.2, checked by reproducible.rs).
     let rebuilt = crate::support::node_binary();
     let ca = p(certs.join("ca.pem"));
-    let audit = |extra: &[&str]| {
+    let audit = |roots: &str, extra: &[&str]| {
         let mut a = vec![
             "--ca",
             &ca,
@@ -272,7 +272,7 @@ fn f5_f8_f14_auditor_from_published_files_to_a_passing_report() {
             "--trust",
             "trust.cbor",
             "--vendor-roots",
-            "vendor-roots.cbor",
+            roots,
             "--log",
             &url,
             "--out",
@@ -281,7 +281,7 @@ fn f5_f8_f14_auditor_from_published_files_to_a_passing_report() {
         a.extend_from_slice(extra);
         run(&a)
     };
-    let r = json_ok(&audit(&["--measure", rebuilt.to_str().unwrap()]));
+    let r = json_ok(&audit("vendor-roots.cbor", &["--measure", rebuilt.to_str().unwrap()]));
     assert_eq!(r["result"], "passed", "{r}");
     let md = std::fs::read_to_string(mine.join("report/report.md")).unwrap();
     assert!(md.contains("every step passed") && md.contains("AU12"), "{md}");
@@ -317,7 +317,8 @@ fn f5_f8_f14_auditor_from_published_files_to_a_passing_report() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     // Another binary than the one measured: AU9 fails showing expected, given and recipe.
-    let e = json_err(&audit(&["--measure", env!("CARGO_BIN_EXE_bkv")]), 1);
+    // (The vendor's PEM certificate as --vendor-roots: AU7 passes with it, the audit reaches AU9.)
+    let e = json_err(&audit("vendor-root.pem", &["--measure", env!("CARGO_BIN_EXE_bkv")]), 1);
     assert_eq!(e["code"], "audit.measurement.mismatch", "{e}");
     let m = e["message"].as_str().unwrap();
     assert!(
