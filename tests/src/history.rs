@@ -180,7 +180,10 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
     let mut v = Vec::new();
     let mut s = Summary::default();
     let mut by_record: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-    let mut by_request: BTreeMap<(&str, &str), &Entry> = BTreeMap::new();
+    // A retried request id is one attempt, which may have taken effect from its first try
+    // on: judged once, over the interval from the first try's start to the answer that is
+    // kept, and every answer that is not indeterminate must agree.
+    let mut by_request: BTreeMap<(&str, &str), Entry> = BTreeMap::new();
     for e in &h.entries {
         let bad = |detail: String| Violation { record: e.record.clone(), detail };
         match &e.answer {
@@ -202,28 +205,28 @@ pub fn check(h: &History) -> (Summary, Vec<Violation>) {
             a if indeterminate(a) => s.indeterminate += 1,
             _ => {}
         }
-        // A retried request id is one attempt: judged once, and every answer that is not
-        // indeterminate must agree.
         if let Some(r) = &e.request {
-            match by_request.get(&(e.record.as_str(), r.as_str())) {
-                Some(first) if indeterminate(&first.answer) => {
-                    by_request.insert((&e.record, r), e);
+            match by_request.get_mut(&(e.record.as_str(), r.as_str())) {
+                Some(kept) if indeterminate(&kept.answer) => {
+                    let start_ms = kept.start_ms.min(e.start_ms);
+                    *kept = Entry { start_ms, ..e.clone() };
                 }
-                Some(first) => {
-                    if !indeterminate(&e.answer) && first.answer != e.answer {
-                        v.push(bad(format!("request {r} answered {:?} and {:?}", first.answer, e.answer)));
+                Some(kept) => {
+                    if !indeterminate(&e.answer) && kept.answer != e.answer {
+                        v.push(bad(format!("request {r} answered {:?} and {:?}", kept.answer, e.answer)));
                     }
-                    continue;
+                    kept.start_ms = kept.start_ms.min(e.start_ms);
                 }
                 None => {
-                    by_request.insert((&e.record, r), e);
+                    by_request.insert((&e.record, r), e.clone());
                 }
             }
             continue;
         }
         by_record.entry(&e.record).or_default().push(e);
     }
-    for e in by_request.values() {
+    let merged: Vec<Entry> = by_request.into_values().collect();
+    for e in &merged {
         by_record.entry(&e.record).or_default().push(e);
     }
     s.records = by_record.len();
@@ -466,6 +469,25 @@ mod tests {
         ];
         let v = judge(h);
         assert!(v.iter().any(|s| s.contains("reported 1 left, then 4 ms reported 2 left")), "{v:?}");
+    }
+
+    /// A try that timed out and its retry with the same request id are one attempt, which
+    /// may have taken effect during the first try: a retry answered with the stored output of
+    /// that first application is not a count going up (seen in `fault_short` once commits
+    /// got fast). The same retry with no earlier try is still judged in real time.
+    #[test]
+    fn a_retry_is_one_attempt_from_its_first_try() {
+        let retried = |first_start: u64| {
+            let mut a = e(2, "r", Kind::Guess, first_start, 30, unavailable());
+            a.request = Some("0x18".into());
+            let mut b = e(2, "r", Kind::Guess, 30, 31, Answer::WrongCode(2));
+            b.request = Some("0x18".into());
+            let restored = e(0, "r", Kind::Restore, 40, 41, Answer::Recovered(LIMIT));
+            vec![registered("r"), a, e(1, "r", Kind::Guess, 2, 20, Answer::WrongCode(1)), b, restored]
+        };
+        assert_eq!(judge(retried(3)), Vec::<String>::new());
+        let v = judge(retried(25));
+        assert!(v.iter().any(|s| s.contains("reported 1 left, then 25 ms reported 2 left")), "{v:?}");
     }
 
     #[test]

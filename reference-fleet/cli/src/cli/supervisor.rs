@@ -382,7 +382,19 @@ pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
 /// Send `action` for `node` (or, with no node, stop the fleet) to the supervisor of `dir`.
 pub async fn request(dir: &Path, node: Option<&str>, action: &str) -> Result<String> {
     let path = dir.join("supervisor.json");
+    let not_running = || {
+        Error::Usage(format!(
+            "no fleet is running in {0}: `bkv fleet up --processes --dir {0}` starts one",
+            dir.display()
+        ))
+    };
+    if !path.exists() {
+        return Err(not_running());
+    }
     let file: ControlFile = crate::error::read_json(&path)?;
+    if !Path::new(&format!("/proc/{}", file.pid)).exists() {
+        return Err(not_running());
+    }
     let url = match node {
         Some(id) => format!("{}/nodes/{id}/{action}", file.control),
         None => format!("{}/stop", file.control),

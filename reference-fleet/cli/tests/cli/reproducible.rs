@@ -45,6 +45,7 @@ fn reproducible_node_binary_from_archive_and_checkout() {
     let (b, version_b) = build(&checkout);
     println!("from the archive: {a}\nfrom a checkout: {b}\n{version_a}");
     assert!(version_a.contains(&rev), "{version_a}");
+    assert!(version_a.contains("rustc 1.95.0"), "the pinned toolchain (spec/audit.md §1.2): {version_a}");
     assert_eq!(version_a, version_b);
     assert_eq!(a, b, "two clean builds of {rev} differ");
     let _ = std::fs::remove_dir_all(&root);

@@ -42,13 +42,68 @@ use store::{Applied, LogStore, SmStore};
 /// Raft node id: the node's 0-based position in the FleetKeySet (§2.1).
 pub type NodeId = u64;
 
-/// A state-machine command as carried in a Raft log entry (§1.3).
+/// spec/fleet-replication.md §1 item 4: the state-machine commands a Raft log entry
+/// carries, applied in order (the leader groups the commands that arrive while its previous
+/// entry commits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Command(#[serde(with = "serde_bytes")] pub Vec<u8>);
+pub struct Command(pub Vec<serde_bytes::ByteBuf>);
 
-/// The output of applying a [`Command`].
+/// The outputs of applying a [`Command`], one per command, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Output(#[serde(with = "serde_bytes")] pub Vec<u8>);
+pub struct Output(pub Vec<serde_bytes::ByteBuf>);
+
+/// The most commands the leader puts into one log entry.
+const MAX_GROUP: usize = 256;
+
+/// One command waiting for the next group, and where its output goes.
+type Waiting = (Vec<u8>, tokio::sync::oneshot::Sender<ForwardReply>);
+
+/// spec/fleet-replication.md §1 item 4 and §3: the leader's group commit. Commands queue
+/// here while an entry is being committed; the next entry carries all of them (at most
+/// [`MAX_GROUP`]), and each waiting caller gets its own command's output. One entry is in
+/// flight at a time: openraft appends one entry per call and waits for its flush, so more
+/// in flight only made the groups smaller (BENCHMARKS.md). Ends when the node's [`Shared`]
+/// is gone.
+async fn group_commit(
+    raft: Raft<TypeConfig>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Waiting>,
+    timeout: Duration,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
+        commit_group(&raft, group, timeout).await;
+    }
+}
+
+/// Commit one group as one entry and answer each of its callers.
+async fn commit_group(raft: &Raft<TypeConfig>, group: Vec<Waiting>, timeout: Duration) {
+    let (commands, waiting): (Vec<_>, Vec<_>) =
+        group.into_iter().map(|(c, tx)| (serde_bytes::ByteBuf::from(c), tx)).unzip();
+    let n = commands.len();
+    let replies: Vec<ForwardReply> =
+        match tokio::time::timeout(timeout, raft.client_write(Command(commands))).await {
+            Err(_) => vec![ForwardReply::Unavailable("commit timed out".into()); n],
+            Ok(Ok(r)) if r.data.0.len() == n => {
+                r.data.0.into_iter().map(|o| ForwardReply::Ok(o.into_vec())).collect()
+            }
+            Ok(Ok(_)) => {
+                vec![ForwardReply::Unavailable("an entry's outputs do not match its commands".into()); n]
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                vec![ForwardReply::NotLeader(f.leader_id); n]
+            }
+            Ok(Err(e)) => vec![ForwardReply::Unavailable(e.to_string()); n],
+        };
+    for (tx, reply) in waiting.into_iter().zip(replies) {
+        let _ = tx.send(reply);
+    }
+}
 
 openraft::declare_raft_types!(
     /// openraft type configuration of a bkv fleet.
@@ -333,6 +388,8 @@ impl StartError {
 struct Shared<S> {
     net: Arc<NetCtx>,
     raft: Raft<TypeConfig>,
+    /// Commands for the next group-committed entry ([`group_commit`]).
+    group: tokio::sync::mpsc::UnboundedSender<Waiting>,
     applied: Arc<Mutex<Applied<S>>>,
     log: Mutex<Option<LogStore>>,
     hsm: Option<Arc<dyn HsmPeer>>,
@@ -423,9 +480,12 @@ impl<S: StateMachine> RaftNode<S> {
                 members.nodes.iter().map(|n| (n.id, BasicNode::new(n.addr.to_string()))).collect();
             raft.initialize(voters).await.map_err(|e| StartError::Raft(e.to_string()))?;
         }
+        let (group, group_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(group_commit(raft.clone(), group_rx, t.op_timeout));
         let shared = Arc::new(Shared {
             net: net.clone(),
             raft,
+            group,
             applied,
             log: Mutex::new(Some(log.clone())),
             hsm: opts.hsm.clone(),
@@ -676,15 +736,16 @@ impl<S: StateMachine> Shared<S> {
         Unavailable(format!("{what}: no majority within {:?}", self.net.timing.op_timeout))
     }
 
-    /// Commit on the leader, from this node (§3.2-3.3).
+    /// Commit on the leader, from this node (§3.2-3.3), in the next group ([`group_commit`]).
     async fn write_local(&self, cmd: Vec<u8>, remaining: Duration) -> ForwardReply {
-        match tokio::time::timeout(remaining, self.raft.client_write(Command(cmd))).await {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.group.send((cmd, tx)).is_err() {
+            return ForwardReply::Unavailable("the node is stopping".into());
+        }
+        match tokio::time::timeout(remaining, rx).await {
             Err(_) => ForwardReply::Unavailable("commit timed out".into()),
-            Ok(Ok(r)) => ForwardReply::Ok(r.data.0),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                ForwardReply::NotLeader(f.leader_id)
-            }
-            Ok(Err(e)) => ForwardReply::Unavailable(e.to_string()),
+            Ok(Err(_)) => ForwardReply::Unavailable("the node is stopping".into()),
+            Ok(Ok(reply)) => reply,
         }
     }
 

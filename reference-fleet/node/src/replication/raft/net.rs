@@ -49,7 +49,7 @@ pub(crate) enum RaftReply<T, E> {
 }
 
 /// spec/fleet-replication.md §4 `ForwardReply`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ForwardReply {
     Ok(#[serde(with = "serde_bytes")] Vec<u8>),

@@ -1,7 +1,12 @@
 //! redb-backed Raft log store and state-machine store.
 //!
 //! spec/fleet-replication.md §3.1: an entry is acknowledged only after the redb write
-//! transaction that stores it has committed with `Durability::Immediate` (fsync).
+//! transaction that stores it has committed with `Durability::Immediate` (fsync). Appends
+//! are group-committed: [`LogStore::append`] puts the entries in memory, where readers see
+//! them at once, and hands them to the node's log writer thread, which writes everything
+//! queued in one transaction with one fsync and only then calls each flush callback, in
+//! order. openraft submits one append per client write; without grouping every write paid
+//! its own fsync and the core loop waited on it.
 //! spec/fleet-replication.md §6.2: snapshots are `StateMachine::snapshot()` bytes, stored
 //! durably; on start the state machine is restored from the stored snapshot and the
 //! committed entries after it are re-applied by openraft.
@@ -57,16 +62,121 @@ pub(crate) fn open_db(path: &Path) -> Result<Arc<Database>, redb::Error> {
     Ok(Arc::new(db))
 }
 
-/// The Raft log and vote, in redb.
+/// The Raft log and vote, in redb, with appends group-committed by a writer thread.
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<Database>,
     id: NodeId,
+    /// Entries appended but not yet in redb (readers overlay them on what redb holds).
+    pending: Arc<Mutex<std::collections::BTreeMap<u64, Entry<TypeConfig>>>>,
+    writer: std::sync::mpsc::Sender<WriteOp>,
+}
+
+/// What the log writer thread does, in the order it was asked.
+enum WriteOp {
+    /// Store entries; call the callback once they are durable.
+    Append(Vec<(u64, LogId<NodeId>, Vec<u8>)>, LogFlushed<TypeConfig>),
+    /// Remove entries from `index` on; answer once durable.
+    Truncate(u64, std::sync::mpsc::SyncSender<Result<(), String>>),
+    /// Remove entries up to `log_id` and record it as purged; answer once durable.
+    Purge(LogId<NodeId>, std::sync::mpsc::SyncSender<Result<(), String>>),
+    /// Record the committed log id (a restart hint, spec/fleet-replication.md §3 item 1).
+    Committed(Option<LogId<NodeId>>),
+}
+
+/// The log writer: takes every queued operation, applies them in order in one write
+/// transaction, commits it (with fsync when it holds log changes), then acknowledges each.
+/// It ends when every [`LogStore`] handle is gone, releasing the database.
+fn log_writer(
+    db: Arc<Database>,
+    rx: std::sync::mpsc::Receiver<WriteOp>,
+    pending: Arc<Mutex<std::collections::BTreeMap<u64, Entry<TypeConfig>>>>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while let Ok(op) = rx.try_recv() {
+            ops.push(op);
+        }
+        let durable = ops.iter().any(|op| !matches!(op, WriteOp::Committed(_)));
+        let result = (|| -> Result<(), String> {
+            let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+            let durability = if durable { Durability::Immediate } else { Durability::None };
+            txn.set_durability(durability).map_err(|e| e.to_string())?;
+            {
+                let mut log = txn.open_table(LOG).map_err(|e| e.to_string())?;
+                let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+                for op in &ops {
+                    match op {
+                        WriteOp::Append(entries, _) => {
+                            for (index, _, bytes) in entries {
+                                log.insert(*index, bytes.as_slice()).map_err(|e| e.to_string())?;
+                            }
+                        }
+                        WriteOp::Truncate(index, _) => {
+                            log.retain_in(*index.., |_, _| false).map_err(|e| e.to_string())?;
+                        }
+                        WriteOp::Purge(log_id, _) => {
+                            meta.insert(KEY_PURGED, enc(&Some(*log_id)).as_slice())
+                                .map_err(|e| e.to_string())?;
+                            log.retain_in(..=log_id.index, |_, _| false).map_err(|e| e.to_string())?;
+                        }
+                        WriteOp::Committed(c) => {
+                            meta.insert(KEY_COMMITTED, enc(c).as_slice()).map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+            }
+            txn.commit().map_err(|e| e.to_string())
+        })();
+        if result.is_ok() {
+            // In redb now: readers find them there (an entry replaced in memory since, by a
+            // truncation and a new append, stays in memory until its own write).
+            let mut p = pending.lock().expect("pending log lock");
+            for op in &ops {
+                if let WriteOp::Append(entries, _) = op {
+                    for (index, log_id, _) in entries {
+                        if p.get(index).is_some_and(|e| e.log_id == *log_id) {
+                            p.remove(index);
+                        }
+                    }
+                }
+            }
+        }
+        for op in ops {
+            let r = result.clone();
+            match op {
+                WriteOp::Append(_, callback) => callback.log_io_completed(r.map_err(std::io::Error::other)),
+                WriteOp::Truncate(_, tx) | WriteOp::Purge(_, tx) => {
+                    let _ = tx.send(r);
+                }
+                WriteOp::Committed(_) => {}
+            }
+        }
+    }
 }
 
 impl LogStore {
     pub(crate) fn new(db: Arc<Database>, id: NodeId) -> Self {
-        Self { db, id }
+        let pending = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let (writer, rx) = std::sync::mpsc::channel();
+        let (thread_db, thread_pending) = (db.clone(), pending.clone());
+        std::thread::Builder::new()
+            .name(format!("raft-log-writer-{id}"))
+            .spawn(move || log_writer(thread_db, rx, thread_pending))
+            .expect("spawn the log writer thread");
+        Self { db, id, pending, writer }
+    }
+
+    /// Ask the writer for `op` (made with the answer's sender) and wait for it.
+    fn write_and_wait(
+        &self,
+        op: impl FnOnce(std::sync::mpsc::SyncSender<Result<(), String>>) -> WriteOp,
+    ) -> Result<(), SErr> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let gone = || StorageIOError::write_logs(&std::io::Error::other("the log writer stopped"));
+        self.writer.send(op(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?.map_err(|e| StorageIOError::write_logs(&std::io::Error::other(e)))?;
+        Ok(())
     }
 
     fn meta_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SErr> {
@@ -96,6 +206,9 @@ impl LogStore {
     }
 
     pub(crate) fn last_log_id(&self) -> Result<Option<LogId<NodeId>>, SErr> {
+        if let Some((_, e)) = self.pending.lock().expect("pending log lock").last_key_value() {
+            return Ok(Some(e.log_id));
+        }
         let txn = self.db.begin_read().map_err(|e| StorageIOError::read_logs(&e))?;
         let t = txn.open_table(LOG).map_err(|e| StorageIOError::read_logs(&e))?;
         let last = t.last().map_err(|e| StorageIOError::read_logs(&e))?;
@@ -114,14 +227,24 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        // The entries still in memory first: the writer removes them only after redb holds
+        // them, so between the two reads every entry is in one or the other.
+        let pending: Vec<Entry<TypeConfig>> = self
+            .pending
+            .lock()
+            .expect("pending log lock")
+            .range(range.clone())
+            .map(|(_, e)| e.clone())
+            .collect();
         let txn = self.db.begin_read().map_err(|e| StorageIOError::read_logs(&e))?;
         let t = txn.open_table(LOG).map_err(|e| StorageIOError::read_logs(&e))?;
-        let mut out = Vec::new();
+        let mut out = std::collections::BTreeMap::new();
         for item in t.range::<u64>(range).map_err(|e| StorageIOError::read_logs(&e))? {
-            let (_, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            out.push(dec(v.value()).map_err(|e| StorageIOError::read_logs(&e))?);
+            let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+            out.insert(k.value(), dec(v.value()).map_err(|e| StorageIOError::read_logs(&e))?);
         }
-        Ok(out)
+        out.extend(pending.into_iter().map(|e| (e.log_id.index, e)));
+        Ok(out.into_values().collect())
     }
 }
 
@@ -139,7 +262,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             None => last_purged_log_id,
         };
-        Ok(LogState { last_purged_log_id, last_log_id: last })
+        let in_memory =
+            self.pending.lock().expect("pending log lock").last_key_value().map(|(_, e)| e.log_id);
+        Ok(LogState { last_purged_log_id, last_log_id: in_memory.or(last) })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -166,56 +291,48 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }))
     }
 
+    /// A restart hint (spec/fleet-replication.md §3 item 1): queued with the next group,
+    /// durable with it.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
-        self.meta_put(KEY_COMMITTED, &committed)
+        self.writer
+            .send(WriteOp::Committed(committed))
+            .map_err(|_| StorageIOError::write(&std::io::Error::other("the log writer stopped")).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
         Ok(self.meta_get::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
     }
 
-    /// spec/fleet-replication.md §3.1: durable (fsync) before the flush callback fires.
+    /// spec/fleet-replication.md §3.1: durable (fsync) before the flush callback fires; the
+    /// entries are readable when this returns, and written with every other append queued
+    /// meanwhile (group commit).
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let mut txn = self.db.begin_write().map_err(|e| StorageIOError::write_logs(&e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| StorageIOError::write_logs(&e))?;
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        let encoded = entries.iter().map(|e| (e.log_id.index, e.log_id, enc(e))).collect();
         {
-            let mut t = txn.open_table(LOG).map_err(|e| StorageIOError::write_logs(&e))?;
+            let mut p = self.pending.lock().expect("pending log lock");
             for e in entries {
-                t.insert(e.log_id.index, enc(&e).as_slice()).map_err(|e| StorageIOError::write_logs(&e))?;
+                p.insert(e.log_id.index, e);
             }
         }
-        txn.commit().map_err(|e| StorageIOError::write_logs(&e))?;
-        callback.log_io_completed(Ok(()));
+        self.writer
+            .send(WriteOp::Append(encoded, callback))
+            .map_err(|_| StorageIOError::write_logs(&std::io::Error::other("the log writer stopped")))?;
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
-        let mut txn = self.db.begin_write().map_err(|e| StorageIOError::write_logs(&e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| StorageIOError::write_logs(&e))?;
-        {
-            let mut t = txn.open_table(LOG).map_err(|e| StorageIOError::write_logs(&e))?;
-            t.retain_in(log_id.index.., |_, _| false).map_err(|e| StorageIOError::write_logs(&e))?;
-        }
-        txn.commit().map_err(|e| StorageIOError::write_logs(&e))?;
-        Ok(())
+        self.pending.lock().expect("pending log lock").retain(|index, _| *index < log_id.index);
+        self.write_and_wait(|tx| WriteOp::Truncate(log_id.index, tx))
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
-        let mut txn = self.db.begin_write().map_err(|e| StorageIOError::write_logs(&e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| StorageIOError::write_logs(&e))?;
-        {
-            let mut m = txn.open_table(META).map_err(|e| StorageIOError::write_logs(&e))?;
-            m.insert(KEY_PURGED, enc(&Some(log_id)).as_slice())
-                .map_err(|e| StorageIOError::write_logs(&e))?;
-            let mut t = txn.open_table(LOG).map_err(|e| StorageIOError::write_logs(&e))?;
-            t.retain_in(..=log_id.index, |_, _| false).map_err(|e| StorageIOError::write_logs(&e))?;
-        }
-        txn.commit().map_err(|e| StorageIOError::write_logs(&e))?;
-        Ok(())
+        self.pending.lock().expect("pending log lock").retain(|index, _| *index > log_id.index);
+        self.write_and_wait(|tx| WriteOp::Purge(log_id, tx))
     }
 }
 
@@ -326,7 +443,12 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             a.last_applied = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => out.push(Output(Vec::new())),
-                EntryPayload::Normal(Command(c)) => out.push(Output(a.sm.apply(&c))),
+                // spec/fleet-replication.md §1 item 4: each command in order, each its own output.
+                EntryPayload::Normal(Command(commands)) => {
+                    let outputs =
+                        commands.iter().map(|c| serde_bytes::ByteBuf::from(a.sm.apply(c))).collect();
+                    out.push(Output(outputs))
+                }
                 EntryPayload::Membership(m) => {
                     a.membership = StoredMembership::new(Some(e.log_id), m);
                     out.push(Output(Vec::new()));
