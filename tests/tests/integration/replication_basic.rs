@@ -184,8 +184,18 @@ async fn concurrent_commands_share_entries_and_each_gets_its_own_output() {
         let log = c.log((n % 3) as usize).unwrap();
         let key = format!("k{}", n % 8);
         tasks.push(tokio::spawn(async move {
-            let out = log.propose(GuessCommand::attempt(&key, 1000 + n)).await;
-            (key, out.map(|o| GuessOutput::decode(&o).unwrap()))
+            // A busy machine may time a commit out: the retry carries the same request id,
+            // so it is the same attempt (bounded, like `propose_until_ok`).
+            let cmd = GuessCommand::attempt(&key, 1000 + n);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let out = loop {
+                match log.propose(cmd.clone()).await {
+                    Ok(out) => break Ok(GuessOutput::decode(&out).unwrap()),
+                    Err(e) if Instant::now() >= deadline => break Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            };
+            (key, out)
         }));
     }
     let mut per_key: std::collections::BTreeMap<String, Vec<GuessOutput>> = Default::default();

@@ -199,16 +199,14 @@ impl LogStore {
         Ok(())
     }
 
-    /// The last log id in the store (or the last purged one), for `status` replies (§6.3).
     /// The committed log id openraft last saved (`save_committed`), for status reports.
     pub(crate) fn committed_log_id(&self) -> Result<Option<LogId<NodeId>>, SErr> {
         Ok(self.meta_get::<Option<LogId<NodeId>>>(KEY_COMMITTED)?.flatten())
     }
 
+    /// The last log id in the store (or the last purged one), for `status` replies (§6.3):
+    /// only what is durable counts ("what it has stored"), not entries still in memory.
     pub(crate) fn last_log_id(&self) -> Result<Option<LogId<NodeId>>, SErr> {
-        if let Some((_, e)) = self.pending.lock().expect("pending log lock").last_key_value() {
-            return Ok(Some(e.log_id));
-        }
         let txn = self.db.begin_read().map_err(|e| StorageIOError::read_logs(&e))?;
         let t = txn.open_table(LOG).map_err(|e| StorageIOError::read_logs(&e))?;
         let last = t.last().map_err(|e| StorageIOError::read_logs(&e))?;
