@@ -298,6 +298,27 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })
 }
 
+/// A 32-byte secret from a hex file (`bkv log keygen --out`, `bkv keys file`, `orgs/`),
+/// naming the file when it is missing (`io.read`) or not such a key (`cli.usage`).
+pub fn read_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+    let text = zeroize::Zeroizing::new(read_file(path)?);
+    let bytes = zeroize::Zeroizing::new(hex::decode(text.trim_ascii()).unwrap_or_default());
+    let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::BadInput {
+        path: path.to_owned(),
+        detail: "not a key file: 64 hex digits, as `bkv log keygen --out` and `bkv keys file` write".into(),
+    })?;
+    Ok(zeroize::Zeroizing::new(secret))
+}
+
+/// The constructor of [`Error::InFile`] for `map_err`: a protocol structure in `path` that
+/// is not `what`.
+pub fn in_file<'a>(
+    path: &'a std::path::Path,
+    what: &'static str,
+) -> impl Fn(bkv_protocol::Error) -> Error + 'a {
+    move |source| Error::InFile { path: path.to_owned(), what, source }
+}
+
 /// Parse a JSON input file, naming it in the error (`cli.usage`).
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     serde_json::from_slice(&read_file(path)?).map_err(|e| Error::BadInput {

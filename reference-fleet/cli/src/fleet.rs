@@ -108,38 +108,21 @@ pub fn publish(
     std::fs::create_dir_all(&out).map_err(|source| Error::Write { path: out.clone(), source })?;
     write_file(&out.join("evidence.cbor"), evidence)?;
     write_file(&out.join("released-bundle.cbor"), released)?;
-    let mut spec = format!(
-        "# The trust spec of spec/audit.md §1.1: `bkv trust build trust.toml`.\nfleet_id = {:?}\n",
-        trust.anchors.fleet_id
-    );
+    // Each organisation key as PEM, named as the trust spec names it.
+    let key_file = |role: &str, i: usize| {
+        format!("{}{}.pem", role.replace('_', "-"), if i == 0 { String::new() } else { format!("-{i}") })
+    };
     for (role, list) in [("third_party", &trust.anchors.third_party), ("operator", &trust.anchors.operator)] {
         for (i, a) in list.iter().enumerate() {
-            let file = format!(
-                "{}{}.pem",
-                role.replace('_', "-"),
-                if i == 0 { String::new() } else { format!("-{i}") }
-            );
-            write_file(&out.join(&file), bkv_client::published::public_key_to_pem(&a.key).as_bytes())?;
-            spec.push_str(&format!(
-                "\n[[{role}]]\nname = {:?}\nkey = {file:?}\nnot_before = {}\nnot_after = {}\n",
-                a.name,
-                crate::cli::output::rfc3339(a.not_before),
-                crate::cli::output::rfc3339(a.not_after)
-            ));
+            let pem = bkv_client::published::public_key_to_pem(&a.key);
+            write_file(&out.join(key_file(role, i)), pem.as_bytes())?;
         }
     }
     let log = &trust.log;
     write_file(&out.join("log.vkey"), format!("{}\n", log.log_key.encode()).as_bytes())?;
-    let witnesses: Vec<String> = log.witnesses.iter().map(|w| w.encode()).collect();
-    write_file(
-        &out.join("witnesses.vkey"),
-        witnesses.iter().map(|w| format!("{w}\n")).collect::<String>().as_bytes(),
-    )?;
-    spec.push_str(&format!(
-        "\n[log]\nvkey = {:?}\nwitnesses = {witnesses:?}\nthreshold = {}\n",
-        log.log_key.encode(),
-        log.threshold
-    ));
+    let witnesses: String = log.witnesses.iter().map(|w| format!("{}\n", w.encode())).collect();
+    write_file(&out.join("witnesses.vkey"), witnesses.as_bytes())?;
+    let spec = bkv_client::published::trust_spec(trust, &key_file);
     write_file(&out.join("trust.toml"), spec.as_bytes())?;
     write_file(&out.join("vendor-root.pem"), crate::cli::tls::self_signed_root(VENDOR, vendor)?.as_bytes())?;
     Ok(())

@@ -19,15 +19,13 @@ fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Error {
 /// spec/audit.md §1.1: a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) of an Ed25519 (RFC 8410) or
 /// P-256 (RFC 5480) key, as a [`PublicKey`] (a P-256 point uncompressed).
 pub fn public_key_from_pem(what: &str, pem: &str) -> Result<PublicKey> {
-    use ed25519_dalek::pkcs8::DecodePublicKey as _;
-    if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim()) {
-        return Ok(PublicKey::new(Algorithm::Ed25519, k.to_bytes().to_vec())?);
+    let bad = || invalid(what, "not a PEM PUBLIC KEY (SubjectPublicKeyInfo) of an Ed25519 or a P-256 key");
+    let (label, der) =
+        ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|_| bad())?;
+    if label != "PUBLIC KEY" {
+        return Err(bad());
     }
-    if let Ok(k) = p256::PublicKey::from_public_key_pem(pem.trim()) {
-        use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-        return Ok(PublicKey::new(Algorithm::Esp256, k.to_encoded_point(false).as_bytes().to_vec())?);
-    }
-    Err(invalid(what, "not a PEM PUBLIC KEY (SubjectPublicKeyInfo) of an Ed25519 or a P-256 key"))
+    public_key_from_spki_der(&der)?.ok_or_else(bad)
 }
 
 /// The PEM `PUBLIC KEY` an organisation publishes for `key` (the inverse of
@@ -49,12 +47,25 @@ pub fn public_key_to_pem(key: &PublicKey) -> String {
     pem.expect("a valid key encodes")
 }
 
-/// spec/audit.md §1.1: a vendor's self-signed root certificate (PEM) as a [`VendorRoot`]:
-/// its subject's one common name and its key, after its self-signature verified.
-pub fn vendor_root_from_pem(what: &str, pem: &str) -> Result<VendorRoot> {
+/// spec/audit.md §1.1: every block of a PEM file as a vendor root (§1 item 4), in order;
+/// each must be a self-signed root certificate ([`vendor_root`]).
+pub fn vendor_roots_from_pem(text: &[u8]) -> Result<Vec<VendorRoot>> {
+    let mut roots = Vec::new();
+    for (i, block) in x509_parser::pem::Pem::iter_from_buffer(text).enumerate() {
+        let what = format!("certificate {} of the file", i + 1);
+        let pem = block.map_err(|e| invalid(&what, format!("not a PEM CERTIFICATE: {e}")))?;
+        roots.push(vendor_root(&what, &pem)?);
+    }
+    if roots.is_empty() {
+        return Err(invalid("vendor root certificates", "no PEM CERTIFICATE in the file"));
+    }
+    Ok(roots)
+}
+
+/// A vendor's self-signed root certificate as a [`VendorRoot`]: its subject's one common
+/// name and its key, after its self-signature verified.
+fn vendor_root(what: &str, pem: &x509_parser::pem::Pem) -> Result<VendorRoot> {
     use x509_parser::prelude::*;
-    let (_, pem) = parse_x509_pem(pem.trim_start().as_bytes())
-        .map_err(|e| invalid(what, format!("not a PEM CERTIFICATE: {e}")))?;
     if pem.label != "CERTIFICATE" {
         return Err(invalid(what, format!("a PEM {:?}, not a CERTIFICATE", pem.label)));
     }
@@ -77,24 +88,30 @@ pub fn vendor_root_from_pem(what: &str, pem: &str) -> Result<VendorRoot> {
     let [name] = names.as_slice() else {
         return Err(invalid(what, format!("its subject has {} common names, not one", names.len())));
     };
-    let spki = cert.public_key().raw;
-    let key = public_key_from_spki_der(spki)
+    let key = public_key_from_spki_der(cert.public_key().raw)
+        .ok()
+        .flatten()
         .ok_or_else(|| invalid(what, "its key is neither Ed25519 nor P-256"))?;
     Ok(VendorRoot { name: (*name).to_owned(), key })
 }
 
-fn public_key_from_spki_der(der: &[u8]) -> Option<PublicKey> {
+/// An X.509 SubjectPublicKeyInfo (DER) as a [`PublicKey`]: `None` when it is neither an
+/// Ed25519 nor a P-256 key, an error when the key is not valid for the protocol
+/// (spec/conventions.md §4.2).
+fn public_key_from_spki_der(der: &[u8]) -> Result<Option<PublicKey>> {
     use ed25519_dalek::pkcs8::DecodePublicKey as _;
-    if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
-        return PublicKey::new(Algorithm::Ed25519, k.to_bytes().to_vec()).ok();
-    }
     use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-    let k = p256::PublicKey::from_public_key_der(der).ok()?;
-    PublicKey::new(Algorithm::Esp256, k.to_encoded_point(false).as_bytes().to_vec()).ok()
+    if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
+        return Ok(Some(PublicKey::new(Algorithm::Ed25519, k.to_bytes().to_vec())?));
+    }
+    match p256::PublicKey::from_public_key_der(der) {
+        Ok(k) => Ok(Some(PublicKey::new(Algorithm::Esp256, k.to_encoded_point(false).as_bytes().to_vec())?)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A time in a trust spec: a TOML date-time (RFC 3339) or POSIX seconds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 enum SpecTime {
     Seconds(u64),
@@ -102,6 +119,18 @@ enum SpecTime {
 }
 
 impl SpecTime {
+    /// POSIX seconds as a TOML date-time in UTC (as seconds when out of its range).
+    fn at(secs: u64) -> SpecTime {
+        let text = i64::try_from(secs)
+            .ok()
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        match text.and_then(|t| t.parse().ok()) {
+            Some(d) => SpecTime::Date(d),
+            None => SpecTime::Seconds(secs),
+        }
+    }
+
     fn seconds(&self, what: &str) -> Result<u64> {
         match self {
             SpecTime::Seconds(s) => Ok(*s),
@@ -119,7 +148,7 @@ impl SpecTime {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecAnchor {
     name: String,
@@ -128,7 +157,7 @@ struct SpecAnchor {
     not_after: SpecTime,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecLog {
     vkey: String,
@@ -137,7 +166,7 @@ struct SpecLog {
     threshold: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TrustSpec {
     fleet_id: String,
@@ -146,6 +175,36 @@ struct TrustSpec {
     third_party: Vec<SpecAnchor>,
     operator: Vec<SpecAnchor>,
     log: SpecLog,
+}
+
+/// spec/audit.md §1.1 "Trust spec": the spec naming `trust`'s keys (the inverse of
+/// [`trust_from_spec`]), each organisation's key as the file `key_file(role, index)`, with
+/// `role` `"third_party"` or `"operator"`.
+pub fn trust_spec(trust: &Trust, key_file: &dyn Fn(&str, usize) -> String) -> String {
+    let anchors = |role: &str, list: &[Anchor]| -> Vec<SpecAnchor> {
+        list.iter()
+            .enumerate()
+            .map(|(i, a)| SpecAnchor {
+                name: a.name.clone(),
+                key: key_file(role, i),
+                not_before: SpecTime::at(a.not_before),
+                not_after: SpecTime::at(a.not_after),
+            })
+            .collect()
+    };
+    let spec = TrustSpec {
+        fleet_id: trust.anchors.fleet_id.clone(),
+        pinned: trust.anchors.pinned.iter().map(hex::encode).collect(),
+        third_party: anchors("third_party", &trust.anchors.third_party),
+        operator: anchors("operator", &trust.anchors.operator),
+        log: SpecLog {
+            vkey: trust.log.log_key.encode(),
+            witnesses: trust.log.witnesses.iter().map(|w| w.encode()).collect(),
+            threshold: trust.log.threshold,
+        },
+    };
+    let body = toml::to_string(&spec).expect("a trust spec is TOML");
+    format!("# The trust spec of spec/audit.md §1.1: `bkv trust build trust.toml`.\n{body}")
 }
 
 /// spec/audit.md §1.1 "Trust spec": build the trust file's anchors from a TOML spec naming
@@ -345,6 +404,52 @@ pub fn trust_from_bytes(bytes: &[u8]) -> Result<Trust> {
 mod tests {
     use super::*;
     use bkv_protocol::crypto::{Ed25519Signer, Esp256Signer, Signer as _};
+
+    /// A spec written by [`trust_spec`] builds the same trust file, pinned digests and
+    /// several keys per organisation included.
+    #[test]
+    fn a_written_trust_spec_builds_the_same_trust() {
+        let window = |key: PublicKey, name: &str| Anchor {
+            name: name.into(),
+            key,
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+        };
+        let tp = |i: u8| Ed25519Signer::from_seed(&[i; 32]).public_key().clone();
+        let op = Esp256Signer::from_scalar(&[9; 32]).expect("scalar").public_key().clone();
+        let log_signer = Ed25519Signer::from_seed(&[3; 32]);
+        let w_signer = Ed25519Signer::from_seed(&[4; 32]);
+        let log_key =
+            bkv_protocol::audit_log::note::verifier_key("log.example/bkv", 1, &log_signer).expect("vkey");
+        let witness = bkv_protocol::audit_log::note::verifier_key("w.example", 4, &w_signer).expect("vkey");
+        let trust = Trust {
+            anchors: TrustAnchors {
+                v: 1,
+                fleet_id: "fleet \"one\"".into(),
+                third_party: vec![window(tp(1), "tp"), window(tp(2), "tp")],
+                operator: vec![window(op.clone(), "op")],
+                pinned: vec![serde_bytes::ByteBuf::from(vec![7; 32])],
+            },
+            log: LogAnchors {
+                origin: "log.example/bkv".into(),
+                log_key,
+                witnesses: vec![witness],
+                threshold: 1,
+            },
+        };
+        let text = trust_spec(&trust, &|role, i| format!("{role}-{i}.pem"));
+        let key = |name: &str| -> Result<String> {
+            let k = match name {
+                "third_party-0.pem" => tp(1),
+                "third_party-1.pem" => tp(2),
+                "operator-0.pem" => op.clone(),
+                other => panic!("{other}"),
+            };
+            Ok(public_key_to_pem(&k))
+        };
+        assert_eq!(trust_from_spec(&text, &key).expect(&text), trust);
+        assert!(text.contains("not_before = 2023-11-14T22:13:20Z"), "{text}");
+    }
 
     #[test]
     fn pem_round_trips_both_algorithms() {

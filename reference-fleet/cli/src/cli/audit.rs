@@ -165,14 +165,10 @@ pub fn html(r: &AuditReport, inputs: &[(String, String)]) -> String {
 
 /// Run `bkv audit`.
 pub async fn run(a: AuditArgs) -> Result<ExitCode> {
-    let in_file = |path: &PathBuf, what: &'static str| {
-        let path = path.clone();
-        move |source| Error::InFile { path, what, source }
-    };
     let log_url = super::url::service_url("log", &a.log)?;
     let evidence = read_file(&a.evidence)?;
     let released = LoggedBundle::from_cbor(&read_file(&a.bundle)?)
-        .map_err(in_file(&a.bundle, "a released (logged) bundle, released-bundle.cbor"))?;
+        .map_err(crate::error::in_file(&a.bundle, "a released (logged) bundle, released-bundle.cbor"))?;
     let trust = super::trust::read_trust(&a.trust)?;
     let roots = super::trust::read_vendor_roots(&a.vendor_roots)?;
     let software = match (&a.measurement, &a.measure) {

@@ -90,7 +90,7 @@ pub async fn run(cmd: BundleCommand) -> Result<ExitCode> {
 /// auditors receive (spec/audit-log.md §6.1), described without verifying it.
 fn inspect(a: &InspectArgs) -> Result<ExitCode> {
     let bytes = read_file(&a.file)?;
-    let in_file = |what: &'static str| move |source| Error::InFile { path: a.file.clone(), what, source };
+    let in_file = |what: &'static str| crate::error::in_file(&a.file, what);
     let (bundle, logged) = match Parsed::parse(&bytes) {
         Ok(_) => (bytes.clone(), None),
         Err(bare) => match LoggedBundle::from_cbor(&bytes) {

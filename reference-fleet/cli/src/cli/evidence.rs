@@ -6,7 +6,7 @@
 //! each signed object is shown by its key id so a reader can compare it with the anchors.
 
 use super::contract::Envelope;
-use crate::error::{Error, Result, read_file};
+use crate::error::{Result, in_file, read_file};
 use bkv_protocol::evidence::{
     AttestationStatement, CT_ATTESTATION, CT_DEVICE_CERT, CT_EVIDENCE, CT_STEP, CeremonyStep, DeviceCert,
     Evidence, Sign1,
@@ -74,10 +74,6 @@ pub struct InspectedAttestation {
     pub software: String,
     /// How many node keys the statement lists.
     pub keys: usize,
-}
-
-fn in_file<'a>(file: &'a std::path::Path, what: &'static str) -> impl Fn(bkv_protocol::Error) -> Error + 'a {
-    move |source| Error::InFile { path: file.to_owned(), what, source }
 }
 
 /// Decode `bytes` as evidence.

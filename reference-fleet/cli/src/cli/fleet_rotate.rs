@@ -35,10 +35,7 @@ fn running(dir: &std::path::Path) -> crate::error::Error {
 
 /// Refuse a fleet whose supervisor (`bkv fleet up`) is alive, before anything is opened.
 fn refuse_running(dir: &std::path::Path) -> Result<()> {
-    let path = dir.join("supervisor.json");
-    if let Ok(file) = crate::error::read_json::<super::supervisor::ControlFile>(&path)
-        && std::path::Path::new(&format!("/proc/{}", file.pid)).exists()
-    {
+    if let Ok(Some(_)) = super::supervisor::live_supervisor(dir) {
         return Err(running(dir));
     }
     Ok(())

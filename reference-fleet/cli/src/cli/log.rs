@@ -191,7 +191,7 @@ pub async fn run_async(args: Args, json: bool) -> Result<ExitCode, Error> {
             tls,
         } => {
             let config = tls.config()?;
-            let signer = Ed25519Signer::from_seed(&*seed_file(&key_file)?);
+            let signer = Ed25519Signer::from_seed(&*crate::error::read_secret(&key_file)?);
             let token = server::AdminToken::load_or_create(&admin_token_file, &mut rand_core::OsRng)?;
             let log = Arc::new(
                 LogService::open(&db, &origin, signer, witnesses)?
@@ -218,7 +218,7 @@ pub async fn run_async(args: Args, json: bool) -> Result<ExitCode, Error> {
         }
         Cmd::Witness { db, addr, name, key_file, log_vkey, supervised, tls } => {
             let config = tls.config()?;
-            let signer = Ed25519Signer::from_seed(&*seed_file(&key_file)?);
+            let signer = Ed25519Signer::from_seed(&*crate::error::read_secret(&key_file)?);
             let w = Witness::open(&db, &name, signer, VerifierKey::parse(&log_vkey)?)?;
             let vkey = w.vkey().encode();
             let running = server::spawn_tls(&addr, witness::router(Arc::new(w)), config).await?;
@@ -304,18 +304,6 @@ pub fn read_log_anchors(path: &std::path::Path) -> Result<LogAnchors, Error> {
              ({{\"origin\", \"log_key\", \"witnesses\", \"threshold\"}}); as JSON: {e}"
         ),
     })
-}
-
-/// A 32-byte hex seed file (`bkv log keygen --out`), naming the file when it is missing
-/// (`io.read`) or not a seed (`cli.usage`).
-fn seed_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, Error> {
-    let text = zeroize::Zeroizing::new(crate::error::read_file(path)?);
-    let bytes = zeroize::Zeroizing::new(hex::decode(text.trim_ascii()).unwrap_or_default());
-    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::BadInput {
-        path: path.to_owned(),
-        detail: "not a key file: 64 hex digits, as `bkv log keygen --out` writes".into(),
-    })?;
-    Ok(zeroize::Zeroizing::new(seed))
 }
 
 /// The monitor's state file: `{"size", "root": hex}` (the `log` object of `bkv bundle verify

@@ -63,7 +63,7 @@ impl KeySource {
     ) -> Result<Box<dyn bkv_protocol::crypto::Signer + Send + Sync>> {
         match (self.token()?, &self.key_file) {
             (Some(key), _) => Ok(Box::new(bkv_pkcs11::TokenSigner::open(&key)?)),
-            (None, Some(file)) => software(&secret(file)?),
+            (None, Some(file)) => software(&crate::error::read_secret(file)?),
             (None, None) => Err(Error::Usage("give --key-file or --pkcs11-module".into())),
         }
     }
@@ -122,11 +122,6 @@ fn hex32(flag: &str, s: &str) -> Result<[u8; 32]> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Error::Usage(format!("{flag}: {s:?} is not 32 bytes of hex")))
-}
-
-/// A 32-byte secret from a hex file (the format of `bkv log keygen` and `orgs/`).
-pub(crate) fn secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
-    Ok(bkv_node::hsm::Kek::from_file(path).map_err(Error::Hsm)?.expose())
 }
 
 /// Run `bkv signer`.

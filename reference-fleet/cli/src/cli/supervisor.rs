@@ -379,22 +379,25 @@ pub async fn run_processes(mut fleet: LocalFleet, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The control file of the supervisor of `dir` when that supervisor is alive; `None` when
+/// there is no control file or its process is gone.
+pub(crate) fn live_supervisor(dir: &Path) -> Result<Option<ControlFile>> {
+    let path = dir.join("supervisor.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file: ControlFile = crate::error::read_json(&path)?;
+    Ok(Path::new(&format!("/proc/{}", file.pid)).exists().then_some(file))
+}
+
 /// Send `action` for `node` (or, with no node, stop the fleet) to the supervisor of `dir`.
 pub async fn request(dir: &Path, node: Option<&str>, action: &str) -> Result<String> {
-    let path = dir.join("supervisor.json");
-    let not_running = || {
+    let file = live_supervisor(dir)?.ok_or_else(|| {
         Error::Usage(format!(
             "no fleet is running in {0}: `bkv fleet up --processes --dir {0}` starts one",
             dir.display()
         ))
-    };
-    if !path.exists() {
-        return Err(not_running());
-    }
-    let file: ControlFile = crate::error::read_json(&path)?;
-    if !Path::new(&format!("/proc/{}", file.pid)).exists() {
-        return Err(not_running());
-    }
+    })?;
     let url = match node {
         Some(id) => format!("{}/nodes/{id}/{action}", file.control),
         None => format!("{}/stop", file.control),

@@ -111,28 +111,9 @@ pub fn read_vendor_roots(path: &Path) -> Result<Vec<VendorRoot>> {
     })
 }
 
-/// Every `CERTIFICATE` block of a PEM file, as vendor roots.
+/// Every `CERTIFICATE` block of a PEM file, as vendor roots, naming the file on failure.
 fn roots_from_pem(path: &Path, text: &str) -> Result<Vec<VendorRoot>> {
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut roots = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN") {
-        let block = &rest[start..];
-        let end = block.find(END).map(|e| e + END.len()).unwrap_or(block.len());
-        let what = format!("certificate {} of the file", roots.len() + 1);
-        roots.push(
-            published::vendor_root_from_pem(&what, &block[..end]).map_err(|e| published_error(path, e))?,
-        );
-        rest = &block[end..];
-    }
-    if roots.is_empty() {
-        return Err(Error::Published {
-            path: path.to_owned(),
-            what: "vendor root certificates".into(),
-            detail: "no PEM CERTIFICATE in the file".into(),
-        });
-    }
-    Ok(roots)
+    published::vendor_roots_from_pem(text.as_bytes()).map_err(|e| published_error(path, e))
 }
 
 /// Run `bkv trust`.
@@ -160,16 +141,16 @@ fn build(a: BuildArgs, json: bool) -> Result<ExitCode> {
         })
     };
     let trust = published::trust_from_spec(&text, &read_key).map_err(|e| published_error(&a.spec, e))?;
+    let doc = JsonTrust::from_trust(&trust);
     let bytes = match a.format {
         Format::Cbor => bkv_protocol::cbor::to_vec(&trust),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&JsonTrust::from_trust(&trust)).expect("serializable");
+            let mut s = serde_json::to_string_pretty(&doc).expect("serializable");
             s.push('\n');
             s.into_bytes()
         }
     };
     out.write(&bytes)?;
-    let doc = JsonTrust::from_trust(&trust);
     if json {
         Envelope::success(serde_json::json!({ "file": a.out, "trust": doc })).print();
     } else if out != OutputFile::Stdout {
