@@ -112,6 +112,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("{0}")]
     Runtime(String),
+    /// A benchmark's fleet did not start, elect a leader, snapshot or catch up in time.
+    #[error("{0}")]
+    Bench(String),
     /// A node's configuration cannot be used.
     #[error(transparent)]
     NodeConfig(#[from] bkv_node::config::ConfigError),
@@ -192,6 +195,7 @@ impl Error {
             Error::Hsm(e) => e.code(),
             Error::NodeStart(e) => e.code(),
             Error::Runtime(_) => "io.runtime",
+            Error::Bench(_) => "bench.failed",
             Error::NodeConfig(e) => e.code(),
             Error::Tls(_) => "tls.config.invalid",
             Error::RateLimited(_) => "client.rate_limited",
@@ -381,6 +385,7 @@ mod tests {
             Error::Transport("x".into()),
             Error::Http("x".into()),
             Error::Runtime("x".into()),
+            Error::Bench("x".into()),
             Error::Hsm(bkv_node::HsmError::Io("x".into())),
             Error::Hsm(bkv_node::HsmError::Sealed("x".into())),
             Error::Hsm(bkv_node::HsmError::Unseal),

@@ -218,3 +218,23 @@ async fn concurrent_commands_share_entries_and_each_gets_its_own_output() {
     assert_eq!(state(&bytes).key("k0"), KeyState { remaining: 0, granted: 10 });
     c.shutdown().await;
 }
+
+/// spec/fleet-replication.md §4 item 4 and §6.1: a node whose storage was wiped catches up
+/// from the leader's snapshot of 20,000 records (about 7 MB, several chunks), and ends with
+/// the leader's state. Before chunks were byte strings of at most 1 MiB and the endpoint set
+/// its own body limit, every 3 MiB chunk (written as an array of integers) was refused with
+/// 413 by the framework's 2 MiB default, and a wiped node never caught up. Also a start-up
+/// from the node's own stored snapshot, and recoveries against the seeded records
+/// (`bkv bench scale` at one small size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_catches_up_from_a_snapshot_larger_than_one_default_body() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("basic-big-snapshot-{}", std::process::id()));
+    let row = bkv_node::replication::raft::scale::measure(20_000, 3, 2, 1, &dir, &|_| {})
+        .await
+        .expect("the measurement completes: the wiped node caught up");
+    assert!(row.snapshot_bytes > 4 << 20, "the snapshot is several default bodies: {row:?}");
+    assert!(row.recoveries_per_sec > 0.0 && row.errors == 0, "{row:?}");
+    assert!(row.catch_up_secs > 0.0 && row.startup_secs > 0.0, "{row:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,6 +21,7 @@ pub mod operator;
 pub mod output;
 pub mod recovery_bench;
 pub mod replication_bench;
+pub mod scale_bench;
 pub mod signer;
 pub mod supervisor;
 pub mod tls;
@@ -161,6 +162,9 @@ pub enum BenchCommand {
     /// Full recoveries per second over HTTP: replicated fleet vs a single node without
     /// replication, in the same run.
     Recovery(recovery_bench::RecoveryBenchArgs),
+    /// Recoveries, memory, snapshots, start-up and catch-up at several record counts
+    /// (records seeded directly through the state machine).
+    Scale(scale_bench::ScaleBenchArgs),
 }
 
 /// Print a benchmark's results: the envelope with `--json`, else a table; each with its
@@ -222,6 +226,7 @@ impl Command {
             Command::Backup(c) => c.set_json(json),
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
             Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
+            Command::Bench(BenchCommand::Scale(a)) => a.json = json,
             Command::Tls(c) => c.set_json(json),
             Command::Operator(operator::OperatorCommand::Countersign(a)) => a.json = json,
             Command::Signer(_) => {}
@@ -390,6 +395,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Evidence(cmd) => evidence::run(cmd, json),
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
+        Command::Bench(BenchCommand::Scale(a)) => scale_bench::run(a).await,
         Command::Tls(cmd) => tls::run(cmd),
         Command::Signer(cmd) => signer::run_signer(cmd, json).await,
         Command::Operator(cmd) => operator::run_operator(cmd).await,

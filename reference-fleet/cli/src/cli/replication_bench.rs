@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use bkv_node::replication::raft::bench::{BenchResult, LogRef, Scratch, UnreplicatedLog, drive, start_fleet};
+use bkv_node::replication::raft::bench::{
+    BenchResult, LogRef, Scratch, UnreplicatedLog, drive, drive_fleet, start_fleet,
+};
 use bkv_node::replication::raft::guess_counter::GuessCounter;
 
 /// Arguments of `bkv bench replication`.
@@ -54,16 +56,14 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
 
     steps.step(&format!("1-node Raft, no replication ({} clients, {} s)...", a.clients, a.secs));
     let one = start_fleet(1, &root.join("one"), limit).await.map_err(Error::Usage)?;
-    let logs: Vec<_> = one.iter().map(|n| n.command_log()).collect();
-    results.push(drive("1-node Raft, no replication", logs, a.clients, dur).await);
+    results.push(drive_fleet("1-node Raft, no replication", &one, a.clients, dur).await);
     for n in one {
         n.shutdown().await;
     }
 
     steps.step(&format!("{}-node replicated fleet ({} clients, {} s)...", a.nodes, a.clients, a.secs));
     let fleet = start_fleet(a.nodes, &root.join("fleet"), limit).await.map_err(Error::Usage)?;
-    let logs: Vec<_> = fleet.iter().map(|n| n.command_log()).collect();
-    results.push(drive(&format!("{}-node replicated (Raft)", a.nodes), logs, a.clients, dur).await);
+    results.push(drive_fleet(&format!("{}-node replicated (Raft)", a.nodes), &fleet, a.clients, dur).await);
     for n in fleet {
         n.shutdown().await;
     }

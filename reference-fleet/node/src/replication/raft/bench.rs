@@ -14,6 +14,7 @@ use bkv_protocol::state_machine::StateMachine;
 use redb::{Database, Durability, TableDefinition};
 
 use super::guess_counter::{GuessCommand, GuessCounter, GuessOutput};
+use super::stages::{Breakdown, Stages};
 use super::{AllUp, FleetMembers, FleetNode, NodeId, NodeOptions, RaftNode, Timing};
 use crate::replication::{CommandLog, Unavailable};
 
@@ -34,6 +35,9 @@ pub struct BenchResult {
     pub p50_ms: f64,
     /// 99th percentile latency, milliseconds.
     pub p99_ms: f64,
+    /// Where the commit path's time went (Raft configurations only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("commands");
@@ -143,6 +147,7 @@ pub fn summarize(label: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Dura
         ops_per_sec: lat.len() as f64 / secs,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        breakdown: None,
     }
 }
 
@@ -183,7 +188,34 @@ pub fn results_table(results: &[BenchResult]) -> String {
             ratio(r, base)
         ));
     }
+    for r in results {
+        let Some(b) = &r.breakdown else { continue };
+        s.push_str(&format!(
+            "\n{}: where the time went ({:.1} commands per entry; means over every node's events)\n",
+            r.label, b.commands_per_entry
+        ));
+        for m in &b.stages {
+            s.push_str(&format!("  {:<44} {:>8} {:>9.3} ms\n", m.stage, m.count, m.mean_ms));
+        }
+    }
     s
+}
+
+/// Drive `clients` clients over `nodes` (as [`drive`]) and add the commit path's
+/// [`Breakdown`] over the nodes, counted from the start of the measurement.
+pub async fn drive_fleet<S: StateMachine>(
+    label: &str,
+    nodes: &[RaftNode<S>],
+    clients: usize,
+    duration: Duration,
+) -> BenchResult {
+    for n in nodes {
+        n.stages().reset();
+    }
+    let logs = nodes.iter().map(|n| n.command_log()).collect();
+    let mut r = drive(label, logs, clients, duration).await;
+    r.breakdown = Some(Stages::breakdown(nodes.iter().map(|n| n.stages())));
+    r
 }
 
 impl<L> Clone for LogRef<L> {
@@ -209,56 +241,104 @@ impl<L: CommandLog> CommandLog for LogRef<L> {
 
 /// Start an `n`-node loopback fleet in `dir` and wait until every node knows the leader.
 pub async fn start_fleet(n: usize, dir: &Path, limit: u64) -> Result<Vec<RaftNode<GuessCounter>>, String> {
-    let signers: Vec<Arc<Ed25519Signer>> =
-        (0..n).map(|i| Arc::new(Ed25519Signer::from_seed(&[i as u8 + 1; 32]))).collect();
-    let (mut nodes, mut listeners) = (Vec::new(), Vec::new());
-    for (i, s) in signers.iter().enumerate() {
-        // Bound once here and handed to the node: no pick-then-bind race.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        listeners.push(listener);
-        nodes.push(FleetNode {
-            id: i as NodeId,
-            addr,
-            key: s.public_key().clone(),
-            datacenter: format!("dc{}", i % 3 + 1),
-        });
+    Ok(BenchFleet::start(n, dir, Timing::default(), |_| GuessCounter::new(limit)).await?.nodes)
+}
+
+/// An in-process loopback fleet whose nodes can be stopped and started again.
+pub struct BenchFleet<S> {
+    /// The running nodes, by id.
+    pub nodes: Vec<RaftNode<S>>,
+    members: Arc<FleetMembers>,
+    signers: Vec<Arc<Ed25519Signer>>,
+    dir: PathBuf,
+    timing: Timing,
+}
+
+impl<S: StateMachine> BenchFleet<S> {
+    /// Start `n` nodes in `dir` with `timing`, node `i` with `initial(i)` as its state when
+    /// its storage holds no snapshot, and wait until every node knows one leader.
+    pub async fn start(
+        n: usize,
+        dir: &Path,
+        timing: Timing,
+        initial: impl Fn(usize) -> S,
+    ) -> Result<Self, String> {
+        let signers: Vec<Arc<Ed25519Signer>> =
+            (0..n).map(|i| Arc::new(Ed25519Signer::from_seed(&[i as u8 + 1; 32]))).collect();
+        let (mut nodes, mut listeners) = (Vec::new(), Vec::new());
+        for (i, s) in signers.iter().enumerate() {
+            // Bound once here and handed to the node: no pick-then-bind race.
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            listeners.push(listener);
+            nodes.push(FleetNode {
+                id: i as NodeId,
+                addr,
+                key: s.public_key().clone(),
+                datacenter: format!("dc{}", i % 3 + 1),
+            });
+        }
+        let members = Arc::new(FleetMembers { fleet_id: "bench".into(), epoch: 1, nodes });
+        let mut fleet = BenchFleet { nodes: Vec::new(), members, signers, dir: dir.to_path_buf(), timing };
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let node = fleet.start_node(i, Some(listener), initial(i)).await?;
+            fleet.nodes.push(node);
+        }
+        fleet.settle().await?;
+        Ok(fleet)
     }
-    let members = Arc::new(FleetMembers { fleet_id: "bench".into(), epoch: 1, nodes });
-    let mut running = Vec::new();
-    for (i, (signer, listener)) in signers.into_iter().zip(listeners).enumerate() {
+
+    /// Start node `i` (its storage is `dir/node<i>`) with `initial`.
+    pub async fn start_node(
+        &self,
+        i: usize,
+        listener: Option<std::net::TcpListener>,
+        initial: S,
+    ) -> Result<RaftNode<S>, String> {
         let opts = NodeOptions {
             clock: bkv_client::clock::SystemClock::shared(),
-            listener: Some(listener),
+            listener,
             id: i as NodeId,
-            dir: dir.join(format!("node{i}")),
-            signer,
+            dir: self.node_dir(i),
+            signer: self.signers[i].clone(),
             bootstrap: true,
-            timing: Timing::default(),
+            timing: self.timing,
             links: Arc::new(AllUp),
             tls: None,
             hsm: None,
         };
-        running.push(
-            RaftNode::start(members.clone(), opts, GuessCounter::new(limit))
-                .await
-                .map_err(|e| e.to_string())?,
-        );
+        RaftNode::start(self.members.clone(), opts, initial).await.map_err(|e| e.to_string())
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let leaders: std::collections::BTreeSet<_> =
-            running.iter().map(|n| n.raft().metrics().borrow().current_leader).collect();
-        if leaders.len() == 1 && leaders.first().is_some_and(|l| l.is_some()) {
-            // The vote gates open after W; wait so that the measurement starts on a settled fleet.
-            if running.iter().all(|n| n.status().gate_open) {
-                return Ok(running);
+
+    /// Node `i`'s storage directory.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{i}"))
+    }
+
+    /// Wait (at most 30 s) until every node knows the same leader and its vote gate is open.
+    pub async fn settle(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let leaders: std::collections::BTreeSet<_> =
+                self.nodes.iter().map(|n| n.raft().metrics().borrow().current_leader).collect();
+            if leaders.len() == 1 && leaders.first().is_some_and(|l| l.is_some()) {
+                // The vote gates open after W; wait so that the measurement starts on a settled fleet.
+                if self.nodes.iter().all(|n| n.status().gate_open) {
+                    return Ok(());
+                }
             }
+            if Instant::now() >= deadline {
+                return Err("the fleet elected no leader within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if Instant::now() >= deadline {
-            return Err("the fleet elected no leader within 30 s".into());
+    }
+
+    /// Stop every node.
+    pub async fn shutdown(self) {
+        for n in self.nodes {
+            n.shutdown().await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -15,6 +15,8 @@ pub mod auth;
 pub mod bench;
 pub mod guess_counter;
 pub mod net;
+pub mod scale;
+pub mod stages;
 mod store;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use super::{CommandLog, Unavailable};
 use bkv_client::clock::SharedClock;
 use net::{CallError, ForwardReply, NetCtx, NodeStatus, RaftReply, dec, enc};
+use stages::{Stage, Stages};
 use store::{Applied, LogStore, SmStore};
 
 /// Raft node id: the node's 0-based position in the FleetKeySet (§2.1).
@@ -68,6 +71,7 @@ async fn group_commit(
     raft: Raft<TypeConfig>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Waiting>,
     timeout: Duration,
+    stages: Arc<Stages>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -77,29 +81,32 @@ async fn group_commit(
                 Err(_) => break,
             }
         }
-        commit_group(&raft, group, timeout).await;
+        commit_group(&raft, group, timeout, &stages).await;
     }
 }
 
 /// Commit one group as one entry and answer each of its callers.
-async fn commit_group(raft: &Raft<TypeConfig>, group: Vec<Waiting>, timeout: Duration) {
+async fn commit_group(raft: &Raft<TypeConfig>, group: Vec<Waiting>, timeout: Duration, stages: &Stages) {
     let (commands, waiting): (Vec<_>, Vec<_>) =
         group.into_iter().map(|(c, tx)| (serde_bytes::ByteBuf::from(c), tx)).unzip();
     let n = commands.len();
-    let replies: Vec<ForwardReply> =
-        match tokio::time::timeout(timeout, raft.client_write(Command(commands))).await {
-            Err(_) => vec![ForwardReply::Unavailable("commit timed out".into()); n],
-            Ok(Ok(r)) if r.data.0.len() == n => {
-                r.data.0.into_iter().map(|o| ForwardReply::Ok(o.into_vec())).collect()
-            }
-            Ok(Ok(_)) => {
-                vec![ForwardReply::Unavailable("an entry's outputs do not match its commands".into()); n]
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                vec![ForwardReply::NotLeader(f.leader_id); n]
-            }
-            Ok(Err(e)) => vec![ForwardReply::Unavailable(e.to_string()); n],
-        };
+    stages.group(n);
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, raft.client_write(Command(commands))).await;
+    stages.record(Stage::Commit, started);
+    let replies: Vec<ForwardReply> = match result {
+        Err(_) => vec![ForwardReply::Unavailable("commit timed out".into()); n],
+        Ok(Ok(r)) if r.data.0.len() == n => {
+            r.data.0.into_iter().map(|o| ForwardReply::Ok(o.into_vec())).collect()
+        }
+        Ok(Ok(_)) => {
+            vec![ForwardReply::Unavailable("an entry's outputs do not match its commands".into()); n]
+        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            vec![ForwardReply::NotLeader(f.leader_id); n]
+        }
+        Ok(Err(e)) => vec![ForwardReply::Unavailable(e.to_string()); n],
+    };
     for (tx, reply) in waiting.into_iter().zip(replies) {
         let _ = tx.send(reply);
     }
@@ -436,7 +443,8 @@ impl<S: StateMachine> RaftNode<S> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let path = opts.dir.join("raft.redb");
         let db = retry_until(deadline, || store::open_db(&path)).await.map_err(StartError::Storage)?;
-        let log = LogStore::new(db.clone(), opts.id);
+        let stages = Arc::new(Stages::default());
+        let log = LogStore::new(db.clone(), opts.id, stages.clone());
         let db_handle = Arc::downgrade(&db);
         let sm = SmStore::open(db, initial).map_err(StartError::Storage)?;
         let applied = sm.applied.clone();
@@ -449,6 +457,8 @@ impl<S: StateMachine> RaftNode<S> {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.snapshot_every / 2,
             install_snapshot_timeout: 1000,
+            // One chunk must travel within `install_snapshot_timeout` on a loaded node.
+            snapshot_max_chunk_size: 1 << 20,
             // §6.3: no candidacy before the vote gate has polled and this node's log has
             // reached what the poll saw (enabled by `run_gate`).
             enable_elect: false,
@@ -470,6 +480,7 @@ impl<S: StateMachine> RaftNode<S> {
                 .build()
                 .map_err(|e| StartError::Raft(e.to_string()))?,
             gate: net::Gate::default(),
+            stages: stages.clone(),
         });
         let raft =
             Raft::new(opts.id, Arc::new(config), net::NetFactory { ctx: net.clone() }, log.clone(), sm)
@@ -481,7 +492,7 @@ impl<S: StateMachine> RaftNode<S> {
             raft.initialize(voters).await.map_err(|e| StartError::Raft(e.to_string()))?;
         }
         let (group, group_rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(group_commit(raft.clone(), group_rx, t.op_timeout));
+        tokio::spawn(group_commit(raft.clone(), group_rx, t.op_timeout, stages));
         let shared = Arc::new(Shared {
             net: net.clone(),
             raft,
@@ -518,15 +529,19 @@ impl<S: StateMachine> RaftNode<S> {
                 }
             }
         };
-        let app = axum::Router::new()
-            .route(net::RPC_PATH, axum::routing::post(rpc_handler::<S>))
-            .route(net::STATUS_PATH, axum::routing::get(status_handler::<S>))
-            .with_state(shared.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         // Peers are few and authenticated per RPC; the caps only bound what a stranger on
         // the node-to-node port can hold.
         let limits =
             bkv_serve::Limits { max_per_client: 256, max_body: 64 << 20, ..bkv_serve::Limits::default() };
+        // axum's own body limit (2 MiB unless set) would refuse snapshot chunks and large
+        // append batches with 413, and a lagging node would never catch up: the node-to-node
+        // body limit is `limits.max_body`.
+        let app = axum::Router::new()
+            .route(net::RPC_PATH, axum::routing::post(rpc_handler::<S>))
+            .route(net::STATUS_PATH, axum::routing::get(status_handler::<S>))
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body))
+            .with_state(shared.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server =
             tokio::spawn(bkv_serve::serve(listener, app, limits, opts.tls, Arc::new(|_| {}), async move {
                 let _ = rx.await;
@@ -550,6 +565,11 @@ impl<S: StateMachine> RaftNode<S> {
     /// The [`CommandLog`] clients of this node use.
     pub fn command_log(&self) -> RaftCommandLog<S> {
         RaftCommandLog { shared: self.shared.clone() }
+    }
+
+    /// This node's commit-path counters ([`stages`]).
+    pub fn stages(&self) -> &Stages {
+        &self.shared.net.stages
     }
 
     /// The openraft handle (metrics, leader, etc.).
@@ -764,6 +784,22 @@ impl<S: StateMachine> Shared<S> {
         }
     }
 
+    /// Send `kind` to the leader `l` (counted as [`Stage::Forward`] for proposals).
+    async fn forward(
+        &self,
+        l: NodeId,
+        kind: auth::RpcKind,
+        payload: Vec<u8>,
+        remaining: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let started = Instant::now();
+        let r = self.net.call(l, kind, payload, remaining).await;
+        if kind == auth::RpcKind::Propose {
+            self.net.stages.record(Stage::Forward, started);
+        }
+        r
+    }
+
     /// Run `kind` (`propose` or `read`) on the leader, forwarding if needed, until the
     /// deadline (§3.3, §5, §7).
     async fn submit(&self, kind: auth::RpcKind, payload: Vec<u8>) -> Result<Vec<u8>, Unavailable> {
@@ -782,7 +818,7 @@ impl<S: StateMachine> Shared<S> {
                 } else {
                     self.read_local(&payload, remaining).await
                 }),
-                Some(l) => match self.net.call(l, kind, payload.clone(), remaining).await {
+                Some(l) => match self.forward(l, kind, payload.clone(), remaining).await {
                     Ok(body) => dec::<ForwardReply>(&body).ok(),
                     // A retry is safe even if the first try was committed: commands carry
                     // request ids and the state machine applies each id once (§1.2, §3.4).
@@ -815,6 +851,7 @@ async fn rpc_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>, body: By
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONNECTION, "close")], "node stopped")
             .into_response();
     }
+    let started = Instant::now();
     let net = &sh.net;
     let msg = match auth::open(&body, net.members.as_ref(), net.id, net.clock.now_ms(), net.timing.window_ms)
     {
@@ -832,8 +869,8 @@ async fn rpc_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>, body: By
             }),
             Err(e) => enc(&RaftReply::<(), ()>::Refused(e)),
         },
-        auth::RpcKind::Snapshot => match dec(&msg.body) {
-            Ok(req) => enc(&match sh.raft.install_snapshot(req).await {
+        auth::RpcKind::Snapshot => match dec::<net::SnapshotChunk>(&msg.body) {
+            Ok(req) => enc(&match sh.raft.install_snapshot(req.into()).await {
                 Ok(r) => RaftReply::Ok(r),
                 Err(e) => RaftReply::Err(e),
             }),
@@ -869,8 +906,11 @@ async fn rpc_handler<S: StateMachine>(State(sh): State<Arc<Shared<S>>>, body: By
         time_ms: net.clock.now_ms(),
         body: reply_body,
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/cbor")], auth::seal(&reply, net.signer.as_ref()))
-        .into_response()
+    let sealed = auth::seal(&reply, net.signer.as_ref());
+    if msg.kind == auth::RpcKind::Append {
+        net.stages.record(Stage::AppendHandler, started);
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/cbor")], sealed).into_response()
 }
 
 /// spec/fleet-replication.md: the replicated [`CommandLog`] of one node.

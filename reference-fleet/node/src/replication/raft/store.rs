@@ -91,6 +91,7 @@ fn log_writer(
     db: Arc<Database>,
     rx: std::sync::mpsc::Receiver<WriteOp>,
     pending: Arc<Mutex<std::collections::BTreeMap<u64, Entry<TypeConfig>>>>,
+    stages: &super::stages::Stages,
 ) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
@@ -126,7 +127,12 @@ fn log_writer(
                     }
                 }
             }
-            txn.commit().map_err(|e| e.to_string())
+            let started = std::time::Instant::now();
+            txn.commit().map_err(|e| e.to_string())?;
+            if durable {
+                stages.record(super::stages::Stage::LogFlush, started);
+            }
+            Ok(())
         })();
         if result.is_ok() {
             // In redb now: readers find them there (an entry replaced in memory since, by a
@@ -156,13 +162,13 @@ fn log_writer(
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>, id: NodeId) -> Self {
+    pub(crate) fn new(db: Arc<Database>, id: NodeId, stages: Arc<super::stages::Stages>) -> Self {
         let pending = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         let (writer, rx) = std::sync::mpsc::channel();
         let (thread_db, thread_pending) = (db.clone(), pending.clone());
         std::thread::Builder::new()
             .name(format!("raft-log-writer-{id}"))
-            .spawn(move || log_writer(thread_db, rx, thread_pending))
+            .spawn(move || log_writer(thread_db, rx, thread_pending, &stages))
             .expect("spawn the log writer thread");
         Self { db, id, pending, writer }
     }
