@@ -36,6 +36,13 @@ fn split(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
+/// The most hashes a proof in a tree of `size` leaves holds: its depth, plus one for a
+/// consistency proof's own subtree (RFC 9162 §2.1.3.1, §2.1.4.1), so that building one
+/// never reallocates.
+fn proof_capacity(size: u64) -> usize {
+    (u64::BITS - size.saturating_sub(1).leading_zeros()) as usize + 1
+}
+
 /// An append-only Merkle tree held in memory (spec/audit-log.md §3.1, §3.2).
 ///
 /// `levels[k][i]` is the hash of the complete subtree of `2^k` leaves starting at leaf
@@ -124,7 +131,7 @@ impl Tree {
         if index >= size || size > self.size() {
             return None;
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(proof_capacity(size));
         self.path(index, 0, size, &mut out);
         Some(out)
     }
@@ -149,7 +156,7 @@ impl Tree {
         if size1 == 0 || size1 > size2 || size2 > self.size() {
             return None;
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(proof_capacity(size2));
         self.subproof(size1, 0, size2, true, &mut out);
         Some(out)
     }
@@ -277,4 +284,29 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
         sn >>= 1;
     }
     if sn == 0 && ct_eq(&fr, &first) && ct_eq(&sr, root2) { Ok(()) } else { Err(bad) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `proof_capacity` bounds every proof, so building one never reallocates; and it is
+    /// tight: some proof of each size reaches the depth.
+    #[test]
+    fn proofs_fit_their_capacity() {
+        let mut tree = Tree::new();
+        for n in 1..=130u64 {
+            tree.push(&n.to_be_bytes());
+            let cap = proof_capacity(n);
+            let mut longest = 0;
+            for i in 0..n {
+                let p = tree.inclusion_proof(i, n).unwrap();
+                assert!(p.len() < cap, "inclusion {i} of {n}: {} hashes, capacity {cap}", p.len());
+                longest = longest.max(p.len());
+                let c = tree.consistency_proof(i + 1, n).unwrap();
+                assert!(c.len() <= cap, "consistency {} to {n}: {} hashes, capacity {cap}", i + 1, c.len());
+            }
+            assert_eq!(longest + 1, cap, "size {n}");
+        }
+    }
 }

@@ -40,13 +40,26 @@ impl LogStore {
 
     /// Durably append `entry`; returns its index only after the commit.
     pub fn append(&mut self, entry: &[u8]) -> Result<u64> {
-        let index = self.tree.size();
+        self.append_batch(&[entry])
+    }
+
+    /// Durably append `entries` in order, in one transaction with one fsync; returns the
+    /// index of the first only after the commit. On error nothing was appended.
+    pub fn append_batch<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<u64> {
+        let first = self.tree.size();
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        txn.open_table(ENTRIES)?.insert(index, entry)?;
+        {
+            let mut table = txn.open_table(ENTRIES)?;
+            for (i, e) in entries.iter().enumerate() {
+                table.insert(first + i as u64, e.as_ref())?;
+            }
+        }
         txn.commit()?;
-        self.tree.push(entry);
-        Ok(index)
+        for e in entries {
+            self.tree.push(e.as_ref());
+        }
+        Ok(first)
     }
 
     /// The Merkle tree of all stored entries.

@@ -16,6 +16,7 @@ pub mod fleet_rotate;
 pub mod fleet_status;
 pub mod fleet_up;
 pub mod log;
+pub mod log_bench;
 pub mod node;
 pub mod operator;
 pub mod output;
@@ -165,6 +166,9 @@ pub enum BenchCommand {
     /// Recoveries, memory, snapshots, start-up and catch-up at several record counts
     /// (records seeded directly through the state machine).
     Scale(scale_bench::ScaleBenchArgs),
+    /// Durable appends per second to the audit log service over HTTP vs its storage alone,
+    /// in the same run.
+    Log(log_bench::LogBenchArgs),
 }
 
 /// Print a benchmark's results: the envelope with `--json`, else a table; each with its
@@ -227,6 +231,7 @@ impl Command {
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
             Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
             Command::Bench(BenchCommand::Scale(a)) => a.json = json,
+            Command::Bench(BenchCommand::Log(a)) => a.json = json,
             Command::Tls(c) => c.set_json(json),
             Command::Operator(operator::OperatorCommand::Countersign(a)) => a.json = json,
             Command::Signer(_) => {}
@@ -396,6 +401,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
         Command::Bench(BenchCommand::Scale(a)) => scale_bench::run(a).await,
+        Command::Bench(BenchCommand::Log(a)) => log_bench::run(a).await,
         Command::Tls(cmd) => tls::run(cmd),
         Command::Signer(cmd) => signer::run_signer(cmd, json).await,
         Command::Operator(cmd) => operator::run_operator(cmd).await,

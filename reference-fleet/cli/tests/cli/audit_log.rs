@@ -505,7 +505,7 @@ async fn the_monitor_flags_a_tile_the_log_does_not_serve() {
         LogService::open(&dir.join("log.redb"), ORIGIN, Ed25519Signer::from_seed(&[1; 32]), vec![]).unwrap(),
     );
     for e in 0..3u64 {
-        log.append(&LogEntry::bundle("f", e, &[e as u8; 8]).to_cbor()).unwrap();
+        log.append(&LogEntry::bundle("f", e, &[e as u8; 8]).to_cbor()).await.unwrap();
     }
     log.publish_checkpoint().await.unwrap();
     let hide_bundles =

@@ -534,6 +534,8 @@ fn f9_f13_every_subcommand_by_the_contract() {
     let scale = ["--records", "200", "--nodes", "2", "--clients", "2", "--secs", "1", "--dir"];
     c.ok("bkv bench scale", &[&scale[..], &[&p("bench-s")]].concat());
     c.fails("bkv bench scale", &["--nodes", "1"], 2, "cli.usage");
+    c.ok("bkv bench log", &["--clients", "2", "--secs", "1", "--dir", &p("bench-l")]);
+    c.fails("bkv bench log", &["--clients", "0"], 2, "cli.usage");
     let demo = c.ok("bkv demo", &["--nodes", "1", "--insecure-test-ksf", "--dir", &p("demo")]);
     assert!(demo["trust"].as_str().unwrap().ends_with("trust.cbor"), "{demo}");
     c.fails("bkv demo", &["--nodes", "1", "--insecure-test-ksf", "--dir", &p("demo")], 2, "cli.usage");
