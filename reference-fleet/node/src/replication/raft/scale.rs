@@ -172,9 +172,8 @@ pub async fn measure(
     step(&format!("{records} records: starting {nodes} nodes..."));
     let mut fleet = BenchFleet::start(nodes, dir, Timing::default(), |_| template.clone()).await?;
     drop(template);
-    let rss_mib_per_node = rss_before.max(1).abs_diff(resident_bytes().max(rss_before)) as f64
-        / nodes as f64
-        / (1024.0 * 1024.0);
+    let rss_mib_per_node =
+        resident_bytes().saturating_sub(rss_before) as f64 / nodes as f64 / (1024.0 * 1024.0);
 
     let changes_before: Vec<u64> = fleet.nodes.iter().map(|n| n.command_log().leader_changes()).collect();
     step(&format!("{records} records: {clients} clients recovering for {secs} s..."));
