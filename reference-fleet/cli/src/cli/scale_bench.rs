@@ -17,7 +17,7 @@ pub struct ScaleBenchArgs {
     /// machine.
     #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
     pub records: Vec<u64>,
-    /// Nodes in the fleet (at least 2).
+    /// Nodes in the fleet (at least 3: one follower is restarted, another wiped).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
     /// Concurrent recovering clients (spread over the nodes).
@@ -36,9 +36,9 @@ pub struct ScaleBenchArgs {
 
 /// Run the benchmark.
 pub async fn run(a: ScaleBenchArgs) -> Result<ExitCode> {
-    if a.nodes < 2 || a.clients == 0 || a.secs == 0 || a.records.is_empty() || a.records.contains(&0) {
+    if a.nodes < 3 || a.clients == 0 || a.secs == 0 || a.records.is_empty() || a.records.contains(&0) {
         return Err(Error::Usage(
-            "--nodes must be at least 2, --clients, --secs and every --records count at least 1".into(),
+            "--nodes must be at least 3, --clients, --secs and every --records count at least 1".into(),
         ));
     }
     let root = a

@@ -531,9 +531,9 @@ fn f9_f13_every_subcommand_by_the_contract() {
     c.fails("bkv bench replication", &["--nodes", "0"], 2, "cli.usage");
     c.ok("bkv bench recovery", &[&bench[..], &[&p("bench-v")]].concat());
     c.fails("bkv bench recovery", &["--nodes", "0"], 2, "cli.usage");
-    let scale = ["--records", "200", "--nodes", "2", "--clients", "2", "--secs", "1", "--dir"];
+    let scale = ["--records", "200", "--nodes", "3", "--clients", "2", "--secs", "1", "--dir"];
     c.ok("bkv bench scale", &[&scale[..], &[&p("bench-s")]].concat());
-    c.fails("bkv bench scale", &["--nodes", "1"], 2, "cli.usage");
+    c.fails("bkv bench scale", &["--nodes", "2"], 2, "cli.usage");
     c.ok("bkv bench log", &["--clients", "2", "--secs", "1", "--dir", &p("bench-l")]);
     c.fails("bkv bench log", &["--clients", "0"], 2, "cli.usage");
     let demo = c.ok("bkv demo", &["--nodes", "1", "--insecure-test-ksf", "--dir", &p("demo")]);
