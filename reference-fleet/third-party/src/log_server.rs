@@ -16,13 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-/// The log: storage, signing key, and the witnesses it asks for cosignatures.
 /// One append waiting for the writer, and where its index goes.
 type Waiting = (Vec<u8>, tokio::sync::oneshot::Sender<Result<u64>>);
 
 /// The most entries one batch (one transaction, one fsync) carries.
 const MAX_BATCH: usize = 1024;
 
+/// The log: storage, signing key, and the witnesses it asks for cosignatures.
 pub struct LogService {
     origin: String,
     signer: Ed25519Signer,
@@ -33,8 +33,9 @@ pub struct LogService {
     witnesses: Vec<String>,
     witness_sizes: Mutex<HashMap<String, u64>>,
     publish: tokio::sync::Mutex<()>,
-    crash_after_appends: Option<u64>,
-    appends: Arc<std::sync::atomic::AtomicU64>,
+    /// Fault injection: the writer aborts the process right after this many appends of
+    /// this process are durable (0: never).
+    crash_after: Arc<std::sync::atomic::AtomicU64>,
     http: reqwest::Client,
 }
 
@@ -43,47 +44,39 @@ impl LogService {
     /// the witnesses at `witnesses` (base URLs) to cosign.
     pub fn open(db: &Path, origin: &str, signer: Ed25519Signer, witnesses: Vec<String>) -> Result<Self> {
         note::verifier_key(origin, SIG_TYPE_ED25519, &signer)?;
+        let store = Arc::new(Mutex::new(LogStore::open(db)?));
+        let crash_after = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (writer_store, writer_crash) = (store.clone(), crash_after.clone());
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || write_batches(&writer_store, &rx, &writer_crash))
+            .map_err(|e| Error::Storage(format!("cannot start the log writer: {e}")))?;
         Ok(LogService {
             origin: origin.to_owned(),
             signer,
-            store: Arc::new(Mutex::new(LogStore::open(db)?)),
-            writer: None,
+            store,
+            writer: Some((tx, thread)),
             witnesses,
             witness_sizes: Mutex::new(HashMap::new()),
             publish: tokio::sync::Mutex::new(()),
-            crash_after_appends: None,
-            appends: Arc::new(0.into()),
+            crash_after,
             http: bkv_client::http::client(),
-        }
-        .start_writer())
-    }
-
-    fn start_writer(mut self) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (store, appends, crash) = (self.store.clone(), self.appends.clone(), self.crash_after_appends);
-        let thread = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || write_batches(&store, &rx, &appends, crash))
-            .expect("spawn the log writer thread");
-        if let Some((old_tx, old_thread)) = self.writer.replace((tx, thread)) {
-            drop(old_tx);
-            let _ = old_thread.join();
-        }
-        self
+        })
     }
 
     /// Fault injection for crash tests: abort the process right after the n-th durable
     /// append of this process, before the append is acknowledged. Only a build with the
     /// test-only `fault-injection` feature has the hook; any other build refuses.
-    pub fn crash_after_appends(mut self, n: Option<u64>) -> Result<Self> {
+    pub fn crash_after_appends(self, n: Option<u64>) -> Result<Self> {
         if n.is_some() && !cfg!(feature = "fault-injection") {
             return Err(Error::Storage(
                 "this build has no fault injection (feature `fault-injection`, tests only)".into(),
             ));
         }
-        self.crash_after_appends = n;
         // The writer checks the count after each durable batch.
-        Ok(self.start_writer())
+        self.crash_after.store(n.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+        Ok(self)
     }
 
     /// The log's verifier key.
@@ -386,9 +379,9 @@ impl Drop for LogService {
 fn write_batches(
     store: &Mutex<LogStore>,
     rx: &std::sync::mpsc::Receiver<Waiting>,
-    appends: &std::sync::atomic::AtomicU64,
-    crash_after_appends: Option<u64>,
+    crash_after: &std::sync::atomic::AtomicU64,
 ) {
+    let mut appended = 0u64;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -399,16 +392,18 @@ fn write_batches(
         }
         let (entries, waiting): (Vec<Vec<u8>>, Vec<_>) = batch.into_iter().unzip();
         let written = store.lock().unwrap_or_else(|p| p.into_inner()).append_batch(&entries);
-        let before = appends.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        let before = appended;
+        appended += entries.len() as u64;
         #[cfg(feature = "fault-injection")]
-        if crash_after_appends
-            .is_some_and(|n| written.is_ok() && before < n && n <= before + entries.len() as u64)
         {
-            // Simulated crash between the durable write and the acknowledgement.
-            std::process::abort();
+            let n = crash_after.load(std::sync::atomic::Ordering::SeqCst);
+            if written.is_ok() && before < n && n <= appended {
+                // Simulated crash between the durable write and the acknowledgement.
+                std::process::abort();
+            }
         }
         #[cfg(not(feature = "fault-injection"))]
-        let _ = (before, crash_after_appends);
+        let _ = (before, crash_after);
         for (i, tx) in waiting.into_iter().enumerate() {
             let _ = tx.send(match &written {
                 Ok(first) => Ok(first + i as u64),

@@ -1,4 +1,4 @@
-//! spec/audit-log.md §8.1: durable storage of the log in redb. An append returns only
+//! spec/audit-log.md §8.1: durable storage of the log in redb. An append batch returns only
 //! after a commit with `Durability::Immediate`, so an acknowledged entry survives a crash.
 
 use crate::{Error, Result};
@@ -36,11 +36,6 @@ impl LogStore {
             }
         }
         Ok(LogStore { db, tree })
-    }
-
-    /// Durably append `entry`; returns its index only after the commit.
-    pub fn append(&mut self, entry: &[u8]) -> Result<u64> {
-        self.append_batch(&[entry])
     }
 
     /// Durably append `entries` in order, in one transaction with one fsync; returns the

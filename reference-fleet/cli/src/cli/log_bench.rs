@@ -59,12 +59,9 @@ pub async fn run(a: LogBenchArgs) -> Result<ExitCode> {
     if a.clients == 0 || a.secs == 0 {
         return Err(Error::Usage("--clients and --secs must each be at least 1".into()));
     }
-    let root = a
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("bkv-bench-log-{}", std::process::id())));
+    let scratch = Scratch::given_or_temp(a.dir.as_deref(), "bkv-bench-log");
+    let root = scratch.0.clone();
     std::fs::create_dir_all(&root).map_err(|source| Error::Write { path: root.clone(), source })?;
-    let _scratch = Scratch(root.clone());
     let dur = Duration::from_secs(a.secs);
     let steps = super::output::Steps::new(a.json);
 

@@ -54,11 +54,8 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
     if a.nodes == 0 || a.clients == 0 {
         return Err(Error::Usage("--nodes and --clients must be at least 1".into()));
     }
-    let root = a
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("bkv-bench-recovery-{}", std::process::id())));
-    let _scratch = Scratch(root.clone());
+    let scratch = Scratch::given_or_temp(a.dir.as_deref(), "bkv-bench-recovery");
+    let root = scratch.0.clone();
     let dur = Duration::from_secs(a.secs);
     let mut results = Vec::new();
     let steps = super::output::Steps::new(a.json);

@@ -38,11 +38,8 @@ pub async fn run(a: ReplicationBenchArgs) -> Result<ExitCode> {
     if a.nodes == 0 || a.clients == 0 || a.secs == 0 {
         return Err(Error::Usage("--nodes, --clients and --secs must each be at least 1".into()));
     }
-    let root = a
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("bkv-bench-{}", std::process::id())));
-    let _scratch = Scratch(root.clone());
+    let scratch = Scratch::given_or_temp(a.dir.as_deref(), "bkv-bench");
+    let root = scratch.0.clone();
     let dur = Duration::from_secs(a.secs);
     let limit = 10;
     let mut results: Vec<BenchResult> = Vec::new();

@@ -41,11 +41,8 @@ pub async fn run(a: ScaleBenchArgs) -> Result<ExitCode> {
             "--nodes must be at least 3, --clients, --secs and every --records count at least 1".into(),
         ));
     }
-    let root = a
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("bkv-bench-scale-{}", std::process::id())));
-    let _scratch = Scratch(root.clone());
+    let scratch = Scratch::given_or_temp(a.dir.as_deref(), "bkv-bench-scale");
+    let root = scratch.0.clone();
     let steps = super::output::Steps::new(a.json);
     let mut rows: Vec<ScaleRow> = Vec::new();
     for (i, &records) in a.records.iter().enumerate() {

@@ -345,6 +345,16 @@ impl<S: StateMachine> BenchFleet<S> {
 /// A scratch directory that is removed on drop.
 pub struct Scratch(pub PathBuf);
 
+impl Scratch {
+    /// `dir`, or a fresh `<prefix>-<pid>` under the system temp dir.
+    pub fn given_or_temp(dir: Option<&Path>, prefix: &str) -> Self {
+        Scratch(
+            dir.map(Path::to_path_buf)
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()))),
+        )
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
