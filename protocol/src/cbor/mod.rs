@@ -29,6 +29,19 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     value_to_vec(&v)
 }
 
+/// spec/conventions.md §3.2: encode `value` straight to bytes, without the `Value` tree of
+/// [`to_vec`] (which for a large state is many times the state's size and time).
+///
+/// The bytes are deterministic only for types whose maps are all structs declared in the
+/// deterministic order of their keys (shorter key first, then bytewise), whose sequences
+/// know their length, and that hold no float. Each type written with it has a test that
+/// compares the two encoders.
+pub fn to_vec_in_declared_order<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
 /// spec/conventions.md §3.2: encode a `ciborium::Value` deterministically.
 pub fn value_to_vec(value: &Value) -> Vec<u8> {
     let mut v = value.clone();

@@ -432,7 +432,7 @@ impl Boundary {
                 state: i.vault.snapshot(),
             }
         };
-        Signed::sign(&snap, &self.signer)
+        Signed::sign_bytes(snap.to_bytes(), &self.signer)
     }
 
     /// spec/hsm.md §6 rules 2–4: install a `SignedSnapshot`; nothing changes on error.

@@ -173,9 +173,14 @@ pub type SignedSnapshot = Signed;
 impl Signed {
     /// Sign `value` (HSM-internal: only [`super::Boundary`] calls this with its key).
     pub(crate) fn sign<T: Serialize>(value: &T, signer: &dyn Signer) -> Vec<u8> {
-        let msg = cbor::to_vec(value);
+        Self::sign_bytes(cbor::to_vec(value), signer)
+    }
+
+    /// Sign `msg`, the deterministic CBOR of a structure. `Signed`'s fields are declared in
+    /// their deterministic key order, so it is written without copying `msg` again.
+    pub(crate) fn sign_bytes(msg: Vec<u8>, signer: &dyn Signer) -> Vec<u8> {
         let sig = signer.sign(&msg);
-        cbor::to_vec(&Signed { msg, sig })
+        cbor::to_vec_in_declared_order(&Signed { msg, sig })
     }
 
     /// Decode `bytes` and its `msg` as a `T`; `key(&T)` is the key that must have signed
@@ -208,31 +213,38 @@ impl Ack {
     }
 }
 
-/// spec/hsm.md §6 `HsmSnapshot`.
+/// spec/hsm.md §6 `HsmSnapshot`. Its fields are declared in the deterministic order of
+/// their keys (spec/conventions.md §3.2), so its bytes are written straight from it
+/// ([`HsmSnapshot::to_bytes`]): a snapshot is as large as the vault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HsmSnapshot {
     /// Version, 1.
     pub v: u64,
-    /// [`SNAPSHOT_PURPOSE`].
-    pub purpose: String,
-    /// Fleet id.
-    pub fleet: String,
-    /// Epoch.
-    pub epoch: u64,
     /// The HSM that made it.
     pub node: u64,
-    /// Its position.
-    pub position: u64,
     /// Its chain hash.
     #[serde(with = "serde_bytes")]
     pub chain: [u8; 32],
+    /// Epoch.
+    pub epoch: u64,
+    /// Fleet id.
+    pub fleet: String,
     /// The `VaultSnapshot` (spec/vault.md §8.4).
     #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
+    /// [`SNAPSHOT_PURPOSE`].
+    pub purpose: String,
+    /// Its position.
+    pub position: u64,
 }
 
 impl HsmSnapshot {
+    /// Its deterministic CBOR (spec/conventions.md §3.2), without a copy of `state`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        cbor::to_vec_in_declared_order(self)
+    }
+
     /// spec/hsm.md §6 rule 2: decode and verify a `SignedSnapshot`; `hsm.snapshot.invalid`
     /// when anything fails.
     pub fn open(

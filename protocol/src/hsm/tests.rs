@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::Error;
+use crate::cbor;
 use crate::crypto::{Ed25519Signer, Signer};
 use crate::node_api::{Begun, PendingCommit};
 use crate::session::{self, SessionSecretKey, SessionServer, SessionTarget};
@@ -219,9 +220,9 @@ fn forged_acknowledgements_give_no_ke2() {
     // An acknowledgement signed by a key that is not node 0's.
     let (p, k, wait, _) = f.attempt(1, b"record-0000000001");
     let genuine = f.acks(k, &[0]).remove(0);
-    let signed: SignedAck = crate::cbor::from_slice(&genuine).unwrap();
+    let signed: SignedAck = cbor::from_slice(&genuine).unwrap();
     let forger = Ed25519Signer::from_seed(&[9; 32]);
-    let forged = crate::cbor::to_vec(&SignedAck { sig: forger.sign(&signed.msg), msg: signed.msg.clone() });
+    let forged = cbor::to_vec(&SignedAck { sig: forger.sign(&signed.msg), msg: signed.msg.clone() });
     let r = f.nodes[1].hsm.resume(&mut f.rng, p, k, &[forged], NOW);
     assert_eq!(refused(&r, wait), Some(Error::HsmCommitUnproven));
     // A genuine acknowledgement of an earlier position.
@@ -230,9 +231,9 @@ fn forged_acknowledgements_give_no_ke2() {
     let r = f.nodes[1].hsm.resume(&mut f.rng, p, k, &earlier, NOW);
     assert_eq!(refused(&r, wait), Some(Error::HsmCommitUnproven));
     // The host signs an Ack itself through the RPC signing interface: refused (§7).
-    let mut ack: Ack = crate::cbor::from_slice(&signed.msg).unwrap();
+    let mut ack: Ack = cbor::from_slice(&signed.msg).unwrap();
     ack.position = k;
-    let msg = crate::cbor::to_vec(&ack);
+    let msg = cbor::to_vec(&ack);
     assert_eq!(f.nodes[0].hsm.sign_rpc(&msg), None);
     assert!(RpcSigner(f.nodes[0].hsm.clone()).sign(&msg).is_empty());
 }
@@ -345,6 +346,12 @@ fn snapshots_are_signed_and_one_above_the_mark_waits_for_a_quorum() {
     f.register(b"record-0000000001", b"code");
     let (_, _, _, _) = f.attempt(1, b"record-0000000001");
     let snap = f.nodes[1].hsm.snapshot();
+    // Written straight from its structures, it is their deterministic encoding
+    // (spec/conventions.md §3.2).
+    let signed: Signed = cbor::from_slice(&snap).unwrap();
+    assert_eq!(cbor::to_vec(&signed), snap);
+    let inner: HsmSnapshot = cbor::from_slice(&signed.msg).unwrap();
+    assert_eq!((cbor::to_vec(&inner), inner.to_bytes()), (signed.msg.clone(), signed.msg.clone()));
     // A tampered snapshot is refused and changes nothing.
     let mut bad = snap.clone();
     let n = bad.len();
@@ -370,11 +377,8 @@ fn a_retired_hsm_stays_retired_whatever_the_disk_says() {
     use crate::vault::VaultCommand;
     let mut f = Fleet::new(10);
     f.register(b"record-0000000001", b"code");
-    let retire = crate::cbor::to_vec(&VaultCommand::Retire {
-        request_id: vec![7; 16],
-        time: NOW,
-        successor: vec![1; 32],
-    });
+    let retire =
+        cbor::to_vec(&VaultCommand::Retire { request_id: vec![7; 16], time: NOW, successor: vec![1; 32] });
     f.commit(LogEntry::encode(0, &retire), &[0, 1, 2]);
     assert!(f.nodes[0].store.state().unwrap().retired.is_some());
     assert_eq!(f.nodes[0].hsm.ack(1), Err(Error::HsmRetired));

@@ -26,7 +26,7 @@ use opaque_ke::{
     ServerLoginParameters, ServerRegistration, ServerSetup,
 };
 use rand_core::{CryptoRng, RngCore};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
@@ -81,7 +81,6 @@ struct PendingLogin {
     generation: u64,
     login: ServerLogin<OpaqueSuite>,
     wrapped_key: Zeroizing<Vec<u8>>,
-    created: u64,
 }
 
 /// A node's vault front end (spec/vault.md §7). `Send + Sync`: share it behind an `Arc`.
@@ -89,7 +88,60 @@ pub struct VaultServer {
     setup: VaultServerSetup,
     fleet_id: String,
     context: Vec<u8>,
-    pending: Mutex<BTreeMap<RequestId, PendingLogin>>,
+    pending: Mutex<PendingLogins>,
+}
+
+/// The pending logins by id, with the same ids ordered by creation time, so that expiry and
+/// the eviction of the oldest (spec/vault.md §7.3) cost only what they remove: a KE1 never
+/// walks every pending login (which, near the cap, cost more than the KE1's cryptography).
+struct PendingLogins<T = PendingLogin> {
+    by_id: BTreeMap<RequestId, (u64, T)>,
+    by_time: BTreeSet<(u64, RequestId)>,
+}
+
+impl<T> Default for PendingLogins<T> {
+    fn default() -> Self {
+        Self { by_id: BTreeMap::new(), by_time: BTreeSet::new() }
+    }
+}
+
+impl<T> PendingLogins<T> {
+    /// Drop the logins older than [`PENDING_LOGIN_TTL_SECS`] at `now`.
+    fn expire(&mut self, now: u64) {
+        while let Some(&(created, id)) = self.by_time.first() {
+            if now.saturating_sub(created) <= PENDING_LOGIN_TTL_SECS {
+                break;
+            }
+            self.by_time.pop_first();
+            self.by_id.remove(&id);
+        }
+    }
+
+    /// Keep `login`, created at `now`, under `id`: expired logins are dropped first, then
+    /// the oldest beyond [`PENDING_LOGIN_MAX`].
+    fn insert(&mut self, id: RequestId, login: T, now: u64) {
+        self.expire(now);
+        while self.by_id.len() >= PENDING_LOGIN_MAX {
+            let Some((_, oldest)) = self.by_time.pop_first() else { break };
+            self.by_id.remove(&oldest);
+        }
+        self.by_time.insert((now, id));
+        if let Some((old, _)) = self.by_id.insert(id, (now, login)) {
+            self.by_time.remove(&(old, id));
+        }
+    }
+
+    /// Take the login `id` out, if it is pending and not expired at `now`.
+    fn take(&mut self, id: &RequestId, now: u64) -> Option<T> {
+        self.expire(now);
+        let (created, login) = self.by_id.remove(id)?;
+        self.by_time.remove(&(created, *id));
+        Some(login)
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
 }
 
 impl core::fmt::Debug for VaultServer {
@@ -134,7 +186,7 @@ impl VaultServer {
             context: opaque_context(fleet_id),
             fleet_id: fleet_id.to_owned(),
             setup,
-            pending: Mutex::new(BTreeMap::new()),
+            pending: Mutex::new(PendingLogins::default()),
         }
     }
 
@@ -209,11 +261,12 @@ impl VaultServer {
                     }
                     _ => None,
                 };
-                let pending = {
-                    let mut map = self.pending.lock().expect("pending-login lock");
-                    expire(&mut map, now);
-                    map.remove(&login).ok_or(Error::VaultLoginUnknown)?
-                };
+                let pending = self
+                    .pending
+                    .lock()
+                    .expect("pending-login lock")
+                    .take(&login, now)
+                    .ok_or(Error::VaultLoginUnknown)?;
                 // The pending login is consumed whether or not the KE3 verifies.
                 pending.login.finish(ke3, self.params()).map_err(|_| Error::VaultLoginFailed)?;
                 let PendingLogin { record, generation, wrapped_key, .. } = pending;
@@ -264,10 +317,6 @@ impl VaultServer {
 
 fn check_wrapped(wrapped: &[u8]) -> Result<()> {
     if wrapped.len() == WRAPPED_KEY_LEN { Ok(()) } else { Err(Error::VaultWrappedKeyInvalid) }
-}
-
-fn expire(map: &mut BTreeMap<RequestId, PendingLogin>, now: u64) {
-    map.retain(|_, p| now.saturating_sub(p.created) <= PENDING_LOGIN_TTL_SECS);
 }
 
 impl Proposal {
@@ -329,20 +378,8 @@ impl Proposal {
                     generation,
                     login: start.state,
                     wrapped_key: wrapped_key.unwrap_or(fake),
-                    created: now,
                 };
-                {
-                    let mut map = server.pending.lock().expect("pending-login lock");
-                    expire(&mut map, now);
-                    while map.len() >= PENDING_LOGIN_MAX {
-                        let oldest = map.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| *k);
-                        match oldest {
-                            Some(k) => map.remove(&k),
-                            None => break,
-                        };
-                    }
-                    map.insert(request_id, pending);
-                }
+                server.pending.lock().expect("pending-login lock").insert(request_id, pending, now);
                 VaultResponse::RecoverStart {
                     login: request_id.to_vec(),
                     ke2: start.message.serialize().to_vec(),
@@ -357,5 +394,40 @@ impl Proposal {
             _ => return Err(Error::CborSchema),
         };
         Ok(cbor::to_vec(&response))
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    fn id(n: u32) -> RequestId {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+
+    /// spec/vault.md §7.3: a pending login lives [`PENDING_LOGIN_TTL_SECS`], is taken once,
+    /// and at the cap the oldest goes first (of equally old ones, the smallest id).
+    #[test]
+    fn pending_logins_expire_are_taken_once_and_the_oldest_goes_at_the_cap() {
+        let mut p = PendingLogins::<u32>::default();
+        p.insert(id(1), 1, 100);
+        p.insert(id(2), 2, 100 + PENDING_LOGIN_TTL_SECS);
+        assert_eq!(p.take(&id(1), 100 + PENDING_LOGIN_TTL_SECS), Some(1));
+        assert_eq!(p.take(&id(1), 100 + PENDING_LOGIN_TTL_SECS), None, "taken once");
+        p.insert(id(3), 3, 100);
+        assert_eq!(p.take(&id(3), 101 + PENDING_LOGIN_TTL_SECS), None, "expired");
+        assert_eq!((p.len(), p.by_time.len()), (1, 1));
+        let mut p = PendingLogins::<u32>::default();
+        let cap = PENDING_LOGIN_MAX as u32;
+        for n in 0..cap {
+            p.insert(id(n), n, 1_000 + u64::from(n % 7));
+        }
+        p.insert(id(cap), cap, 1_000 + 6);
+        assert_eq!((p.len(), p.by_time.len()), (PENDING_LOGIN_MAX, PENDING_LOGIN_MAX));
+        assert_eq!(p.take(&id(0), 1_006), None, "the oldest, smallest id, was dropped");
+        assert_eq!(p.take(&id(7), 1_006), Some(7), "an equally old one with a larger id stays");
+        assert_eq!(p.take(&id(cap), 1_006), Some(cap));
     }
 }

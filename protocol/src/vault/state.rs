@@ -248,25 +248,56 @@ pub struct RecordStatus {
     pub remaining: u32,
 }
 
-/// One record id's entry (spec/vault.md §5.1). Secrets are zeroized when dropped, so
-/// replacing or removing an entry destroys them.
+/// One record id's entry (spec/vault.md §5.1), 24 bytes: an unregistered or locked entry
+/// holds only its counter and generation, and a registration's secrets sit behind one box,
+/// so a forged guess against an unknown id costs the map's key and these 24 bytes
+/// (spec/vault.md §5.3, BENCHMARKS.md "Forged guesses"). Secrets are zeroized when dropped,
+/// so replacing or removing an entry destroys them.
 #[derive(Clone)]
 enum Entry {
-    Active {
-        registration: Option<Zeroizing<Vec<u8>>>,
-        wrapped_key: Option<Zeroizing<Vec<u8>>>,
-        remaining: u32,
-        generation: u64,
-    },
-    Locked {
-        generation: u64,
-    },
+    Registered { secrets: Box<Secrets>, remaining: u32, generation: u64 },
+    Unregistered { remaining: u32, generation: u64 },
+    Locked { generation: u64 },
+}
+
+/// A registration's stored OPAQUE record and wrapped key (spec/vault.md §5.1).
+#[derive(Clone)]
+struct Secrets {
+    registration: Zeroizing<[u8; STORED_REGISTRATION_LEN]>,
+    wrapped_key: Zeroizing<[u8; WRAPPED_KEY_LEN]>,
+}
+
+impl Secrets {
+    /// `None` unless both have their lengths (spec/vault.md §4).
+    fn new(registration: &[u8], wrapped_key: &[u8]) -> Option<Box<Self>> {
+        Some(Box::new(Secrets {
+            registration: Zeroizing::new(registration.try_into().ok()?),
+            wrapped_key: Zeroizing::new(wrapped_key.try_into().ok()?),
+        }))
+    }
 }
 
 impl Entry {
     fn generation(&self) -> u64 {
         match self {
-            Entry::Active { generation, .. } | Entry::Locked { generation } => *generation,
+            Entry::Registered { generation, .. }
+            | Entry::Unregistered { generation, .. }
+            | Entry::Locked { generation } => *generation,
+        }
+    }
+
+    /// Guesses left (0 when locked).
+    fn remaining(&self) -> u32 {
+        match self {
+            Entry::Registered { remaining, .. } | Entry::Unregistered { remaining, .. } => *remaining,
+            Entry::Locked { .. } => 0,
+        }
+    }
+
+    fn secrets(&self) -> Option<&Secrets> {
+        match self {
+            Entry::Registered { secrets, .. } => Some(secrets),
+            _ => None,
         }
     }
 }
@@ -288,7 +319,7 @@ pub struct VaultStateMachine {
     guess_limit: u32,
     phase: Phase,
     max_time: u64,
-    records: BTreeMap<Vec<u8>, Entry>,
+    records: BTreeMap<Box<[u8]>, Entry>,
     seen: BTreeMap<[u8; REQUEST_ID_LEN], u64>,
     /// The same ids ordered by time, so pruning costs only what it removes.
     seen_by_time: BTreeSet<(u64, [u8; REQUEST_ID_LEN])>,
@@ -340,18 +371,13 @@ impl VaultStateMachine {
 
     /// The state of one record id.
     pub fn status(&self, record: &[u8]) -> RecordStatus {
-        match self.records.get(record) {
-            None => RecordStatus { state: RecordState::Absent, remaining: 0 },
-            Some(Entry::Locked { .. }) => RecordStatus { state: RecordState::Locked, remaining: 0 },
-            Some(Entry::Active { registration, remaining, .. }) => RecordStatus {
-                state: if registration.is_some() {
-                    RecordState::Registered
-                } else {
-                    RecordState::Unregistered
-                },
-                remaining: *remaining,
-            },
-        }
+        let state = match self.records.get(record) {
+            None => RecordState::Absent,
+            Some(Entry::Locked { .. }) => RecordState::Locked,
+            Some(Entry::Unregistered { .. }) => RecordState::Unregistered,
+            Some(Entry::Registered { .. }) => RecordState::Registered,
+        };
+        RecordStatus { state, remaining: self.records.get(record).map_or(0, Entry::remaining) }
     }
 
     /// Apply a decoded command (spec/vault.md §8.2 steps A1–A4).
@@ -404,25 +430,16 @@ impl VaultStateMachine {
     fn export(&self) -> Vec<ExportedRecord> {
         self.records
             .iter()
-            .map(|(id, e)| match e {
-                Entry::Active { registration, wrapped_key, remaining, .. } => ExportedRecord {
-                    id: id.clone(),
-                    state: if registration.is_some() {
-                        ExportedState::Registered
-                    } else {
-                        ExportedState::Unregistered
-                    },
-                    registration: registration.as_ref().map(|r| r.to_vec()),
-                    wrapped_key: wrapped_key.as_ref().map(|w| w.to_vec()),
-                    remaining: *remaining,
+            .map(|(id, e)| ExportedRecord {
+                id: id.to_vec(),
+                state: match e {
+                    Entry::Registered { .. } => ExportedState::Registered,
+                    Entry::Unregistered { .. } => ExportedState::Unregistered,
+                    Entry::Locked { .. } => ExportedState::Locked,
                 },
-                Entry::Locked { .. } => ExportedRecord {
-                    id: id.clone(),
-                    state: ExportedState::Locked,
-                    registration: None,
-                    wrapped_key: None,
-                    remaining: 0,
-                },
+                registration: e.secrets().map(|s| s.registration.to_vec()),
+                wrapped_key: e.secrets().map(|s| s.wrapped_key.to_vec()),
+                remaining: e.remaining(),
             })
             .collect()
     }
@@ -450,84 +467,73 @@ impl VaultStateMachine {
             VaultCommand::Register { record, registration, wrapped_key, .. } => {
                 check_wrapped(wrapped_key)?;
                 check_registration(registration)?;
-                let generation = match self.records.get(record) {
-                    Some(Entry::Active { registration: Some(_), .. }) => {
-                        return Err(Error::VaultRecordExists);
-                    }
+                let generation = match self.records.get(record.as_slice()) {
+                    Some(Entry::Registered { .. }) => return Err(Error::VaultRecordExists),
                     Some(e) => e.generation() + 1,
                     None => 1,
                 };
+                let secrets = Secrets::new(registration, wrapped_key).ok_or(Error::VaultMessageInvalid)?;
                 self.records.insert(
-                    record.clone(),
-                    Entry::Active {
-                        registration: Some(Zeroizing::new(registration.clone())),
-                        wrapped_key: Some(Zeroizing::new(wrapped_key.clone())),
-                        remaining: limit,
-                        generation,
-                    },
+                    record.as_slice().into(),
+                    Entry::Registered { secrets, remaining: limit, generation },
                 );
                 Ok(VaultOutput::Registered { remaining: limit })
             }
             VaultCommand::AttemptStart { record, .. } => {
-                let entry = self.records.entry(record.clone()).or_insert(Entry::Active {
-                    registration: None,
-                    wrapped_key: None,
-                    remaining: limit,
-                    generation: 0,
-                });
-                let Entry::Active { registration, wrapped_key, remaining, generation } = entry else {
-                    return Err(Error::VaultRecordLocked);
+                // spec/vault.md §5.3: an unknown id gets a counter like any record.
+                let entry = self
+                    .records
+                    .entry(record.as_slice().into())
+                    .or_insert(Entry::Unregistered { remaining: limit, generation: 0 });
+                let (remaining, generation) = match entry {
+                    Entry::Registered { remaining, generation, .. }
+                    | Entry::Unregistered { remaining, generation } => (remaining, *generation),
+                    Entry::Locked { .. } => return Err(Error::VaultRecordLocked),
                 };
-                // Invariant: an Active entry has remaining >= 1.
+                // Invariant: a registered or unregistered entry has remaining >= 1.
                 *remaining -= 1;
+                let remaining = *remaining;
                 let out = VaultOutput::Attempt {
-                    registration: registration.as_ref().map(|r| r.to_vec()),
-                    wrapped_key: wrapped_key.as_ref().map(|w| w.to_vec()),
-                    remaining: *remaining,
-                    generation: *generation,
+                    registration: entry.secrets().map(|s| s.registration.to_vec()),
+                    wrapped_key: entry.secrets().map(|s| s.wrapped_key.to_vec()),
+                    remaining,
+                    generation,
                 };
-                if *remaining == 0 {
+                if remaining == 0 {
                     // The last allowed guess: destroy now (dropping zeroizes).
-                    let generation = *generation;
                     *entry = Entry::Locked { generation };
                 }
                 Ok(out)
             }
-            VaultCommand::AttemptSuccess { record, generation, .. } => match self.records.get_mut(record) {
-                Some(Entry::Active { registration: Some(_), remaining, generation: g, .. })
-                    if *g == *generation =>
-                {
-                    *remaining = limit;
-                    Ok(VaultOutput::Released { remaining: limit })
+            VaultCommand::AttemptSuccess { record, generation, .. } => {
+                match self.records.get_mut(record.as_slice()) {
+                    Some(Entry::Registered { remaining, generation: g, .. }) if *g == *generation => {
+                        *remaining = limit;
+                        Ok(VaultOutput::Released { remaining: limit })
+                    }
+                    _ => Ok(VaultOutput::Released { remaining: 0 }),
                 }
-                _ => Ok(VaultOutput::Released { remaining: 0 }),
-            },
+            }
             VaultCommand::Rekey { record, generation, registration, wrapped_key, .. } => {
                 check_wrapped(wrapped_key)?;
                 check_registration(registration)?;
-                match self.records.get(record) {
-                    Some(Entry::Active { registration: Some(_), generation: g, .. }) if *g == *generation => {
-                    }
+                match self.records.get(record.as_slice()) {
+                    Some(Entry::Registered { generation: g, .. }) if *g == *generation => {}
                     _ => return Err(Error::VaultRecordChanged),
                 }
+                let secrets = Secrets::new(registration, wrapped_key).ok_or(Error::VaultMessageInvalid)?;
                 self.records.insert(
-                    record.clone(),
-                    Entry::Active {
-                        registration: Some(Zeroizing::new(registration.clone())),
-                        wrapped_key: Some(Zeroizing::new(wrapped_key.clone())),
-                        remaining: limit,
-                        generation: generation + 1,
-                    },
+                    record.as_slice().into(),
+                    Entry::Registered { secrets, remaining: limit, generation: generation + 1 },
                 );
                 Ok(VaultOutput::Rekeyed { remaining: limit })
             }
             VaultCommand::Delete { record, generation, .. } => {
-                match self.records.get(record) {
-                    Some(Entry::Active { registration: Some(_), generation: g, .. }) if *g == *generation => {
-                    }
+                match self.records.get(record.as_slice()) {
+                    Some(Entry::Registered { generation: g, .. }) if *g == *generation => {}
                     _ => return Err(Error::VaultRecordChanged),
                 }
-                self.records.remove(record);
+                self.records.remove(record.as_slice());
                 Ok(VaultOutput::Deleted)
             }
             VaultCommand::Retire { successor, .. } => {
@@ -540,14 +546,21 @@ impl VaultStateMachine {
                 for r in records {
                     let entry = match r.state {
                         ExportedState::Locked => Entry::Locked { generation: 0 },
-                        state => Entry::Active {
-                            registration: r.registration.clone().map(Zeroizing::new),
-                            wrapped_key: r.wrapped_key.clone().map(Zeroizing::new),
+                        ExportedState::Unregistered => {
+                            Entry::Unregistered { remaining: r.remaining, generation: 0 }
+                        }
+                        ExportedState::Registered => Entry::Registered {
+                            // check_records: a registered record has both, of their lengths.
+                            secrets: Secrets::new(
+                                r.registration.as_deref().unwrap_or_default(),
+                                r.wrapped_key.as_deref().unwrap_or_default(),
+                            )
+                            .ok_or(Error::RotationExportMismatch)?,
                             remaining: r.remaining,
-                            generation: u64::from(state == ExportedState::Registered),
+                            generation: 1,
                         },
                     };
-                    self.records.insert(r.id.clone(), entry);
+                    self.records.insert(r.id.as_slice().into(), entry);
                 }
                 self.phase = Phase::Open;
                 Ok(VaultOutput::Imported { records: records.len() as u64 })
@@ -572,31 +585,38 @@ fn check_wrapped(wrapped: &[u8]) -> Result<()> {
     if wrapped.len() == WRAPPED_KEY_LEN { Ok(()) } else { Err(Error::VaultWrappedKeyInvalid) }
 }
 
-/// spec/vault.md §8.4, `VaultSnapshot`.
+/// spec/vault.md §8.4, `VaultSnapshot`. Every struct here declares its fields in the
+/// deterministic order of their keys (spec/conventions.md §3.2), so a snapshot is written
+/// straight from the state ([`cbor::to_vec_in_declared_order`]) with the bytes
+/// [`cbor::to_vec`] would give: `R` and `S` are the records and request ids, borrowed
+/// iterators when written and vectors when read.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Snapshot {
+struct Snapshot<R, S> {
     v: u64,
-    guess_limit: u32,
+    seen: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     phase: Option<SnapshotPhase>,
+    records: R,
     max_time: u64,
-    records: Vec<SnapshotRecord>,
-    seen: Vec<SnapshotSeen>,
+    guess_limit: u32,
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SnapshotRecord {
+#[serde(
+    deny_unknown_fields,
+    bound(serialize = "B: serde_bytes::Serialize", deserialize = "B: serde_bytes::Deserialize<'de>")
+)]
+struct SnapshotRecord<B> {
     #[serde(with = "serde_bytes")]
-    id: Vec<u8>,
+    id: B,
     locked: bool,
-    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
-    registration: Option<Vec<u8>>,
-    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
-    wrapped_key: Option<Vec<u8>>,
     remaining: u32,
     generation: u64,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    wrapped_key: Option<B>,
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    registration: Option<B>,
 }
 
 /// spec/vault.md §8.4 `phase` (absent: open).
@@ -605,18 +625,49 @@ struct SnapshotRecord {
 enum SnapshotPhase {
     AwaitingImport,
     Retired {
+        destroyed: bool,
         #[serde(with = "serde_bytes")]
         successor: Vec<u8>,
-        destroyed: bool,
     },
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SnapshotSeen {
+#[serde(
+    deny_unknown_fields,
+    bound(serialize = "B: serde_bytes::Serialize", deserialize = "B: serde_bytes::Deserialize<'de>")
+)]
+struct SnapshotSeen<B> {
     #[serde(with = "serde_bytes")]
-    id: Vec<u8>,
+    id: B,
     time: u64,
+}
+
+/// A snapshot as read: owned records and request ids.
+type SnapshotIn = Snapshot<Vec<SnapshotRecord<Vec<u8>>>, Vec<SnapshotSeen<Vec<u8>>>>;
+
+/// The records of a state, written one by one as [`SnapshotRecord`]s.
+struct RecordsOut<'a>(&'a BTreeMap<Box<[u8]>, Entry>);
+
+impl Serialize for RecordsOut<'_> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> core::result::Result<Z::Ok, Z::Error> {
+        z.collect_seq(self.0.iter().map(|(id, e)| SnapshotRecord::<&[u8]> {
+            id,
+            locked: matches!(e, Entry::Locked { .. }),
+            remaining: e.remaining(),
+            generation: e.generation(),
+            wrapped_key: e.secrets().map(|s| &s.wrapped_key[..]),
+            registration: e.secrets().map(|s| &s.registration[..]),
+        }))
+    }
+}
+
+/// The remembered request ids, written one by one as [`SnapshotSeen`]s.
+struct SeenOut<'a>(&'a BTreeMap<[u8; REQUEST_ID_LEN], u64>);
+
+impl Serialize for SeenOut<'_> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> core::result::Result<Z::Ok, Z::Error> {
+        z.collect_seq(self.0.iter().map(|(id, time)| SnapshotSeen::<&[u8]> { id, time: *time }))
+    }
 }
 
 fn error_output(e: Error) -> Vec<u8> {
@@ -642,29 +693,6 @@ impl StateMachine for VaultStateMachine {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let records = self
-            .records
-            .iter()
-            .map(|(id, e)| match e {
-                Entry::Active { registration, wrapped_key, remaining, generation } => SnapshotRecord {
-                    id: id.clone(),
-                    locked: false,
-                    registration: registration.as_ref().map(|r| r.to_vec()),
-                    wrapped_key: wrapped_key.as_ref().map(|w| w.to_vec()),
-                    remaining: *remaining,
-                    generation: *generation,
-                },
-                Entry::Locked { generation } => SnapshotRecord {
-                    id: id.clone(),
-                    locked: true,
-                    registration: None,
-                    wrapped_key: None,
-                    remaining: 0,
-                    generation: *generation,
-                },
-            })
-            .collect();
-        let seen = self.seen.iter().map(|(id, t)| SnapshotSeen { id: id.to_vec(), time: *t }).collect();
         let phase = match &self.phase {
             Phase::Open => None,
             Phase::AwaitingImport => Some(SnapshotPhase::AwaitingImport),
@@ -672,18 +700,18 @@ impl StateMachine for VaultStateMachine {
                 Some(SnapshotPhase::Retired { successor: successor.to_vec(), destroyed: *destroyed })
             }
         };
-        cbor::to_vec(&Snapshot {
+        cbor::to_vec_in_declared_order(&Snapshot {
             v: 1,
-            guess_limit: self.guess_limit,
+            seen: SeenOut(&self.seen),
             phase,
+            records: RecordsOut(&self.records),
             max_time: self.max_time,
-            records,
-            seen,
+            guess_limit: self.guess_limit,
         })
     }
 
     fn restore(snapshot: &[u8]) -> Result<Self> {
-        let s: Snapshot = cbor::from_slice(snapshot)?;
+        let s: SnapshotIn = cbor::from_slice(snapshot)?;
         if s.v != 1 || !(1..=100).contains(&s.guess_limit) {
             return Err(Error::CborSchema);
         }
@@ -698,26 +726,26 @@ impl StateMachine for VaultStateMachine {
         };
         sm.max_time = s.max_time;
         for r in s.records {
-            if r.id.len() > RECORD_ID_MAX || sm.records.contains_key(&r.id) {
+            if r.id.len() > RECORD_ID_MAX || sm.records.contains_key(r.id.as_slice()) {
                 return Err(Error::CborSchema);
             }
             let entry = if r.locked {
                 Entry::Locked { generation: r.generation }
             } else {
-                if r.remaining == 0
-                    || r.remaining > s.guess_limit
-                    || r.registration.is_some() != r.wrapped_key.is_some()
-                {
+                if r.remaining == 0 || r.remaining > s.guess_limit {
                     return Err(Error::CborSchema);
                 }
-                Entry::Active {
-                    registration: r.registration.map(Zeroizing::new),
-                    wrapped_key: r.wrapped_key.map(Zeroizing::new),
-                    remaining: r.remaining,
-                    generation: r.generation,
+                match (r.registration, r.wrapped_key) {
+                    (None, None) => Entry::Unregistered { remaining: r.remaining, generation: r.generation },
+                    (Some(registration), Some(wrapped_key)) => Entry::Registered {
+                        secrets: Secrets::new(&registration, &wrapped_key).ok_or(Error::CborSchema)?,
+                        remaining: r.remaining,
+                        generation: r.generation,
+                    },
+                    _ => return Err(Error::CborSchema),
                 }
             };
-            sm.records.insert(r.id, entry);
+            sm.records.insert(r.id.into_boxed_slice(), entry);
         }
         for seen in s.seen {
             let id: [u8; REQUEST_ID_LEN] = seen.id.as_slice().try_into().map_err(|_| Error::CborSchema)?;
@@ -727,5 +755,59 @@ impl StateMachine for VaultStateMachine {
             sm.remember(id, seen.time);
         }
         Ok(sm)
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// spec/vault.md §5.3: an unregistered or locked entry is its key and 24 bytes; the
+    /// secrets of a registration are boxed, so they do not widen every entry.
+    #[test]
+    fn an_entry_is_24_bytes_and_holds_secrets_behind_a_box() {
+        assert_eq!(size_of::<super::Entry>(), 24);
+        assert_eq!(size_of::<Option<Box<super::Secrets>>>(), 8);
+    }
+}
+
+#[cfg(test)]
+mod snapshot_encoding {
+    use super::*;
+
+    fn command(n: u8, record: u8, kind: u8) -> VaultCommand {
+        let (request_id, time, record) = (vec![n; REQUEST_ID_LEN], 100 + u64::from(n), vec![record; 20]);
+        match kind {
+            0 => VaultCommand::Register {
+                request_id,
+                time,
+                record,
+                registration: vec![n; STORED_REGISTRATION_LEN],
+                wrapped_key: vec![n; WRAPPED_KEY_LEN],
+            },
+            _ => VaultCommand::AttemptStart { request_id, time, record },
+        }
+    }
+
+    /// spec/vault.md §8.4, spec/conventions.md §3.2: the snapshot written straight from the
+    /// state is the deterministic encoding of its structure, byte for byte, in every phase
+    /// and with every kind of entry (registered, unregistered, locked).
+    #[test]
+    fn a_snapshot_written_directly_is_its_deterministic_encoding() {
+        let mut sm = VaultStateMachine::new(2);
+        let commands =
+            [command(1, 1, 0), command(2, 1, 1), command(3, 2, 1), command(4, 3, 1), command(5, 3, 1)];
+        for c in &commands {
+            sm.apply_command(c).unwrap();
+        }
+        let kinds: Vec<RecordState> = [1, 2, 3].map(|r| sm.status(&[r; 20]).state).to_vec();
+        assert_eq!(kinds, [RecordState::Registered, RecordState::Unregistered, RecordState::Locked]);
+        let mut states = vec![sm.clone(), VaultStateMachine::awaiting_import(2)];
+        sm.phase = Phase::Retired { successor: [9; 32], destroyed: false };
+        states.push(sm);
+        for sm in states {
+            let bytes = sm.snapshot();
+            let owned: SnapshotIn = cbor::from_slice(&bytes).unwrap();
+            assert_eq!(cbor::to_vec(&owned), bytes);
+            assert_eq!(VaultStateMachine::restore(&bytes).unwrap().snapshot(), bytes);
+        }
     }
 }

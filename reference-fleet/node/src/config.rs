@@ -117,6 +117,14 @@ pub struct LimitsFile {
     /// (default 10; 0 turns the limit off).
     #[serde(default = "default_record_per_minute")]
     pub attempts_per_record_per_minute: u32,
+    /// Recovery attempts this node takes at once, every record id alike (default 500;
+    /// spec/node-api.md §6 point 3).
+    #[serde(default = "default_node_burst")]
+    pub attempts_per_node_burst: u32,
+    /// Recovery attempts this node takes per second after the burst, every id alike
+    /// (default 100; 0 turns the limit off).
+    #[serde(default = "default_node_per_second")]
+    pub attempts_per_node_per_second: u32,
     /// Requests per client address at once (default 200).
     #[serde(default = "default_client_burst")]
     pub requests_per_client_burst: u32,
@@ -124,6 +132,27 @@ pub struct LimitsFile {
     /// limit off).
     #[serde(default = "default_client_per_second")]
     pub requests_per_client_per_second: u32,
+}
+
+impl LimitsFile {
+    /// The rate limits of spec/node-api.md §6 these fields give.
+    fn rate_limits(self) -> crate::rate::RateLimits {
+        use crate::rate::{Rate, RateLimits};
+        RateLimits {
+            per_record: Rate {
+                burst: self.attempts_per_record_burst as f64,
+                per_second: self.attempts_per_record_per_minute as f64 / 60.0,
+            },
+            per_node: Rate {
+                burst: self.attempts_per_node_burst as f64,
+                per_second: self.attempts_per_node_per_second as f64,
+            },
+            per_client: Rate {
+                burst: self.requests_per_client_burst as f64,
+                per_second: self.requests_per_client_per_second as f64,
+            },
+        }
+    }
 }
 
 fn default_record_burst() -> u32 {
@@ -139,6 +168,14 @@ fn default_client_burst() -> u32 {
 }
 
 fn default_client_per_second() -> u32 {
+    100
+}
+
+fn default_node_burst() -> u32 {
+    500
+}
+
+fn default_node_per_second() -> u32 {
     100
 }
 
@@ -281,6 +318,9 @@ impl NodeConfig {
             if l.attempts_per_record_per_minute > 0 && l.attempts_per_record_burst == 0 {
                 return Err(err("limits.attempts_per_record_burst", "0 would refuse every attempt".into()));
             }
+            if l.attempts_per_node_per_second > 0 && l.attempts_per_node_burst == 0 {
+                return Err(err("limits.attempts_per_node_burst", "0 would refuse every attempt".into()));
+            }
             if l.requests_per_client_per_second > 0 && l.requests_per_client_burst == 0 {
                 return Err(err("limits.requests_per_client_burst", "0 would refuse every request".into()));
             }
@@ -387,20 +427,7 @@ impl NodeConfig {
 
     /// The rate limits of spec/node-api.md §6 (`[limits]`).
     pub fn rate_limits(&self) -> crate::rate::RateLimits {
-        use crate::rate::{Rate, RateLimits};
-        match self.raw.limits {
-            None => RateLimits::default(),
-            Some(l) => RateLimits {
-                per_record: Rate {
-                    burst: l.attempts_per_record_burst as f64,
-                    per_second: l.attempts_per_record_per_minute as f64 / 60.0,
-                },
-                per_client: Rate {
-                    burst: l.requests_per_client_burst as f64,
-                    per_second: l.requests_per_client_per_second as f64,
-                },
-            },
-        }
+        self.raw.limits.map_or_else(Default::default, LimitsFile::rate_limits)
     }
 
     /// The listeners' TLS configuration (`[tls]`), checked when the file was loaded.
@@ -515,5 +542,34 @@ mod tests {
         let e = NodeConfig::parse(Path::new("n.toml"), "id = \"a\"\n", 0).unwrap_err();
         assert_eq!(e.field, "data_dir", "{e}");
         assert_eq!(e.code(), "node.config.invalid");
+    }
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+
+    /// spec/node-api.md §6: a burst of 0 under a rate would refuse everything, so it is
+    /// refused by name; the node's limit of point 3 reaches the service.
+    #[test]
+    fn a_zero_burst_is_named_and_the_node_limit_is_read() {
+        let base =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/node-1.toml"))
+                .unwrap();
+        let fields = "max_connections = 10\nmax_connections_per_client = 2\nheader_timeout_ms = 5000\n";
+        for field in ["attempts_per_record_burst", "attempts_per_node_burst", "requests_per_client_burst"] {
+            let text = format!("{base}\n[limits]\n{fields}{field} = 0\n");
+            let e = NodeConfig::parse(Path::new("n.toml"), &text, 0).unwrap_err();
+            assert_eq!(e.field, format!("limits.{field}"), "{e}");
+        }
+        let text = format!("{fields}attempts_per_node_burst = 7\nattempts_per_node_per_second = 3\n");
+        let file: LimitsFile = toml::from_str(&text).unwrap();
+        assert_eq!(file.rate_limits().per_node, crate::rate::Rate { burst: 7.0, per_second: 3.0 });
+        let file: LimitsFile = toml::from_str(fields).unwrap();
+        assert_eq!(
+            file.rate_limits(),
+            crate::rate::RateLimits::default(),
+            "the defaults of a [limits] without rates"
+        );
     }
 }

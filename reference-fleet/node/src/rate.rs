@@ -1,5 +1,5 @@
-//! spec/node-api.md §6: the node's rate limits, token buckets keyed by client address and
-//! by record id. A bucket holds up to `burst` tokens and gains `per_second` tokens each
+//! spec/node-api.md §6: the node's rate limits, token buckets keyed by client address, by
+//! record id, and one for the node's attempts whatever their id. A bucket holds up to `burst` tokens and gains `per_second` tokens each
 //! second; a request takes one or is refused. The map forgets full buckets when it grows,
 //! so an attacker cycling through ids or addresses cannot grow it without bound.
 
@@ -64,21 +64,25 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
-/// The node's two limits (`[limits]` of `node.toml`).
+/// The node's three limits (`[limits]` of `node.toml`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimits {
     /// Recovery attempts per record id, on this node.
     pub per_record: Rate,
+    /// Recovery attempts on this node, every id alike (spec/node-api.md §6 point 3).
+    pub per_node: Rate,
     /// `POST /v1/session` per client address, on this node.
     pub per_client: Rate,
 }
 
 impl Default for RateLimits {
     /// As many attempts at once per record as the default guess limit (10), then one more
-    /// every 6 s; 200 requests at once per address and 100 a second.
+    /// every 6 s; 500 attempts at once per node and 100 a second; 200 requests at once per
+    /// address and 100 a second.
     fn default() -> Self {
         RateLimits {
             per_record: Rate { burst: 10.0, per_second: 1.0 / 6.0 },
+            per_node: Rate { burst: 500.0, per_second: 100.0 },
             per_client: Rate { burst: 200.0, per_second: 100.0 },
         }
     }
@@ -86,7 +90,8 @@ impl Default for RateLimits {
 
 impl RateLimits {
     /// No limits (benchmarks).
-    pub const OFF: RateLimits = RateLimits { per_record: Rate::OFF, per_client: Rate::OFF };
+    pub const OFF: RateLimits =
+        RateLimits { per_record: Rate::OFF, per_node: Rate::OFF, per_client: Rate::OFF };
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub struct NodeService<L> {
     metrics: Arc<NodeMetrics>,
     health: Option<Arc<dyn Fn() -> Readiness + Send + Sync>>,
     per_record: Limiter<Vec<u8>>,
+    per_node: Limiter<()>,
     per_client: Limiter<std::net::IpAddr>,
 }
 
@@ -84,6 +85,7 @@ impl<L: CommandLog> NodeService<L> {
             metrics: Arc::new(NodeMetrics::new()),
             health: None,
             per_record: Limiter::new(RateLimits::OFF.per_record),
+            per_node: Limiter::new(RateLimits::OFF.per_node),
             per_client: Limiter::new(RateLimits::OFF.per_client),
         }
     }
@@ -92,6 +94,7 @@ impl<L: CommandLog> NodeService<L> {
     /// applies its `[limits]` (defaults [`RateLimits::default`]).
     pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
         self.per_record = Limiter::new(limits.per_record);
+        self.per_node = Limiter::new(limits.per_node);
         self.per_client = Limiter::new(limits.per_client);
         self
     }
@@ -134,10 +137,12 @@ impl<L: CommandLog> NodeService<L> {
             }
             Begun::Commit(pending) => {
                 let started = std::time::Instant::now();
-                // spec/node-api.md §6 point 2: an attempt over its record's rate is refused
-                // before anything is committed.
+                // spec/node-api.md §6 points 2 and 3: an attempt over its record's rate, or
+                // over the node's rate for every id alike, is refused before anything is
+                // committed. The node's bucket never looks at the vault (spec/vault.md §5.3).
                 if let Some(record) = pending.attempt_record()
-                    && self.per_record.take(&record.to_vec(), started).is_err()
+                    && (self.per_record.take(&record.to_vec(), started).is_err()
+                        || self.per_node.take(&(), started).is_err())
                 {
                     self.metrics.request("rate_limited");
                     tracing::warn!(node = %self.info.node_id, "refused request: vault.attempt.rate_limited");
@@ -337,6 +342,7 @@ mod tests {
     use crate::replication::Unavailable;
     use bkv_client::clock::{Clock, FixedClock};
     use bkv_protocol::session::{self, SessionSecretKey, SessionServer, SessionTarget};
+    use bkv_protocol::vault::state::{RecordState, RecordStatus, VaultQuery};
     use bkv_protocol::vault::{RegistrationClient, VaultServer, VaultServerSetup};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -485,6 +491,66 @@ mod tests {
         }
     }
 
+    /// A one-node service with rate limits `limits` on a [`MemLog`], and a client of it.
+    struct Limited {
+        svc: NodeService<MemLog>,
+        target: SessionTarget,
+        ctx: bkv_protocol::vault::VaultContext,
+        rng: ChaCha20Rng,
+    }
+
+    impl Limited {
+        fn new(seed: u64, limits: RateLimits) -> Self {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let (hsm, target, info) = test_node(&mut rng);
+            let ctx = bkv_protocol::vault::VaultContext {
+                fleet_id: "f".into(),
+                opaque_server_key: hsm.opaque_public_key(),
+                ksf: bkv_protocol::vault::KsfParams::TEST,
+            };
+            let svc = NodeService::new(hsm.clone(), MemLog(hsm), info, vec![]).with_rate_limits(limits);
+            Limited { svc, target, ctx, rng }
+        }
+
+        async fn call(&mut self, body: Vec<u8>) -> bkv_protocol::Result<Vec<u8>> {
+            let now = SystemClock.now();
+            let (sealed, wait) = session::seal_request(&mut self.rng, &self.target, now, &body).unwrap();
+            wait.open(&self.svc.handle(&sealed, now).await)
+        }
+
+        /// Register `record` with code 123456.
+        async fn register(&mut self, record: [u8; 32]) {
+            use bkv_protocol::vault::BackupKey;
+            let (body, rc) = RegistrationClient::start(&mut self.rng, &record, b"123456").unwrap();
+            let resp = self.call(body).await.unwrap();
+            let (body, wait) = rc
+                .finish(&mut self.rng, &self.ctx, &BackupKey::from_bytes([3; 32]), &resp)
+                .unwrap()
+                .into_request();
+            let resp = self.call(body).await.unwrap();
+            assert_eq!(wait.finish(&resp).unwrap(), 10);
+        }
+
+        /// What the vault holds for `record` (spec/vault.md §8.3).
+        fn status(&self, record: [u8; 32]) -> RecordStatus {
+            let query = cbor::to_vec(&VaultQuery::Record { record: record.to_vec() });
+            cbor::from_slice(&self.svc.hsm.query(&query)).unwrap()
+        }
+
+        /// One wrong guess against `record`: the count it reports, or the sealed refusal.
+        async fn guess(&mut self, record: [u8; 32]) -> bkv_protocol::Result<u32> {
+            use bkv_protocol::vault::{ClientAction, RecoveryClient};
+            let (body, rc) = RecoveryClient::start(&mut self.rng, &record, b"000000").unwrap();
+            let resp = self.call(body).await?;
+            let ke2 = rc.receive(&resp)?;
+            let n = ke2.remaining();
+            assert!(
+                ke2.finish(&mut ChaCha20Rng::seed_from_u64(1), &self.ctx, ClientAction::Recover).is_err()
+            );
+            Ok(n)
+        }
+    }
+
     /// spec/node-api.md §6 point 2: with a burst of 2 attempts per record and one more a
     /// second, the third attempt at once is refused with the sealed
     /// `vault.attempt.rate_limited` and counted nowhere: the next attempt, a second later,
@@ -492,49 +558,53 @@ mod tests {
     #[tokio::test]
     async fn attempts_over_the_record_rate_are_refused_uncounted() {
         use crate::rate::{Rate, RateLimits};
-        use bkv_protocol::vault::{BackupKey, ClientAction, KsfParams, RecoveryClient, VaultContext};
-        let mut rng = ChaCha20Rng::seed_from_u64(11);
-        let (hsm, target, info) = test_node(&mut rng);
-        let ctx = VaultContext {
-            fleet_id: "f".into(),
-            opaque_server_key: hsm.opaque_public_key(),
-            ksf: KsfParams::TEST,
-        };
-        let log = MemLog(hsm.clone());
-        let svc = NodeService::new(hsm, log, info, vec![]).with_rate_limits(RateLimits {
-            per_record: Rate { burst: 2.0, per_second: 1.0 },
-            per_client: Rate::OFF,
-        });
-        let call = |body: Vec<u8>, rng: &mut ChaCha20Rng| {
-            let now = SystemClock.now();
-            let (sealed, wait) = session::seal_request(rng, &target, now, &body).unwrap();
-            let svc = &svc;
-            async move { wait.open(&svc.handle(&sealed, now).await) }
-        };
+        let mut node = Limited::new(
+            11,
+            RateLimits {
+                per_record: Rate { burst: 2.0, per_second: 1.0 },
+                per_node: Rate::OFF,
+                per_client: Rate::OFF,
+            },
+        );
         for record in [[1u8; 32], [2u8; 32]] {
-            let (body, rc) = RegistrationClient::start(&mut rng, &record, b"123456").unwrap();
-            let resp = call(body, &mut rng).await.unwrap();
-            let (body, wait) =
-                rc.finish(&mut rng, &ctx, &BackupKey::from_bytes([3; 32]), &resp).unwrap().into_request();
-            assert_eq!(wait.finish(&call(body, &mut rng).await.unwrap()).unwrap(), 10);
+            node.register(record).await;
         }
-        let ctx = &ctx;
-        let guess = |record: [u8; 32], rng: &mut ChaCha20Rng| {
-            let (body, rc) = RecoveryClient::start(rng, &record, b"000000").unwrap();
-            let answer = call(body, rng);
-            async move {
-                let resp = answer.await?;
-                let ke2 = rc.receive(&resp)?;
-                let n = ke2.remaining();
-                assert!(ke2.finish(&mut ChaCha20Rng::seed_from_u64(1), ctx, ClientAction::Recover).is_err());
-                Ok::<u32, bkv_protocol::Error>(n)
-            }
-        };
-        assert_eq!(guess([1; 32], &mut rng).await, Ok(9));
-        assert_eq!(guess([1; 32], &mut rng).await, Ok(8));
-        assert_eq!(guess([1; 32], &mut rng).await, Err(bkv_protocol::Error::VaultAttemptRateLimited));
-        assert_eq!(guess([2; 32], &mut rng).await, Ok(9), "another record has its own bucket");
+        assert_eq!(node.guess([1; 32]).await, Ok(9));
+        assert_eq!(node.guess([1; 32]).await, Ok(8));
+        assert_eq!(node.guess([1; 32]).await, Err(bkv_protocol::Error::VaultAttemptRateLimited));
+        assert_eq!(node.guess([2; 32]).await, Ok(9), "another record has its own bucket");
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        assert_eq!(guess([1; 32], &mut rng).await, Ok(7), "the refused attempt was not counted");
+        assert_eq!(node.guess([1; 32]).await, Ok(7), "the refused attempt was not counted");
+    }
+
+    /// spec/node-api.md §6 point 3, spec/vault.md §5.3 and §5.5: one bucket serves every
+    /// id. With a burst of 3 attempts per node, a registered id and two unknown ones use it
+    /// up, and then the next attempt is refused the same way whether its id is registered
+    /// or unknown, and counted nowhere; a second later one more attempt is admitted.
+    #[tokio::test]
+    async fn attempts_over_the_node_rate_are_refused_alike_for_every_id() {
+        use crate::rate::{Rate, RateLimits};
+        let mut node = Limited::new(
+            12,
+            RateLimits {
+                per_record: Rate::OFF,
+                per_node: Rate { burst: 3.0, per_second: 1.0 },
+                per_client: Rate::OFF,
+            },
+        );
+        node.register([1; 32]).await;
+        assert_eq!(node.guess([1; 32]).await, Ok(9), "registration takes no attempt token");
+        assert_eq!(node.guess([5; 32]).await, Ok(9));
+        assert_eq!(node.guess([6; 32]).await, Ok(9));
+        let refused = Err(bkv_protocol::Error::VaultAttemptRateLimited);
+        assert_eq!(node.guess([1; 32]).await, refused, "registered id");
+        assert_eq!(node.guess([7; 32]).await, refused, "unknown id");
+        assert_eq!(node.guess([5; 32]).await, refused, "unregistered id");
+        assert_eq!(node.status([7; 32]).state, RecordState::Absent, "the refusal created nothing");
+        assert_eq!(node.status([5; 32]).remaining, 9, "nor counted anything");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(node.guess([7; 32]).await, Ok(9), "one token back after a second");
+        assert_eq!(node.guess([1; 32]).await, refused);
+        assert_eq!(node.status([1; 32]).remaining, 9);
     }
 }

@@ -93,6 +93,12 @@ impl Client {
         Self { rng: ChaCha20Rng::seed_from_u64(seed), target: node.target(), ctx: node.context(), now: NOW }
     }
 
+    /// A sealed `recover_start` (KE1) for `record` with `code`, ready for `Node::serve`.
+    pub fn sealed_guess(&mut self, record: &[u8], code: &[u8]) -> Vec<u8> {
+        let (body, _) = RecoveryClient::start(&mut self.rng, record, code).unwrap();
+        session::seal_request(&mut self.rng, &self.target, self.now, &body).unwrap().0
+    }
+
     /// Seal `body`, let `node` serve it, open the answer.
     pub fn call(&mut self, node: &mut Node, body: &[u8]) -> Result<Vec<u8>> {
         let (req, wait) = session::seal_request(&mut self.rng, &self.target, self.now, body)?;

@@ -15,6 +15,7 @@ pub mod fleet_ceremony;
 pub mod fleet_rotate;
 pub mod fleet_status;
 pub mod fleet_up;
+pub mod forged_bench;
 pub mod log;
 pub mod log_bench;
 pub mod node;
@@ -169,6 +170,9 @@ pub enum BenchCommand {
     /// Durable appends per second to the audit log service over HTTP vs its storage alone,
     /// in the same run.
     Log(log_bench::LogBenchArgs),
+    /// Memory and disk per node after forged guesses against ids never registered
+    /// (most seeded directly through the state machine, the rest through the log).
+    Forged(forged_bench::ForgedBenchArgs),
 }
 
 /// Print a benchmark's results: the envelope with `--json`, else a table; each with its
@@ -231,6 +235,7 @@ impl Command {
             Command::Bench(BenchCommand::Replication(a)) => a.json = json,
             Command::Bench(BenchCommand::Recovery(a)) => a.json = json,
             Command::Bench(BenchCommand::Scale(a)) => a.json = json,
+            Command::Bench(BenchCommand::Forged(a)) => a.json = json,
             Command::Bench(BenchCommand::Log(a)) => a.json = json,
             Command::Tls(c) => c.set_json(json),
             Command::Operator(operator::OperatorCommand::Countersign(a)) => a.json = json,
@@ -401,6 +406,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Bench(BenchCommand::Replication(a)) => replication_bench::run(a).await,
         Command::Bench(BenchCommand::Recovery(a)) => recovery_bench::run(a).await,
         Command::Bench(BenchCommand::Scale(a)) => scale_bench::run(a).await,
+        Command::Bench(BenchCommand::Forged(a)) => forged_bench::run(a).await,
         Command::Bench(BenchCommand::Log(a)) => log_bench::run(a).await,
         Command::Tls(cmd) => tls::run(cmd),
         Command::Signer(cmd) => signer::run_signer(cmd, json).await,

@@ -107,7 +107,7 @@ pub async fn run(a: RecoveryBenchArgs) -> Result<ExitCode> {
                 .map_err(|source| Error::Read { path: config.clone(), source })?;
             text.push_str(
                 "\n[limits]\nmax_connections = 4096\nmax_connections_per_client = 4096\nheader_timeout_ms = 5000\n\
-                 attempts_per_record_per_minute = 0\nrequests_per_client_per_second = 0\n",
+                 attempts_per_record_per_minute = 0\nattempts_per_node_per_second = 0\nrequests_per_client_per_second = 0\n",
             );
             crate::error::write_file(&config, text.as_bytes())?;
         }

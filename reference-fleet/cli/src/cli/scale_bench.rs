@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use bkv_node::replication::raft::bench::Scratch;
-use bkv_node::replication::raft::scale::{ScaleRow, measure, table};
+use bkv_node::replication::raft::scale::{measure, table};
 
 /// Arguments of `bkv bench scale`.
 #[derive(Debug, Args)]
@@ -41,23 +41,46 @@ pub async fn run(a: ScaleBenchArgs) -> Result<ExitCode> {
             "--nodes must be at least 3, --clients, --secs and every --records count at least 1".into(),
         ));
     }
-    let scratch = Scratch::given_or_temp(a.dir.as_deref(), "bkv-bench-scale");
-    let root = scratch.0.clone();
-    let steps = super::output::Steps::new(a.json);
-    let mut rows: Vec<ScaleRow> = Vec::new();
-    for (i, &records) in a.records.iter().enumerate() {
-        let dir = root.join(format!("size{i}"));
-        let row = measure(records, a.nodes, a.clients, a.secs, &dir, &|s: &str| steps.step(s))
+    let (nodes, clients, secs) = (a.nodes, a.clients, a.secs);
+    let rows =
+        measure_rows(&a.records, a.dir.as_deref(), "scale", "records", a.json, async |records, dir, step| {
+            measure(records, nodes, clients, secs, dir, step).await
+        })
+        .await?;
+    print_rows(&rows, a.json, table);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Measure each of `counts` in its own scratch directory (under `dir` or a fresh temporary
+/// one), with a progress line, as `bench <name>`; a failure is `bench.failed` naming the
+/// count of `unit`.
+pub(crate) async fn measure_rows<R>(
+    counts: &[u64],
+    dir: Option<&std::path::Path>,
+    name: &str,
+    unit: &str,
+    json: bool,
+    measure: impl AsyncFn(u64, &std::path::Path, &dyn Fn(&str)) -> std::result::Result<R, String>,
+) -> Result<Vec<R>> {
+    let scratch = Scratch::given_or_temp(dir, &format!("bkv-bench-{name}"));
+    let steps = super::output::Steps::new(json);
+    let mut rows = Vec::new();
+    for (i, &count) in counts.iter().enumerate() {
+        let dir = scratch.0.join(format!("count{i}"));
+        let row = measure(count, &dir, &|s: &str| steps.step(s))
             .await
-            .map_err(|e| Error::Bench(format!("bench scale at {records} records: {e}")))?;
+            .map_err(|e| Error::Bench(format!("bench {name} at {count} {unit}: {e}")))?;
         rows.push(row);
         let _ = std::fs::remove_dir_all(&dir);
     }
-    drop(steps);
-    if a.json {
+    Ok(rows)
+}
+
+/// Print `rows`: the `--json` envelope, or `table`.
+pub(crate) fn print_rows<R: serde::Serialize>(rows: &[R], json: bool, table: fn(&[R]) -> String) {
+    if json {
         super::contract::Envelope::success(serde_json::json!({ "rows": rows })).print();
     } else {
-        print!("{}", table(&rows));
+        print!("{}", table(rows));
     }
-    Ok(ExitCode::SUCCESS)
 }

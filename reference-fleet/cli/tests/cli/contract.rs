@@ -534,6 +534,11 @@ fn f9_f13_every_subcommand_by_the_contract() {
     let scale = ["--records", "200", "--nodes", "3", "--clients", "2", "--secs", "1", "--dir"];
     c.ok("bkv bench scale", &[&scale[..], &[&p("bench-s")]].concat());
     c.fails("bkv bench scale", &["--nodes", "2"], 2, "cli.usage");
+    let forged = ["--guesses", "300", "--live", "100", "--nodes", "3", "--clients", "4", "--dir"];
+    let rows = c.ok("bkv bench forged", &[&forged[..], &[&p("bench-f")]].concat());
+    assert_eq!(rows["rows"][0]["guesses"], 300, "{rows}");
+    assert_eq!(rows["rows"][0]["errors"], 0, "{rows}");
+    c.fails("bkv bench forged", &["--guesses", "10", "--rate", "0"], 2, "cli.usage");
     c.ok("bkv bench log", &["--clients", "2", "--secs", "1", "--dir", &p("bench-l")]);
     c.fails("bkv bench log", &["--clients", "0"], 2, "cli.usage");
     let demo = c.ok("bkv demo", &["--nodes", "1", "--insecure-test-ksf", "--dir", &p("demo")]);

@@ -128,6 +128,24 @@ pub async fn drive<L: CommandLog + Clone>(
     summarize(label, lat, errors, start.elapsed())
 }
 
+/// What one client task of a bench gives back: its latencies, its errors and its wall time.
+pub type ClientRun = (Vec<Duration>, u64, Duration);
+
+/// Join the client tasks of a bench and [`summarize`] them together.
+pub async fn summarize_clients(
+    label: &str,
+    tasks: Vec<tokio::task::JoinHandle<ClientRun>>,
+) -> Result<BenchResult, String> {
+    let (mut lat, mut errors, mut elapsed) = (Vec::new(), 0, Duration::ZERO);
+    for t in tasks {
+        let (l, e, d) = t.await.map_err(|e| e.to_string())?;
+        lat.extend(l);
+        errors += e;
+        elapsed = elapsed.max(d);
+    }
+    Ok(summarize(label, lat, errors, elapsed))
+}
+
 /// The figures of one measurement from the latencies of its acknowledged operations.
 pub fn summarize(label: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -> BenchResult {
     let secs = elapsed.as_secs_f64();
@@ -332,6 +350,14 @@ impl<S: StateMachine> BenchFleet<S> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The leader's id, which is its place in [`Self::nodes`] while all run, once the fleet
+    /// has settled on one (see [`Self::settle`]; a node stalled by a snapshot may have
+    /// started an election).
+    pub async fn leader(&self) -> Result<usize, String> {
+        self.settle().await?;
+        Ok(self.nodes[0].raft().metrics().borrow().current_leader.ok_or("no leader")? as usize)
     }
 
     /// Stop every node.

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod forged;
 pub mod guess_counter;
 pub mod net;
 pub mod scale;

@@ -27,7 +27,7 @@ use bkv_protocol::vault::state::{VaultCommand, VaultOutput, VaultStateMachine};
 use bkv_protocol::vault::{STORED_REGISTRATION_LEN, WRAPPED_KEY_LEN};
 
 use super::Timing;
-use super::bench::{BenchFleet, summarize};
+use super::bench::{BenchFleet, summarize_clients};
 use crate::replication::CommandLog;
 
 /// The guess limit of the measured fleet.
@@ -112,7 +112,7 @@ pub fn resident_bytes() -> u64 {
 }
 
 /// splitmix64: the measuring clients' record picks (deterministic per client).
-fn next(state: &mut u64) -> u64 {
+pub fn next(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -136,7 +136,7 @@ async fn recover<L: CommandLog>(log: &L, record: Vec<u8>, id: u64, time: u64) ->
 
 /// Wait until `position()` (an applied, snapshot or purged index) reaches `index` (at
 /// most `within`); the time it took.
-async fn until_reached(
+pub async fn until_reached(
     position: impl Fn() -> Option<u64>,
     index: u64,
     within: Duration,
@@ -200,16 +200,9 @@ pub async fn measure(
             (lat, errors, started.elapsed())
         }));
     }
-    let (mut lat, mut errors, mut elapsed) = (Vec::new(), 0, Duration::ZERO);
-    for t in tasks {
-        let (l, e, d) = t.await.map_err(|e| e.to_string())?;
-        lat.extend(l);
-        errors += e;
-        elapsed = elapsed.max(d);
-    }
-    let recoveries = summarize("recoveries", lat, errors, elapsed);
+    let recoveries = summarize_clients("recoveries", tasks).await?;
 
-    let leader = fleet.nodes[0].raft().metrics().borrow().current_leader.ok_or("no leader")? as usize;
+    let leader = fleet.leader().await?;
     // The size of the state's snapshot bytes (not kept: at 1 M records they are 370 MB).
     let (applied, snapshot_bytes) = {
         let (applied, state) = fleet.nodes[leader].local_state();

@@ -347,11 +347,14 @@ pub(crate) struct Applied<S> {
     pub(crate) membership: StoredMembership<NodeId, openraft::BasicNode>,
 }
 
+/// A stored snapshot: read as owned bytes, written from borrowed ones (the state's bytes
+/// are not copied once more to be stored).
 #[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
+#[serde(bound(serialize = "D: serde_bytes::Serialize", deserialize = "D: serde_bytes::Deserialize<'de>"))]
+struct StoredSnapshot<D = Vec<u8>> {
     meta: SnapshotMeta<NodeId, openraft::BasicNode>,
     #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
+    data: D,
 }
 
 /// The state-machine store: an in-memory [`StateMachine`] plus its durable snapshot.
@@ -385,7 +388,7 @@ fn read_snapshot(db: &Database) -> Result<Option<StoredSnapshot>, SErr> {
     }
 }
 
-fn write_snapshot(db: &Database, s: &StoredSnapshot) -> Result<(), SErr> {
+fn write_snapshot(db: &Database, s: &StoredSnapshot<&[u8]>) -> Result<(), SErr> {
     let mut txn = db.begin_write().map_err(|e| StorageIOError::write_snapshot(None, &e))?;
     txn.set_durability(Durability::Immediate).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
     {
@@ -414,8 +417,7 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
             None => format!("none-{}", self.seq),
         };
         let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data: data.clone() };
-        write_snapshot(&self.db, &stored)?;
+        write_snapshot(&self.db, &StoredSnapshot { meta: meta.clone(), data: data.as_slice() })?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             last_index = ?meta.last_log_id.map(|l| l.index),
@@ -481,7 +483,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
         a.sm.install(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         drop(a);
         let bytes = data.len();
-        write_snapshot(&self.db, &StoredSnapshot { meta: meta.clone(), data })?;
+        write_snapshot(&self.db, &StoredSnapshot { meta: meta.clone(), data: data.as_slice() })?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             last_index = ?meta.last_log_id.map(|l| l.index),
