@@ -371,13 +371,14 @@ impl VaultStateMachine {
 
     /// The state of one record id.
     pub fn status(&self, record: &[u8]) -> RecordStatus {
-        let state = match self.records.get(record) {
+        let entry = self.records.get(record);
+        let state = match entry {
             None => RecordState::Absent,
             Some(Entry::Locked { .. }) => RecordState::Locked,
             Some(Entry::Unregistered { .. }) => RecordState::Unregistered,
             Some(Entry::Registered { .. }) => RecordState::Registered,
         };
-        RecordStatus { state, remaining: self.records.get(record).map_or(0, Entry::remaining) }
+        RecordStatus { state, remaining: entry.map_or(0, Entry::remaining) }
     }
 
     /// Apply a decoded command (spec/vault.md §8.2 steps A1–A4).

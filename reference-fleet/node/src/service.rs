@@ -140,13 +140,19 @@ impl<L: CommandLog> NodeService<L> {
                 // spec/node-api.md §6 points 2 and 3: an attempt over its record's rate, or
                 // over the node's rate for every id alike, is refused before anything is
                 // committed. The node's bucket never looks at the vault (spec/vault.md §5.3).
-                if let Some(record) = pending.attempt_record()
-                    && (self.per_record.take(&record.to_vec(), started).is_err()
-                        || self.per_node.take(&(), started).is_err())
-                {
-                    self.metrics.request("rate_limited");
-                    tracing::warn!(node = %self.info.node_id, "refused request: vault.attempt.rate_limited");
-                    return pending.rate_limited(&mut OsRng);
+                if let Some(record) = pending.attempt_record() {
+                    let over = if self.per_record.take(&record.to_vec(), started).is_err() {
+                        Some("rate_limited")
+                    } else if self.per_node.take(&(), started).is_err() {
+                        Some("rate_limited_node")
+                    } else {
+                        None
+                    };
+                    if let Some(outcome) = over {
+                        self.metrics.request(outcome);
+                        tracing::warn!(node = %self.info.node_id, outcome, "refused request: vault.attempt.rate_limited");
+                        return pending.rate_limited(&mut OsRng);
+                    }
                 }
                 let committed = match self.log.propose(self.hsm.entry(&pending)).await {
                     Ok(out) => match AppliedOutput::decode(&out) {
@@ -601,6 +607,8 @@ mod tests {
         assert_eq!(node.guess([7; 32]).await, refused, "unknown id");
         assert_eq!(node.guess([5; 32]).await, refused, "unregistered id");
         assert_eq!(node.status([7; 32]).state, RecordState::Absent, "the refusal created nothing");
+        let kind = crate::metrics::Kind { kind: "rate_limited_node".into() };
+        assert_eq!(node.svc.metrics.requests.get_or_create(&kind).get(), 3, "counted as the node's refusals");
         assert_eq!(node.status([5; 32]).remaining, 9, "nor counted anything");
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         assert_eq!(node.guess([7; 32]).await, Ok(9), "one token back after a second");
