@@ -360,12 +360,46 @@ impl<S: StateMachine> BenchFleet<S> {
         Ok(self.nodes[0].raft().metrics().borrow().current_leader.ok_or("no leader")? as usize)
     }
 
+    /// Every node applies `applied`, then builds a snapshot at least that far (unless it
+    /// has one) and purges its log up to it; each wait at most `within`. A node is asked for
+    /// its snapshot only once it has applied `applied`, so that the snapshot reaches it.
+    pub async fn snapshot_and_purge(&self, applied: u64, within: Duration) -> Result<(), String> {
+        for n in &self.nodes {
+            let snapshot = || n.raft().metrics().borrow().snapshot.map(|l| l.index);
+            until_reached(|| n.status().last_applied, applied, within).await?;
+            if snapshot().unwrap_or(0) < applied {
+                n.raft().trigger().snapshot().await.map_err(|e| e.to_string())?;
+                until_reached(snapshot, applied, within).await?;
+            }
+            n.raft().trigger().purge_log(applied).await.map_err(|e| e.to_string())?;
+            until_reached(|| n.raft().metrics().borrow().purged.map(|p| p.index), applied, within).await?;
+        }
+        Ok(())
+    }
+
     /// Stop every node.
     pub async fn shutdown(self) {
         for n in self.nodes {
             n.shutdown().await;
         }
     }
+}
+
+/// Wait until `position()` (an applied, snapshot or purged index) reaches `index` (at
+/// most `within`); the time it took.
+pub async fn until_reached(
+    position: impl Fn() -> Option<u64>,
+    index: u64,
+    within: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    while position().unwrap_or(0) < index {
+        if started.elapsed() > within {
+            return Err(format!("index {index} not applied within {within:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(started.elapsed())
 }
 
 /// A scratch directory that is removed on drop.

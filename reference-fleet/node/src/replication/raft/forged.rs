@@ -28,7 +28,7 @@ use bkv_protocol::vault::state::{
 
 use super::Timing;
 use super::bench::{BenchFleet, summarize_clients};
-use super::scale::{next, resident_bytes, until_reached};
+use super::scale::{next, resident_bytes};
 use crate::replication::CommandLog;
 
 /// The guess limit of the measured fleet.
@@ -178,13 +178,7 @@ pub async fn measure(
     step(&format!("{guesses} forged guesses: every node snapshots and purges its log..."));
     let leader = fleet.leader().await?;
     let applied = fleet.nodes[leader].status().last_applied.unwrap_or(0);
-    for n in &fleet.nodes {
-        until_reached(|| n.status().last_applied, applied, within).await?;
-        n.raft().trigger().snapshot().await.map_err(|e| e.to_string())?;
-        until_reached(|| n.raft().metrics().borrow().snapshot.map(|l| l.index), applied, within).await?;
-        n.raft().trigger().purge_log(applied).await.map_err(|e| e.to_string())?;
-        until_reached(|| n.raft().metrics().borrow().purged.map(|p| p.index), applied, within).await?;
-    }
+    fleet.snapshot_and_purge(applied, within).await?;
     let snapshot_bytes = fleet.nodes[leader].local_state().1.len() as u64;
     let disk_bytes_per_node = (0..nodes).map(|i| dir_bytes(&fleet.node_dir(i))).max().unwrap_or(0);
     let rss_after_snapshot_mib_per_node = mib_per_node(resident_bytes());

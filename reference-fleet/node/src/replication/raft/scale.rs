@@ -27,7 +27,7 @@ use bkv_protocol::vault::state::{VaultCommand, VaultOutput, VaultStateMachine};
 use bkv_protocol::vault::{STORED_REGISTRATION_LEN, WRAPPED_KEY_LEN};
 
 use super::Timing;
-use super::bench::{BenchFleet, summarize_clients};
+use super::bench::{BenchFleet, summarize_clients, until_reached};
 use crate::replication::CommandLog;
 
 /// The guess limit of the measured fleet.
@@ -134,23 +134,6 @@ async fn recover<L: CommandLog>(log: &L, record: Vec<u8>, id: u64, time: u64) ->
     matches!(VaultOutput::decode(&out), Ok(VaultOutput::Released { remaining: LIMIT }))
 }
 
-/// Wait until `position()` (an applied, snapshot or purged index) reaches `index` (at
-/// most `within`); the time it took.
-pub async fn until_reached(
-    position: impl Fn() -> Option<u64>,
-    index: u64,
-    within: Duration,
-) -> Result<Duration, String> {
-    let started = Instant::now();
-    while position().unwrap_or(0) < index {
-        if started.elapsed() > within {
-            return Err(format!("index {index} not applied within {within:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(started.elapsed())
-}
-
 /// Measure one size: `records` seeded records on `nodes` nodes in `dir`, `clients`
 /// recovering for `secs`. `step` hears what is being done.
 pub async fn measure(
@@ -215,18 +198,10 @@ pub async fn measure(
         |n: &super::RaftNode<VaultStateMachine>| n.raft().metrics().borrow().snapshot.map(|l| l.index);
     until_reached(|| snapshot_of(&fleet.nodes[leader]), applied, within).await?;
     let snapshot_secs = started.elapsed().as_secs_f64();
-    for (i, n) in fleet.nodes.iter().enumerate() {
-        if i != leader {
-            n.raft().trigger().snapshot().await.map_err(|e| e.to_string())?;
-            until_reached(|| snapshot_of(n), applied, within).await?;
-        }
-    }
     // No node keeps an entry a wiped node could replay: whichever node leads, a wiped node
     // must take a snapshot.
-    for n in &fleet.nodes {
-        n.raft().trigger().purge_log(applied).await.map_err(|e| e.to_string())?;
-        until_reached(|| n.raft().metrics().borrow().purged.map(|p| p.index), applied, within).await?;
-    }
+    step(&format!("{records} records: every node snapshots and purges its log..."));
+    fleet.snapshot_and_purge(applied, within).await?;
 
     let followers: Vec<usize> = (0..nodes).filter(|i| *i != leader).collect();
     let (restarted, wiped) = (followers[0], followers[followers.len() - 1]);
