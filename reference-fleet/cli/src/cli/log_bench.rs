@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::error::{Error, Result};
-use bkv_node::replication::raft::bench::{BenchResult, Scratch, summarize};
+use bkv_node::replication::raft::bench::{BenchResult, Scratch, summarize, summarize_clients};
 use bkv_protocol::audit_log::LogEntry;
 use bkv_protocol::crypto::Ed25519Signer;
 use bkv_third_party::log_server::{self, AdminToken, LogService};
@@ -99,17 +99,12 @@ pub async fn run(a: LogBenchArgs) -> Result<ExitCode> {
                 }
                 seq += 1;
             }
-            (lat, errors)
+            (lat, errors, start.elapsed())
         }));
     }
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, e) = t.await.map_err(|e| Error::Bench(format!("a bench client failed: {e}")))?;
-        lat.extend(l);
-        errors += e;
-    }
-    let service =
-        summarize(&format!("log service, {} HTTP clients", a.clients), lat, errors, start.elapsed());
+    let service = summarize_clients(&format!("log service, {} HTTP clients", a.clients), tasks)
+        .await
+        .map_err(|e| Error::Bench(format!("a bench client failed: {e}")))?;
     drop(admin);
     drop(steps);
     super::print_bench(&[base, service], a.json);

@@ -16,7 +16,7 @@ use rand_core::{OsRng, RngCore};
 use crate::error::{Error, Result};
 use crate::fleet::{FleetConfig, LocalFleet, OperatorKeys};
 use bkv_client::{FleetClient, Persisted, Recovery};
-use bkv_node::replication::raft::bench::{BenchResult, Scratch, summarize};
+use bkv_node::replication::raft::bench::{BenchResult, Scratch, summarize_clients};
 
 const FLEET: &str = "bench.bkv.example/vault";
 const CODE: &[u8] = b"482913";
@@ -178,17 +178,13 @@ async fn drive(label: &str, fleet: &LocalFleet, clients: usize, duration: Durati
                         _ => errors += 1,
                     }
                 }
-                (lat, errors)
+                (lat, errors, start.elapsed())
             })
         })
         .collect();
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, e) = t.await.map_err(|e| Error::Usage(format!("a bench client failed: {e}")))?;
-        lat.extend(l);
-        errors += e;
-    }
-    let result = summarize(label, lat, errors, start.elapsed());
+    let result = summarize_clients(label, tasks)
+        .await
+        .map_err(|e| Error::Bench(format!("a bench client failed: {e}")))?;
     // spec/hsm.md §4.4: HSM-state (NVRAM) writes per committed command, per node; each
     // recovery commits two commands (attempt_start, attempt_success). Nodes in other
     // processes are not counted here.
