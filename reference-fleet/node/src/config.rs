@@ -543,11 +543,6 @@ mod tests {
         assert_eq!(e.field, "data_dir", "{e}");
         assert_eq!(e.code(), "node.config.invalid");
     }
-}
-
-#[cfg(test)]
-mod limits_tests {
-    use super::*;
 
     /// spec/node-api.md §6: a burst of 0 under a rate would refuse everything, so it is
     /// refused by name; the node's limit of point 3 reaches the service.

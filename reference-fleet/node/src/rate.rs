@@ -1,7 +1,8 @@
 //! spec/node-api.md §6: the node's rate limits, token buckets keyed by client address, by
-//! record id, and one for the node's attempts whatever their id. A bucket holds up to `burst` tokens and gains `per_second` tokens each
-//! second; a request takes one or is refused. The map forgets full buckets when it grows,
-//! so an attacker cycling through ids or addresses cannot grow it without bound.
+//! record id, and one for the node's attempts whatever their id. A bucket holds up to
+//! `burst` tokens and gains `per_second` tokens each second; a request takes one or is
+//! refused. The map forgets full buckets when it grows, so an attacker cycling through ids
+//! or addresses cannot grow it without bound.
 
 use std::collections::HashMap;
 use std::hash::Hash;
